@@ -1,0 +1,5 @@
+// ES module entry: the same objects as the CommonJS entry.
+import cjs from "./index.js";
+
+export const { open, SqliteVfs, Database, SqliteError, createMemoryKv, DEFAULT_KV_LIMITS } = cjs;
+export default cjs;

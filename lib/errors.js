@@ -1,0 +1,42 @@
+"use strict";
+
+/**
+ * A failure reported by SQLite, or by the KV store while persisting.
+ * `code` is SQLite's extended result code name, e.g. "SQLITE_CONSTRAINT_UNIQUE".
+ * When the KV store failed, the KV's own error is kept as `cause`.
+ */
+class SqliteError extends Error {
+	constructor(message, code, options) {
+		super(message, options);
+		this.name = "SqliteError";
+		this.code = code;
+	}
+}
+
+/**
+ * Turns an error thrown by an engine into the error users see. Engines throw
+ * errors whose `code` is a SQLite result code name, "ERR_SQLITE_RANGE" (the
+ * parameters do not fit the statement) or "ERR_SQLITE_CLOSED".
+ */
+function fromEngine(error) {
+	if (error instanceof SqliteError || !(error instanceof Error)) return error;
+	const code = error.code;
+	if (typeof code === "string" && code.startsWith("SQLITE_")) {
+		return new SqliteError(error.message, code);
+	}
+	if (code === "ERR_SQLITE_RANGE") return new RangeError(error.message);
+	if (code === "ERR_SQLITE_CLOSED") return new Error(error.message);
+	return error;
+}
+
+/** The error for a KV call that failed: keeps the KV's error as `cause`. */
+function kvFailure(method, cause, code) {
+	const detail = cause instanceof Error ? cause.message : String(cause);
+	return new SqliteError(`KV ${method} failed: ${detail}`, code, { cause });
+}
+
+function corrupt(message) {
+	return new SqliteError(message, "SQLITE_CORRUPT");
+}
+
+module.exports = { SqliteError, fromEngine, kvFailure, corrupt };

@@ -1,0 +1,108 @@
+"use strict";
+
+const { Database, mergeDelta } = require("./database");
+const { Persistence, resolveLimits } = require("./persist");
+const { TAG_JOURNAL } = require("./format");
+const { fromEngine } = require("./errors");
+const { createEngine } = require("./engines");
+
+const KV_METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
+
+// KV stores that have an open database: two databases on one KV would each
+// believe they own it, and overwrite each other's pages.
+const kvInUse = new WeakSet();
+
+function checkArguments(fileName, kv, options) {
+	if (typeof fileName !== "string") throw new TypeError(`fileName must be a string, got ${typeof fileName}`);
+	if (fileName.includes("\0")) throw new TypeError("fileName must not contain NUL characters");
+	if (kv === null || typeof kv !== "object") throw new TypeError("kv must be an object with get, getBatch, put, putBatch and deleteBatch");
+	const missing = KV_METHODS.filter((name) => typeof kv[name] !== "function");
+	if (missing.length > 0) throw new TypeError(`kv is missing method(s): ${missing.join(", ")}`);
+	if (kv.onError !== undefined && typeof kv.onError !== "function") throw new TypeError("kv.onError must be a function");
+	if (options !== undefined && (options === null || typeof options !== "object")) {
+		throw new TypeError("options must be an object");
+	}
+}
+
+/**
+ * Opens the database `fileName` stored in `kv` (created empty if the KV holds
+ * none). Resolves to a Database once the whole file is loaded.
+ */
+async function open(fileName, kv, options = {}, onClose = undefined) {
+	checkArguments(fileName, kv, options);
+	const limits = resolveLimits(options.limits);
+	if (kvInUse.has(kv)) throw new Error(`This KV store already has an open database (opening "${fileName}")`);
+	kvInUse.add(kv);
+	let engine = null;
+	try {
+		engine = createEngine(options.backend);
+		const persistence = new Persistence(kv, limits);
+		const { mainSize, journalSize } = await persistence.load(engine);
+		engine.open(mainSize, journalSize);
+		if (journalSize !== null) {
+			// A hot journal (a commit interrupted midway) was rolled back on
+			// open: make the rolled-back pages durable, then drop the journal.
+			const delta = mergeDelta(null, engine.seal());
+			if (delta !== null) await persistence.write(delta);
+			engine.ack();
+			await persistence.removeFile(TAG_JOURNAL, journalSize);
+		}
+		return new Database(engine, persistence, fileName, async (db) => {
+			kvInUse.delete(kv);
+			await onClose?.(db);
+		});
+	} catch (error) {
+		kvInUse.delete(kv);
+		try {
+			engine?.close();
+		} catch {
+			// The open's own error is the one to report.
+		}
+		throw fromEngine(error);
+	}
+}
+
+/**
+ * The 2.2.1 entry point: `new SqliteVfs().open(fileName, kv)`. One instance
+ * refuses to open the same fileName twice; destroy() closes everything.
+ */
+class SqliteVfs {
+	#databases = new Map();
+	#destroyed = false;
+
+	async open(fileName, kv, options) {
+		if (this.#destroyed) throw new Error("SqliteVfs is closed");
+		if (this.#databases.has(fileName)) {
+			throw new Error(`SqliteVfs: fileName "${fileName}" is already open on this instance`);
+		}
+		this.#databases.set(fileName, null);
+		let db;
+		try {
+			db = await open(fileName, kv, options, () => {
+				if (this.#databases.get(fileName) === db) this.#databases.delete(fileName);
+			});
+		} catch (error) {
+			this.#databases.delete(fileName);
+			throw error;
+		}
+		this.#databases.set(fileName, db);
+		if (this.#destroyed) {
+			await db.close();
+			throw new Error("SqliteVfs is closed");
+		}
+		return db;
+	}
+
+	/** Closes every database opened through this instance; later opens reject. */
+	async destroy() {
+		this.#destroyed = true;
+		await Promise.allSettled([...this.#databases.values()].map((db) => db?.close()));
+	}
+
+	/** Alias of destroy(). */
+	close() {
+		return this.destroy();
+	}
+}
+
+module.exports = { open, SqliteVfs };

@@ -1,0 +1,66 @@
+"use strict";
+
+// Checks and normalises statement parameters before they reach an engine.
+// Engines receive either an array of values or an object keyed by parameter
+// name without its sigil, holding only: null, number, bigint (64-bit),
+// string and Uint8Array. Booleans become 1 and 0.
+
+const MIN_I64 = -(2n ** 63n);
+const MAX_I64 = 2n ** 63n - 1n;
+
+function normalizeValue(value, name) {
+	switch (typeof value) {
+		case "number":
+		case "string":
+			return value;
+		case "boolean":
+			return value ? 1 : 0;
+		case "bigint":
+			if (value < MIN_I64 || value > MAX_I64) {
+				throw new RangeError(`Parameter ${name}: BigInt ${value} does not fit in a signed 64-bit integer`);
+			}
+			return value;
+		case "object":
+			if (value === null) return null;
+			if (value instanceof Uint8Array) return value;
+			if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+				throw new TypeError(
+					`Parameter ${name}: ${value.constructor.name} cannot be bound; pass a Uint8Array or Buffer for a BLOB`,
+				);
+			}
+			throw new TypeError(`Parameter ${name}: ${value.constructor?.name ?? "object"} cannot be bound to SQL`);
+		default:
+			throw new TypeError(`Parameter ${name}: ${typeof value} cannot be bound to SQL`);
+	}
+}
+
+/**
+ * Returns `{ positional, named }` (at most one set) for the engine. Named
+ * keys may carry their sigil (":x", "@x", "$x") or not ("x").
+ */
+function normalizeParams(params) {
+	if (params === undefined || params === null) return { positional: null, named: null };
+	if (Array.isArray(params)) {
+		return { positional: params.map((value, i) => normalizeValue(value, `${i + 1}`)), named: null };
+	}
+	if (typeof params === "object" && !ArrayBuffer.isView(params)) {
+		const proto = Object.getPrototypeOf(params);
+		if (proto === Object.prototype || proto === null) {
+			const named = Object.create(null);
+			for (const key of Object.keys(params)) {
+				const bare = /^[:@$]/.test(key) ? key.slice(1) : key;
+				named[bare] = normalizeValue(params[key], `"${key}"`);
+			}
+			return { positional: null, named };
+		}
+	}
+	throw new TypeError("Parameters must be an array (positional) or a plain object (named)");
+}
+
+function checkSql(sql) {
+	if (typeof sql !== "string") throw new TypeError(`SQL must be a string, got ${typeof sql}`);
+	if (sql.includes("\0")) throw new TypeError("SQL must not contain NUL characters");
+	return sql;
+}
+
+module.exports = { normalizeParams, checkSql };

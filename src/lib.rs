@@ -1,0 +1,247 @@
+//! Native engine of `@rivetkit/sqlite-vfs`.
+//!
+//! JS sees one class, `NativeDatabase`: a SQLite database on a local file
+//! that reports, after each call, which 4 KiB chunks changed. Persisting them
+//! to the actor's KV is the JS layer's job (see `lib/persist.js`).
+//!
+//! Modules: `vfs` (the VFS shim), `tracker` (dirty chunks and before-images),
+//! `connection` (one database), `values` (parameters and cells), `errors`.
+
+#![deny(clippy::all)]
+
+mod connection;
+mod errors;
+mod tracker;
+mod values;
+mod vfs;
+
+use std::collections::HashMap;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use connection::{Database, Output};
+use errors::{code_name, EngineError};
+use values::{Cell, Param, Params};
+
+/// An engine error as a JS error whose `code` says what it is: SQLite's
+/// extended result code name, `ERR_SQLITE_RANGE` for parameters that do not
+/// fit, `ERR_SQLITE_CLOSED` after close. The JS layer turns these into
+/// `SqliteError`, `RangeError` and `Error`.
+fn to_js(error: EngineError) -> Error<String> {
+    match error {
+        EngineError::Sqlite { code, message } => Error::new(code_name(code), message),
+        EngineError::Range(message) => Error::new("ERR_SQLITE_RANGE".to_owned(), message),
+        EngineError::Closed => Error::new(
+            "ERR_SQLITE_CLOSED".to_owned(),
+            "The database is closed".to_owned(),
+        ),
+        EngineError::Io(error) => Error::new(
+            "SQLITE_IOERR".to_owned(),
+            format!("local file I/O failed: {error}"),
+        ),
+    }
+}
+
+fn napi_err(error: Error) -> Error<String> {
+    Error::new(error.status.as_ref().to_owned(), error.reason.clone())
+}
+
+/// A parameter value as JS hands it over (booleans were made 0/1 in JS).
+type JsParam = Either5<Null, f64, BigInt, String, Uint8Array>;
+
+fn param(value: JsParam) -> Result<Param, String> {
+    Ok(match value {
+        Either5::A(_) => Param::Null,
+        Either5::B(n) => Param::number(n),
+        Either5::C(big) => {
+            let (value, lossless) = big.get_i64();
+            if !lossless {
+                return Err(to_js(EngineError::Range(
+                    "BigInt parameter does not fit in 64 bits".into(),
+                )));
+            }
+            Param::Integer(value)
+        }
+        Either5::D(text) => Param::Text(text),
+        Either5::E(bytes) => Param::Blob(bytes.to_vec()),
+    })
+}
+
+/// Integers within ±(2^53 − 1) become numbers, others BigInt.
+fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
+    const MAX_SAFE: i64 = 9_007_199_254_740_991;
+    if (-MAX_SAFE..=MAX_SAFE).contains(&value) {
+        (value as f64).into_unknown(env)
+    } else {
+        BigInt::from(value).into_unknown(env)
+    }
+}
+
+fn output<'env>(env: &'env Env, out: Output) -> Result<Object<'env>> {
+    let mut sets = env.create_array(out.sets.len() as u32)?;
+    for (i, set) in out.sets.into_iter().enumerate() {
+        let mut rows = env.create_array(set.rows.len() as u32)?;
+        for (r, cells) in set.rows.into_iter().enumerate() {
+            let mut row = env.create_array(cells.len() as u32)?;
+            for (c, cell) in cells.into_iter().enumerate() {
+                let c = c as u32;
+                match cell {
+                    Cell::Null => row.set(c, Null)?,
+                    Cell::Integer(v) => row.set(c, integer(env, v)?)?,
+                    Cell::Real(v) => row.set(c, v)?,
+                    Cell::Text(v) => row.set(c, v)?,
+                    Cell::Blob(v) => row.set(c, Uint8ArraySlice::copy_from(env, v)?)?,
+                }
+            }
+            rows.set(r as u32, row)?;
+        }
+        let mut result = Object::new(env)?;
+        result.set("columns", set.columns)?;
+        result.set("rows", rows)?;
+        sets.set(i as u32, result)?;
+    }
+    let mut result = Object::new(env)?;
+    result.set("sets", sets)?;
+    result.set("changes", out.changes as f64)?;
+    result.set("lastInsertRowid", integer(env, out.last_insert_rowid)?)?;
+    Ok(result)
+}
+
+/// A SQLite database on a local temporary file, tracking its changed chunks.
+#[napi]
+pub struct NativeDatabase {
+    db: Database,
+}
+
+#[napi]
+impl NativeDatabase {
+    #[napi(constructor)]
+    pub fn new() -> Result<Self, String> {
+        Ok(NativeDatabase {
+            db: Database::new().map_err(to_js)?,
+        })
+    }
+
+    /// Writes chunks `firstIndex..` of file `tag` (0 main, 1 journal), as read
+    /// from the KV, into the local file. Only before `open`.
+    #[napi]
+    pub fn load_chunks(
+        &mut self,
+        tag: u32,
+        first_index: u32,
+        chunks: Vec<Option<Uint8Array>>,
+    ) -> Result<(), String> {
+        let slices: Vec<Option<&[u8]>> = chunks.iter().map(|c| c.as_deref()).collect();
+        self.db
+            .load_chunks(tag, first_index, &slices)
+            .map_err(to_js)
+    }
+
+    /// Opens SQLite once the files hold what the KV holds.
+    #[napi]
+    pub fn open(&mut self, main_size: f64, journal_size: Option<f64>) -> Result<(), String> {
+        self.db
+            .open(main_size as u64, journal_size.map(|s| s as u64))
+            .map_err(to_js)
+    }
+
+    /// Runs `sql`. Returns `{ sets: [{ columns, rows }], changes, lastInsertRowid }`.
+    #[napi(
+        ts_return_type = "{ sets: { columns: string[]; rows: unknown[][] }[]; changes: number; lastInsertRowid: number | bigint }"
+    )]
+    pub fn execute<'env>(
+        &self,
+        env: &'env Env,
+        sql: String,
+        positional: Option<Vec<JsParam>>,
+        named: Option<HashMap<String, JsParam>>,
+        collect: bool,
+    ) -> Result<Object<'env>, String> {
+        let params = match (positional, named) {
+            (Some(values), _) => Params::Positional(
+                values
+                    .into_iter()
+                    .map(param)
+                    .collect::<Result<_, String>>()?,
+            ),
+            (None, Some(values)) => Params::Named(
+                values
+                    .into_iter()
+                    .map(|(k, v)| Ok((k, param(v)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            (None, None) => Params::None,
+        };
+        let out = self.db.execute(&sql, &params, collect).map_err(to_js)?;
+        output(env, out).map_err(napi_err)
+    }
+
+    /// Whether no transaction is open.
+    #[napi]
+    pub fn is_autocommit(&self) -> Result<bool, String> {
+        self.db.is_autocommit().map_err(to_js)
+    }
+
+    /// The chunks changed since the last seal: `{ size, previousSize, chunks:
+    /// [[index, bytes], ...] }`, or null when nothing changed.
+    #[napi(
+        ts_return_type = "{ size: number; previousSize: number; chunks: [number, Uint8Array][] } | null"
+    )]
+    pub fn seal<'env>(&self, env: &'env Env) -> Result<Option<Object<'env>>, String> {
+        let delta = self.db.seal().map_err(to_js)?;
+        if delta.chunks.is_empty() && delta.size == delta.previous_size {
+            return Ok(None);
+        }
+        let build = || -> Result<Object<'env>> {
+            let mut chunks = env.create_array(delta.chunks.len() as u32)?;
+            for (i, (index, bytes)) in delta.chunks.iter().enumerate() {
+                let mut pair = env.create_array(2)?;
+                pair.set(0, *index)?;
+                pair.set(1, Uint8ArraySlice::copy_from(env, bytes)?)?;
+                chunks.set(i as u32, pair)?;
+            }
+            let mut result = Object::new(env)?;
+            result.set("size", delta.size as f64)?;
+            result.set("previousSize", delta.previous_size as f64)?;
+            result.set("chunks", chunks)?;
+            Ok(result)
+        };
+        build().map(Some).map_err(napi_err)
+    }
+
+    /// Everything sealed so far is durable in the KV.
+    #[napi]
+    pub fn ack(&self) -> Result<(), String> {
+        self.db.ack().map_err(to_js)
+    }
+
+    /// Returns to the last durable state (after a failed persist).
+    #[napi]
+    pub fn restore(&mut self) -> Result<(), String> {
+        self.db.restore().map_err(to_js)
+    }
+
+    /// The whole database file.
+    #[napi]
+    pub fn export(&self) -> Result<Uint8Array, String> {
+        self.db.export().map(Uint8Array::from).map_err(to_js)
+    }
+
+    /// The main file's size in bytes.
+    #[napi]
+    pub fn size(&self) -> Result<f64, String> {
+        self.db.size().map(|s| s as f64).map_err(to_js)
+    }
+
+    /// Closes SQLite and removes the temporary directory. Idempotent.
+    #[napi]
+    pub fn close(&mut self) -> Result<(), String> {
+        self.db.close().map_err(to_js)
+    }
+
+    #[napi(getter)]
+    pub fn closed(&self) -> bool {
+        self.db.is_closed()
+    }
+}

@@ -1,0 +1,141 @@
+//! Values crossing between JS and SQLite: parameters in, cells out.
+//!
+//! The JS layer has already checked the parameters' types (and turned
+//! booleans into 0/1); what is left here is matching them to a statement.
+
+use std::collections::HashMap;
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Row, Statement, ToSql};
+
+use crate::errors::EngineError;
+
+/// One parameter value.
+pub enum Param {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Param::Null => ValueRef::Null,
+            Param::Integer(i) => ValueRef::Integer(*i),
+            Param::Real(f) => ValueRef::Real(*f),
+            Param::Text(s) => ValueRef::Text(s.as_bytes()),
+            Param::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+impl Param {
+    /// A JS number: integral values within ±(2^53 − 1) bind as INTEGER, the
+    /// rest as REAL (as the 2.2.1 package did for 32-bit integers).
+    pub fn number(n: f64) -> Param {
+        const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+        if n.fract() == 0.0 && n.abs() <= MAX_SAFE {
+            Param::Integer(n as i64)
+        } else {
+            Param::Real(n)
+        }
+    }
+}
+
+/// The parameters of one call: by position (an array), by name (an object
+/// whose keys have their sigil removed), or none.
+pub enum Params {
+    None,
+    Positional(Vec<Param>),
+    Named(HashMap<String, Param>),
+}
+
+/// Binds `params` to every parameter of `stmt`.
+///
+/// A missing value is an error. With `exact` (a single-statement call), so
+/// is a positional value no parameter takes.
+pub fn bind_all(stmt: &mut Statement<'_>, params: &Params, exact: bool) -> Result<(), EngineError> {
+    let count = stmt.parameter_count();
+    match params {
+        Params::None => {
+            if count > 0 {
+                let name = stmt.parameter_name(1).unwrap_or("?1").to_owned();
+                return Err(EngineError::Range(format!(
+                    "Missing value for parameter {name}: the statement has {count} parameter(s) and none were given"
+                )));
+            }
+        }
+        Params::Positional(values) => {
+            // Positional values bind by index, to `?`, `?NNN` and named
+            // parameters alike (the 2.2.1 package bound arrays this way).
+            for index in 1..=count {
+                match values.get(index - 1) {
+                    Some(value) => stmt.raw_bind_parameter(index, value)?,
+                    None => {
+                        let name = stmt
+                            .parameter_name(index)
+                            .map_or_else(|| format!("?{index}"), str::to_owned);
+                        return Err(EngineError::Range(format!(
+                            "Missing value for parameter {name}: {} value(s) given, the statement needs {count}",
+                            values.len()
+                        )));
+                    }
+                }
+            }
+            if exact && values.len() > count {
+                return Err(EngineError::Range(format!(
+                    "Too many parameter values: {} given, the statement takes {count}",
+                    values.len()
+                )));
+            }
+        }
+        Params::Named(values) => {
+            for index in 1..=count {
+                let name = match stmt.parameter_name(index) {
+                    Some(name) if !name.starts_with('?') => name.to_owned(),
+                    _ => {
+                        return Err(EngineError::Range(format!(
+                            "Parameter ?{index} is positional: pass an array, not an object"
+                        )))
+                    }
+                };
+                match values.get(&name[1..]) {
+                    Some(value) => stmt.raw_bind_parameter(index, value)?,
+                    None => {
+                        return Err(EngineError::Range(format!(
+                            "Missing named parameter \"{name}\""
+                        )))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One result cell.
+pub enum Cell {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+pub fn read_row(row: &Row<'_>, column_count: usize) -> Result<Vec<Cell>, EngineError> {
+    let mut cells = Vec::with_capacity(column_count);
+    for i in 0..column_count {
+        cells.push(match row.get_ref(i)? {
+            ValueRef::Null => Cell::Null,
+            ValueRef::Integer(v) => Cell::Integer(v),
+            ValueRef::Real(v) => Cell::Real(v),
+            // TEXT keeps every byte, NUL included; bytes that are not UTF-8
+            // (only possible through casts) become U+FFFD.
+            ValueRef::Text(bytes) => Cell::Text(String::from_utf8_lossy(bytes).into_owned()),
+            ValueRef::Blob(bytes) => Cell::Blob(bytes.to_vec()),
+        });
+    }
+    Ok(cells)
+}

@@ -1,0 +1,531 @@
+//! The VFS shim: SQLite's default OS VFS, with three changes.
+//!
+//! 1. Writes and truncations of a registered main database file are reported
+//!    to that file's [`Tracker`] before they happen, so the engine knows which
+//!    4 KiB chunks changed since the last flush.
+//! 2. Only registered files (and their journals) can be opened, deleted or
+//!    probed. `ATTACH '/etc/passwd'`, `VACUUM INTO '/tmp/x'` and the like get
+//!    `SQLITE_CANTOPEN`: a statement can never reach a host file.
+//! 3. Files expose version 1 of the I/O methods: no shared memory and no
+//!    memory mapping, so every page SQLite changes passes through `xWrite`.
+//!    Extension loading (`xDlOpen`) always fails.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ptr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use rusqlite::ffi;
+
+use crate::tracker::Tracker;
+
+/// Name under which the shim is registered with SQLite.
+pub const VFS_NAME: &CStr = c"rivetkit-kv";
+
+type SharedTracker = Arc<Mutex<Tracker>>;
+
+/// Main database paths the shim may open, with their trackers.
+fn registry() -> MutexGuard<'static, HashMap<String, SharedTracker>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<String, SharedTracker>>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Allows SQLite to open `path` as a main database file, tracked by `tracker`.
+pub fn register_file(path: &str, tracker: SharedTracker) {
+    registry().insert(path.to_owned(), tracker);
+}
+
+pub fn unregister_file(path: &str) {
+    registry().remove(path);
+}
+
+/// Locks a tracker, ignoring poisoning (a panic never leaves it half-updated
+/// in a way that matters more than the error the caller already reported).
+pub fn lock(tracker: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
+    tracker
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether `path` is a registered main file or one of its sidecars.
+fn is_allowed(path: &str) -> bool {
+    let registry = registry();
+    if registry.contains_key(path) {
+        return true;
+    }
+    ["-journal", "-wal"].iter().any(|suffix| {
+        path.strip_suffix(suffix)
+            .is_some_and(|main| registry.contains_key(main))
+    })
+}
+
+/// Registers the shim once per process. Returns SQLite's result code.
+pub fn ensure_registered() -> c_int {
+    static RESULT: OnceLock<c_int> = OnceLock::new();
+    *RESULT.get_or_init(|| {
+        // SAFETY: sqlite3_initialize and sqlite3_vfs_find are thread-safe
+        // (SQLITE_THREADSAFE=1); a null name asks for the default VFS.
+        let inner = unsafe {
+            let rc = ffi::sqlite3_initialize();
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+            ffi::sqlite3_vfs_find(ptr::null())
+        };
+        if inner.is_null() {
+            return ffi::SQLITE_ERROR;
+        }
+        // SAFETY: `inner` is SQLite's default VFS, valid for the whole process.
+        let (inner_size, max_path) = unsafe { ((*inner).szOsFile, (*inner).mxPathname) };
+        let vfs = Box::new(ffi::sqlite3_vfs {
+            iVersion: 2,
+            szOsFile: (INNER_OFFSET as c_int) + inner_size,
+            mxPathname: max_path,
+            pNext: ptr::null_mut(),
+            zName: VFS_NAME.as_ptr(),
+            pAppData: inner.cast(),
+            xOpen: Some(x_open),
+            xDelete: Some(x_delete),
+            xAccess: Some(x_access),
+            xFullPathname: Some(x_full_pathname),
+            xDlOpen: Some(x_dl_open),
+            xDlError: Some(x_dl_error),
+            xDlSym: Some(x_dl_sym),
+            xDlClose: Some(x_dl_close),
+            xRandomness: Some(x_randomness),
+            xSleep: Some(x_sleep),
+            xCurrentTime: Some(x_current_time),
+            xGetLastError: Some(x_get_last_error),
+            xCurrentTimeInt64: Some(x_current_time_int64),
+            xSetSystemCall: None,
+            xGetSystemCall: None,
+            xNextSystemCall: None,
+        });
+        // The VFS object must outlive every connection: it is leaked on purpose.
+        let vfs = Box::leak(vfs);
+        // SAFETY: `vfs` is a fully initialised, never-freed sqlite3_vfs.
+        unsafe { ffi::sqlite3_vfs_register(vfs, 0) }
+    })
+}
+
+/// The file object SQLite allocates for us (`szOsFile` bytes). The inner OS
+/// VFS's own file object follows it at `INNER_OFFSET`.
+#[repr(C)]
+struct ShimFile {
+    base: ffi::sqlite3_file,
+    inner: *mut ffi::sqlite3_file,
+    tracker: Option<SharedTracker>,
+}
+
+const INNER_OFFSET: usize = std::mem::size_of::<ShimFile>().next_multiple_of(16);
+
+static IO_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 1,
+    xClose: Some(x_close),
+    xRead: Some(x_read),
+    xWrite: Some(x_write),
+    xTruncate: Some(x_truncate),
+    xSync: Some(x_sync),
+    xFileSize: Some(x_file_size),
+    xLock: Some(x_lock),
+    xUnlock: Some(x_unlock),
+    xCheckReservedLock: Some(x_check_reserved_lock),
+    xFileControl: Some(x_file_control),
+    xSectorSize: Some(x_sector_size),
+    xDeviceCharacteristics: Some(x_device_characteristics),
+    xShmMap: None,
+    xShmLock: None,
+    xShmBarrier: None,
+    xShmUnmap: None,
+    xFetch: None,
+    xUnfetch: None,
+};
+
+/// SAFETY (for callers): `vfs` must be the shim registered above.
+unsafe fn inner_vfs(vfs: *mut ffi::sqlite3_vfs) -> *mut ffi::sqlite3_vfs {
+    // SAFETY: pAppData was set to the default VFS at registration.
+    unsafe { (*vfs).pAppData.cast() }
+}
+
+/// SAFETY (for callers): `name` must be null or a NUL-terminated string.
+unsafe fn path_of<'a>(name: *const c_char) -> Option<&'a str> {
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, NUL-terminated per the caller's contract.
+    unsafe { CStr::from_ptr(name) }.to_str().ok()
+}
+
+unsafe extern "C" fn x_open(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: ffi::sqlite3_filename,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    let shim = file.cast::<ShimFile>();
+    // SAFETY: SQLite hands us szOsFile writable bytes at `file`; until
+    // pMethods is set, SQLite will not call xClose on it.
+    unsafe { (*shim).base.pMethods = ptr::null() };
+
+    // SAFETY: `name` is null (a temporary file) or a path from xFullPathname.
+    let path = unsafe { path_of(name) };
+    let tracker = match path {
+        None => None,
+        Some(path) if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 => match registry().get(path) {
+            Some(tracker) => Some(tracker.clone()),
+            None => return ffi::SQLITE_CANTOPEN,
+        },
+        Some(path) if is_allowed(path) => None,
+        Some(_) => return ffi::SQLITE_CANTOPEN,
+    };
+
+    // SAFETY: the inner file object lives inside the same allocation, at an
+    // offset accounted for in szOsFile, suitably aligned.
+    let inner_file = unsafe { file.cast::<u8>().add(INNER_OFFSET) }.cast::<ffi::sqlite3_file>();
+    // SAFETY: delegating to the default VFS with its own file object.
+    let rc = unsafe {
+        let inner = inner_vfs(vfs);
+        (*inner_file).pMethods = ptr::null();
+        match (*inner).xOpen {
+            Some(open) => open(inner, name, inner_file, flags, out_flags),
+            None => ffi::SQLITE_CANTOPEN,
+        }
+    };
+    if rc != ffi::SQLITE_OK {
+        // SAFETY: per the VFS contract, a non-null pMethods after a failed
+        // xOpen still needs xClose.
+        unsafe {
+            let methods = (*inner_file).pMethods;
+            if !methods.is_null() {
+                if let Some(close) = (*methods).xClose {
+                    close(inner_file);
+                }
+            }
+        }
+        return rc;
+    }
+    // SAFETY: the fields are uninitialised memory owned by SQLite; ptr::write
+    // avoids dropping garbage. x_close drops `tracker` again.
+    unsafe {
+        ptr::write(ptr::addr_of_mut!((*shim).inner), inner_file);
+        ptr::write(ptr::addr_of_mut!((*shim).tracker), tracker);
+        (*shim).base.pMethods = &IO_METHODS;
+    }
+    ffi::SQLITE_OK
+}
+
+/// SAFETY (for callers): `file` must be a ShimFile opened by x_open.
+unsafe fn parts<'a>(
+    file: *mut ffi::sqlite3_file,
+) -> (
+    *mut ffi::sqlite3_file,
+    &'a ffi::sqlite3_io_methods,
+    Option<&'a SharedTracker>,
+) {
+    // SAFETY: x_open initialised `inner` and `tracker`; the inner file's
+    // methods are valid while it is open.
+    unsafe {
+        let shim = file.cast::<ShimFile>();
+        let inner = (*shim).inner;
+        (inner, &*(*inner).pMethods, (*shim).tracker.as_ref())
+    }
+}
+
+unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: SQLite calls xClose once on a file x_open set up.
+    unsafe {
+        let (inner, methods, _) = parts(file);
+        let rc = methods.xClose.map_or(ffi::SQLITE_OK, |close| close(inner));
+        let shim = file.cast::<ShimFile>();
+        ptr::drop_in_place(ptr::addr_of_mut!((*shim).tracker));
+        rc
+    }
+}
+
+unsafe extern "C" fn x_read(
+    file: *mut ffi::sqlite3_file,
+    buf: *mut c_void,
+    amount: c_int,
+    offset: ffi::sqlite3_int64,
+) -> c_int {
+    // SAFETY: forwarding an open file's call to its inner file.
+    unsafe {
+        let (inner, methods, _) = parts(file);
+        methods.xRead.map_or(ffi::SQLITE_IOERR_READ, |read| {
+            read(inner, buf, amount, offset)
+        })
+    }
+}
+
+unsafe extern "C" fn x_write(
+    file: *mut ffi::sqlite3_file,
+    buf: *const c_void,
+    amount: c_int,
+    offset: ffi::sqlite3_int64,
+) -> c_int {
+    // SAFETY: forwarding an open file's call to its inner file.
+    let (inner, methods, tracker) = unsafe { parts(file) };
+    let (offset_u, amount_u) = (offset as u64, amount as u64);
+    let mut guard = tracker.map(|tracker| lock(tracker));
+    if let Some(tracker) = guard.as_mut() {
+        if tracker.before_write(offset_u, amount_u).is_err() {
+            return ffi::SQLITE_IOERR_WRITE;
+        }
+    }
+    // SAFETY: as above; `buf` holds `amount` bytes per SQLite's contract.
+    let rc = unsafe {
+        methods.xWrite.map_or(ffi::SQLITE_IOERR_WRITE, |write| {
+            write(inner, buf, amount, offset)
+        })
+    };
+    if rc == ffi::SQLITE_OK {
+        if let Some(tracker) = guard.as_mut() {
+            tracker.after_write(offset_u, amount_u);
+        }
+    }
+    rc
+}
+
+unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
+    // SAFETY: forwarding an open file's call to its inner file.
+    let (inner, methods, tracker) = unsafe { parts(file) };
+    let mut guard = tracker.map(|tracker| lock(tracker));
+    if let Some(tracker) = guard.as_mut() {
+        if tracker.before_truncate(size as u64).is_err() {
+            return ffi::SQLITE_IOERR_TRUNCATE;
+        }
+    }
+    // SAFETY: as above.
+    let rc = unsafe {
+        methods
+            .xTruncate
+            .map_or(ffi::SQLITE_IOERR_TRUNCATE, |truncate| truncate(inner, size))
+    };
+    if rc == ffi::SQLITE_OK {
+        if let Some(tracker) = guard.as_mut() {
+            tracker.after_truncate(size as u64);
+        }
+    }
+    rc
+}
+
+unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
+    // SAFETY: forwarding an open file's call to its inner file.
+    unsafe {
+        let (inner, methods, _) = parts(file);
+        methods
+            .xSync
+            .map_or(ffi::SQLITE_OK, |sync| sync(inner, flags))
+    }
+}
+
+unsafe extern "C" fn x_file_size(
+    file: *mut ffi::sqlite3_file,
+    size: *mut ffi::sqlite3_int64,
+) -> c_int {
+    // SAFETY: forwarding an open file's call to its inner file.
+    unsafe {
+        let (inner, methods, _) = parts(file);
+        methods
+            .xFileSize
+            .map_or(ffi::SQLITE_IOERR_FSTAT, |file_size| file_size(inner, size))
+    }
+}
+
+unsafe extern "C" fn x_lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    // SAFETY: forwarding an open file's call to its inner file.
+    unsafe {
+        let (inner, methods, _) = parts(file);
+        methods.xLock.map_or(ffi::SQLITE_OK, |f| f(inner, level))
+    }
+}
+
+unsafe extern "C" fn x_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    // SAFETY: forwarding an open file's call to its inner file.
+    unsafe {
+        let (inner, methods, _) = parts(file);
+        methods.xUnlock.map_or(ffi::SQLITE_OK, |f| f(inner, level))
+    }
+}
+
+unsafe extern "C" fn x_check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
+    // SAFETY: forwarding an open file's call to its inner file.
+    unsafe {
+        let (inner, methods, _) = parts(file);
+        methods
+            .xCheckReservedLock
+            .map_or(ffi::SQLITE_OK, |f| f(inner, out))
+    }
+}
+
+unsafe extern "C" fn x_file_control(
+    file: *mut ffi::sqlite3_file,
+    op: c_int,
+    arg: *mut c_void,
+) -> c_int {
+    // SAFETY: forwarding an open file's call to its inner file.
+    unsafe {
+        let (inner, methods, _) = parts(file);
+        methods
+            .xFileControl
+            .map_or(ffi::SQLITE_NOTFOUND, |f| f(inner, op, arg))
+    }
+}
+
+unsafe extern "C" fn x_sector_size(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: forwarding an open file's call to its inner file.
+    unsafe {
+        let (inner, methods, _) = parts(file);
+        methods.xSectorSize.map_or(4096, |f| f(inner))
+    }
+}
+
+unsafe extern "C" fn x_device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: forwarding an open file's call to its inner file.
+    unsafe {
+        let (inner, methods, _) = parts(file);
+        methods.xDeviceCharacteristics.map_or(0, |f| f(inner))
+    }
+}
+
+unsafe extern "C" fn x_delete(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: *const c_char,
+    sync_dir: c_int,
+) -> c_int {
+    // SAFETY: `name` is a NUL-terminated path from SQLite.
+    match unsafe { path_of(name) } {
+        Some(path) if is_allowed(path) => {
+            // SAFETY: delegating to the default VFS.
+            unsafe {
+                let inner = inner_vfs(vfs);
+                (*inner)
+                    .xDelete
+                    .map_or(ffi::SQLITE_IOERR_DELETE, |f| f(inner, name, sync_dir))
+            }
+        }
+        _ => ffi::SQLITE_IOERR_DELETE,
+    }
+}
+
+unsafe extern "C" fn x_access(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: *const c_char,
+    flags: c_int,
+    out: *mut c_int,
+) -> c_int {
+    // SAFETY: `name` is a NUL-terminated path from SQLite.
+    match unsafe { path_of(name) } {
+        Some(path) if is_allowed(path) => {
+            // SAFETY: delegating to the default VFS.
+            unsafe {
+                let inner = inner_vfs(vfs);
+                (*inner)
+                    .xAccess
+                    .map_or(ffi::SQLITE_IOERR_ACCESS, |f| f(inner, name, flags, out))
+            }
+        }
+        _ => {
+            // SAFETY: `out` points to an int SQLite provides.
+            unsafe { *out = 0 };
+            ffi::SQLITE_OK
+        }
+    }
+}
+
+unsafe extern "C" fn x_full_pathname(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: *const c_char,
+    n_out: c_int,
+    out: *mut c_char,
+) -> c_int {
+    // SAFETY: delegating to the default VFS with SQLite's own buffers.
+    unsafe {
+        let inner = inner_vfs(vfs);
+        (*inner)
+            .xFullPathname
+            .map_or(ffi::SQLITE_CANTOPEN, |f| f(inner, name, n_out, out))
+    }
+}
+
+unsafe extern "C" fn x_dl_open(_vfs: *mut ffi::sqlite3_vfs, _name: *const c_char) -> *mut c_void {
+    ptr::null_mut()
+}
+
+unsafe extern "C" fn x_dl_error(_vfs: *mut ffi::sqlite3_vfs, n: c_int, out: *mut c_char) {
+    let msg = b"extension loading is disabled\0";
+    if n <= 0 || out.is_null() {
+        return;
+    }
+    let len = msg.len().min(n as usize);
+    // SAFETY: `out` has room for `n` bytes; we copy at most `n` and end with NUL.
+    unsafe {
+        ptr::copy_nonoverlapping(msg.as_ptr().cast::<c_char>(), out, len);
+        *out.add(len - 1) = 0;
+    }
+}
+
+unsafe extern "C" fn x_dl_sym(
+    _vfs: *mut ffi::sqlite3_vfs,
+    _handle: *mut c_void,
+    _symbol: *const c_char,
+) -> Option<unsafe extern "C" fn(*mut ffi::sqlite3_vfs, *mut c_void, *const c_char)> {
+    None
+}
+
+unsafe extern "C" fn x_dl_close(_vfs: *mut ffi::sqlite3_vfs, _handle: *mut c_void) {}
+
+unsafe extern "C" fn x_randomness(vfs: *mut ffi::sqlite3_vfs, n: c_int, out: *mut c_char) -> c_int {
+    // SAFETY: delegating to the default VFS.
+    unsafe {
+        let inner = inner_vfs(vfs);
+        (*inner).xRandomness.map_or(0, |f| f(inner, n, out))
+    }
+}
+
+unsafe extern "C" fn x_sleep(vfs: *mut ffi::sqlite3_vfs, micros: c_int) -> c_int {
+    // SAFETY: delegating to the default VFS.
+    unsafe {
+        let inner = inner_vfs(vfs);
+        (*inner).xSleep.map_or(0, |f| f(inner, micros))
+    }
+}
+
+unsafe extern "C" fn x_current_time(vfs: *mut ffi::sqlite3_vfs, out: *mut f64) -> c_int {
+    // SAFETY: delegating to the default VFS.
+    unsafe {
+        let inner = inner_vfs(vfs);
+        (*inner)
+            .xCurrentTime
+            .map_or(ffi::SQLITE_ERROR, |f| f(inner, out))
+    }
+}
+
+unsafe extern "C" fn x_get_last_error(
+    vfs: *mut ffi::sqlite3_vfs,
+    n: c_int,
+    out: *mut c_char,
+) -> c_int {
+    // SAFETY: delegating to the default VFS.
+    unsafe {
+        let inner = inner_vfs(vfs);
+        (*inner).xGetLastError.map_or(0, |f| f(inner, n, out))
+    }
+}
+
+unsafe extern "C" fn x_current_time_int64(
+    vfs: *mut ffi::sqlite3_vfs,
+    out: *mut ffi::sqlite3_int64,
+) -> c_int {
+    // SAFETY: delegating to the default VFS.
+    unsafe {
+        let inner = inner_vfs(vfs);
+        (*inner)
+            .xCurrentTimeInt64
+            .map_or(ffi::SQLITE_ERROR, |f| f(inner, out))
+    }
+}
