@@ -25,7 +25,11 @@ function loadNative() {
 	return native;
 }
 
-function createEngine() {
+/** Creates an engine for one database. Async: the WASM engine loads lazily. */
+async function createEngine(backend) {
+	if (backend !== undefined && backend !== "native") {
+		throw new TypeError(`Unknown backend "${backend}"`);
+	}
 	const { binding, error } = loadNative();
 	if (!binding) {
 		throw new Error(`The native SQLite engine could not be loaded: ${error?.message ?? error}`, { cause: error });

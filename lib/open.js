@@ -35,7 +35,7 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 	kvInUse.add(kv);
 	let engine = null;
 	try {
-		engine = createEngine(options.backend);
+		engine = await createEngine(options.backend);
 		const persistence = new Persistence(kv, limits);
 		const { mainSize, journalSize } = await persistence.load(engine);
 		engine.open(mainSize, journalSize);

@@ -1,0 +1,226 @@
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+
+import { SqliteError, SqliteVfs, open as openPublic, createMemoryKv } from "../index.mjs";
+import { createTestKv, kvDump } from "./helpers/kv.mjs";
+import { open, rows } from "./helpers/db.mjs";
+
+describe("errors", () => {
+	test("SQLite failures reject with SqliteError and the extended code name", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE u(id INTEGER PRIMARY KEY, email TEXT UNIQUE, n INTEGER NOT NULL CHECK (n >= 0))");
+		await db.run("INSERT INTO u(email, n) VALUES ('a@x', 1)");
+		const cases = [
+			["INSERT INTO u(email, n) VALUES ('a@x', 2)", "SQLITE_CONSTRAINT_UNIQUE", /UNIQUE constraint failed: u.email/],
+			["INSERT INTO u(id, email, n) VALUES (1, 'b@x', 2)", "SQLITE_CONSTRAINT_PRIMARYKEY", /UNIQUE constraint failed: u.id/],
+			["INSERT INTO u(email, n) VALUES ('c@x', NULL)", "SQLITE_CONSTRAINT_NOTNULL", /NOT NULL/],
+			["INSERT INTO u(email, n) VALUES ('d@x', -1)", "SQLITE_CONSTRAINT_CHECK", /CHECK constraint failed/],
+			["SELEC 1", "SQLITE_ERROR", /near "SELEC": syntax error/],
+			["SELECT * FROM nope", "SQLITE_ERROR", /no such table: nope/],
+			["SELECT abs(-9223372036854775807 - 1)", "SQLITE_ERROR", /integer overflow/],
+		];
+		for (const [sql, code, message] of cases) {
+			const before = kvDump(kv);
+			await assert.rejects(db.run(sql), (error) => {
+				assert.ok(error instanceof SqliteError, `${sql}: ${error}`);
+				assert.ok(error instanceof Error);
+				assert.equal(error.name, "SqliteError");
+				assert.equal(error.code, code, sql);
+				assert.match(error.message, message);
+				return true;
+			});
+			// A failed statement leaves the KV untouched and the database usable.
+			assert.deepEqual(kvDump(kv), before);
+			assert.deepEqual(await rows(db, "SELECT count(*) FROM u"), [[1]]);
+		}
+		await db.close();
+	});
+
+	test("RAISE in a trigger and a failing statement mid-transaction", async () => {
+		const db = await open(createTestKv());
+		await db.exec(`CREATE TABLE t(v);
+			CREATE TRIGGER no_bad BEFORE INSERT ON t WHEN NEW.v = 'bad' BEGIN SELECT RAISE(ABORT, 'bad value'); END;`);
+		await assert.rejects(db.run("INSERT INTO t VALUES ('bad')"), { code: "SQLITE_CONSTRAINT_TRIGGER", message: "bad value" });
+		await db.exec("BEGIN");
+		await db.run("INSERT INTO t VALUES ('ok')");
+		await assert.rejects(db.run("INSERT INTO t VALUES ('bad')"), SqliteError);
+		await db.exec("COMMIT");
+		assert.deepEqual(await rows(db, "SELECT v FROM t"), [["ok"]]);
+		await db.close();
+	});
+
+	test("a multi-statement call that fails midway keeps what ran before, as sqlite3_exec does", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await assert.rejects(db.exec("CREATE TABLE a(x); INSERT INTO a VALUES (1); INSERT INTO nope VALUES (2)"), SqliteError);
+		assert.deepEqual(await rows(db, "SELECT x FROM a"), [[1]]);
+		// And the KV agrees with the live database.
+		const copy = await open(kv.clone());
+		assert.deepEqual(await rows(copy, "SELECT x FROM a"), [[1]]);
+		await copy.close();
+		await db.close();
+	});
+
+	test("bad SQL input: not a string, NUL bytes, empty SQL", async () => {
+		const db = await open(createTestKv());
+		await assert.rejects(db.exec(42), TypeError);
+		await assert.rejects(db.run("SELECT 1\0; DROP TABLE x"), { name: "TypeError", message: /NUL/ });
+		// Empty SQL and comments only: nothing to run.
+		assert.deepEqual(await db.run(""), { changes: 0, lastInsertRowid: 0 });
+		assert.deepEqual(await db.query("-- nothing"), { rows: [], columns: [] });
+		await db.close();
+	});
+
+	test("use after close rejects clearly; close is idempotent", async () => {
+		const db = await open(createTestKv());
+		await db.exec("CREATE TABLE t(v)");
+		await db.close();
+		await db.close();
+		assert.equal(db.closed, true);
+		for (const call of [() => db.exec("SELECT 1"), () => db.run("SELECT 1"), () => db.query("SELECT 1"), () => db.export()]) {
+			await assert.rejects(call(), /is closed/);
+		}
+	});
+
+	test("calls queued before close still complete", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		const pending = [db.exec("CREATE TABLE t(v)"), db.run("INSERT INTO t VALUES (1)")];
+		const closing = db.close();
+		await Promise.all(pending);
+		await closing;
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT v FROM t"), [[1]]);
+		await again.close();
+	});
+
+	test("bad open arguments", async () => {
+		const kv = createMemoryKv();
+		await assert.rejects(openPublic(123, kv), TypeError);
+		await assert.rejects(openPublic("a\0b", kv), { name: "TypeError", message: /NUL/ });
+		await assert.rejects(openPublic("x", null), TypeError);
+		await assert.rejects(openPublic("x", { get() {} }), { name: "TypeError", message: /getBatch/ });
+		await assert.rejects(openPublic("x", kv, { limits: { maxKeysPerCall: 0 } }), TypeError);
+		await assert.rejects(openPublic("x", kv, { limits: { bogus: 1 } }), TypeError);
+		await assert.rejects(openPublic("x", kv, { backend: "gpu" }), TypeError);
+	});
+
+	test("one KV store cannot have two open databases", async () => {
+		const kv = createMemoryKv();
+		const db = await openPublic("a", kv);
+		await assert.rejects(openPublic("b", kv), /already has an open database/);
+		await db.close();
+		const again = await openPublic("b", kv);
+		await again.close();
+	});
+
+	test("KV failure on open rejects with the KV's error as cause and calls onError", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v)");
+		await db.close();
+		const boom = new Error("kv down");
+		kv.failWhen((call) => call.method === "getBatch", { error: boom });
+		await assert.rejects(open(kv), (error) => {
+			assert.ok(error instanceof SqliteError);
+			assert.equal(error.code, "SQLITE_IOERR_READ");
+			assert.equal(error.cause, boom);
+			return true;
+		});
+		assert.ok(kv.errors.includes(boom));
+		// A KV that throws synchronously is handled the same way.
+		kv.failWhen((call) => call.method === "getBatch", { error: boom, sync: true });
+		await assert.rejects(open(kv), { code: "SQLITE_IOERR_READ", cause: boom });
+		kv.clearFaults();
+		const again = await open(kv);
+		await again.close();
+	});
+
+	test("KV failure on write rejects, keeps the cause, and leaves the database as the KV holds it", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+		const boom = new Error("write refused");
+		kv.failWhen((call) => call.method === "putBatch", { error: boom });
+		await assert.rejects(db.run("INSERT INTO t VALUES (2)"), (error) => {
+			assert.ok(error instanceof SqliteError);
+			assert.equal(error.code, "SQLITE_IOERR_WRITE");
+			assert.equal(error.cause, boom);
+			return true;
+		});
+		assert.ok(kv.errors.includes(boom));
+		assert.deepEqual(await rows(db, "SELECT v FROM t"), [[1]]);
+		kv.clearFaults();
+		await db.run("INSERT INTO t VALUES (3)");
+		assert.deepEqual(await rows(db, "SELECT v FROM t"), [[1], [3]]);
+		await db.close();
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT v FROM t"), [[1], [3]]);
+		await again.close();
+	});
+
+	test("corrupt KV contents make open reject with SQLITE_CORRUPT, never hang", async () => {
+		const meta = new Uint8Array([8, 1, 0, 0]);
+		const cases = [
+			["garbage metadata", async (kv) => kv.inner.put(meta, new Uint8Array([1, 2, 3]))],
+			["metadata of an unknown version", async (kv) => kv.inner.put(meta, new Uint8Array([9, 0, 0, 16, 0, 0, 0, 0, 0, 0]))],
+			[
+				"a size beyond the format's maximum",
+				async (kv) => kv.inner.put(meta, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 0, 1])),
+			],
+		];
+		for (const [what, corrupt] of cases) {
+			const kv = createTestKv();
+			await corrupt(kv);
+			await assert.rejects(open(kv), (error) => {
+				assert.ok(error instanceof SqliteError, what);
+				assert.equal(error.code, "SQLITE_CORRUPT", what);
+				return true;
+			});
+		}
+		// A getBatch that answers with the wrong number of values or wrong types.
+		const base = createTestKv();
+		const db = await open(base);
+		await db.exec("CREATE TABLE t(v)");
+		await db.close();
+		const short = base.clone();
+		short.getBatch = async (keys) => (await base.inner.getBatch(keys)).slice(1);
+		await assert.rejects(open(short), { code: "SQLITE_CORRUPT" });
+		const strings = base.clone();
+		strings.getBatch = async (keys) => keys.map(() => "nope");
+		await assert.rejects(open(strings), { code: "SQLITE_CORRUPT" });
+		const notAnArray = base.clone();
+		notAnArray.getBatch = async () => ({});
+		await assert.rejects(open(notAnArray), { code: "SQLITE_CORRUPT" });
+	});
+
+	test("a page that is not a database makes open reject with SQLITE_NOTADB", async () => {
+		const kv = createTestKv();
+		const meta = new Uint8Array([8, 1, 0, 0]);
+		const chunk0 = new Uint8Array([8, 1, 1, 0, 0, 0, 0, 0]);
+		await kv.inner.putBatch([
+			[chunk0, new Uint8Array(4096).fill(0x41)],
+			[meta, new Uint8Array([1, 0, 0, 16, 0, 0, 0, 0, 0, 0])],
+		]);
+		await assert.rejects(open(kv), { name: "SqliteError", code: "SQLITE_NOTADB" });
+	});
+});
+
+describe("SqliteVfs (2.2.1 surface)", () => {
+	test("open, same-name rejection, destroy", async () => {
+		const vfs = new SqliteVfs();
+		const db = await vfs.open("actor-a", createMemoryKv());
+		await assert.rejects(vfs.open("actor-a", createMemoryKv()), /already open on this instance/);
+		const other = await vfs.open("actor-b", createMemoryKv());
+		await db.exec("CREATE TABLE t(v)");
+		await db.close();
+		// Closed names can be opened again.
+		const again = await vfs.open("actor-a", createMemoryKv());
+		await vfs.destroy();
+		assert.equal(again.closed, true);
+		assert.equal(other.closed, true);
+		await assert.rejects(vfs.open("actor-c", createMemoryKv()), /SqliteVfs is closed/);
+		await vfs.destroy();
+	});
+});

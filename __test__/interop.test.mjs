@@ -1,0 +1,106 @@
+// Interop with the published @rivetkit/sqlite-vfs 2.2.1 (devDependency alias
+// "sqlite-vfs-2.2.1"): the same KV format, both ways.
+
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import { SqliteVfs as OldVfs } from "sqlite-vfs-2.2.1";
+
+import { createTestKv, kvFromMutations, hex } from "./helpers/kv.mjs";
+import { open, rows } from "./helpers/db.mjs";
+
+const JOURNAL_META = "08010001";
+
+async function withOld(kv, fn) {
+	const vfs = new OldVfs();
+	const db = await vfs.open("actor", kv);
+	try {
+		return await fn(db);
+	} finally {
+		await db.close();
+		await vfs.destroy();
+	}
+}
+
+async function oldRows(db, sql) {
+	return (await db.query(sql)).rows;
+}
+
+const BULK = (n) =>
+	`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${n}) INSERT INTO t(v, b) SELECT printf('%.900c', 'r') || i, randomblob(100) FROM n`;
+
+describe("interop with @rivetkit/sqlite-vfs 2.2.1", () => {
+	test("a database written by 2.2.1 (several batches) opens here with the same rows", async () => {
+		const kv = createTestKv();
+		const expected = await withOld(kv, async (db) => {
+			await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB)");
+			await db.run("INSERT INTO t(v, b) VALUES (?, ?)", ["small", new Uint8Array([1, 2, 3])]);
+			await db.exec(BULK(1500)); // ~400 pages: more than one batch
+			await db.exec("CREATE INDEX t_v ON t(v)");
+			return oldRows(db, "SELECT id, v, hex(b) FROM t ORDER BY id");
+		});
+		assert.ok(kv.inner.size > 300);
+		const db = await open(kv);
+		assert.deepEqual(await rows(db, "SELECT id, v, hex(b) FROM t ORDER BY id"), expected);
+		assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
+		// And it keeps working here.
+		await db.run("INSERT INTO t(v) VALUES ('here')");
+		assert.equal((await rows(db, "SELECT count(*) FROM t"))[0][0], expected.length + 1);
+		await db.close();
+	});
+
+	test("a database written here opens in 2.2.1 with the same rows and integrity ok", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB)");
+		await db.run("INSERT INTO t(v, b) VALUES (?, ?)", ["small", new Uint8Array([1, 2, 3])]);
+		await db.exec(BULK(1500));
+		await db.run("DELETE FROM t WHERE id % 3 = 0");
+		await db.exec("VACUUM");
+		const expected = await rows(db, "SELECT id, v, hex(b) FROM t ORDER BY id");
+		await db.close();
+		await withOld(kv, async (old) => {
+			assert.deepEqual(await oldRows(old, "SELECT id, v, hex(b) FROM t ORDER BY id"), expected);
+			assert.deepEqual(await oldRows(old, "PRAGMA integrity_check"), [["ok"]]);
+			// 2.2.1 writes on top of it, and we read that back.
+			await old.run("INSERT INTO t(v) VALUES (?)", ["from 2.2.1"]);
+		});
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY id DESC LIMIT 1"), [["from 2.2.1"]]);
+		assert.deepEqual(await rows(again, "PRAGMA integrity_check"), [["ok"]]);
+		await again.close();
+	});
+
+	test("a commit of 2.2.1 cut short at any KV call opens here as before or after it (hot journal)", async () => {
+		const kv = createTestKv();
+		await withOld(kv, async (db) => {
+			await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB)");
+			await db.exec(BULK(200));
+		});
+		const base = kv.inner.clone();
+		const applied = [];
+		kv.onMutation = (m) => applied.push(m);
+		await withOld(kv, (db) => db.exec(BULK(1000))); // a large commit: 2.2.1 journals it in the KV
+		kv.onMutation = null;
+		assert.ok(applied.length > 5);
+		let sawJournal = false;
+		const step = Math.max(1, Math.floor(applied.length / 12));
+		const cuts = [];
+		for (let k = 0; k < applied.length; k += step) cuts.push(k);
+		cuts.push(applied.length);
+		for (const k of cuts) {
+			const state = await kvFromMutations(applied.slice(0, k), base);
+			const hadJournal = state.entries().some(([key]) => hex(key) === JOURNAL_META);
+			sawJournal ||= hadJournal;
+			const db = await open(createTestKv({ inner: state }));
+			const [[count]] = await rows(db, "SELECT count(*) FROM t");
+			assert.ok(count === 200 || count === 1200, `after ${k} of ${applied.length} KV writes: ${count} rows`);
+			assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
+			await db.close();
+			if (hadJournal) {
+				// The journal was rolled back and removed from the KV.
+				assert.ok(!state.entries().some(([key]) => hex(key).startsWith("0801010001") || hex(key) === JOURNAL_META));
+			}
+		}
+		assert.ok(sawJournal, "no intermediate state held a journal");
+	});
+});

@@ -1,0 +1,116 @@
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+
+import { createTestKv, kvFromMutations } from "./helpers/kv.mjs";
+import { open, rows } from "./helpers/db.mjs";
+
+describe("call order and group commit", () => {
+	test("calls issued without await run one at a time, in call order", async () => {
+		const db = await open(createTestKv({ latencyMs: 1 }));
+		const results = [];
+		const calls = [
+			db.exec("CREATE TABLE t(i INTEGER PRIMARY KEY, v)"),
+			...Array.from({ length: 20 }, (_, i) => db.run("INSERT INTO t(v) VALUES (?)", [i])),
+			db.query("SELECT count(*) FROM t"),
+			db.run("DELETE FROM t WHERE v < 10"),
+			db.query("SELECT v FROM t ORDER BY i"),
+		];
+		calls.forEach((p, i) => p.then(() => results.push(i)));
+		const settled = await Promise.all(calls);
+		assert.deepEqual(results, calls.map((_, i) => i));
+		assert.deepEqual(settled[21].rows, [[20]]);
+		assert.deepEqual(
+			settled[23].rows.map((r) => r[0]),
+			[10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+		);
+		await db.close();
+	});
+
+	test("100 concurrent inserts are coalesced into few KV writes, each durable when it resolves", async () => {
+		const kv = createTestKv({ latencyMs: 1 });
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v)");
+		kv.resetCounts();
+		// The KV now, and every mutation applied after, to rebuild any later state.
+		const baseKv = kv.inner.clone();
+		const applied = [];
+		kv.onMutation = (m) => applied.push(m);
+		const durableAtResolve = [];
+		const writes = Array.from({ length: 100 }, (_, i) =>
+			db.run("INSERT INTO t VALUES (?)", [i]).then(async () => {
+				durableAtResolve.push({ i, mutations: applied.length });
+			}),
+		);
+		await Promise.all(writes);
+		const puts = kv.count("putBatch");
+		assert.ok(puts <= 5, `${puts} putBatch calls for 100 concurrent inserts`);
+		// When insert i resolved, the KV already held row i.
+		for (const { i, mutations } of durableAtResolve) {
+			const state = await kvFromMutations(applied.slice(0, mutations), baseKv);
+			const copy = await open(createTestKv({ inner: state }));
+			assert.deepEqual(await rows(copy, "SELECT count(*) FROM t WHERE v = ?", [i]), [[1]]);
+			await copy.close();
+			if (i > 5) break; // the first few are enough to show the gate
+		}
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[100]]);
+		await db.close();
+	});
+
+	test("a read issued after a write is not answered before the write is durable", async () => {
+		const kv = createTestKv({ latencyMs: 5 });
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v)");
+		let writeDone = false;
+		const write = db.run("INSERT INTO t VALUES (1)").then(() => {
+			writeDone = true;
+		});
+		const read = db.query("SELECT count(*) FROM t").then((r) => {
+			assert.equal(writeDone, true);
+			return r.rows;
+		});
+		assert.deepEqual(await read, [[1]]);
+		await write;
+		await db.close();
+	});
+
+	test("a transaction opened among concurrent calls does not hold back earlier writes", async () => {
+		const kv = createTestKv({ latencyMs: 1 });
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v)");
+		const first = db.run("INSERT INTO t VALUES ('before')");
+		const begin = db.exec("BEGIN");
+		// Awaiting the first write while the transaction is open must not deadlock.
+		await first;
+		await begin;
+		await db.run("INSERT INTO t VALUES ('inside')");
+		const copy = await open(kv.clone());
+		assert.deepEqual(await rows(copy, "SELECT v FROM t"), [["before"]]);
+		await copy.close();
+		await db.exec("COMMIT");
+		assert.deepEqual(await rows(db, "SELECT v FROM t ORDER BY rowid"), [["before"], ["inside"]]);
+		await db.close();
+	});
+
+	test("a failed coalesced persist rejects every call in it and restores the durable state", async () => {
+		const kv = createTestKv({ latencyMs: 20 });
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('kept')");
+		// Hold the KV busy with one write, queue several behind it, fail the next putBatch.
+		const first = db.run("INSERT INTO t VALUES ('first')");
+		await new Promise((resolve) => setImmediate(resolve));
+		assert.equal(kv.calls.at(-1).method, "putBatch"); // first's write is under way
+		const queued = Array.from({ length: 5 }, (_, i) => db.run("INSERT INTO t VALUES (?)", [`q${i}`]));
+		kv.failWhen((call) => call.method === "putBatch");
+		await first;
+		const outcomes = await Promise.allSettled(queued);
+		assert.ok(outcomes.every((o) => o.status === "rejected"));
+		assert.ok(outcomes.every((o) => o.reason.code === "SQLITE_IOERR_WRITE" && o.reason.cause instanceof Error));
+		kv.clearFaults();
+		assert.deepEqual(await rows(db, "SELECT v FROM t ORDER BY rowid"), [["kept"], ["first"]]);
+		await db.run("INSERT INTO t VALUES ('after')");
+		await db.close();
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY rowid"), [["kept"], ["first"], ["after"]]);
+		await again.close();
+	});
+});

@@ -1,0 +1,143 @@
+import { test, describe, before, after } from "node:test";
+import assert from "node:assert/strict";
+
+import { createTestKv } from "./helpers/kv.mjs";
+import { open, rows } from "./helpers/db.mjs";
+
+describe("values and parameters", () => {
+	let kv;
+	let db;
+	before(async () => {
+		kv = createTestKv();
+		db = await open(kv);
+		await db.exec("CREATE TABLE v(id INTEGER PRIMARY KEY, x)");
+	});
+	after(async () => {
+		await db.close();
+	});
+
+	/** Stores `value`, reads it back (after a reopen, to include the KV). */
+	async function roundTrip(value) {
+		const { lastInsertRowid } = await db.run("INSERT INTO v(x) VALUES (?)", [value]);
+		const copy = await open(kv.clone());
+		const [[back, type]] = await rows(copy, "SELECT x, typeof(x) FROM v WHERE id = ?", [lastInsertRowid]);
+		await copy.close();
+		return { back, type };
+	}
+
+	test("integers: number within ±(2^53−1), bigint beyond", async () => {
+		assert.deepEqual(await roundTrip(42), { back: 42, type: "integer" });
+		assert.deepEqual(await roundTrip(-7), { back: -7, type: "integer" });
+		assert.deepEqual(await roundTrip(Number.MAX_SAFE_INTEGER), { back: Number.MAX_SAFE_INTEGER, type: "integer" });
+		assert.deepEqual(await roundTrip(2n ** 53n), { back: 2n ** 53n, type: "integer" });
+		assert.deepEqual(await roundTrip(2n ** 63n - 1n), { back: 2n ** 63n - 1n, type: "integer" });
+		assert.deepEqual(await roundTrip(-(2n ** 63n)), { back: -(2n ** 63n), type: "integer" });
+		assert.deepEqual(await roundTrip(5n), { back: 5, type: "integer" });
+	});
+
+	test("reals, strings, blobs, null, booleans", async () => {
+		assert.deepEqual(await roundTrip(1.5), { back: 1.5, type: "real" });
+		assert.deepEqual(await roundTrip(1e300), { back: 1e300, type: "real" });
+		assert.deepEqual(await roundTrip("héllo ✓"), { back: "héllo ✓", type: "text" });
+		assert.deepEqual(await roundTrip(""), { back: "", type: "text" });
+		assert.deepEqual(await roundTrip(null), { back: null, type: "null" });
+		assert.deepEqual(await roundTrip(true), { back: 1, type: "integer" });
+		assert.deepEqual(await roundTrip(false), { back: 0, type: "integer" });
+	});
+
+	test("text with a NUL byte keeps every character", async () => {
+		assert.deepEqual(await roundTrip("a\0b\0"), { back: "a\0b\0", type: "text" });
+	});
+
+	test("blobs come back as Uint8Array, an empty one too", async () => {
+		const { back, type } = await roundTrip(new Uint8Array([0, 1, 255]));
+		assert.equal(type, "blob");
+		assert.ok(back instanceof Uint8Array);
+		assert.deepEqual([...back], [0, 1, 255]);
+		const empty = await roundTrip(new Uint8Array(0));
+		assert.equal(empty.type, "blob");
+		assert.ok(empty.back instanceof Uint8Array);
+		assert.equal(empty.back.length, 0);
+		const buf = await roundTrip(Buffer.from("buffer"));
+		assert.deepEqual(Buffer.from(buf.back).toString(), "buffer");
+		const big = new Uint8Array(300_000).map((_, i) => i & 0xff);
+		const large = await roundTrip(big);
+		assert.deepEqual(large.back, big);
+	});
+
+	test("named parameters with and without the sigil", async () => {
+		const sql = "SELECT :a, @b, $c";
+		assert.deepEqual(await rows(db, sql, { a: 1, b: 2, c: 3 }), [[1, 2, 3]]);
+		assert.deepEqual(await rows(db, sql, { ":a": 1, "@b": 2, $c: 3 }), [[1, 2, 3]]);
+	});
+
+	test("positional parameters: ?, ?NNN, and arrays bound to named parameters by index", async () => {
+		assert.deepEqual(await rows(db, "SELECT ?, ?", ["x", "y"]), [["x", "y"]]);
+		assert.deepEqual(await rows(db, "SELECT ?2, ?1", ["x", "y"]), [["y", "x"]]);
+		assert.deepEqual(await rows(db, "SELECT :a, :b", [1, 2]), [[1, 2]]);
+	});
+
+	test("unsupported parameter types are a TypeError naming the parameter", async () => {
+		await assert.rejects(db.query("SELECT ?", [undefined]), { name: "TypeError", message: /Parameter 1/ });
+		await assert.rejects(db.query("SELECT ?, ?", [1, {}]), { name: "TypeError", message: /Parameter 2/ });
+		await assert.rejects(db.query("SELECT :f", { f: () => 1 }), { name: "TypeError", message: /"f"/ });
+		await assert.rejects(db.query("SELECT ?", [Symbol("s")]), { name: "TypeError", message: /symbol/ });
+		await assert.rejects(db.query("SELECT ?", [new Uint16Array(2)]), { name: "TypeError", message: /Uint16Array/ });
+		await assert.rejects(db.query("SELECT ?", "nope"), TypeError);
+		await assert.rejects(db.query("SELECT ?", new Map()), TypeError);
+	});
+
+	test("bigint beyond 64 bits is a RangeError", async () => {
+		await assert.rejects(db.query("SELECT ?", [2n ** 63n]), { name: "RangeError", message: /Parameter 1/ });
+		await assert.rejects(db.query("SELECT ?", [-(2n ** 63n) - 1n]), RangeError);
+	});
+
+	test("missing and surplus values are a RangeError", async () => {
+		await assert.rejects(db.query("SELECT ?, ?", [1]), { name: "RangeError", message: /Missing value for parameter/ });
+		await assert.rejects(db.query("SELECT ?"), RangeError);
+		await assert.rejects(db.query("SELECT :a", { b: 1 }), { name: "RangeError", message: /":a"/ });
+		await assert.rejects(db.query("SELECT ?", { a: 1 }), { name: "RangeError", message: /positional/ });
+		await assert.rejects(db.query("SELECT ?", [1, 2]), { name: "RangeError", message: /Too many/ });
+		// Still usable.
+		assert.deepEqual(await rows(db, "SELECT ?", [1]), [[1]]);
+	});
+
+	test("multi-statement SQL binds the parameters to each statement", async () => {
+		await db.exec("CREATE TABLE m(a, b)");
+		await db.run("INSERT INTO m VALUES (:x, 1); INSERT INTO m VALUES (:x, 2)", { x: "p" });
+		assert.deepEqual(await rows(db, "SELECT a, b FROM m ORDER BY b"), [
+			["p", 1],
+			["p", 2],
+		]);
+		const { rows: r, columns } = await db.query("SELECT a FROM m WHERE b = ?; SELECT b FROM m WHERE b = ?", [2]);
+		assert.deepEqual(r, [["p"], [2]]);
+		assert.deepEqual(columns, ["a"]);
+	});
+
+	test("query returns column names, even with no rows", async () => {
+		const result = await db.query("SELECT id, x AS value FROM v WHERE 0");
+		assert.deepEqual(result, { rows: [], columns: ["id", "value"] });
+	});
+
+	test("run reports changes and lastInsertRowid", async () => {
+		await db.exec("CREATE TABLE r(id INTEGER PRIMARY KEY, v)");
+		assert.deepEqual(await db.run("INSERT INTO r(id, v) VALUES (10, 'a')"), { changes: 1, lastInsertRowid: 10 });
+		await db.run("INSERT INTO r(v) VALUES ('b'), ('c')");
+		assert.equal((await db.run("UPDATE r SET v = 'z'")).changes, 3);
+		// A statement that changes nothing reports 0, not the previous count.
+		assert.equal((await db.run("CREATE TABLE r2(x)")).changes, 0);
+		const big = await db.run("INSERT INTO r(id, v) VALUES (?, 'big')", [2n ** 60n]);
+		assert.equal(big.lastInsertRowid, 2n ** 60n);
+	});
+
+	test("exec calls the callback per row with the columns", async () => {
+		await db.exec("CREATE TABLE e(a, b); INSERT INTO e VALUES (1, 'one'), (2, 'two')");
+		const seen = [];
+		await db.exec("SELECT a, b FROM e ORDER BY a", (row, columns) => seen.push([row, columns]));
+		assert.deepEqual(seen, [
+			[[1, "one"], ["a", "b"]],
+			[[2, "two"], ["a", "b"]],
+		]);
+		await assert.rejects(db.exec("SELECT 1", "not a function"), TypeError);
+	});
+});
