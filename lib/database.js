@@ -159,7 +159,7 @@ class Database {
 		}
 		if (delta !== null) {
 			try {
-				await this.#persistence.write(delta);
+				await this.#persistence.write(delta, () => engine.journal());
 				engine.ack();
 			} catch (error) {
 				// The KV holds the state before this batch: go back to it, and

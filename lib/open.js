@@ -43,7 +43,7 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 			// A hot journal (a commit interrupted midway) was rolled back on
 			// open: make the rolled-back pages durable, then drop the journal.
 			const delta = mergeDelta(null, engine.seal());
-			if (delta !== null) await persistence.write(delta);
+			if (delta !== null) await persistence.write(delta, () => engine.journal());
 			engine.ack();
 			await persistence.removeFile(TAG_JOURNAL, journalSize);
 		}

@@ -16,6 +16,7 @@ const {
 	describe,
 } = require("./format");
 const { kvFailure, corrupt } = require("./errors");
+const { buildJournal } = require("./journal");
 
 // getBatch calls in flight at once while loading a database.
 const LOAD_CONCURRENCY = 32;
@@ -165,20 +166,40 @@ class Persistence {
 
 	/**
 	 * Makes `delta` durable: `{ size, maxSize, chunks: Map<index, bytes> }`
-	 * (maxSize: the largest size the file had since the last write). A delta
-	 * that fits one putBatch is written in exactly one.
+	 * (maxSize: the largest size the file had since the last write).
+	 *
+	 * A delta that fits one putBatch is written in exactly one, which the KV
+	 * applies atomically. A larger one is made atomic with a rollback journal:
+	 * `journalSource()` gives `{ size, pages }`, the durable size and the
+	 * durable bytes of the chunks being replaced. The journal goes to the KV
+	 * first (its metadata last), then the main chunks and metadata, then the
+	 * journal's metadata is deleted: the commit point. A crash before it
+	 * leaves a hot journal that the next open rolls back.
 	 */
-	async write(delta) {
+	async write(delta, journalSource) {
+		await this.#finishRollback();
 		const limit = chunkCount(delta.size);
 		const entries = [];
 		for (const [index, bytes] of [...delta.chunks].sort((a, b) => a[0] - b[0])) {
 			if (index < limit) entries.push([chunkKey(TAG_MAIN, index), bytes]);
 		}
 		if (delta.size !== this.#kvSize) entries.push([metaKey(TAG_MAIN), encodeMeta(delta.size)]);
-		for (const batch of planBatches(entries, this.#limits)) {
-			await this.#call("putBatch", batch, "SQLITE_IOERR_WRITE");
-		}
+		const batches = planBatches(entries, this.#limits);
 		const previous = this.#kvSize ?? 0;
+		if (batches.length > 1) {
+			const journal = journalSource();
+			const journalBytes = buildJournal(journal.size, journal.pages);
+			// From here until the journal is gone, the KV may hold part of the
+			// commit (or a journal): if anything fails, the next write undoes it.
+			this.#pendingRollback = { journal, journalLength: journalBytes.length };
+			this.#kvSize = null;
+			const journalLength = await this.#putFile(TAG_JOURNAL, journalBytes);
+			for (const batch of batches) await this.#call("putBatch", batch, "SQLITE_IOERR_WRITE");
+			await this.removeFile(TAG_JOURNAL, journalLength);
+			this.#pendingRollback = null;
+		} else {
+			for (const batch of batches) await this.#call("putBatch", batch, "SQLITE_IOERR_WRITE");
+		}
 		this.#kvSize = delta.size;
 		// Chunks past the new end are invisible (readers stop at the size in
 		// the metadata, and a file that grows again rewrites them): removing
@@ -187,12 +208,52 @@ class Persistence {
 		await this.#deleteQuietly(stale.map((i) => chunkKey(TAG_MAIN, i)));
 	}
 
-	/** Removes a file's metadata and chunks (the journal, once rolled back). */
+	/** A journaled commit that failed midway; undone before the next write. */
+	#pendingRollback = null;
+
+	/**
+	 * Puts the KV back to the state before a journaled commit that failed
+	 * midway (the live database already is): the journal's pages and size go
+	 * back into the main file, then the journal is removed. Until then the
+	 * hot journal keeps any reader (and a crash) at that same state.
+	 */
+	async #finishRollback() {
+		const pending = this.#pendingRollback;
+		if (pending === null) return;
+		const { journal, journalLength } = pending;
+		const entries = journal.pages.map(([index, bytes]) => [chunkKey(TAG_MAIN, index), bytes]);
+		entries.push([metaKey(TAG_MAIN), encodeMeta(journal.size)]);
+		for (const batch of planBatches(entries, this.#limits)) {
+			await this.#call("putBatch", batch, "SQLITE_IOERR_WRITE");
+		}
+		await this.removeFile(TAG_JOURNAL, journalLength);
+		this.#pendingRollback = null;
+		this.#kvSize = journal.size;
+	}
+
+	/** Writes a whole file under `tag`: chunks first, its metadata in the last call. */
+	async #putFile(tag, bytes) {
+		const entries = [];
+		for (let i = 0; i * CHUNK_SIZE < bytes.length; i++) {
+			entries.push([chunkKey(tag, i), bytes.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE)]);
+		}
+		entries.push([metaKey(tag), encodeMeta(bytes.length)]);
+		for (const batch of planBatches(entries, this.#limits)) {
+			await this.#call("putBatch", batch, "SQLITE_IOERR_WRITE");
+		}
+		return bytes.length;
+	}
+
+	/**
+	 * Removes a file's metadata and chunks (a journal, once its commit is done
+	 * or rolled back). The first call removes the metadata: after it the file
+	 * no longer exists, so only that call's failure is thrown.
+	 */
 	async removeFile(tag, size) {
 		const keys = [metaKey(tag), ...range(0, chunkCount(size)).map((i) => chunkKey(tag, i))];
-		for (const first of range(0, keys.length, this.#limits.maxKeysPerCall)) {
-			await this.#call("deleteBatch", keys.slice(first, first + this.#limits.maxKeysPerCall), "SQLITE_IOERR_DELETE");
-		}
+		const max = this.#limits.maxKeysPerCall;
+		await this.#call("deleteBatch", keys.slice(0, max), "SQLITE_IOERR_DELETE");
+		await this.#deleteQuietly(keys.slice(max));
 	}
 
 	async #deleteQuietly(keys) {

@@ -196,6 +196,17 @@ impl Database {
         Ok(())
     }
 
+    /// The durable size and the durable bytes of the chunks changed since
+    /// (see [`Tracker::durable_images`]), copied.
+    pub fn journal_images(&self) -> Result<(u64, Vec<(u32, Vec<u8>)>), EngineError> {
+        let tracker = vfs::lock(self.tracker()?);
+        let (size, images) = tracker.durable_images();
+        Ok((
+            size,
+            images.into_iter().map(|(i, b)| (i, b.to_vec())).collect(),
+        ))
+    }
+
     /// Back to the last durable state: closes SQLite (rolling back any open
     /// transaction), restores the file from its before-images and reopens.
     pub fn restore(&mut self) -> Result<(), EngineError> {

@@ -108,6 +108,18 @@ fn output<'env>(env: &'env Env, out: Output) -> Result<Object<'env>> {
     Ok(result)
 }
 
+/// `[[index, bytes], ...]` as a JS array of pairs.
+fn indexed_chunks<'env>(env: &'env Env, chunks: &[(u32, Vec<u8>)]) -> Result<Array<'env>> {
+    let mut out = env.create_array(chunks.len() as u32)?;
+    for (i, (index, bytes)) in chunks.iter().enumerate() {
+        let mut pair = env.create_array(2)?;
+        pair.set(0, *index)?;
+        pair.set(1, Uint8ArraySlice::copy_from(env, bytes)?)?;
+        out.set(i as u32, pair)?;
+    }
+    Ok(out)
+}
+
 /// A SQLite database on a local temporary file, tracking its changed chunks.
 #[napi]
 pub struct NativeDatabase {
@@ -194,13 +206,7 @@ impl NativeDatabase {
             return Ok(None);
         }
         let build = || -> Result<Object<'env>> {
-            let mut chunks = env.create_array(delta.chunks.len() as u32)?;
-            for (i, (index, bytes)) in delta.chunks.iter().enumerate() {
-                let mut pair = env.create_array(2)?;
-                pair.set(0, *index)?;
-                pair.set(1, Uint8ArraySlice::copy_from(env, bytes)?)?;
-                chunks.set(i as u32, pair)?;
-            }
+            let chunks = indexed_chunks(env, &delta.chunks)?;
             let mut result = Object::new(env)?;
             result.set("size", delta.size as f64)?;
             result.set("previousSize", delta.previous_size as f64)?;
@@ -208,6 +214,22 @@ impl NativeDatabase {
             Ok(result)
         };
         build().map(Some).map_err(napi_err)
+    }
+
+    /// What a rollback journal for the pending commit must hold: `{ size,
+    /// pages: [[index, bytes], ...] }`, the durable size and the durable bytes
+    /// of every chunk changed since, within that size.
+    #[napi(ts_return_type = "{ size: number; pages: [number, Uint8Array][] }")]
+    pub fn journal<'env>(&self, env: &'env Env) -> Result<Object<'env>, String> {
+        let (size, images) = self.db.journal_images().map_err(to_js)?;
+        let build = || -> Result<Object<'env>> {
+            let pages = indexed_chunks(env, &images)?;
+            let mut result = Object::new(env)?;
+            result.set("size", size as f64)?;
+            result.set("pages", pages)?;
+            Ok(result)
+        };
+        build().map_err(napi_err)
     }
 
     /// Everything sealed so far is durable in the KV.

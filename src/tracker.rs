@@ -178,6 +178,20 @@ impl Tracker {
         Ok(())
     }
 
+    /// The durable size, and the durable bytes of every chunk changed since
+    /// the durable state that lies within it, by index: what a rollback
+    /// journal for the pending commit must hold.
+    pub fn durable_images(&self) -> (u64, Vec<(u32, &[u8])>) {
+        let mut images: Vec<(u32, &[u8])> = self
+            .durable
+            .iter()
+            .filter(|(index, _)| (**index as u64) * CHUNK_SIZE < self.durable_size)
+            .map(|(index, bytes)| (*index, bytes.as_slice()))
+            .collect();
+        images.sort_unstable_by_key(|(index, _)| *index);
+        (self.durable_size, images)
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }

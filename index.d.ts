@@ -1,0 +1,125 @@
+// Types of @rivetkit/sqlite-vfs (hand-written; binding.d.ts is generated).
+
+/** The actor's KV store: the interface of @rivetkit/sqlite-vfs 2.2.1. */
+export interface KvVfsOptions {
+	/** Get a single value by key. Resolves to null if missing. */
+	get: (key: Uint8Array) => Promise<Uint8Array | null>;
+	/** Get several values; null for missing keys, in the order of `keys`. */
+	getBatch: (keys: Uint8Array[]) => Promise<(Uint8Array | null)[]>;
+	/** Put a single key-value pair. */
+	put: (key: Uint8Array, value: Uint8Array) => Promise<void>;
+	/** Put several key-value pairs, atomically. */
+	putBatch: (entries: [Uint8Array, Uint8Array][]) => Promise<void>;
+	/** Delete several keys. */
+	deleteBatch: (keys: Uint8Array[]) => Promise<void>;
+	/** Called with the KV's own error whenever a KV call fails. */
+	onError?: (error: unknown) => void;
+}
+
+/** Limits of the actor KV that every write respects. */
+export interface KvLimits {
+	/** Keys per getBatch / putBatch / deleteBatch call. Default 128. */
+	maxKeysPerCall: number;
+	/** Bytes per value. Default 131072 (128 KiB). */
+	maxValueSize: number;
+	/** Key + value bytes per putBatch call. Default 999424 (976 KiB). */
+	maxBatchBytes: number;
+	/** Bytes per key. Default 2048. */
+	maxKeySize: number;
+}
+
+export declare const DEFAULT_KV_LIMITS: Readonly<KvLimits>;
+
+export interface OpenOptions {
+	/** Override the actor KV limits. */
+	limits?: Partial<KvLimits>;
+	/** The engine: "native" (the default). */
+	backend?: "native";
+}
+
+/** A value SQLite returns: INTEGER beyond ±(2^53 − 1) comes back as bigint. */
+export type SqliteValue = number | bigint | string | Uint8Array | null;
+
+/** A value that can be bound: booleans bind as 1 and 0. */
+export type SqliteBindValue = number | bigint | string | Uint8Array | boolean | null;
+
+/** Positional parameters, or named ones keyed with or without their sigil (`:x`, `@x`, `$x`, `x`). */
+export type SqliteBindings = SqliteBindValue[] | Record<string, SqliteBindValue>;
+
+export interface RunResult {
+	/** Rows inserted, updated or deleted by the statement(s). */
+	changes: number;
+	/** The rowid of the last inserted row. */
+	lastInsertRowid: number | bigint;
+}
+
+export interface QueryResult {
+	rows: SqliteValue[][];
+	columns: string[];
+}
+
+/** Common interface of database handles (2.2.1). */
+export interface IDatabase {
+	exec(sql: string, callback?: (row: SqliteValue[], columns: string[]) => void): Promise<void>;
+	run(sql: string, params?: SqliteBindings): Promise<RunResult>;
+	query(sql: string, params?: SqliteBindings): Promise<QueryResult>;
+	close(): Promise<void>;
+	readonly fileName: string;
+}
+
+export declare class Database implements IDatabase {
+	private constructor();
+	/** The name given to open(). */
+	readonly fileName: string;
+	/** The engine running this database. */
+	readonly backend: "native" | "wasm";
+	/** Whether close() was called. */
+	readonly closed: boolean;
+	/** Runs every statement of `sql`; the callback sees each result row. */
+	exec(sql: string, callback?: (row: SqliteValue[], columns: string[]) => void): Promise<void>;
+	/** Runs `sql` with `params` bound to each of its statements. */
+	run(sql: string, params?: SqliteBindings): Promise<RunResult>;
+	/** Runs `sql` and returns its rows. */
+	query(sql: string, params?: SqliteBindings): Promise<QueryResult>;
+	/** The whole SQLite database file. */
+	export(): Promise<Uint8Array>;
+	/** Waits for pending calls, then closes. Idempotent. */
+	close(): Promise<void>;
+}
+
+/** Common interface of SQLite VFS backends (2.2.1). */
+export interface ISqliteVfs {
+	open(fileName: string, options: KvVfsOptions): Promise<IDatabase>;
+	destroy(): Promise<void>;
+}
+
+/** The 2.2.1 entry point: one instance per group of databases. */
+export declare class SqliteVfs implements ISqliteVfs {
+	constructor();
+	/** Opens `fileName` in `kv`; rejects if that name is already open on this instance. */
+	open(fileName: string, kv: KvVfsOptions, options?: OpenOptions): Promise<Database>;
+	/** Closes every database of this instance; later opens reject. */
+	destroy(): Promise<void>;
+	/** Alias of destroy(). */
+	close(): Promise<void>;
+}
+
+/** A SQLite failure, or a KV failure while persisting (then `cause` is the KV's error). */
+export declare class SqliteError extends Error {
+	constructor(message: string, code: string, options?: { cause?: unknown });
+	readonly name: "SqliteError";
+	/** SQLite's extended result code name, e.g. "SQLITE_CONSTRAINT_UNIQUE". */
+	readonly code: string;
+}
+
+/** Opens the database stored in `kv` (an empty one if the KV holds none). */
+export declare function open(fileName: string, kv: KvVfsOptions, options?: OpenOptions): Promise<Database>;
+
+/** The embedded default KV: in memory, with the actor KV's limits. */
+export interface MemoryKv extends KvVfsOptions {
+	readonly size: number;
+	entries(): [Uint8Array, Uint8Array][];
+	clone(): MemoryKv;
+}
+
+export declare function createMemoryKv(options?: { limits?: Partial<KvLimits> }): MemoryKv;

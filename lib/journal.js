@@ -1,0 +1,49 @@
+"use strict";
+
+// Builds a SQLite rollback journal (the file format of sqlite3's pager) from
+// before-images, so a commit too large for one putBatch can be made atomic:
+// the journal is written to the KV under the journal tag before the main
+// chunks, and deleting its metadata is the commit point. A crash in between
+// leaves a hot journal that SQLite (this package, and 2.2.1 alike) rolls back
+// on the next open.
+
+const { CHUNK_SIZE } = require("./format");
+
+const MAGIC = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+const SECTOR_SIZE = 512;
+const RECORD_SIZE = 4 + CHUNK_SIZE + 4;
+
+/** sqlite3's pager_cksum: the nonce plus every 200th byte, from the end. */
+function checksum(nonce, page) {
+	let sum = nonce;
+	for (let i = CHUNK_SIZE - 200; i > 0; i -= 200) sum = (sum + page[i]) >>> 0;
+	return sum;
+}
+
+/**
+ * @param {number} originalSize the database size before the commit (bytes)
+ * @param {[number, Uint8Array][]} pages chunk index and its bytes before the commit
+ * @returns {Uint8Array} the journal file
+ */
+function buildJournal(originalSize, pages, nonce = (Math.random() * 2 ** 32) >>> 0) {
+	const journal = new Uint8Array(SECTOR_SIZE + pages.length * RECORD_SIZE);
+	const view = new DataView(journal.buffer);
+	journal.set(MAGIC, 0);
+	view.setUint32(8, pages.length); // nRec
+	view.setUint32(12, nonce); // cksumInit
+	view.setUint32(16, Math.ceil(originalSize / CHUNK_SIZE)); // database size in pages
+	view.setUint32(20, SECTOR_SIZE);
+	view.setUint32(24, CHUNK_SIZE); // page size
+	let offset = SECTOR_SIZE;
+	for (const [index, bytes] of pages) {
+		const page = new Uint8Array(CHUNK_SIZE);
+		page.set(bytes.subarray(0, CHUNK_SIZE));
+		view.setUint32(offset, index + 1); // page numbers start at 1
+		journal.set(page, offset + 4);
+		view.setUint32(offset + 4 + CHUNK_SIZE, checksum(nonce, page));
+		offset += RECORD_SIZE;
+	}
+	return journal;
+}
+
+module.exports = { buildJournal };
