@@ -11,7 +11,7 @@ use rusqlite::{Batch, Connection, OpenFlags};
 use tempfile::TempDir;
 
 use crate::errors::EngineError;
-use crate::tracker::{Delta, Tracker, CHUNK_SIZE};
+use crate::tracker::{Chunks, Delta, Tracker, CHUNK_SIZE};
 use crate::values::{bind_all, read_row, Cell, Params};
 use crate::vfs;
 
@@ -198,7 +198,7 @@ impl Database {
 
     /// The durable size and the durable bytes of the chunks changed since
     /// (see [`Tracker::durable_images`]), copied.
-    pub fn journal_images(&self) -> Result<(u64, Vec<(u32, Vec<u8>)>), EngineError> {
+    pub fn journal_images(&self) -> Result<(u64, Chunks), EngineError> {
         let tracker = vfs::lock(self.tracker()?);
         let (size, images) = tracker.durable_images();
         Ok((

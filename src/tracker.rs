@@ -22,6 +22,9 @@ use std::os::unix::fs::FileExt;
 /// Bytes per KV chunk: one SQLite page.
 pub const CHUNK_SIZE: u64 = 4096;
 
+/// Chunks by index, with their bytes.
+pub type Chunks = Vec<(u32, Vec<u8>)>;
+
 /// What changed in the main file since the previous seal.
 pub struct Delta {
     /// File size now.
@@ -30,7 +33,7 @@ pub struct Delta {
     pub previous_size: u64,
     /// Chunks whose bytes differ from the previous seal, in index order. Each
     /// holds the chunk's bytes within `size` (the last one may be shorter).
-    pub chunks: Vec<(u32, Vec<u8>)>,
+    pub chunks: Chunks,
 }
 
 pub struct Tracker {
