@@ -195,6 +195,28 @@ describe("errors", () => {
 		await assert.rejects(open(notAnArray), { code: "SQLITE_CORRUPT" });
 	});
 
+	test("a size larger than the chunks present, or chunks of the wrong length", async () => {
+		const base = createTestKv();
+		const db = await open(base);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('x')");
+		await db.close();
+		// Missing chunks inside the size read as zeros (the format's rule): the
+		// database still opens and reads, and SQLite's own checks stay clean.
+		const bigger = base.clone();
+		await bigger.inner.put(new Uint8Array([8, 1, 0, 0]), new Uint8Array([1, 0, 0, 0, 1, 0, 0, 0, 0, 0]));
+		const grown = await open(bigger);
+		assert.deepEqual(await rows(grown, "SELECT v FROM t"), [["x"]]);
+		await grown.close();
+		// A chunk longer than 4096 bytes is corrupt.
+		const long = base.clone();
+		await long.inner.put(new Uint8Array([8, 1, 1, 0, 0, 0, 0, 1]), new Uint8Array(5000));
+		await assert.rejects(open(long), { name: "SqliteError", code: "SQLITE_CORRUPT" });
+		// Page 1 missing entirely: zeros are not a database header.
+		const headless = base.clone();
+		await headless.inner.deleteBatch([new Uint8Array([8, 1, 1, 0, 0, 0, 0, 0])]);
+		await assert.rejects(open(headless), SqliteError);
+	});
+
 	test("a page that is not a database makes open reject with SQLITE_NOTADB", async () => {
 		const kv = createTestKv();
 		const meta = new Uint8Array([8, 1, 0, 0]);
