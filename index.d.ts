@@ -104,6 +104,37 @@ export declare class SqliteVfs implements ISqliteVfs {
 	close(): Promise<void>;
 }
 
+export interface SqliteVfsPoolConfig {
+	/** Actors per pool instance (a group of actors; see README). */
+	actorsPerInstance: number;
+	/** How long an instance with no actors lives on. Default 30000. */
+	idleDestroyMs?: number;
+}
+
+/** The pool rivetkit uses: one sticky handle per actor. */
+export declare class SqliteVfsPool {
+	constructor(config: SqliteVfsPoolConfig);
+	/** Live pool instances. */
+	readonly instanceCount: number;
+	/** Actors holding a handle. */
+	readonly actorCount: number;
+	/** The actor's handle: the same one until released. */
+	acquire(actorId: string): Promise<PooledSqliteHandle>;
+	/** Closes the actor's databases and frees its place. */
+	release(actorId: string): Promise<void>;
+	/** Closes everything; later acquire() calls reject. */
+	shutdown(): Promise<void>;
+}
+
+/** One actor's handle from a SqliteVfsPool. */
+export declare class PooledSqliteHandle implements ISqliteVfs {
+	private constructor();
+	/** Opens the actor's database (named after the actor). */
+	open(fileName: string, kv: KvVfsOptions, options?: OpenOptions): Promise<Database>;
+	/** Releases the actor's place in the pool. Idempotent. */
+	destroy(): Promise<void>;
+}
+
 /** A SQLite failure, or a KV failure while persisting (then `cause` is the KV's error). */
 export declare class SqliteError extends Error {
 	constructor(message: string, code: string, options?: { cause?: unknown });

@@ -4,9 +4,19 @@
 // actor's KV store. Hand-written entry point; binding.js is generated.
 
 const { open, SqliteVfs } = require("./lib/open");
+const { SqliteVfsPool, PooledSqliteHandle } = require("./lib/pool");
 const { Database } = require("./lib/database");
 const { SqliteError } = require("./lib/errors");
 const { createMemoryKv } = require("./lib/memory-kv");
 const { DEFAULT_LIMITS } = require("./lib/format");
 
-module.exports = { open, SqliteVfs, Database, SqliteError, createMemoryKv, DEFAULT_KV_LIMITS: DEFAULT_LIMITS };
+module.exports = {
+	open,
+	Database,
+	SqliteVfs,
+	SqliteVfsPool,
+	PooledSqliteHandle,
+	SqliteError,
+	createMemoryKv,
+	DEFAULT_KV_LIMITS: DEFAULT_LIMITS,
+};

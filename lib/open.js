@@ -93,6 +93,11 @@ class SqliteVfs {
 		return db;
 	}
 
+	/** Closes the database named `fileName`, if this instance has it open. */
+	async closeFile(fileName) {
+		await this.#databases.get(fileName)?.close();
+	}
+
 	/** Closes every database opened through this instance; later opens reject. */
 	async destroy() {
 		this.#destroyed = true;
