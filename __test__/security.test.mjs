@@ -26,7 +26,7 @@ describe("statements cannot reach host files", () => {
 		for (const sql of attempts) {
 			await assert.rejects(db.exec(sql), (error) => {
 				assert.ok(error instanceof SqliteError, `${sql}: ${error}`);
-				assert.match(error.code, /^SQLITE_CANTOPEN|^SQLITE_ERROR|^SQLITE_AUTH/);
+				assert.match(error.code, /^SQLITE_(CANTOPEN|AUTH)/);
 				return true;
 			});
 		}
@@ -39,6 +39,49 @@ describe("statements cannot reach host files", () => {
 		await db.exec("ATTACH ':memory:' AS scratch; CREATE TABLE scratch.s(x); DETACH scratch");
 		await db.close();
 		fs.rmSync(dir, { recursive: true });
+	});
+
+	test("pragmas that would break persistence are refused; reading them works", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+		const before = kvDump(kv);
+		const refused = [
+			"PRAGMA journal_mode = WAL",
+			"PRAGMA main.journal_mode = DELETE",
+			"PRAGMA locking_mode = NORMAL",
+			"PRAGMA page_size = 8192",
+			"PRAGMA mmap_size = 268435456",
+			"PRAGMA temp_store = FILE",
+			"PRAGMA temp_store_directory = '/tmp'",
+			"PRAGMA temp_store_directory",
+			"PRAGMA data_store_directory = '/tmp'",
+			"PRAGMA writable_schema = ON",
+			"PRAGMA schema_version = 12345",
+		];
+		for (const sql of refused) {
+			await assert.rejects(db.exec(sql), { name: "SqliteError", code: "SQLITE_AUTH" }, sql);
+		}
+		assert.deepEqual(kvDump(kv), before);
+		assert.deepEqual(await rows(db, "PRAGMA journal_mode"), [["memory"]]);
+		assert.deepEqual(await rows(db, "PRAGMA page_size"), [[4096]]);
+		assert.deepEqual(await rows(db, "PRAGMA locking_mode"), [["exclusive"]]);
+		// Harmless pragmas still work.
+		await db.exec("PRAGMA foreign_keys = ON; PRAGMA cache_size = -4000; PRAGMA user_version = 7");
+		assert.deepEqual(await rows(db, "PRAGMA user_version"), [[7]]);
+		await db.close();
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "PRAGMA user_version"), [[7]]);
+		assert.deepEqual(await rows(again, "PRAGMA integrity_check"), [["ok"]]);
+		await again.close();
+	});
+
+	test("writing the schema table directly is refused (defensive mode)", async () => {
+		const db = await open(createTestKv());
+		await db.exec("CREATE TABLE t(v)");
+		await assert.rejects(db.exec("UPDATE sqlite_schema SET sql = 'garbage' WHERE name = 't'"), SqliteError);
+		assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
+		await db.close();
 	});
 
 	test("extension loading is unavailable", async () => {

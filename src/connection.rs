@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::config::DbConfig;
+use rusqlite::limits::Limit;
 use rusqlite::{Batch, Connection, OpenFlags};
 use tempfile::TempDir;
 
 use crate::errors::EngineError;
+use crate::policy;
 use crate::tracker::{Chunks, Delta, Tracker, CHUNK_SIZE};
 use crate::values::{bind_all, read_row, Cell, Params};
 use crate::vfs;
@@ -137,8 +139,10 @@ impl Database {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_EXRESCODE;
-        let conn = Connection::open_with_flags_and_vfs(&self.path, flags, vfs::VFS_NAME)?;
+        let mut conn = Connection::open_with_flags_and_vfs(&self.path, flags, vfs::VFS_NAME)?;
         configure(&conn)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2)?;
+        conn.authorizer(Some(policy::authorize))?;
         self.conn = Some(conn);
         Ok(())
     }

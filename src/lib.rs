@@ -5,12 +5,14 @@
 //! to the actor's KV is the JS layer's job (see `lib/persist.js`).
 //!
 //! Modules: `vfs` (the VFS shim), `tracker` (dirty chunks and before-images),
-//! `connection` (one database), `values` (parameters and cells), `errors`.
+//! `connection` (one database), `policy` (what SQL may do), `values`
+//! (parameters and cells), `errors`.
 
 #![deny(clippy::all)]
 
 mod connection;
 mod errors;
+mod policy;
 mod tracker;
 mod values;
 mod vfs;
