@@ -8,6 +8,35 @@ const { createEngine } = require("./engines");
 
 const KV_METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
 
+// Engines not yet closed, so their local files go when the process exits
+// normally even if the user never called close(). Weak: an engine dropped
+// without close() is freed (and its directory removed) by the GC.
+const liveEngines = new Set();
+const forget = new FinalizationRegistry((ref) => liveEngines.delete(ref));
+let exitHook = false;
+
+function track(engine) {
+	const ref = new WeakRef(engine);
+	liveEngines.add(ref);
+	forget.register(engine, ref, ref);
+	if (!exitHook) {
+		exitHook = true;
+		process.once("exit", () => {
+			for (const live of liveEngines) {
+				try {
+					live.deref()?.close();
+				} catch {
+					// Exiting: nothing left to report to.
+				}
+			}
+		});
+	}
+	return () => {
+		liveEngines.delete(ref);
+		forget.unregister(ref);
+	};
+}
+
 // KV stores that have an open database: two databases on one KV would each
 // believe they own it, and overwrite each other's pages.
 const kvInUse = new WeakSet();
@@ -34,8 +63,10 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 	if (kvInUse.has(kv)) throw new Error(`This KV store already has an open database (opening "${fileName}")`);
 	kvInUse.add(kv);
 	let engine = null;
+	let untrack = null;
 	try {
 		engine = await createEngine(options.backend);
+		untrack = track(engine);
 		const persistence = new Persistence(kv, limits);
 		const { mainSize, journalSize } = await persistence.load(engine);
 		engine.open(mainSize, journalSize);
@@ -48,11 +79,13 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 			await persistence.removeFile(TAG_JOURNAL, journalSize);
 		}
 		return new Database(engine, persistence, fileName, async (db) => {
+			untrack();
 			kvInUse.delete(kv);
 			await onClose?.(db);
 		});
 	} catch (error) {
 		kvInUse.delete(kv);
+		untrack?.();
 		try {
 			engine?.close();
 		} catch {
