@@ -75,6 +75,8 @@ export declare class Database implements IDatabase {
 	readonly backend: "native" | "wasm";
 	/** Whether close() was called. */
 	readonly closed: boolean;
+	/** Whether a transaction is open, as of the calls that have run so far. */
+	readonly inTransaction: boolean;
 	/** Runs every statement of `sql`; the callback sees each result row. */
 	exec(sql: string, callback?: (row: SqliteValue[], columns: string[]) => void): Promise<void>;
 	/** Runs `sql` with `params` bound to each of its statements. */

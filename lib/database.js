@@ -35,6 +35,14 @@ class Database {
 		return this.#engine.backend;
 	}
 
+	/**
+	 * Whether a transaction is open, as of the calls that have run so far
+	 * (await your calls before reading it).
+	 */
+	get inTransaction() {
+		return !this.#closed && !this.#engine.isAutocommit();
+	}
+
 	/** Whether close() was called. */
 	get closed() {
 		return this.#closed;
