@@ -72,6 +72,15 @@ describe("errors", () => {
 		await db.close();
 	});
 
+	test("too big: SQL over the length limit, a blob over SQLite's limit", async () => {
+		const db = await open(createTestKv());
+		const long = `SELECT '${"x".repeat(64 * 1024 * 1024)}'`;
+		await assert.rejects(db.query(long), { name: "SqliteError", code: "SQLITE_TOOBIG" });
+		await assert.rejects(db.query("SELECT zeroblob(1500000000)"), { name: "SqliteError", code: "SQLITE_TOOBIG" });
+		assert.deepEqual(await rows(db, "SELECT length(zeroblob(1000000))"), [[1000000]]);
+		await db.close();
+	});
+
 	test("use after close rejects clearly; close is idempotent", async () => {
 		const db = await open(createTestKv());
 		await db.exec("CREATE TABLE t(v)");

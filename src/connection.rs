@@ -35,6 +35,9 @@ pub struct Output {
     pub last_insert_rowid: i64,
 }
 
+/// Longest SQL text accepted, in bytes (SQLite's default is 1,000,000,000).
+pub const MAX_SQL_LENGTH: i32 = 64 * 1024 * 1024;
+
 pub struct Database {
     // Field order matters for Drop: the connection closes before the
     // directory holding its file is removed.
@@ -142,6 +145,7 @@ impl Database {
         let mut conn = Connection::open_with_flags_and_vfs(&self.path, flags, vfs::VFS_NAME)?;
         configure(&conn)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_LENGTH)?;
         conn.authorizer(Some(policy::authorize))?;
         self.conn = Some(conn);
         Ok(())
