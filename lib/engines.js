@@ -4,8 +4,16 @@
 // memory) that reports which 4 KiB chunks changed; see lib/database.js for
 // how it is driven. Methods: loadChunks(tag, firstIndex, chunks),
 // open(mainSize, journalSize), execute(sql, positional, named, collect),
-// isAutocommit(), seal(), ack(), restore(), export(), close(), and the
-// `backend` property.
+// isAutocommit(), seal(), journal(), ack(), restore(), export(), size(),
+// close(), and the `backend` property.
+//
+// The native engine (napi-rs addon) comes first; when its binding is not
+// installed or fails to load, the WASM engine (lib/wasm/) takes over. The
+// `backend` option of open() ("native" or "wasm") or else the environment
+// variable RIVETKIT_SQLITE_BACKEND forces one.
+
+const BACKENDS = ["native", "wasm"];
+const ENV_VAR = "RIVETKIT_SQLITE_BACKEND";
 
 let native = null;
 
@@ -25,16 +33,75 @@ function loadNative() {
 	return native;
 }
 
-/** Creates an engine for one database. Async: the WASM engine loads lazily. */
-async function createEngine(backend) {
-	if (backend !== undefined && backend !== "native") {
-		throw new TypeError(`Unknown backend "${backend}"`);
+/** The backend asked for: `{ backend, source }`, backend undefined when none was. */
+function requestedBackend(option) {
+	if (option !== undefined) {
+		if (!BACKENDS.includes(option)) {
+			throw new TypeError(`Unknown backend "${option}": expected "native" or "wasm"`);
+		}
+		return { backend: option, source: 'the "backend" option' };
 	}
-	const { binding, error } = loadNative();
-	if (!binding) {
-		throw new Error(`The native SQLite engine could not be loaded: ${error?.message ?? error}`, { cause: error });
+	const env = process.env[ENV_VAR]?.trim().toLowerCase();
+	if (env) {
+		if (!BACKENDS.includes(env)) {
+			throw new TypeError(`Unknown backend "${process.env[ENV_VAR]}" in ${ENV_VAR}: expected "native" or "wasm"`);
+		}
+		return { backend: env, source: ENV_VAR };
 	}
-	return new binding.NativeDatabase();
+	return { backend: undefined, source: null };
 }
 
-module.exports = { createEngine, loadNative };
+/** An error's message with the messages of its causes (binding.js chains them). */
+function describeFailure(error) {
+	const parts = [];
+	let current = error;
+	for (let depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
+		parts.push(current instanceof Error ? current.message : String(current));
+		current = current instanceof Error ? current.cause : undefined;
+	}
+	return parts.join(" <- caused by: ");
+}
+
+function loadFailure(summary, attempts) {
+	const lines = attempts.map(([name, error]) => `  - ${name}: ${describeFailure(error)}`);
+	const error = new Error(`${summary}. Tried:\n${lines.join("\n")}`, { cause: attempts[0][1] });
+	error.code = "ERR_SQLITE_ENGINE_UNAVAILABLE";
+	error.attempts = attempts.map(([backend, cause]) => ({ backend, error: cause }));
+	return error;
+}
+
+async function createWasm() {
+	const { createWasmEngine } = require("./wasm");
+	return createWasmEngine();
+}
+
+/** Creates an engine for one database. Async: the WASM engine loads lazily. */
+async function createEngine(backend) {
+	const request = requestedBackend(backend);
+	if (request.backend === "wasm") {
+		try {
+			return await createWasm();
+		} catch (error) {
+			throw loadFailure(`The WASM SQLite engine could not be loaded (forced by ${request.source})`, [
+				["wasm", error],
+			]);
+		}
+	}
+	const { binding, error: nativeError } = loadNative();
+	if (binding) return new binding.NativeDatabase();
+	if (request.backend === "native") {
+		throw loadFailure(`The native SQLite engine could not be loaded (forced by ${request.source})`, [
+			["native", nativeError],
+		]);
+	}
+	try {
+		return await createWasm();
+	} catch (wasmError) {
+		throw loadFailure("No SQLite engine could be loaded", [
+			["native", nativeError],
+			["wasm", wasmError],
+		]);
+	}
+}
+
+module.exports = { createEngine, loadNative, BACKENDS, ENV_VAR };

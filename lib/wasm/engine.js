@@ -1,0 +1,662 @@
+"use strict";
+
+// The WASM engine: one SQLite database (sqlite3 compiled to WebAssembly) on
+// in-memory files, reporting which 4 KiB chunks changed. It mirrors the
+// native engine call for call: src/lib.rs (NativeDatabase), src/connection.rs
+// (Database), src/values.rs (parameters and cells) and src/errors.rs, and
+// rusqlite's behaviour underneath them (statement cache, Batch, error
+// messages).
+
+const { codeName } = require("./codes");
+const { MemFile, Tracker, CHUNK_SIZE } = require("./files");
+
+const TAG_MAIN = 0;
+const TAG_JOURNAL = 1;
+
+const SQLITE_OK = 0;
+const SQLITE_MISUSE = 21;
+const SQLITE_ROW = 100;
+const SQLITE_DONE = 101;
+const SQLITE_INTEGER = 1;
+const SQLITE_FLOAT = 2;
+const SQLITE_TEXT = 3;
+const SQLITE_BLOB = 4;
+
+const SQLITE_OPEN_READWRITE = 0x02;
+const SQLITE_OPEN_CREATE = 0x04;
+const SQLITE_OPEN_NOMUTEX = 0x8000;
+const SQLITE_OPEN_EXRESCODE = 0x02000000;
+const SQLITE_PREPARE_PERSISTENT = 0x01;
+const SQLITE_UTF8 = 1;
+const SQLITE_DIRECTONLY = 0x80000;
+const SQLITE_STATIC = 0;
+const SQLITE_TRANSIENT = -1;
+
+const SQLITE_DBCONFIG_ENABLE_TRIGGER = 1003;
+const SQLITE_DBCONFIG_DEFENSIVE = 1010;
+const SQLITE_DBCONFIG_DQS_DML = 1013;
+const SQLITE_DBCONFIG_DQS_DDL = 1014;
+const SQLITE_DBCONFIG_TRUSTED_SCHEMA = 1017;
+
+const SQLITE_LIMIT_SQL_LENGTH = 1;
+const SQLITE_LIMIT_ATTACHED = 7;
+// Longest SQL text accepted, in bytes (src/connection.rs MAX_SQL_LENGTH).
+const MAX_SQL_LENGTH = 64 * 1024 * 1024;
+
+// rusqlite's statement cache holds this many statements.
+const STATEMENT_CACHE_CAPACITY = 16;
+
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+const MAX_SAFE_BIG = BigInt(MAX_SAFE);
+const MIN_I64 = -(2n ** 63n);
+const MAX_I64 = 2n ** 63n - 1n;
+
+function engineError(code, message) {
+	const error = new Error(message);
+	error.code = code;
+	return error;
+}
+
+const closedError = () => engineError("ERR_SQLITE_CLOSED", "The database is closed");
+const rangeError = (message) => engineError("ERR_SQLITE_RANGE", message);
+
+/** Integers within ±(2^53 − 1) become numbers, others BigInt (src/lib.rs integer). */
+function integer(value) {
+	return value >= -MAX_SAFE_BIG && value <= MAX_SAFE_BIG ? Number(value) : value;
+}
+
+// Rust's str::trim: Unicode White_Space at both ends (rusqlite trims the SQL
+// of a cached statement).
+function isRustWhitespace(c) {
+	return (
+		(c >= 0x09 && c <= 0x0d) ||
+		c === 0x20 ||
+		c === 0x85 ||
+		c === 0xa0 ||
+		c === 0x1680 ||
+		(c >= 0x2000 && c <= 0x200a) ||
+		c === 0x2028 ||
+		c === 0x2029 ||
+		c === 0x202f ||
+		c === 0x205f ||
+		c === 0x3000
+	);
+}
+
+function rustTrim(s) {
+	let start = 0;
+	let end = s.length;
+	while (start < end && isRustWhitespace(s.charCodeAt(start))) start++;
+	while (end > start && isRustWhitespace(s.charCodeAt(end - 1))) end--;
+	return start === 0 && end === s.length ? s : s.slice(start, end);
+}
+
+/** Checks one parameter value as src/lib.rs `param` does (types were checked in JS). */
+function checkParam(value) {
+	if (value === null || typeof value === "number" || typeof value === "string") return value;
+	if (typeof value === "bigint") {
+		if (value < MIN_I64 || value > MAX_I64) throw rangeError("BigInt parameter does not fit in 64 bits");
+		return value;
+	}
+	if (value instanceof Uint8Array) return value;
+	throw new TypeError(`Cannot bind a value of type ${value === undefined ? "undefined" : typeof value}`);
+}
+
+function normalize(positional, named) {
+	if (positional !== null && positional !== undefined) {
+		return { kind: "positional", values: Array.from(positional, checkParam) };
+	}
+	if (named !== null && named !== undefined) {
+		const values = new Map();
+		// Enumerable string keys, as napi-rs reads an object into a HashMap.
+		for (const key in named) values.set(key, checkParam(named[key]));
+		return { kind: "named", values };
+	}
+	return { kind: "none" };
+}
+
+/**
+ * Frees what a database holds in the shared module: its statements, its
+ * connection, its VFS and files, its scratch memory. Used by close(), and by
+ * the GC for a database dropped without close() (as the native engine's
+ * Drop does), so nothing leaks into the process-wide heap.
+ */
+function release(api, state) {
+	let rc = SQLITE_OK;
+	if (state.db) {
+		const db = state.db;
+		state.db = 0;
+		for (const stmt of state.cache.values()) api.x.sqlite3_finalize(stmt);
+		state.cache.clear();
+		rc = api.x.sqlite3_close_v2(db);
+	}
+	api.vfs.releaseFileSet(state.set);
+	state.sqlScratch.trim(0);
+	state.bindScratch.trim(0);
+	return rc;
+}
+
+const finalizer = new FinalizationRegistry(({ api, state }) => {
+	try {
+		release(api, state);
+	} catch {
+		// Nothing to report it to.
+	}
+});
+
+class WasmDatabase {
+	#api;
+	#x;
+	/** What the shared module holds for this database (see release()). */
+	#s;
+	#tracker = null;
+	#closed = false;
+
+	/** @internal Use createWasmEngine(). */
+	constructor(api) {
+		this.#api = api;
+		this.#x = api.x;
+		this.#s = {
+			db: 0,
+			set: api.vfs.createFileSet(),
+			/** @type {Map<string, number>} trimmed SQL → prepared statement, LRU order */
+			cache: new Map(),
+			sqlScratch: new api.Scratch(),
+			bindScratch: new api.Scratch(),
+		};
+		finalizer.register(this, { api, state: this.#s }, this.#s);
+	}
+
+	get closed() {
+		return this.#closed;
+	}
+
+	#file(tag) {
+		if (tag === TAG_MAIN) return this.#s.set.main;
+		if (tag === TAG_JOURNAL) {
+			const path = `${this.#s.set.mainPath}-journal`;
+			let file = this.#s.set.files.get(path);
+			if (file === undefined) {
+				file = new MemFile();
+				this.#s.set.files.set(path, file);
+			}
+			return file;
+		}
+		throw rangeError(`unknown file tag ${tag}`);
+	}
+
+	/** Writes chunks `firstIndex..` of file `tag` (0 main, 1 journal), as read from the KV. Only before open. */
+	loadChunks(tag, firstIndex, chunks) {
+		if (this.#closed) throw closedError();
+		if (this.#s.db) throw rangeError("the database is already open");
+		const file = this.#file(tag);
+		for (let i = 0; i < chunks.length; i++) {
+			const bytes = chunks[i];
+			if (bytes === null || bytes === undefined) continue;
+			file.write(bytes, 0, bytes.length, (firstIndex + i) * CHUNK_SIZE);
+		}
+	}
+
+	/** Sets the files to the sizes the KV metadata gives (journal null: absent) and opens SQLite. */
+	open(mainSize, journalSize) {
+		if (this.#closed) throw closedError();
+		if (this.#s.db) throw rangeError("the database is already open");
+		this.#s.set.main.truncate(mainSize);
+		const journalPath = `${this.#s.set.mainPath}-journal`;
+		if (journalSize !== null && journalSize !== undefined) this.#file(TAG_JOURNAL).truncate(journalSize);
+		else this.#s.set.files.delete(journalPath);
+		this.#tracker = new Tracker(this.#s.set.main);
+		this.#s.set.tracker = this.#tracker;
+		this.#connect();
+	}
+
+	#connect() {
+		const api = this.#api;
+		const x = this.#x;
+		const path = api.allocCString(this.#s.set.mainPath);
+		const vfs = api.allocCString(this.#s.set.vfsName);
+		let db = 0;
+		try {
+			const flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+			const rc = x.sqlite3_open_v2(path, api.out, flags, vfs);
+			db = api.peek32(api.out);
+			if (rc !== SQLITE_OK) {
+				// As rusqlite reports a failed open.
+				let error;
+				if (!db) {
+					error = engineError(codeName(rc), this.#s.set.mainPath);
+				} else {
+					error = this.#error(rc, db);
+					if ((rc & 0xff) === 14) error.message = `${error.message}: ${this.#s.set.mainPath}`;
+				}
+				throw error;
+			}
+			const busy = x.sqlite3_busy_timeout(db, 5000);
+			if (busy !== SQLITE_OK) throw this.#error(busy, db);
+			this.#configure(db);
+			x.sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 2);
+			x.sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_LENGTH);
+			x.sqlite3_set_authorizer(db, api.authorize, 0);
+			// A journal brought from the KV has been rolled back (or found not
+			// hot) by now, and the journal lives in memory from here on: SQLite
+			// holds its exclusive lock until close and never reads the file
+			// again, so its bytes need not stay in memory.
+			const journalPath = `${this.#s.set.mainPath}-journal`;
+			if (this.#s.set.files.get(journalPath)?.opens === 0) this.#s.set.files.delete(journalPath);
+		} catch (error) {
+			if (db) x.sqlite3_close_v2(db);
+			throw error;
+		} finally {
+			api.free(path);
+			api.free(vfs);
+		}
+		this.#s.db = db;
+	}
+
+	/** src/connection.rs configure, plus what makes this build's SQLite behave like the native one's. */
+	#configure(db) {
+		const api = this.#api;
+		const x = this.#x;
+		const dbConfig = (op, value) => {
+			const rc = x.sqlite3__wasm_db_config_ip(db, op, value, 0);
+			if (rc !== SQLITE_OK) throw this.#error(rc, db);
+		};
+		dbConfig(SQLITE_DBCONFIG_DEFENSIVE, 1);
+		dbConfig(SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0);
+		dbConfig(SQLITE_DBCONFIG_ENABLE_TRIGGER, 1);
+		// This build is compiled with SQLITE_DQS=0; the native one has the
+		// default (double-quoted string literals accepted).
+		dbConfig(SQLITE_DBCONFIG_DQS_DML, 1);
+		dbConfig(SQLITE_DBCONFIG_DQS_DDL, 1);
+		// Drop the virtual tables the native build does not have
+		// (sqlite_dbpage, bytecode, tables_used, sqlite_stmt).
+		const dropped = x.sqlite3_drop_modules(db, api.keepModules);
+		if (dropped !== SQLITE_OK) throw this.#error(dropped, db);
+		for (const nArg of [1, 2]) {
+			const rc = x.sqlite3_create_function_v2(
+				db,
+				api.loadExtension.name,
+				nArg,
+				SQLITE_UTF8 | SQLITE_DIRECTONLY,
+				0,
+				api.loadExtension.func,
+				0,
+				0,
+				0,
+			);
+			if (rc !== SQLITE_OK) throw this.#error(rc, db);
+		}
+		// page_size before the first write: this build defaults to 8192.
+		// cache_size: this build defaults to -16384 (16 MiB per database), the
+		// native one to -2000.
+		this.#run(
+			db,
+			`PRAGMA page_size = 4096;
+			 PRAGMA locking_mode = EXCLUSIVE;
+			 PRAGMA synchronous = OFF;
+			 PRAGMA temp_store = MEMORY;
+			 PRAGMA foreign_keys = OFF;
+			 PRAGMA cache_size = -2000;`,
+		);
+		// The first read takes the lock and rolls back a hot journal, if one
+		// was brought from the KV; only then may the journal live in memory.
+		this.#run(db, "SELECT count(*) FROM sqlite_schema");
+		this.#run(db, "PRAGMA journal_mode = MEMORY");
+	}
+
+	/** Runs every statement of `sql` to completion (configuration only). */
+	#run(db, sql) {
+		const api = this.#api;
+		const x = this.#x;
+		const [p, len] = api.encodeInto(this.#s.sqlScratch, sql);
+		let at = 0;
+		while (at < len) {
+			const { rc, stmt, tail } = this.#prepare(db, p + at, len - at, 0);
+			if (rc !== SQLITE_OK) throw this.#error(rc, db);
+			at = tail === 0 ? len : at + tail;
+			if (!stmt) continue;
+			try {
+				let step;
+				while ((step = x.sqlite3_step(stmt)) === SQLITE_ROW);
+				if (step !== SQLITE_DONE) throw this.#error(step, db);
+			} finally {
+				x.sqlite3_finalize(stmt);
+			}
+		}
+	}
+
+	#conn() {
+		if (!this.#s.db) throw closedError();
+		return this.#s.db;
+	}
+
+	#trackerOrThrow() {
+		if (this.#tracker === null) throw closedError();
+		return this.#tracker;
+	}
+
+	/** An SQLite failure as rusqlite reports it: SQLite's message when it is about `rc`. */
+	#error(rc, db = this.#s.db) {
+		const x = this.#x;
+		const api = this.#api;
+		const message =
+			db && x.sqlite3_errcode(db) === rc ? api.cstr(x.sqlite3_errmsg(db)) : api.cstr(x.sqlite3_errstr(rc));
+		return engineError(codeName(rc), message ?? codeName(rc));
+	}
+
+	/** sqlite3_prepare_v3 on `len` bytes at `p`: `{ rc, stmt, tail }`, tail as rusqlite computes it. */
+	#prepare(db, p, len, flags) {
+		const api = this.#api;
+		const rc = this.#x.sqlite3_prepare_v3(db, p, len, flags, api.out, api.out + 4);
+		const stmt = rc === SQLITE_OK ? api.peek32(api.out) : 0;
+		const tailPointer = api.peek32(api.out + 4);
+		let tail = tailPointer ? tailPointer - p : 0;
+		if (tail <= 0 || tail >= len) tail = 0;
+		return { rc, stmt, tail };
+	}
+
+	/**
+	 * rusqlite's prepare_cached: the trimmed SQL from the cache, or prepared
+	 * (persistent) if it holds exactly one statement. Returns 0 when rusqlite's
+	 * would fail (empty, several statements, or any prepare error): the caller
+	 * then runs the SQL statement by statement.
+	 */
+	#prepareCached(db, trimmed) {
+		const cached = this.#s.cache.get(trimmed);
+		if (cached !== undefined) {
+			this.#s.cache.delete(trimmed);
+			return cached;
+		}
+		const [p, len] = this.#api.encodeInto(this.#s.sqlScratch, trimmed);
+		const first = this.#prepare(db, p, len, SQLITE_PREPARE_PERSISTENT);
+		if (first.rc !== SQLITE_OK || !first.stmt) return 0;
+		if (first.tail !== 0) {
+			// Anything but "nothing left" (an error or another statement) is not one statement.
+			const rest = this.#prepare(db, p + first.tail, len - first.tail, 0);
+			if (rest.stmt) this.#x.sqlite3_finalize(rest.stmt);
+			if (rest.rc !== SQLITE_OK || rest.stmt) {
+				this.#x.sqlite3_finalize(first.stmt);
+				return 0;
+			}
+		}
+		return first.stmt;
+	}
+
+	/** Returns a statement to the cache (bindings cleared), evicting the least recently used. */
+	#cacheStatement(trimmed, stmt) {
+		this.#x.sqlite3_clear_bindings(stmt);
+		this.#s.cache.set(trimmed, stmt);
+		if (this.#s.cache.size > STATEMENT_CACHE_CAPACITY) {
+			const [oldest, old] = this.#s.cache.entries().next().value;
+			this.#s.cache.delete(oldest);
+			this.#x.sqlite3_finalize(old);
+		}
+	}
+
+	#flushCache() {
+		for (const stmt of this.#s.cache.values()) this.#x.sqlite3_finalize(stmt);
+		this.#s.cache.clear();
+	}
+
+	/** Runs `sql`. Returns `{ sets: [{ columns, rows }], changes, lastInsertRowid }`. */
+	execute(sql, positional, named, collect) {
+		const params = normalize(positional, named);
+		const db = this.#conn();
+		const x = this.#x;
+		const out = { sets: [], changes: 0, lastInsertRowid: 0 };
+		try {
+			// The common case, one statement, goes through the statement cache;
+			// anything else runs one statement at a time, each prepared after the
+			// previous one ran.
+			const trimmed = rustTrim(sql);
+			const stmt = this.#prepareCached(db, trimmed);
+			if (stmt) {
+				try {
+					this.#bindAll(stmt, params, true);
+					this.#runStatement(db, stmt, collect, out);
+				} finally {
+					this.#cacheStatement(trimmed, stmt);
+				}
+			} else {
+				const [p, len] = this.#api.encodeInto(this.#s.sqlScratch, sql);
+				let at = 0;
+				while (at < len) {
+					const next = this.#prepare(db, p + at, len - at, 0);
+					if (next.rc !== SQLITE_OK) throw this.#error(next.rc, db);
+					at = next.tail === 0 ? len : at + next.tail;
+					if (!next.stmt) continue;
+					try {
+						this.#bindAll(next.stmt, params, false);
+						this.#runStatement(db, next.stmt, collect, out);
+					} finally {
+						x.sqlite3_finalize(next.stmt);
+					}
+				}
+			}
+			out.lastInsertRowid = integer(x.sqlite3_last_insert_rowid(db));
+			return out;
+		} finally {
+			this.#s.sqlScratch.trim();
+			this.#s.bindScratch.trim();
+		}
+	}
+
+	#paramName(stmt, index) {
+		return this.#api.cstr(this.#x.sqlite3_bind_parameter_name(stmt, index));
+	}
+
+	/** src/values.rs bind_all. */
+	#bindAll(stmt, params, exact) {
+		const count = this.#x.sqlite3_bind_parameter_count(stmt);
+		switch (params.kind) {
+			case "none":
+				if (count > 0) {
+					const name = this.#paramName(stmt, 1) ?? "?1";
+					throw rangeError(
+						`Missing value for parameter ${name}: the statement has ${count} parameter(s) and none were given`,
+					);
+				}
+				return;
+			case "positional": {
+				const values = params.values;
+				// Positional values bind by index, to `?`, `?NNN` and named
+				// parameters alike.
+				for (let index = 1; index <= count; index++) {
+					if (index - 1 < values.length) {
+						this.#bind(stmt, index, values[index - 1]);
+					} else {
+						const name = this.#paramName(stmt, index) ?? `?${index}`;
+						throw rangeError(
+							`Missing value for parameter ${name}: ${values.length} value(s) given, the statement needs ${count}`,
+						);
+					}
+				}
+				if (exact && values.length > count) {
+					throw rangeError(`Too many parameter values: ${values.length} given, the statement takes ${count}`);
+				}
+				return;
+			}
+			case "named": {
+				for (let index = 1; index <= count; index++) {
+					const name = this.#paramName(stmt, index);
+					if (name === null || name.startsWith("?")) {
+						throw rangeError(`Parameter ?${index} is positional: pass an array, not an object`);
+					}
+					const key = name.slice(1);
+					if (!params.values.has(key)) throw rangeError(`Missing named parameter "${name}"`);
+					this.#bind(stmt, index, params.values.get(key));
+				}
+				return;
+			}
+		}
+	}
+
+	#bind(stmt, index, value) {
+		const x = this.#x;
+		let rc;
+		if (value === null) {
+			rc = x.sqlite3_bind_null(stmt, index);
+		} else if (typeof value === "number") {
+			// Integral values within ±(2^53 − 1) bind as INTEGER, the rest as REAL.
+			if (Number.isInteger(value) && Math.abs(value) <= MAX_SAFE) {
+				rc = (value | 0) === value ? x.sqlite3_bind_int(stmt, index, value) : x.sqlite3_bind_int64(stmt, index, BigInt(value));
+			} else {
+				rc = x.sqlite3_bind_double(stmt, index, value);
+			}
+		} else if (typeof value === "bigint") {
+			rc = x.sqlite3_bind_int64(stmt, index, value);
+		} else if (typeof value === "string") {
+			if (value.length === 0) {
+				rc = x.sqlite3_bind_text(stmt, index, this.#api.staticEmpty, 0, SQLITE_STATIC);
+			} else {
+				const [p, len] = this.#api.encodeInto(this.#s.bindScratch, value);
+				rc = x.sqlite3_bind_text(stmt, index, p, len, SQLITE_TRANSIENT);
+			}
+		} else if (value.length === 0) {
+			// rusqlite binds an empty blob as zeroblob(0): a BLOB, not NULL.
+			rc = x.sqlite3_bind_zeroblob(stmt, index, 0);
+		} else {
+			const p = this.#s.bindScratch.ensure(value.length);
+			this.#api.heap().set(value, p);
+			rc = x.sqlite3_bind_blob(stmt, index, p, value.length, SQLITE_TRANSIENT);
+		}
+		if (rc !== SQLITE_OK) throw this.#error(rc);
+	}
+
+	/** src/connection.rs run_statement. */
+	#runStatement(db, stmt, collect, out) {
+		const x = this.#x;
+		const api = this.#api;
+		const before = x.sqlite3_total_changes64(db);
+		const columnCount = x.sqlite3_column_count(stmt);
+		let set = null;
+		if (collect && columnCount > 0) {
+			const columns = [];
+			for (let i = 0; i < columnCount; i++) columns.push(api.cstr(x.sqlite3_column_name(stmt, i)));
+			set = { columns, rows: [] };
+		}
+		try {
+			for (;;) {
+				const rc = x.sqlite3_step(stmt);
+				if (rc === SQLITE_ROW) {
+					if (set !== null) set.rows.push(this.#readRow(stmt, columnCount));
+				} else if (rc === SQLITE_DONE) {
+					break;
+				} else {
+					throw this.#error(rc, db);
+				}
+			}
+		} finally {
+			x.sqlite3_reset(stmt);
+		}
+		if (x.sqlite3_total_changes64(db) !== before) out.changes += Number(x.sqlite3_changes64(db));
+		if (set !== null) out.sets.push(set);
+	}
+
+	/** src/values.rs read_row, then the conversion of src/lib.rs output. */
+	#readRow(stmt, columnCount) {
+		const x = this.#x;
+		const api = this.#api;
+		const row = new Array(columnCount);
+		for (let i = 0; i < columnCount; i++) {
+			switch (x.sqlite3_column_type(stmt, i)) {
+				case SQLITE_INTEGER:
+					row[i] = integer(x.sqlite3_column_int64(stmt, i));
+					break;
+				case SQLITE_FLOAT:
+					row[i] = x.sqlite3_column_double(stmt, i);
+					break;
+				case SQLITE_TEXT: {
+					const p = x.sqlite3_column_text(stmt, i);
+					const len = x.sqlite3_column_bytes(stmt, i);
+					// Every byte, NUL included; invalid UTF-8 becomes U+FFFD.
+					row[i] = len === 0 ? "" : api.decoder.decode(api.heap().subarray(p, p + len));
+					break;
+				}
+				case SQLITE_BLOB: {
+					const p = x.sqlite3_column_blob(stmt, i);
+					const len = x.sqlite3_column_bytes(stmt, i);
+					row[i] = len === 0 ? new Uint8Array(0) : api.heap().slice(p, p + len);
+					break;
+				}
+				default:
+					row[i] = null;
+			}
+		}
+		return row;
+	}
+
+	/** Whether no transaction is open. */
+	isAutocommit() {
+		return this.#x.sqlite3_get_autocommit(this.#conn()) !== 0;
+	}
+
+	/** The chunks changed since the last seal, or null when nothing changed. */
+	seal() {
+		const delta = this.#trackerOrThrow().seal();
+		if (delta.chunks.length === 0 && delta.size === delta.previousSize) return null;
+		return delta;
+	}
+
+	/**
+	 * What a rollback journal for the pending commit must hold: `{ size,
+	 * pages: [[index, bytes], ...] }`, the durable size and the durable bytes
+	 * of every chunk changed since, within that size.
+	 */
+	journal() {
+		return this.#trackerOrThrow().durableImages();
+	}
+
+	/** Everything sealed so far is durable in the KV. */
+	ack() {
+		this.#trackerOrThrow().ack();
+	}
+
+	/**
+	 * Back to the last durable state: closes SQLite (rolling back any open
+	 * transaction), restores the file from its before-images and reopens.
+	 */
+	restore() {
+		this.#conn();
+		this.#closeConnection();
+		this.#trackerOrThrow().restore();
+		this.#connect();
+	}
+
+	#closeConnection() {
+		const db = this.#s.db;
+		if (!db) return;
+		this.#s.db = 0;
+		this.#flushCache();
+		const rc = this.#x.sqlite3_close_v2(db);
+		if (rc !== SQLITE_OK) throw engineError(codeName(rc), this.#api.cstr(this.#x.sqlite3_errstr(rc)));
+	}
+
+	/** The whole database file. */
+	export() {
+		const db = this.#conn();
+		if (this.#x.sqlite3_get_autocommit(db) === 0) {
+			throw engineError(codeName(SQLITE_MISUSE), "cannot export while a transaction is open");
+		}
+		return this.#s.set.main.toBytes();
+	}
+
+	/** The main file's size in bytes. */
+	size() {
+		return this.#trackerOrThrow().size;
+	}
+
+	/** Closes SQLite and frees the files. Idempotent. */
+	close() {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.#tracker = null;
+		finalizer.unregister(this.#s);
+		const rc = release(this.#api, this.#s);
+		if (rc !== SQLITE_OK) throw engineError(codeName(rc), this.#api.cstr(this.#x.sqlite3_errstr(rc)));
+	}
+}
+
+Object.defineProperty(WasmDatabase.prototype, "backend", { value: "wasm" });
+
+module.exports = { WasmDatabase };

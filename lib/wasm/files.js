@@ -1,0 +1,205 @@
+"use strict";
+
+// In-memory files of the WASM engine, and the dirty-chunk tracker of a main
+// database file: a line-by-line port of src/tracker.rs, over a MemFile
+// instead of a local file.
+
+const CHUNK_SIZE = 4096;
+
+/**
+ * A sparse file in 4 KiB chunks. A missing chunk reads as zeros; bytes past
+ * `size` inside the last chunk are always zero, so a file that grows again
+ * reads zeros there, as a truncated and re-extended local file does.
+ */
+class MemFile {
+	/** @type {(Uint8Array | undefined)[]} */
+	chunks = [];
+	size = 0;
+	// Lock state shared by every handle on this file (see vfs.js).
+	lockLevel = 0;
+	sharedCount = 0;
+	/** Open sqlite3_file handles on this file. */
+	opens = 0;
+
+	/**
+	 * Copies up to `n` bytes at `offset` into `target[targetOffset..]`.
+	 * Returns how many bytes the file had there (fewer at the end of file).
+	 */
+	read(target, targetOffset, n, offset) {
+		const end = Math.min(offset + n, this.size);
+		let pos = offset;
+		while (pos < end) {
+			const index = Math.floor(pos / CHUNK_SIZE);
+			const within = pos - index * CHUNK_SIZE;
+			const len = Math.min(CHUNK_SIZE - within, end - pos);
+			const at = targetOffset + (pos - offset);
+			const chunk = this.chunks[index];
+			if (chunk === undefined) target.fill(0, at, at + len);
+			else target.set(chunk.subarray(within, within + len), at);
+			pos += len;
+		}
+		return Math.max(0, end - offset);
+	}
+
+	/** Writes `source[sourceOffset..sourceOffset+n]` at `offset`, growing the file. */
+	write(source, sourceOffset, n, offset) {
+		const end = offset + n;
+		let pos = offset;
+		while (pos < end) {
+			const index = Math.floor(pos / CHUNK_SIZE);
+			const within = pos - index * CHUNK_SIZE;
+			const len = Math.min(CHUNK_SIZE - within, end - pos);
+			let chunk = this.chunks[index];
+			if (chunk === undefined) {
+				chunk = new Uint8Array(CHUNK_SIZE);
+				this.chunks[index] = chunk;
+			}
+			const from = sourceOffset + (pos - offset);
+			chunk.set(source.subarray(from, from + len), within);
+			pos += len;
+		}
+		if (end > this.size) this.size = end;
+	}
+
+	/** Sets the file's length (shrinking or extending with zeros), like ftruncate. */
+	truncate(newSize) {
+		if (newSize < this.size) {
+			const keep = Math.ceil(newSize / CHUNK_SIZE);
+			if (this.chunks.length > keep) this.chunks.length = keep;
+			const tail = newSize % CHUNK_SIZE;
+			if (tail !== 0 && this.chunks[keep - 1] !== undefined) this.chunks[keep - 1].fill(0, tail);
+		}
+		this.size = newSize;
+	}
+
+	/** The whole file as one array. */
+	toBytes() {
+		const out = new Uint8Array(this.size);
+		this.read(out, 0, this.size, 0);
+		return out;
+	}
+}
+
+function chunkRange(start, end) {
+	if (end <= start) return [0, 0];
+	return [Math.floor(start / CHUNK_SIZE), Math.floor((end - 1) / CHUNK_SIZE) + 1];
+}
+
+function sameBytes(a, b) {
+	if (a.length !== b.length) return false;
+	return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
+}
+
+/**
+ * Keeps the bytes each chunk held at two moments: `durable` (what the KV
+ * holds; restore() puts them back) and `sealed` (the last seal; a seal hands
+ * out the chunks that differ from it). See src/tracker.rs.
+ */
+class Tracker {
+	/** @param {MemFile} file whose current contents are what the KV holds */
+	constructor(file) {
+		this.file = file;
+		this.size = file.size;
+		this.durableSize = file.size;
+		this.sealedSize = file.size;
+		/** @type {Map<number, Uint8Array>} */
+		this.durable = new Map();
+		/** @type {Map<number, Uint8Array>} */
+		this.sealed = new Map();
+	}
+
+	readChunk(index) {
+		const start = index * CHUNK_SIZE;
+		const len = Math.max(0, Math.min(CHUNK_SIZE, this.size - start));
+		const bytes = new Uint8Array(len);
+		// Past the file's physical end the rest stays zero.
+		this.file.read(bytes, 0, len, start);
+		return bytes;
+	}
+
+	capture(index) {
+		const needDurable = !this.durable.has(index);
+		const needSealed = !this.sealed.has(index);
+		if (!needDurable && !needSealed) return;
+		// Images are never mutated, so both maps may share one array.
+		const bytes = this.readChunk(index);
+		if (needDurable) this.durable.set(index, bytes);
+		if (needSealed) this.sealed.set(index, bytes);
+	}
+
+	/** Before SQLite writes `len` bytes at `offset`. */
+	beforeWrite(offset, len) {
+		// A write past the end also changes the gap between the old end and the
+		// write (it reads as zeros now, the KV may hold stale chunks).
+		const [from, to] = chunkRange(Math.min(offset, this.size), offset + len);
+		for (let index = from; index < to; index++) this.capture(index);
+	}
+
+	afterWrite(offset, len) {
+		this.size = Math.max(this.size, offset + len);
+	}
+
+	/** Before SQLite truncates (or extends) the file to `newSize`. */
+	beforeTruncate(newSize) {
+		const [low, high] = newSize < this.size ? [newSize, this.size] : [this.size, newSize];
+		const [from, to] = chunkRange(low, high);
+		for (let index = from; index < to; index++) this.capture(index);
+	}
+
+	afterTruncate(newSize) {
+		this.size = newSize;
+	}
+
+	/** What changed since the last seal: `{ size, previousSize, chunks }`, chunks sorted. */
+	seal() {
+		const sealed = this.sealed;
+		this.sealed = new Map();
+		const chunks = [];
+		for (const [index, before] of sealed) {
+			if (index * CHUNK_SIZE >= this.size) continue;
+			const now = this.readChunk(index);
+			if (!sameBytes(now, before)) chunks.push([index, now]);
+		}
+		chunks.sort((a, b) => a[0] - b[0]);
+		const delta = { size: this.size, previousSize: this.sealedSize, chunks };
+		this.sealedSize = this.size;
+		return delta;
+	}
+
+	/** Everything sealed so far is now durable in the KV. */
+	ack() {
+		// The before-images still needed are those of chunks changed since the
+		// seal, taken at the seal.
+		this.durable = new Map(this.sealed);
+		this.durableSize = this.sealedSize;
+	}
+
+	/** Puts the file back to the last durable state (SQLite must not hold it open). */
+	restore() {
+		for (const [index, bytes] of this.durable) {
+			const start = index * CHUNK_SIZE;
+			if (start < this.durableSize) this.file.write(bytes, 0, bytes.length, start);
+		}
+		this.file.truncate(this.durableSize);
+		this.durable.clear();
+		this.sealed.clear();
+		this.size = this.durableSize;
+		this.sealedSize = this.durableSize;
+	}
+
+	/**
+	 * The durable size, and the durable bytes of every chunk changed since the
+	 * durable state that lies within it, by index: what a rollback journal
+	 * for the pending commit must hold.
+	 */
+	durableImages() {
+		const pages = [];
+		for (const [index, bytes] of this.durable) {
+			if (index * CHUNK_SIZE < this.durableSize) pages.push([index, bytes.slice()]);
+		}
+		pages.sort((a, b) => a[0] - b[0]);
+		return { size: this.durableSize, pages };
+	}
+}
+
+module.exports = { CHUNK_SIZE, MemFile, Tracker };

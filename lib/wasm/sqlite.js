@@ -1,0 +1,211 @@
+"use strict";
+
+// Loads the sqlite3 WASM module once per process: every WASM database shares
+// it (one heap, one compiled module), so a database costs its page cache and
+// its files, not a runtime of its own.
+//
+// The module is @sqlite.org/sqlite-wasm's Node build (dist/node.mjs, its
+// "node" export condition). Its .wasm file is read here from the package
+// directory with fs.readFileSync and handed over as `wasmBinary`, so nothing
+// is ever fetched.
+
+const fs = require("node:fs");
+const { installVfs } = require("./vfs");
+
+const PACKAGE = "@sqlite.org/sqlite-wasm";
+
+let loading = null;
+
+/** The shared module, loaded on first use. A failed load is retried next time. */
+function loadSqlite() {
+	if (loading === null) {
+		loading = load();
+		loading.catch(() => {
+			loading = null;
+		});
+	}
+	return loading;
+}
+
+async function load() {
+	const wasmPath = require.resolve(`${PACKAGE}/sqlite3.wasm`);
+	const { default: sqlite3InitModule } = await import(PACKAGE);
+	const wasmBinary = fs.readFileSync(wasmPath);
+	const sqlite3 = await sqlite3InitModule({ wasmBinary, print() {}, printErr() {} });
+	return createApi(sqlite3, wasmPath);
+}
+
+/** Raw access to the module for the engine: exports, heap, strings, scratch memory. */
+function createApi(sqlite3, wasmPath) {
+	const { wasm } = sqlite3;
+	const x = wasm.exports;
+	const memory = x.memory ?? wasm.memory;
+	const decoder = new TextDecoder();
+	const encoder = new TextEncoder();
+	let u8 = new Uint8Array(memory.buffer);
+	let i32 = new Int32Array(memory.buffer);
+	const heap = () => {
+		if (u8.buffer !== memory.buffer) {
+			u8 = new Uint8Array(memory.buffer);
+			i32 = new Int32Array(memory.buffer);
+		}
+		return u8;
+	};
+	const peek32 = (p) => {
+		heap();
+		return i32[p >> 2];
+	};
+	const cstr = (p) => {
+		if (!p) return null;
+		const h = heap();
+		const end = h.indexOf(0, p);
+		return decoder.decode(h.subarray(p, end));
+	};
+	const allocCString = (s) => {
+		const bytes = encoder.encode(s);
+		const p = alloc(bytes.length + 1);
+		const h = heap();
+		h.set(bytes, p);
+		h[p + bytes.length] = 0;
+		return p;
+	};
+	const alloc = (n) => {
+		const p = x.sqlite3_malloc(n);
+		if (!p) throw Object.assign(new Error("out of memory"), { code: "SQLITE_NOMEM" });
+		return p;
+	};
+
+	/** A reusable block of WASM memory; large blocks are returned after use. */
+	class Scratch {
+		pointer = 0;
+		capacity = 0;
+		ensure(n) {
+			if (n > this.capacity) {
+				if (this.pointer) x.sqlite3_free(this.pointer);
+				this.pointer = 0;
+				this.capacity = 0;
+				const size = Math.max(n, 256);
+				this.pointer = alloc(size);
+				this.capacity = size;
+			}
+			return this.pointer;
+		}
+		/** Frees the block if it grew past `keep` bytes. */
+		trim(keep = 64 * 1024) {
+			if (this.capacity > keep) {
+				x.sqlite3_free(this.pointer);
+				this.pointer = 0;
+				this.capacity = 0;
+			}
+		}
+	}
+
+	/** Writes `text` as UTF-8 into `scratch`; returns [pointer, byteLength] (NUL-terminated). */
+	const encodeInto = (scratch, text) => {
+		const max = text.length > 1 << 20 ? Buffer.byteLength(text, "utf8") : text.length * 3;
+		const p = scratch.ensure(max + 1);
+		const h = heap();
+		const { written } = encoder.encodeInto(text, h.subarray(p, p + max));
+		h[p + written] = 0;
+		return [p, written];
+	};
+
+	const vfs = installVfs(sqlite3);
+
+	// Out-parameters of sqlite3_open_v2 and sqlite3_prepare_v3.
+	const out = alloc(16);
+	const staticEmpty = alloc(1);
+	heap()[staticEmpty] = 0;
+
+	// load_extension(): this build omits it, the native one has it. A stub
+	// makes SQL see the same function (the authorizer refuses it, as the
+	// native engine's does, and it would answer "not authorized" anyway).
+	const loadExtensionName = allocCString("load_extension");
+	const notAuthorized = allocCString("not authorized");
+	const loadExtension = wasm.installFunction("v(pip)", (context) => {
+		x.sqlite3_result_error(context, notAuthorized, -1);
+	});
+
+	const authorize = installAuthorizer(wasm, cstr);
+
+	// Virtual table modules of this build that the native build lacks; the
+	// rest are kept (sqlite3_drop_modules takes the list to keep).
+	const keepModules = ["dbstat", "fts5", "fts5vocab", "rtree", "rtree_i32", "json_each", "json_tree", "geopoly"];
+	const keepList = alloc(4 * (keepModules.length + 1));
+	keepModules.forEach((name, i) => {
+		const p = allocCString(name);
+		heap();
+		i32[(keepList >> 2) + i] = p;
+	});
+	heap();
+	i32[(keepList >> 2) + keepModules.length] = 0;
+
+	return {
+		sqlite3,
+		keepModules: keepList,
+		x,
+		wasmPath,
+		heap,
+		peek32,
+		cstr,
+		decoder,
+		allocCString,
+		free: (p) => x.sqlite3_free(p),
+		Scratch,
+		encodeInto,
+		vfs,
+		out,
+		staticEmpty,
+		loadExtension: { name: loadExtensionName, func: loadExtension },
+		authorize,
+	};
+}
+
+// The authorizer of every connection: src/policy.rs, as rusqlite's
+// AuthAction hands it the arguments.
+const SQLITE_PRAGMA = 19;
+const SQLITE_ATTACH = 24;
+const SQLITE_FUNCTION = 31;
+const SQLITE_DENY = 1;
+// Pragmas that may be read but not set.
+const READ_ONLY_PRAGMAS = new Set([
+	"journal_mode",
+	"locking_mode",
+	"page_size",
+	"mmap_size",
+	"temp_store",
+	"writable_schema",
+	"schema_version",
+]);
+// Pragmas that may not be used at all: they name host directories.
+const DENIED_PRAGMAS = new Set(["temp_store_directory", "data_store_directory"]);
+const asciiLower = (s) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+
+function installAuthorizer(wasm, cstr) {
+	return wasm.installFunction("i(pipppp)", (_app, action, arg1, arg2) => {
+		try {
+			switch (action) {
+				case SQLITE_ATTACH: {
+					// Only in-memory databases may be attached, named by a
+					// literal (a computed or bound name is unknown here).
+					if (!arg1) return SQLITE_DENY;
+					const filename = cstr(arg1);
+					return filename === "" || filename === ":memory:" ? 0 : SQLITE_DENY;
+				}
+				case SQLITE_PRAGMA: {
+					if (!arg1) return 0;
+					const name = asciiLower(cstr(arg1));
+					return DENIED_PRAGMAS.has(name) || (arg2 && READ_ONLY_PRAGMAS.has(name)) ? SQLITE_DENY : 0;
+				}
+				case SQLITE_FUNCTION:
+					return arg2 && asciiLower(cstr(arg2)) === "load_extension" ? SQLITE_DENY : 0;
+				default:
+					return 0;
+			}
+		} catch {
+			return 1; // SQLITE_ERROR: "authorizer malfunction"
+		}
+	});
+}
+
+module.exports = { loadSqlite };
