@@ -22,6 +22,9 @@ describe("statements cannot reach host files", () => {
 			`ATTACH 'file:${target}?mode=rwc' AS y`,
 			"ATTACH 'relative.db' AS r",
 			`VACUUM INTO '${target}'`,
+			`ATTACH 'file:${target}?vfs=' || 'unix' AS e`,
+			`ATTACH 'file:${target}' || '?vfs=unix-none' AS e2`,
+			`VACUUM INTO 'file:${target}?vfs=unix'`,
 		];
 		for (const sql of attempts) {
 			await assert.rejects(db.exec(sql), (error) => {
@@ -30,6 +33,10 @@ describe("statements cannot reach host files", () => {
 				return true;
 			});
 		}
+		// A file name bound as a parameter is not known when the statement is
+		// prepared: refused too.
+		await assert.rejects(db.run("ATTACH ? AS f", [target]), { name: "SqliteError", code: "SQLITE_AUTH" });
+		await assert.rejects(db.run("ATTACH ? AS f", [":memory:"]), { name: "SqliteError", code: "SQLITE_AUTH" });
 		assert.equal(fs.existsSync(target), false);
 		assert.equal(fs.existsSync(path.join(process.cwd(), "relative.db")), false);
 		assert.deepEqual(fs.readdirSync(dir), []);

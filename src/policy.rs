@@ -5,6 +5,7 @@
 //! shim refuses unknown files as a second line; these rules refuse the
 //! statements up front, with `SQLITE_AUTH` ("not authorized").
 
+use rusqlite::ffi;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
 /// Pragmas that may be read but not set: they would change the journal, the
@@ -26,7 +27,13 @@ const DENIED_PRAGMAS: &[&str] = &["temp_store_directory", "data_store_directory"
 /// The authorizer of every connection.
 pub fn authorize(context: AuthContext<'_>) -> Authorization {
     match context.action {
-        // Only in-memory databases may be attached.
+        // Only in-memory databases may be attached, named by a literal: a
+        // name computed by an expression or bound as a parameter is not known
+        // when the statement is prepared, so it is refused.
+        AuthAction::Unknown {
+            code: ffi::SQLITE_ATTACH,
+            ..
+        } => Authorization::Deny,
         AuthAction::Attach { filename } => {
             if filename.is_empty() || filename == ":memory:" {
                 Authorization::Allow

@@ -107,8 +107,41 @@ pub fn ensure_registered() -> c_int {
         // The VFS object must outlive every connection: it is leaked on purpose.
         let vfs = Box::leak(vfs);
         // SAFETY: `vfs` is a fully initialised, never-freed sqlite3_vfs.
-        unsafe { ffi::sqlite3_vfs_register(vfs, 0) }
+        let rc = unsafe { ffi::sqlite3_vfs_register(vfs, 1) };
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        unregister_others(vfs);
+        ffi::SQLITE_OK
     })
+}
+
+/// Removes every other VFS from this (private, statically linked) SQLite, so a
+/// URI such as `file:/x?vfs=unix` cannot reach the host around the shim. The
+/// OS VFS object itself stays valid: the shim keeps using it through its
+/// pointer; unregistering only unlinks it from the list of names.
+fn unregister_others(ours: *mut ffi::sqlite3_vfs) {
+    loop {
+        // SAFETY: sqlite3_vfs_find(NULL) walks SQLite's own list under its
+        // mutex; every entry is a valid, static or leaked VFS object.
+        let others = unsafe {
+            let mut found = ptr::null_mut();
+            let mut current = ffi::sqlite3_vfs_find(ptr::null());
+            while !current.is_null() {
+                if current != ours {
+                    found = current;
+                    break;
+                }
+                current = (*current).pNext;
+            }
+            found
+        };
+        if others.is_null() {
+            return;
+        }
+        // SAFETY: `others` is a registered VFS found just above.
+        unsafe { ffi::sqlite3_vfs_unregister(others) };
+    }
 }
 
 /// The file object SQLite allocates for us (`szOsFile` bytes). The inner OS
