@@ -19,6 +19,11 @@ export async function rows(db, sql, params) {
 export async function snapshot(db) {
 	const tables = await rows(db, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name");
 	const out = {};
-	for (const [name] of tables) out[name] = await rows(db, `SELECT * FROM "${name}" ORDER BY rowid`);
+	const key = (row) => JSON.stringify(row, (_, v) => (typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? [...v] : v));
+	for (const [name] of tables) {
+		// Sorted in JS: tables WITHOUT ROWID have no rowid to order by.
+		const all = await rows(db, `SELECT * FROM "${name}"`);
+		out[name] = all.map((row) => [key(row), row]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, row]) => row);
+	}
 	return out;
 }

@@ -1,0 +1,130 @@
+// The two engines, side by side: identical KV bytes for identical statements,
+// databases written by one open in the other, and the selection rules.
+
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+import { open } from "../index.mjs";
+import { createTestKv, kvDump } from "./helpers/kv.mjs";
+import { snapshot } from "./helpers/db.mjs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+let n = 0;
+const openWith = (backend, kv) => open(`engines-${++n}`, kv, { backend });
+
+const WORKLOAD = [
+	"CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB, r REAL)",
+	"CREATE INDEX t_v ON t(v)",
+	"INSERT INTO t(v, b, r) VALUES ('a', x'00ff', 1.5), ('b', x'', -2.25), ('c', NULL, 3)",
+	"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300) INSERT INTO t(v, b) SELECT 'row ' || i, zeroblob(i * 7) FROM n",
+	"UPDATE t SET r = id * 0.5 WHERE id % 3 = 0",
+	"DELETE FROM t WHERE id > 200",
+	"VACUUM",
+	"CREATE TABLE u(k TEXT PRIMARY KEY, v) WITHOUT ROWID",
+	"INSERT INTO u VALUES ('x', 1), ('y', 2)",
+];
+
+describe("engines", () => {
+	test("the suite's engine is the one asked for", async () => {
+		const db = await open("which", createTestKv());
+		const expected = process.env.RIVETKIT_SQLITE_BACKEND || "native";
+		assert.equal(db.backend, expected);
+		await db.close();
+	});
+
+	test("both engines write identical KV bytes for the same statements", async () => {
+		const dumps = {};
+		for (const backend of ["native", "wasm"]) {
+			const kv = createTestKv();
+			const db = await openWith(backend, kv);
+			assert.equal(db.backend, backend);
+			const calls = [];
+			for (const sql of WORKLOAD) {
+				kv.resetCounts();
+				await db.exec(sql);
+				calls.push(kv.calls.map((c) => [c.method, c.keys.length, c.bytes]));
+			}
+			await db.close();
+			dumps[backend] = { kv: kvDump(kv), calls };
+		}
+		assert.deepEqual(dumps.wasm.calls, dumps.native.calls, "the same KV calls per statement");
+		assert.deepEqual(dumps.wasm.kv, dumps.native.kv, "the same KV contents");
+	});
+
+	test("a database written by one engine opens in the other with identical rows", async () => {
+		for (const [writer, reader] of [
+			["native", "wasm"],
+			["wasm", "native"],
+		]) {
+			const kv = createTestKv();
+			const db = await openWith(writer, kv);
+			for (const sql of WORKLOAD) await db.exec(sql);
+			const expected = await snapshot(db);
+			await db.close();
+			const other = await openWith(reader, kv);
+			assert.deepEqual(await snapshot(other), expected, `${writer} → ${reader}`);
+			assert.deepEqual((await other.query("PRAGMA integrity_check")).rows, [["ok"]]);
+			await other.run("INSERT INTO u VALUES (?, ?)", [reader, 3]);
+			await other.close();
+			const back = await openWith(writer, kv);
+			assert.deepEqual((await back.query("SELECT v FROM u WHERE k = ?", [reader])).rows, [[3]]);
+			await back.close();
+		}
+	});
+
+	test("without a loadable native binding: WASM by default, and forcing native fails clearly", () => {
+		const script = `
+			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
+			(async () => {
+				const db = await open("x", createMemoryKv());
+				await db.exec("CREATE TABLE t(v)");
+				console.log("backend=" + db.backend);
+				await db.close();
+				try {
+					await open("y", createMemoryKv(), { backend: "native" });
+					console.log("forced native opened");
+				} catch (error) {
+					console.log("forced=" + JSON.stringify({ code: error.code, message: error.message }));
+				}
+			})();
+		`;
+		const env = { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: path.join(here, "no-such-binding.node") };
+		delete env.RIVETKIT_SQLITE_BACKEND;
+		const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", env });
+		assert.equal(child.status, 0, child.stderr);
+		assert.match(child.stdout, /backend=wasm/);
+		const forced = JSON.parse(child.stdout.match(/forced=(.*)/)[1]);
+		assert.equal(forced.code, "ERR_SQLITE_ENGINE_UNAVAILABLE");
+		assert.match(forced.message, /native/);
+		assert.match(forced.message, /no-such-binding/);
+	});
+
+	test("RIVETKIT_SQLITE_BACKEND forces an engine; the option wins over it", () => {
+		const script = `
+			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
+			(async () => {
+				const a = await open("a", createMemoryKv());
+				const b = await open("b", createMemoryKv(), { backend: "native" });
+				console.log(a.backend + "," + b.backend);
+				await a.close();
+				await b.close();
+				await open("c", createMemoryKv()).catch(() => {});
+			})();
+		`;
+		const child = spawnSync(process.execPath, ["-e", script], {
+			encoding: "utf8",
+			env: { ...process.env, RIVETKIT_SQLITE_BACKEND: "wasm" },
+		});
+		assert.equal(child.status, 0, child.stderr);
+		assert.equal(child.stdout.trim(), "wasm,native");
+		const bad = spawnSync(process.execPath, ["-e", script], {
+			encoding: "utf8",
+			env: { ...process.env, RIVETKIT_SQLITE_BACKEND: "gpu" },
+		});
+		assert.notEqual(bad.status, 0);
+		assert.match(bad.stderr, /RIVETKIT_SQLITE_BACKEND/);
+	});
+});
