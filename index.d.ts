@@ -33,8 +33,8 @@ export declare const DEFAULT_KV_LIMITS: Readonly<KvLimits>;
 export interface OpenOptions {
 	/** Override the actor KV limits. */
 	limits?: Partial<KvLimits>;
-	/** The engine: "native" (the default). */
-	backend?: "native";
+	/** Force an engine (default: native, else WASM; or RIVETKIT_SQLITE_BACKEND). */
+	backend?: "native" | "wasm";
 }
 
 /** A value SQLite returns: INTEGER beyond ±(2^53 − 1) comes back as bigint. */
