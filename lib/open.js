@@ -1,5 +1,7 @@
 "use strict";
 
+const fs = require("node:fs");
+
 const { Database, mergeDelta } = require("./database");
 const { Persistence, resolveLimits } = require("./persist");
 const { TAG_JOURNAL } = require("./format");
@@ -8,33 +10,24 @@ const { createEngine } = require("./engines");
 
 const KV_METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
 
-// Engines not yet closed, so their local files go when the process exits
-// normally even if the user never called close(). Weak: an engine dropped
-// without close() is freed (and its directory removed) by the GC.
-const liveEngines = new Set();
-const forget = new FinalizationRegistry((ref) => liveEngines.delete(ref));
+// Local directories of databases not yet closed, so they go when the process
+// exits normally even if the user never called close(). Only paths are kept:
+// an engine dropped without close() is still freed (its directory removed)
+// by the GC. WASM engines have no local files.
+const liveDirectories = new Set();
 let exitHook = false;
 
 function track(engine) {
-	const ref = new WeakRef(engine);
-	liveEngines.add(ref);
-	forget.register(engine, ref, ref);
+	const directory = engine.directory;
+	if (typeof directory !== "string") return () => {};
+	liveDirectories.add(directory);
 	if (!exitHook) {
 		exitHook = true;
 		process.once("exit", () => {
-			for (const live of liveEngines) {
-				try {
-					live.deref()?.close();
-				} catch {
-					// Exiting: nothing left to report to.
-				}
-			}
+			for (const dir of liveDirectories) fs.rmSync(dir, { recursive: true, force: true });
 		});
 	}
-	return () => {
-		liveEngines.delete(ref);
-		forget.unregister(ref);
-	};
+	return () => liveDirectories.delete(directory);
 }
 
 // KV stores that have an open database: two databases on one KV would each

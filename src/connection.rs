@@ -256,6 +256,13 @@ impl Database {
         result
     }
 
+    /// The temporary directory holding the local file, while open.
+    pub fn directory(&self) -> Option<String> {
+        self.dir
+            .as_ref()
+            .map(|dir| dir.path().to_string_lossy().into_owned())
+    }
+
     pub fn is_closed(&self) -> bool {
         self.dir.is_none()
     }

@@ -264,6 +264,12 @@ impl NativeDatabase {
         self.db.close().map_err(to_js)
     }
 
+    /// The temporary directory holding the local file (null once closed).
+    #[napi(getter)]
+    pub fn directory(&self) -> Option<String> {
+        self.db.directory()
+    }
+
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         self.db.is_closed()

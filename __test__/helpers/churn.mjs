@@ -44,6 +44,9 @@ console.log(
 		measured: total - warmup,
 		fds: [before.fds, after.fds],
 		rssGrowth: after.rss - before.rss,
+		// Memory outside the JS heap: the RSS less what V8 has reserved for its
+		// heap (V8 may keep a larger heap after a burst of garbage).
+		nativeGrowth: after.rss - after.heapTotal - (before.rss - before.heapTotal),
 		heapGrowth: after.heapUsed - before.heapUsed,
 	}),
 );
