@@ -65,6 +65,14 @@ describe("values and parameters", () => {
 		assert.deepEqual(large.back, big);
 	});
 
+	test("an array of byte values binds as a BLOB (as in 2.2.1)", async () => {
+		const { back, type } = await roundTrip([1, 2, 255]);
+		assert.equal(type, "blob");
+		assert.deepEqual([...back], [1, 2, 255]);
+		await assert.rejects(db.query("SELECT ?", [[1, 256]]), { name: "TypeError", message: /byte/ });
+		await assert.rejects(db.query("SELECT ?", [["a"]]), TypeError);
+	});
+
 	test("named parameters with and without the sigil", async () => {
 		const sql = "SELECT :a, @b, $c";
 		assert.deepEqual(await rows(db, sql, { a: 1, b: 2, c: 3 }), [[1, 2, 3]]);

@@ -23,6 +23,13 @@ function normalizeValue(value, name) {
 		case "object":
 			if (value === null) return null;
 			if (value instanceof Uint8Array) return value;
+			// An array of byte values is a BLOB, as in 2.2.1 (rivetkit accepts it).
+			if (Array.isArray(value)) {
+				if (!value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
+					throw new TypeError(`Parameter ${name}: an array binds as a BLOB only if every element is a byte (0-255)`);
+				}
+				return Uint8Array.from(value);
+			}
 			if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
 				throw new TypeError(
 					`Parameter ${name}: ${value.constructor.name} cannot be bound; pass a Uint8Array or Buffer for a BLOB`,
