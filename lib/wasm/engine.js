@@ -10,8 +10,7 @@
 const { codeName } = require("./codes");
 const { MemFile, Tracker, CHUNK_SIZE } = require("./files");
 
-const TAG_MAIN = 0;
-const TAG_JOURNAL = 1;
+const { TAG_MAIN, TAG_JOURNAL } = require("../format");
 
 const SQLITE_OK = 0;
 const SQLITE_MISUSE = 21;

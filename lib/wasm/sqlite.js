@@ -11,6 +11,7 @@
 
 const fs = require("node:fs");
 const { installVfs } = require("./vfs");
+const { heapAccess } = require("./heap");
 
 const PACKAGE = "@sqlite.org/sqlite-wasm";
 
@@ -40,27 +41,9 @@ function createApi(sqlite3, wasmPath) {
 	const { wasm } = sqlite3;
 	const x = wasm.exports;
 	const memory = x.memory ?? wasm.memory;
-	const decoder = new TextDecoder();
 	const encoder = new TextEncoder();
-	let u8 = new Uint8Array(memory.buffer);
-	let i32 = new Int32Array(memory.buffer);
-	const heap = () => {
-		if (u8.buffer !== memory.buffer) {
-			u8 = new Uint8Array(memory.buffer);
-			i32 = new Int32Array(memory.buffer);
-		}
-		return u8;
-	};
-	const peek32 = (p) => {
-		heap();
-		return i32[p >> 2];
-	};
-	const cstr = (p) => {
-		if (!p) return null;
-		const h = heap();
-		const end = h.indexOf(0, p);
-		return decoder.decode(h.subarray(p, end));
-	};
+	const decoder = new TextDecoder();
+	const { heap, words, peek32, cstr } = heapAccess(memory);
 	const allocCString = (s) => {
 		const bytes = encoder.encode(s);
 		const p = alloc(bytes.length + 1);
@@ -135,10 +118,9 @@ function createApi(sqlite3, wasmPath) {
 	keepModules.forEach((name, i) => {
 		const p = allocCString(name);
 		heap();
-		i32[(keepList >> 2) + i] = p;
+		words()[(keepList >> 2) + i] = p;
 	});
-	heap();
-	i32[(keepList >> 2) + keepModules.length] = 0;
+	words()[(keepList >> 2) + keepModules.length] = 0;
 
 	return {
 		sqlite3,

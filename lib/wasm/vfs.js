@@ -22,6 +22,7 @@
 // memory growth detaches the old ones.
 
 const { MemFile } = require("./files");
+const { heapAccess } = require("./heap");
 
 const SQLITE_OK = 0;
 const SQLITE_IOERR = 10;
@@ -66,7 +67,6 @@ const MAX_PATHNAME = 512;
 // Julian day number of the Unix epoch, in milliseconds.
 const UNIX_EPOCH_MS = 210866760000000;
 
-const utf8 = new TextDecoder();
 const utf8Encoder = new TextEncoder();
 
 /** The files of one database, seen through its own sqlite3_vfs. */
@@ -101,31 +101,7 @@ function installVfs(sqlite3) {
 	const { capi, wasm } = sqlite3;
 	const x = wasm.exports;
 	const memory = x.memory ?? wasm.memory;
-	let u8 = new Uint8Array(memory.buffer);
-	let i32 = new Int32Array(memory.buffer);
-	const heap = () => {
-		if (u8.buffer !== memory.buffer) {
-			u8 = new Uint8Array(memory.buffer);
-			i32 = new Int32Array(memory.buffer);
-		}
-		return u8;
-	};
-	const cstr = (p) => {
-		const h = heap();
-		let end = p;
-		while (h[end] !== 0) end++;
-		return utf8.decode(h.subarray(p, end));
-	};
-	const poke32 = (p, v) => {
-		heap();
-		i32[p >> 2] = v;
-	};
-	const poke64 = (p, v) => {
-		heap();
-		// Little-endian i64 from a non-negative safe integer.
-		i32[p >> 2] = v % 0x100000000 | 0;
-		i32[(p >> 2) + 1] = Math.floor(v / 0x100000000) | 0;
-	};
+	const { heap, peek32, poke32, poke64, cstr } = heapAccess(memory);
 
 	/** @type {Map<number, FileSet>} sqlite3_vfs pointer → its database's files */
 	const sets = new Map();
@@ -442,10 +418,6 @@ function installVfs(sqlite3) {
 	const VFS_SIZE = capi.sqlite3_vfs.structInfo.sizeof;
 	const NAME_OFFSET = capi.sqlite3_vfs.structInfo.members.zName.offset;
 	const NEXT_OFFSET = capi.sqlite3_vfs.structInfo.members.pNext.offset;
-	const peek32 = (p) => {
-		heap();
-		return i32[p >> 2];
-	};
 	for (;;) {
 		let other = 0;
 		for (let p = x.sqlite3_vfs_find(0); p; p = peek32(p + NEXT_OFFSET)) {
@@ -477,8 +449,7 @@ function installVfs(sqlite3) {
 		}
 		const rc = x.sqlite3_vfs_register(vfs, 0);
 		if (rc !== SQLITE_OK) {
-			heap();
-			wasm.dealloc(i32[(vfs + NAME_OFFSET) >> 2]);
+			wasm.dealloc(peek32(vfs + NAME_OFFSET));
 			wasm.dealloc(vfs);
 			const error = new Error("could not register the VFS");
 			error.rc = rc;
@@ -496,8 +467,7 @@ function installVfs(sqlite3) {
 		set.vfs = 0;
 		sets.delete(vfs);
 		x.sqlite3_vfs_unregister(vfs);
-		heap();
-		wasm.dealloc(i32[(vfs + NAME_OFFSET) >> 2]);
+		wasm.dealloc(peek32(vfs + NAME_OFFSET));
 		wasm.dealloc(vfs);
 		set.files.clear();
 		set.main = new MemFile();
