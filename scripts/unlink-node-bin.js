@@ -5,6 +5,8 @@
 // package declares a `node` bin, so npm links node_modules/.bin/node to one of
 // them, and every npm script would then run on it instead of the machine's
 // Node. Remove that link; scripts/test.js runs those binaries by path.
+// Run as the `prepare` script: after `npm install` in this repository only,
+// never when the package is installed as a dependency.
 
 const fs = require("node:fs");
 const path = require("node:path");
