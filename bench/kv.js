@@ -1,0 +1,219 @@
+"use strict";
+
+// The in-memory KV store every KV-backed backend of the benchmark runs on:
+// the actor KV interface (get, getBatch, put, putBatch, deleteBatch; async,
+// Uint8Array keys and values), an optional per-call latency, counters of
+// calls, keys and bytes, and a count of calls that break the actor KV limits
+// (such calls are still carried out: the benchmark observes, it does not
+// enforce). Values are copied in and out, as a real store's would be.
+
+const fs = require("node:fs");
+
+/** The actor KV limits the counters check against. */
+const LIMITS = Object.freeze({
+	maxKeysPerCall: 128,
+	maxValueSize: 128 * 1024,
+	maxBatchBytes: 976 * 1024,
+	maxKeySize: 2048,
+});
+
+const METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
+
+function keyString(key) {
+	return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+}
+
+function keyBytes(str) {
+	return new Uint8Array(Buffer.from(str, "latin1"));
+}
+
+function emptyCounters() {
+	const calls = {};
+	for (const method of METHODS) calls[method] = 0;
+	return {
+		calls,
+		totalCalls: 0,
+		keysRead: 0,
+		keysWritten: 0,
+		keysDeleted: 0,
+		// Values returned by get/getBatch (missing keys count 0 bytes).
+		bytesRead: 0,
+		// Keys plus values sent by put/putBatch.
+		bytesWritten: 0,
+		violations: 0,
+		violationKinds: {},
+	};
+}
+
+/** The difference `after - before` of two counter snapshots. */
+function diffCounters(after, before) {
+	const out = emptyCounters();
+	for (const method of METHODS) out.calls[method] = after.calls[method] - before.calls[method];
+	for (const name of ["totalCalls", "keysRead", "keysWritten", "keysDeleted", "bytesRead", "bytesWritten", "violations"]) {
+		out[name] = after[name] - before[name];
+	}
+	for (const [kind, n] of Object.entries(after.violationKinds)) {
+		const d = n - (before.violationKinds[kind] ?? 0);
+		if (d > 0) out.violationKinds[kind] = d;
+	}
+	return out;
+}
+
+class BenchKv {
+	#store;
+	#latencyMs;
+	#counters = emptyCounters();
+
+	/**
+	 * @param {{ latencyMs?: number, store?: Map<string, Uint8Array> }} [options]
+	 *   latencyMs: delay added to every call (0: none, the call still settles
+	 *   asynchronously); store: initial contents (taken over, not copied).
+	 */
+	constructor(options = {}) {
+		this.#latencyMs = options.latencyMs ?? 0;
+		this.#store = options.store ?? new Map();
+	}
+
+	get latencyMs() {
+		return this.#latencyMs;
+	}
+
+	/** Number of keys held. */
+	get size() {
+		return this.#store.size;
+	}
+
+	/** A copy of the counters so far. */
+	counters() {
+		const c = this.#counters;
+		return { ...c, calls: { ...c.calls }, violationKinds: { ...c.violationKinds } };
+	}
+
+	resetCounters() {
+		this.#counters = emptyCounters();
+	}
+
+	#violation(kind) {
+		this.#counters.violations++;
+		this.#counters.violationKinds[kind] = (this.#counters.violationKinds[kind] ?? 0) + 1;
+	}
+
+	#checkKeys(method, keys) {
+		if (keys.length > LIMITS.maxKeysPerCall) this.#violation(`${method}: more than ${LIMITS.maxKeysPerCall} keys`);
+		for (const key of keys) {
+			if (key.length > LIMITS.maxKeySize) this.#violation(`${method}: key over ${LIMITS.maxKeySize} bytes`);
+		}
+	}
+
+	#checkValue(method, value) {
+		if (value.length > LIMITS.maxValueSize) this.#violation(`${method}: value over ${LIMITS.maxValueSize} bytes`);
+	}
+
+	async #begin(method) {
+		this.#counters.calls[method]++;
+		this.#counters.totalCalls++;
+		if (this.#latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#latencyMs));
+	}
+
+	#read(key) {
+		const value = this.#store.get(keyString(key));
+		this.#counters.keysRead++;
+		if (value === undefined) return null;
+		this.#counters.bytesRead += value.length;
+		return value.slice();
+	}
+
+	#write(key, value) {
+		this.#counters.keysWritten++;
+		this.#counters.bytesWritten += key.length + value.length;
+		this.#store.set(keyString(key), value.slice());
+	}
+
+	async get(key) {
+		this.#checkKeys("get", [key]);
+		await this.#begin("get");
+		return this.#read(key);
+	}
+
+	async getBatch(keys) {
+		this.#checkKeys("getBatch", keys);
+		await this.#begin("getBatch");
+		return keys.map((key) => this.#read(key));
+	}
+
+	async put(key, value) {
+		this.#checkKeys("put", [key]);
+		this.#checkValue("put", value);
+		await this.#begin("put");
+		this.#write(key, value);
+	}
+
+	async putBatch(entries) {
+		this.#checkKeys(
+			"putBatch",
+			entries.map(([key]) => key),
+		);
+		let bytes = 0;
+		for (const [key, value] of entries) {
+			this.#checkValue("putBatch", value);
+			bytes += key.length + value.length;
+		}
+		if (bytes > LIMITS.maxBatchBytes) this.#violation(`putBatch: over ${LIMITS.maxBatchBytes} bytes`);
+		await this.#begin("putBatch");
+		for (const [key, value] of entries) this.#write(key, value);
+	}
+
+	async deleteBatch(keys) {
+		this.#checkKeys("deleteBatch", keys);
+		await this.#begin("deleteBatch");
+		for (const key of keys) {
+			this.#counters.keysDeleted++;
+			this.#store.delete(keyString(key));
+		}
+	}
+
+	/** Every [key, value] pair, without copying or counting. */
+	entries() {
+		return [...this.#store].map(([key, value]) => [keyBytes(key), value]);
+	}
+
+	/** An independent copy of the contents, with its own counters. */
+	clone(options = {}) {
+		const store = new Map();
+		for (const [key, value] of this.#store) store.set(key, value.slice());
+		return new BenchKv({ latencyMs: options.latencyMs ?? this.#latencyMs, store });
+	}
+
+	/** Writes the contents to `file` (u16 key length, u32 value length, key, value; little endian). */
+	saveImage(file) {
+		const parts = [];
+		for (const [key, value] of this.#store) {
+			const k = Buffer.from(key, "latin1");
+			const head = Buffer.alloc(6);
+			head.writeUInt16LE(k.length, 0);
+			head.writeUInt32LE(value.length, 2);
+			parts.push(head, k, value);
+		}
+		fs.writeFileSync(file, Buffer.concat(parts));
+	}
+
+	/** A KV holding what saveImage wrote to `file`. */
+	static loadImage(file, options = {}) {
+		const data = fs.readFileSync(file);
+		const store = new Map();
+		let at = 0;
+		while (at < data.length) {
+			const keyLength = data.readUInt16LE(at);
+			const valueLength = data.readUInt32LE(at + 2);
+			at += 6;
+			const key = data.toString("latin1", at, at + keyLength);
+			at += keyLength;
+			// A copy, so that each value owns its memory like a put value does.
+			store.set(key, new Uint8Array(data.subarray(at, at + valueLength)));
+			at += valueLength;
+		}
+		return new BenchKv({ ...options, store });
+	}
+}
+
+module.exports = { BenchKv, LIMITS, diffCounters, emptyCounters };

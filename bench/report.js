@@ -1,0 +1,156 @@
+"use strict";
+
+// Turns the raw task results into medians, ratios and target checks, and
+// formats them as a text table.
+//
+// Ratios read "× better": for a figure where higher is better it is
+// ours / reference, where lower is better reference / ours; above 1 means
+// this package does better than the reference.
+
+const { FIGURES, median } = require("./workloads");
+
+const REFERENCE = "v2.2.1";
+const RATIOS = [
+	{ id: "native/2.2.1", ours: "native", ref: "v2.2.1" },
+	{ id: "wasm/2.2.1", ours: "wasm", ref: "v2.2.1" },
+	{ id: "native/bs3-file", ours: "native", ref: "bs3-file" },
+	{ id: "native/bs3-mem", ours: "native", ref: "bs3-mem" },
+];
+
+// The targets of issue 6. `latency`: only at that latency; otherwise checked
+// at every latency measured.
+const TARGETS = [
+	{ ours: "native", row: "W1", key: "opsPerSec", min: 10, text: "native W1 ops/s ≥ 10× 2.2.1" },
+	{ ours: "native", row: "W3", key: "opsPerSec", min: 20, text: "native W3 ops/s ≥ 20× 2.2.1" },
+	{ ours: "native", row: "W2a", key: "ms", min: 3, text: "native W2 10k-row statement ≥ 3× faster" },
+	{ ours: "native", row: "W2a", key: "kvCalls", min: 20, text: "native W2 10k-row statement ≤ 1/20 KV calls" },
+	{ ours: "native", row: "W2b", key: "ms", min: 3, text: "native W2 1k runs in a transaction ≥ 3× faster" },
+	{ ours: "native", row: "W2b", key: "kvCalls", min: 20, text: "native W2 1k runs in a transaction ≤ 1/20 KV calls" },
+	{ ours: "native", row: "W5", key: "kvBytesWrittenPerOp", min: 1, text: "native W5 KV bytes per update ≤ 2.2.1's" },
+	{ ours: "native", row: "W4 10mb", key: "ms", min: 1, latency: 1, text: "native W4 10 MB cold open no slower than 2.2.1" },
+	{ ours: "wasm", row: "W1", key: "opsPerSec", min: 3, text: "wasm W1 ops/s ≥ 3× 2.2.1" },
+	{ ours: "wasm", row: "W3", key: "opsPerSec", min: 3, text: "wasm W3 ops/s ≥ 3× 2.2.1" },
+];
+
+/** The row a task's figures belong to: the workload, plus its variant (W4's image). */
+function rowId(task) {
+	return task.variant ? `${task.workload} ${task.variant}` : task.workload;
+}
+
+function ratio(ours, ref, better) {
+	if (ours == null || ref == null) return null;
+	if (better === "higher") return ref === 0 ? null : ours / ref;
+	return ours === 0 ? (ref === 0 ? 1 : Infinity) : ref / ours;
+}
+
+/**
+ * results: [{ task: { backend, workload, variant, latencyMs }, figures?, error? }]
+ * backends: [{ id, label, usesKv, available, reason }]
+ * latencies: the KV latencies measured. Backends without a KV ran at the
+ * first latency only; their medians stand for every latency (marked).
+ */
+function summarize(results, backends, latencies) {
+	const rows = [];
+	const rowIds = [];
+	for (const r of results) if (!rowIds.includes(rowId(r.task))) rowIds.push(rowId(r.task));
+	for (const id of rowIds) {
+		const workload = id.split(" ")[0];
+		const taskLatencies = [...new Set(results.filter((r) => rowId(r.task) === id).map((r) => r.task.latencyMs))];
+		for (const [key, label, unit, better] of FIGURES[workload]) {
+			for (const latencyMs of latencies.filter((l) => taskLatencies.includes(l))) {
+				const values = {};
+				const samplesBy = {};
+				const borrowed = {};
+				for (const backend of backends) {
+					const lat = backend.usesKv ? latencyMs : latencies[0];
+					const samples = results
+						.filter((r) => rowId(r.task) === id && r.task.backend === backend.id && r.task.latencyMs === lat && r.figures)
+						.map((r) => r.figures[key])
+						.filter((v) => v !== null && v !== undefined);
+					values[backend.id] = samples.length > 0 ? median(samples) : null;
+					samplesBy[backend.id] = samples;
+					borrowed[backend.id] = !backend.usesKv && lat !== latencyMs;
+				}
+				const ratios = {};
+				for (const r of RATIOS) ratios[r.id] = ratio(values[r.ours], values[r.ref], better);
+				const variantLabel = id.includes(" ") ? `${label} (${id.split(" ")[1].toUpperCase().replace("MB", " MB")})` : label;
+				rows.push({ row: id, key, label: variantLabel, unit, better, latencyMs, values, samples: samplesBy, borrowed, ratios });
+			}
+		}
+	}
+	return rows;
+}
+
+function checkTargets(rows) {
+	const out = [];
+	for (const target of TARGETS) {
+		const matching = rows.filter(
+			(r) => r.row === target.row && r.key === target.key && (target.latency === undefined || r.latencyMs === target.latency),
+		);
+		if (matching.length === 0) {
+			out.push({ ...target, latencyMs: target.latency ?? null, ratio: null, status: "n/a" });
+			continue;
+		}
+		for (const r of matching) {
+			const value = ratio(r.values[target.ours], r.values[REFERENCE], r.better);
+			const status = value === null ? "n/a" : value >= target.min ? "pass" : "MISS";
+			out.push({ ...target, latencyMs: r.latencyMs, ratio: value, status });
+		}
+	}
+	return out;
+}
+
+function fmt(n) {
+	if (n === null || n === undefined) return "–";
+	if (!Number.isFinite(n)) return "∞";
+	const a = Math.abs(n);
+	if (a >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+	if (a >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
+	if (a >= 100) return n.toFixed(0);
+	if (a >= 10) return n.toFixed(1);
+	if (a >= 0.01 || a === 0) return n.toFixed(2);
+	return n.toExponential(1);
+}
+
+function fmtRatio(r) {
+	if (r === null) return "–";
+	if (!Number.isFinite(r)) return "∞";
+	return `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
+}
+
+function table(header, lines) {
+	const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+	const render = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+	return [render(header), widths.map((w) => "-".repeat(w)).join("  "), ...lines.map(render)].join("\n");
+}
+
+/** The whole text report. */
+function render(rows, targets, backends) {
+	const shown = backends;
+	const header = ["figure", "unit", "KV ms", ...shown.map((b) => b.label), ...RATIOS.map((r) => r.id)];
+	const lines = rows.map((r) => [
+		r.label,
+		`${r.unit} ${r.better === "higher" ? "↑" : "↓"}`,
+		String(r.latencyMs),
+		...shown.map((b) => (b.available ? `${fmt(r.values[b.id])}${r.borrowed[b.id] && r.values[b.id] !== null ? "*" : ""}` : "n/a")),
+		...RATIOS.map((x) => fmtRatio(r.ratios[x.id])),
+	]);
+	const out = [];
+	out.push(table(header, lines));
+	out.push("");
+	out.push("Medians over rounds. ↑ higher is better, ↓ lower is better. Ratios are \"× better\" for the first");
+	out.push("backend named (ours/ref for ↑, ref/ours for ↓): above 1 means this package does better.");
+	out.push("* better-sqlite3 uses no KV: its figure measured once stands for every KV latency.");
+	const unavailable = backends.filter((b) => !b.available);
+	for (const b of unavailable) out.push(`n/a ${b.label}: ${b.reason}`);
+	out.push("");
+	out.push(
+		table(
+			["target", "KV ms", "ratio", "result"],
+			targets.map((t) => [t.text, t.latencyMs === null ? "–" : String(t.latencyMs), fmtRatio(t.ratio), t.status]),
+		),
+	);
+	return out.join("\n");
+}
+
+module.exports = { summarize, checkTargets, render, RATIOS, TARGETS };

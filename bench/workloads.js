@@ -1,0 +1,326 @@
+"use strict";
+
+// The workloads. Each runs inside a fresh child process against one backend
+// and returns its figures. `ctx` gives:
+//   backend      the created backend ({ open, materialize, destroy })
+//   latencyMs    the KV's per-call latency
+//   timeMs       how long a time-boxed loop runs
+//   warmUpMs     how long the untimed loop before it runs (lets JITs tier up)
+//   reps         repetitions of the fixed-size workloads (their median is kept)
+//   newKv()      an empty BenchKv with the latency
+//   imageKv(id)  a BenchKv holding a prepared database image, with the latency
+//   params       workload parameters (row counts, database counts)
+//
+// FIGURES describes every figure for the report: label, unit, and whether a
+// higher or a lower value is better.
+
+const { diffCounters } = require("./kv");
+
+const SCHEMA = "CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER NOT NULL, v TEXT NOT NULL)";
+const INSERT = "INSERT INTO t (k, v) VALUES (?, ?)";
+const SELECT = "SELECT id, k, v FROM t WHERE id = ?";
+const UPDATE = "UPDATE t SET v = ? WHERE id = ?";
+// `n` rows of ~100 random characters, in one statement.
+const bulkInsert = (table, n) =>
+	`INSERT INTO ${table} (k, v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) ` +
+	"SELECT x, hex(randomblob(50)) FROM c";
+
+const now = () => performance.now();
+
+/** A 100-character value that differs per call. */
+function value(i) {
+	return `${i}:`.padEnd(100, "abcdefghij");
+}
+
+/** Deterministic pseudo-random ids (xorshift), so every backend touches the same rows. */
+function ids(max, seed = 0x9e3779b9) {
+	let x = seed >>> 0 || 1;
+	return () => {
+		x ^= x << 13;
+		x >>>= 0;
+		x ^= x >>> 17;
+		x ^= x << 5;
+		x >>>= 0;
+		return 1 + (x % max);
+	};
+}
+
+/** RSS once garbage is collected (the child runs with --expose-gc). */
+async function settledRss() {
+	for (let i = 0; i < 2; i++) {
+		globalThis.gc?.();
+		await new Promise((resolve) => setImmediate(resolve));
+	}
+	return process.memoryUsage().rss;
+}
+
+function median(values) {
+	const sorted = [...values].sort((a, b) => a - b);
+	const mid = sorted.length >> 1;
+	return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * Calls `op(i)` one after another for `ms` (at least `minOps` times); returns
+ * ops, seconds and the KV counters spent (when there is a KV).
+ */
+async function timeBox(ms, kv, op, minOps = 3) {
+	const before = kv?.counters();
+	const start = now();
+	let ops = 0;
+	while (ops < minOps || now() - start < ms) {
+		await op(ops);
+		ops++;
+	}
+	const seconds = (now() - start) / 1000;
+	return { ops, seconds, kv: kv ? diffCounters(kv.counters(), before) : null };
+}
+
+/** Opens `name` on `kv` through the backend, after letting it copy the image out if it has no KV. */
+async function openDb(ctx, name, kv) {
+	await ctx.backend.materialize(name, kv);
+	return ctx.backend.open(name, kv);
+}
+
+function perOp(run, kvBacked) {
+	return {
+		opsPerSec: run.ops / run.seconds,
+		kvCallsPerOp: kvBacked ? run.kv.totalCalls / run.ops : null,
+		kvBytesWrittenPerOp: kvBacked ? run.kv.bytesWritten / run.ops : null,
+		kvBytesReadPerOp: kvBacked ? run.kv.bytesRead / run.ops : null,
+		violations: kvBacked ? run.kv.violations : 0,
+	};
+}
+
+const WORKLOADS = {
+	/** W1: autocommit single-row inserts, one after another. */
+	async W1(ctx) {
+		const kv = ctx.newKv();
+		const db = await openDb(ctx, "w1", kv);
+		await db.exec(SCHEMA);
+		await timeBox(ctx.warmUpMs, null, (i) => db.run(INSERT, [i, value(i)]));
+		const run = await timeBox(ctx.timeMs, kv, (i) => db.run(INSERT, [i, value(i)]));
+		await db.close();
+		const f = perOp(run, ctx.usesKv);
+		return {
+			opsPerSec: f.opsPerSec,
+			kvCallsPerOp: f.kvCallsPerOp,
+			kvBytesWrittenPerOp: f.kvBytesWrittenPerOp,
+			violations: f.violations,
+		};
+	},
+
+	/** W2a: 10,000 rows in one INSERT ... SELECT over a recursive CTE. */
+	async W2a(ctx) {
+		const kv = ctx.newKv();
+		const db = await openDb(ctx, "w2a", kv);
+		const times = [];
+		const calls = [];
+		const bytes = [];
+		let violations = 0;
+		// Repetition 0 warms up and is not kept.
+		for (let rep = 0; rep <= ctx.reps; rep++) {
+			await db.exec(SCHEMA.replace("TABLE t", `TABLE t${rep}`));
+			const before = kv.counters();
+			const start = now();
+			await db.run(bulkInsert(`t${rep}`, ctx.params.bulkRows));
+			const ms = now() - start;
+			const spent = diffCounters(kv.counters(), before);
+			violations += spent.violations;
+			if (rep === 0) continue;
+			times.push(ms);
+			calls.push(spent.totalCalls);
+			bytes.push(spent.bytesWritten);
+		}
+		const [check] = await db.query(`SELECT count(*) FROM t${ctx.reps}`);
+		if (Number(check[0]) !== ctx.params.bulkRows) throw new Error(`W2a inserted ${check[0]} rows`);
+		await db.close();
+		return {
+			ms: median(times),
+			kvCalls: ctx.usesKv ? median(calls) : null,
+			kvBytesWritten: ctx.usesKv ? median(bytes) : null,
+			violations: ctx.usesKv ? violations : 0,
+		};
+	},
+
+	/** W2b: 1,000 `run` calls (one row each) inside BEGIN ... COMMIT. */
+	async W2b(ctx) {
+		const kv = ctx.newKv();
+		const db = await openDb(ctx, "w2b", kv);
+		await db.exec(SCHEMA);
+		const times = [];
+		const calls = [];
+		let violations = 0;
+		let i = 0;
+		// Repetition 0 warms up and is not kept.
+		for (let rep = 0; rep <= ctx.reps; rep++) {
+			const before = kv.counters();
+			const start = now();
+			await db.exec("BEGIN");
+			for (let n = 0; n < ctx.params.txRows; n++, i++) await db.run(INSERT, [i, value(i)]);
+			await db.exec("COMMIT");
+			const ms = now() - start;
+			const spent = diffCounters(kv.counters(), before);
+			violations += spent.violations;
+			if (rep === 0) continue;
+			times.push(ms);
+			calls.push(spent.totalCalls);
+		}
+		await db.close();
+		return {
+			ms: median(times),
+			kvCalls: ctx.usesKv ? median(calls) : null,
+			violations: ctx.usesKv ? violations : 0,
+		};
+	},
+
+	/** W3: point selects by primary key over a 1,000-row table. */
+	async W3(ctx) {
+		const kv = ctx.newKv();
+		const db = await openDb(ctx, "w3", kv);
+		await db.exec(SCHEMA);
+		await db.run(bulkInsert("t", ctx.params.selectRows));
+		const next = ids(ctx.params.selectRows);
+		const select = async () => {
+			const rows = await db.query(SELECT, [next()]);
+			if (rows.length !== 1) throw new Error(`W3: expected one row, got ${rows.length}`);
+		};
+		await timeBox(ctx.warmUpMs, null, select);
+		const run = await timeBox(ctx.timeMs, kv, select);
+		await db.close();
+		const f = perOp(run, ctx.usesKv);
+		return { opsPerSec: f.opsPerSec, kvCallsPerOp: f.kvCallsPerOp, violations: f.violations };
+	},
+
+	/** W4: cold open of a prepared database plus one point query. */
+	async W4(ctx) {
+		const kv = ctx.imageKv(ctx.params.image);
+		await ctx.backend.materialize("w4", kv);
+		const rowCount = ctx.params.imageRows;
+		const rssBefore = await settledRss();
+		const before = kv.counters();
+		const start = now();
+		const db = await ctx.backend.open("w4", kv);
+		const rows = await db.query(SELECT, [Math.ceil(rowCount / 2)]);
+		const ms = now() - start;
+		const spent = diffCounters(kv.counters(), before);
+		const rssAfter = await settledRss();
+		if (rows.length !== 1) throw new Error(`W4: expected one row, got ${rows.length}`);
+		await db.close();
+		return {
+			ms,
+			kvKeysRead: ctx.usesKv ? spent.keysRead : null,
+			kvCalls: ctx.usesKv ? spent.totalCalls : null,
+			rssDeltaMiB: (rssAfter - rssBefore) / 2 ** 20,
+			violations: ctx.usesKv ? spent.violations : 0,
+		};
+	},
+
+	/** W5: one-row updates at random ids of a prepared 10 MB database. */
+	async W5(ctx) {
+		const kv = ctx.imageKv(ctx.params.image);
+		const db = await openDb(ctx, "w5", kv);
+		const next = ids(ctx.params.imageRows);
+		const update = (i) => db.run(UPDATE, [value(i), next()]);
+		await timeBox(ctx.warmUpMs, null, update);
+		const run = await timeBox(ctx.timeMs, kv, update);
+		await db.close();
+		const f = perOp(run, ctx.usesKv);
+		return {
+			opsPerSec: f.opsPerSec,
+			kvCallsPerOp: f.kvCallsPerOp,
+			kvBytesWrittenPerOp: f.kvBytesWrittenPerOp,
+			violations: f.violations,
+		};
+	},
+
+	/** W6: rounds of 100 inserts issued at once (Promise.all), not awaiting each other. */
+	async W6(ctx) {
+		const kv = ctx.newKv();
+		const db = await openDb(ctx, "w6", kv);
+		await db.exec(SCHEMA);
+		const writers = ctx.params.writers;
+		let i = 0;
+		const round = () => Promise.all(Array.from({ length: writers }, () => db.run(INSERT, [i, value(i++)])));
+		await timeBox(ctx.warmUpMs, null, round, 1);
+		const run = await timeBox(ctx.timeMs, kv, round, 1);
+		const [count] = await db.query("SELECT count(*) FROM t");
+		if (Number(count[0]) !== i) throw new Error(`W6: ${count[0]} rows stored, ${i} inserted`);
+		await db.close();
+		const inserts = run.ops * writers;
+		return {
+			opsPerSec: inserts / run.seconds,
+			kvCallsPerOp: ctx.usesKv ? run.kv.totalCalls / inserts : null,
+			violations: ctx.usesKv ? run.kv.violations : 0,
+		};
+	},
+
+	/** M: many small databases open at once; RSS per open database. */
+	async M(ctx) {
+		const count = ctx.params.databases;
+		const kvs = Array.from({ length: count }, () => ctx.imageKv(ctx.params.image));
+		for (let n = 0; n < count; n++) await ctx.backend.materialize(`m${n}`, kvs[n]);
+		const rssBefore = await settledRss();
+		const start = now();
+		const dbs = [];
+		for (let n = 0; n < count; n++) {
+			const db = await ctx.backend.open(`m${n}`, kvs[n]);
+			const rows = await db.query(SELECT, [1]);
+			if (rows.length !== 1) throw new Error(`M: expected one row, got ${rows.length}`);
+			dbs.push(db);
+		}
+		const ms = now() - start;
+		const rssAfter = await settledRss();
+		for (const db of dbs) await db.close();
+		let violations = 0;
+		for (const kv of kvs) violations += kv.counters().violations;
+		return {
+			rssPerDbKiB: (rssAfter - rssBefore) / count / 1024,
+			openMsPerDb: ms / count,
+			violations: ctx.usesKv ? violations : 0,
+		};
+	},
+};
+
+// Figures shown in the report, per workload: [key, label, unit, better].
+const FIGURES = {
+	W1: [
+		["opsPerSec", "W1 autocommit insert", "ops/s", "higher"],
+		["kvCallsPerOp", "W1 KV calls per insert", "calls", "lower"],
+		["kvBytesWrittenPerOp", "W1 KV bytes written per insert", "B", "lower"],
+	],
+	W2a: [
+		["ms", "W2 10k rows, one statement", "ms", "lower"],
+		["kvCalls", "W2 10k rows: KV calls", "calls", "lower"],
+		["kvBytesWritten", "W2 10k rows: KV bytes written", "B", "lower"],
+	],
+	W2b: [
+		["ms", "W2 1k runs in BEGIN/COMMIT", "ms", "lower"],
+		["kvCalls", "W2 1k runs: KV calls", "calls", "lower"],
+	],
+	W3: [
+		["opsPerSec", "W3 point select", "ops/s", "higher"],
+		["kvCallsPerOp", "W3 KV calls per select", "calls", "lower"],
+	],
+	W4: [
+		["ms", "W4 cold open + 1 query", "ms", "lower"],
+		["kvKeysRead", "W4 KV keys read", "keys", "lower"],
+		["kvCalls", "W4 KV calls", "calls", "lower"],
+		["rssDeltaMiB", "W4 RSS delta", "MiB", "lower"],
+	],
+	W5: [
+		["opsPerSec", "W5 update on 10 MB db", "ops/s", "higher"],
+		["kvCallsPerOp", "W5 KV calls per update", "calls", "lower"],
+		["kvBytesWrittenPerOp", "W5 KV bytes written per update", "B", "lower"],
+	],
+	W6: [
+		["opsPerSec", "W6 100 concurrent inserts", "ops/s", "higher"],
+		["kvCallsPerOp", "W6 KV calls per insert", "calls", "lower"],
+	],
+	M: [
+		["rssPerDbKiB", "M RSS per open database", "KiB", "lower"],
+		["openMsPerDb", "M open + query per database", "ms", "lower"],
+	],
+};
+
+module.exports = { WORKLOADS, FIGURES, SCHEMA, bulkInsert, median };
