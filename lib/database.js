@@ -14,6 +14,8 @@ class Database {
 	#fileName;
 	#onClose;
 	#queue = [];
+	/** The state bits the last execute reported (-1: unknown). */
+	#state = -1;
 	#pumping = false;
 	#closed = false;
 	#closing = null;
@@ -49,6 +51,20 @@ class Database {
 	}
 
 	/**
+	 * Runs `sql` on the engine. Engines return `[changes, lastInsertRowid,
+	 * state, columns₀, rows₀, …]` (a flat array is much cheaper to build
+	 * across N-API than objects); `state` tells whether a transaction is open
+	 * and whether the file changed, which saves two engine calls per call.
+	 */
+	#execute(sql, positional, named, collect) {
+		const out = this.#engine.execute(sql, positional, named, collect);
+		this.#state = out[2];
+		const sets = [];
+		for (let i = 3; i < out.length; i += 2) sets.push({ columns: out[i], rows: out[i + 1] });
+		return { changes: out[0], lastInsertRowid: out[1], sets };
+	}
+
+	/**
 	 * Runs every statement of `sql`. With a callback, it is called with
 	 * `(row, columns)` for each result row, once the call's writes are durable.
 	 */
@@ -58,7 +74,7 @@ class Database {
 			if (callback !== undefined && typeof callback !== "function") {
 				throw new TypeError("exec callback must be a function");
 			}
-			const out = this.#engine.execute(sql, null, null, callback !== undefined);
+			const out = this.#execute(sql, null, null, callback !== undefined);
 			return () => {
 				if (callback) {
 					for (const set of out.sets) for (const row of set.rows) callback(row, set.columns);
@@ -72,7 +88,7 @@ class Database {
 		return this.#enqueue(() => {
 			checkSql(sql);
 			const { positional, named } = normalizeParams(params);
-			const out = this.#engine.execute(sql, positional, named, false);
+			const out = this.#execute(sql, positional, named, false);
 			const result = { changes: out.changes, lastInsertRowid: out.lastInsertRowid };
 			return () => result;
 		});
@@ -83,7 +99,7 @@ class Database {
 		return this.#enqueue(() => {
 			checkSql(sql);
 			const { positional, named } = normalizeParams(params);
-			const out = this.#engine.execute(sql, positional, named, true);
+			const out = this.#execute(sql, positional, named, true);
 			const result =
 				out.sets.length === 1
 					? { rows: out.sets[0].rows, columns: out.sets[0].columns }
@@ -152,15 +168,20 @@ class Database {
 		const outcomes = [];
 		let delta = null;
 		for (const job of jobs) {
+			this.#state = -1;
 			try {
 				outcomes.push({ ok: true, value: job.op() });
 			} catch (error) {
+				this.#state = -1;
 				outcomes.push({ ok: false, error: fromEngine(error) });
 			}
 			// A call that leaves no transaction open is sealed right away, so a
 			// later call opening a transaction cannot mix into its delta.
 			try {
-				if (engine.isAutocommit()) delta = mergeDelta(delta, engine.seal());
+				const state = this.#state;
+				const autocommit = state === -1 ? engine.isAutocommit() : (state & 1) !== 0;
+				const changed = state === -1 || (state & 2) !== 0;
+				if (autocommit && changed) delta = mergeDelta(delta, engine.seal());
 			} catch (error) {
 				outcomes[outcomes.length - 1] = { ok: false, error: fromEngine(error) };
 			}

@@ -33,7 +33,14 @@ pub struct Output {
     pub sets: Vec<ResultSet>,
     pub changes: u64,
     pub last_insert_rowid: i64,
+    /// The state after the call: [`AUTOCOMMIT`] and [`HAS_CHANGES`] bits.
+    pub state: u32,
 }
+
+/// [`Output::state`] bit: no transaction is open.
+pub const AUTOCOMMIT: u32 = 1;
+/// [`Output::state`] bit: the main file changed since the last seal.
+pub const HAS_CHANGES: u32 = 2;
 
 /// Longest SQL text accepted, in bytes (SQLite's default is 1,000,000,000).
 pub const MAX_SQL_LENGTH: i32 = 64 * 1024 * 1024;
@@ -186,6 +193,12 @@ impl Database {
             }
         }
         out.last_insert_rowid = conn.last_insert_rowid();
+        if conn.is_autocommit() {
+            out.state |= AUTOCOMMIT;
+        }
+        if vfs::lock(self.tracker()?).has_changes() {
+            out.state |= HAS_CHANGES;
+        }
         Ok(out)
     }
 

@@ -80,8 +80,16 @@ fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
     }
 }
 
-fn output<'env>(env: &'env Env, out: Output) -> Result<Object<'env>> {
-    let mut sets = env.create_array(out.sets.len() as u32)?;
+/// The result of `execute` as one flat array (much cheaper to build than
+/// objects with named properties): `[changes, lastInsertRowid, state,
+/// columns₀, rows₀, columns₁, rows₁, …]`, one (columns, rows) pair per
+/// statement that returns columns; `state` has bit 1 set when no transaction
+/// is open and bit 2 when the file changed since the last seal.
+fn output<'env>(env: &'env Env, out: Output) -> Result<Array<'env>> {
+    let mut result = env.create_array(3 + 2 * out.sets.len() as u32)?;
+    result.set(0, out.changes as f64)?;
+    result.set(1, integer(env, out.last_insert_rowid)?)?;
+    result.set(2, out.state)?;
     for (i, set) in out.sets.into_iter().enumerate() {
         let mut rows = env.create_array(set.rows.len() as u32)?;
         for (r, cells) in set.rows.into_iter().enumerate() {
@@ -98,15 +106,9 @@ fn output<'env>(env: &'env Env, out: Output) -> Result<Object<'env>> {
             }
             rows.set(r as u32, row)?;
         }
-        let mut result = Object::new(env)?;
-        result.set("columns", set.columns)?;
-        result.set("rows", rows)?;
-        sets.set(i as u32, result)?;
+        result.set(3 + 2 * i as u32, set.columns)?;
+        result.set(4 + 2 * i as u32, rows)?;
     }
-    let mut result = Object::new(env)?;
-    result.set("sets", sets)?;
-    result.set("changes", out.changes as f64)?;
-    result.set("lastInsertRowid", integer(env, out.last_insert_rowid)?)?;
     Ok(result)
 }
 
@@ -171,7 +173,7 @@ impl NativeDatabase {
         positional: Option<Vec<JsParam>>,
         named: Option<HashMap<String, JsParam>>,
         collect: bool,
-    ) -> Result<Object<'env>, String> {
+    ) -> Result<Array<'env>, String> {
         let params = match (positional, named) {
             (Some(values), _) => Params::Positional(
                 values

@@ -134,6 +134,11 @@ impl Tracker {
         self.size = new_size;
     }
 
+    /// Whether anything changed since the last seal.
+    pub fn has_changes(&self) -> bool {
+        !self.sealed.is_empty() || self.size != self.sealed_size
+    }
+
     /// Takes what changed since the last seal.
     pub fn seal(&mut self) -> io::Result<Delta> {
         let mut changed = BTreeMap::new();

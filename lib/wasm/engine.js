@@ -397,7 +397,12 @@ class WasmDatabase {
 		this.#s.cache.clear();
 	}
 
-	/** Runs `sql`. Returns `{ sets: [{ columns, rows }], changes, lastInsertRowid }`. */
+	/**
+	 * Runs `sql`. Returns `[changes, lastInsertRowid, state, columns₀, rows₀,
+	 * …]` as the native engine does (src/lib.rs `output`): a (columns, rows)
+	 * pair per statement that returns columns; `state` has bit 1 set when no
+	 * transaction is open and bit 2 when the file changed since the last seal.
+	 */
 	execute(sql, positional, named, collect) {
 		const params = normalize(positional, named);
 		const db = this.#conn();
@@ -432,8 +437,13 @@ class WasmDatabase {
 					}
 				}
 			}
-			out.lastInsertRowid = integer(x.sqlite3_last_insert_rowid(db));
-			return out;
+			const tracker = this.#trackerOrThrow();
+			const state =
+				(x.sqlite3_get_autocommit(db) !== 0 ? 1 : 0) |
+				(tracker.sealed.size > 0 || tracker.size !== tracker.sealedSize ? 2 : 0);
+			const result = [out.changes, integer(x.sqlite3_last_insert_rowid(db)), state];
+			for (const set of out.sets) result.push(set.columns, set.rows);
+			return result;
 		} finally {
 			this.#s.sqlScratch.trim();
 			this.#s.bindScratch.trim();
