@@ -8,21 +8,17 @@
 use rusqlite::ffi;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
-/// Pragmas that may be read but not set: they would change the journal, the
-/// locking, the page size or memory mapping the persistence relies on, send
-/// temporary data to host files, or let SQL rewrite the schema table.
-const READ_ONLY_PRAGMAS: &[&str] = &[
-    "journal_mode",
-    "locking_mode",
-    "page_size",
-    "mmap_size",
-    "temp_store",
-    "writable_schema",
-    "schema_version",
-];
+/// The pragma rules, shared with the WASM engine: `read-only NAME` or
+/// `denied NAME` per line (see the file for why each is there).
+const PRAGMA_RULES: &str = include_str!("../lib/policy.txt");
 
-/// Pragmas that may not be used at all: they name host directories.
-const DENIED_PRAGMAS: &[&str] = &["temp_store_directory", "data_store_directory"];
+/// Whether the rules give `name` the rule `kind`.
+fn pragma_rule(kind: &str, name: &str) -> bool {
+    PRAGMA_RULES
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .any(|(k, pragma)| k == kind && pragma.trim() == name)
+}
 
 /// The authorizer of every connection.
 pub fn authorize(context: AuthContext<'_>) -> Authorization {
@@ -46,8 +42,8 @@ pub fn authorize(context: AuthContext<'_>) -> Authorization {
             pragma_value,
         } => {
             let name = pragma_name.to_ascii_lowercase();
-            if DENIED_PRAGMAS.contains(&name.as_str())
-                || (pragma_value.is_some() && READ_ONLY_PRAGMAS.contains(&name.as_str()))
+            if pragma_rule("denied", &name)
+                || (pragma_value.is_some() && pragma_rule("read-only", &name))
             {
                 Authorization::Deny
             } else {

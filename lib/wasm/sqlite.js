@@ -10,6 +10,7 @@
 // is ever fetched.
 
 const fs = require("node:fs");
+const path = require("node:path");
 const { installVfs } = require("./vfs");
 const { heapAccess } = require("./heap");
 
@@ -149,18 +150,14 @@ const SQLITE_PRAGMA = 19;
 const SQLITE_ATTACH = 24;
 const SQLITE_FUNCTION = 31;
 const SQLITE_DENY = 1;
-// Pragmas that may be read but not set.
-const READ_ONLY_PRAGMAS = new Set([
-	"journal_mode",
-	"locking_mode",
-	"page_size",
-	"mmap_size",
-	"temp_store",
-	"writable_schema",
-	"schema_version",
-]);
-// Pragmas that may not be used at all: they name host directories.
-const DENIED_PRAGMAS = new Set(["temp_store_directory", "data_store_directory"]);
+// The pragma rules, shared with the native engine (lib/policy.txt).
+const PRAGMA_RULES = fs
+	.readFileSync(path.join(__dirname, "..", "policy.txt"), "utf8")
+	.split("\n")
+	.map((line) => line.split(" "))
+	.filter(([kind, name]) => name && (kind === "read-only" || kind === "denied"));
+const READ_ONLY_PRAGMAS = new Set(PRAGMA_RULES.filter(([kind]) => kind === "read-only").map(([, name]) => name.trim()));
+const DENIED_PRAGMAS = new Set(PRAGMA_RULES.filter(([kind]) => kind === "denied").map(([, name]) => name.trim()));
 const asciiLower = (s) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 
 function installAuthorizer(wasm, cstr) {
