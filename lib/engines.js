@@ -4,7 +4,7 @@
 // memory) that reports which 4 KiB chunks changed; see lib/database.js for
 // how it is driven. Methods: loadChunks(tag, firstIndex, chunks),
 // open(mainSize, journalSize), execute(sql, positional, named, collect),
-// isAutocommit(), seal(), journal(), ack(), restore(), export(), size(),
+// isAutocommit(), seal(), journal(), ack(), restore(), export(),
 // close(), and the `backend` property.
 //
 // The native engine (napi-rs addon) comes first; when its binding is not

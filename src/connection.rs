@@ -269,10 +269,6 @@ impl Database {
         Ok(std::fs::read(&self.path)?)
     }
 
-    pub fn size(&self) -> Result<u64, EngineError> {
-        Ok(vfs::lock(self.tracker()?).size())
-    }
-
     /// Closes SQLite and removes the temporary directory. Idempotent.
     pub fn close(&mut self) -> Result<(), EngineError> {
         let result = match self.conn.take() {
@@ -292,10 +288,6 @@ impl Database {
         self.dir
             .as_ref()
             .map(|dir| dir.path().to_string_lossy().into_owned())
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.dir.is_none()
     }
 }
 

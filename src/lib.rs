@@ -254,12 +254,6 @@ impl NativeDatabase {
         self.db.export().map(Uint8Array::from).map_err(to_js)
     }
 
-    /// The main file's size in bytes.
-    #[napi]
-    pub fn size(&self) -> Result<f64, String> {
-        self.db.size().map(|s| s as f64).map_err(to_js)
-    }
-
     /// Closes SQLite and removes the temporary directory. Idempotent.
     #[napi]
     pub fn close(&mut self) -> Result<(), String> {
@@ -270,10 +264,5 @@ impl NativeDatabase {
     #[napi(getter)]
     pub fn directory(&self) -> Option<String> {
         self.db.directory()
-    }
-
-    #[napi(getter)]
-    pub fn closed(&self) -> bool {
-        self.db.is_closed()
     }
 }

@@ -199,8 +199,4 @@ impl Tracker {
         images.sort_unstable_by_key(|(index, _)| *index);
         (self.durable_size, images)
     }
-
-    pub fn size(&self) -> u64 {
-        self.size
-    }
 }

@@ -166,10 +166,6 @@ class WasmDatabase {
 		finalizer.register(this, { api, state: this.#s }, this.#s);
 	}
 
-	get closed() {
-		return this.#closed;
-	}
-
 	#file(tag) {
 		if (tag === TAG_MAIN) return this.#s.set.main;
 		if (tag === TAG_JOURNAL) {
@@ -648,11 +644,6 @@ class WasmDatabase {
 			throw engineError(codeName(SQLITE_MISUSE), "cannot export while a transaction is open");
 		}
 		return this.#s.set.main.toBytes();
-	}
-
-	/** The main file's size in bytes. */
-	size() {
-		return this.#trackerOrThrow().size;
 	}
 
 	/** Closes SQLite and frees the files. Idempotent. */
