@@ -1,14 +1,4 @@
-// ES module entry: the same objects as the CommonJS entry.
-import cjs from "./index.js";
-
-export const {
-	open,
-	Database,
-	SqliteVfs,
-	SqliteVfsPool,
-	PooledSqliteHandle,
-	SqliteError,
-	createMemoryKv,
-	DEFAULT_KV_LIMITS,
-} = cjs;
-export default cjs;
+// ES module entry: the same objects as the CommonJS entry (Node and Bun read
+// the names from index.js's `module.exports = { ... }`).
+export * from "./index.js";
+export { default } from "./index.js";
