@@ -44,6 +44,10 @@ describe("statements cannot reach host files", () => {
 		assert.deepEqual(await rows(db, "SELECT v FROM t"), [[1]]);
 		// An in-memory attachment touches no file and is allowed.
 		await db.exec("ATTACH ':memory:' AS scratch; CREATE TABLE scratch.s(x); DETACH scratch");
+		// At most two attachments.
+		await db.exec("ATTACH ':memory:' AS m1; ATTACH ':memory:' AS m2");
+		await assert.rejects(db.exec("ATTACH ':memory:' AS m3"), { name: "SqliteError", message: /too many attached/ });
+		await db.exec("DETACH m1; DETACH m2");
 		await db.close();
 		fs.rmSync(dir, { recursive: true });
 	});
