@@ -1,11 +1,12 @@
 "use strict";
 
-// The Database users hold. Calls run one at a time, in call order. After each
-// call that leaves no transaction open, the engine's delta is sealed; the
-// sealed deltas of all calls run back to back are written to the KV together
-// (group commit), and a call settles only once what it wrote is durable.
+// The Database users hold. Calls run one at a time, in call order. The engine
+// seals its changes at every point where no transaction is open; the calls run
+// back to back (those made while a write is in flight) share one write of what
+// they sealed (group commit, see Persistence#commit), and a call settles only
+// once what it wrote is durable.
 
-const { fromEngine } = require("./errors");
+const { fromEngine, lostEffects } = require("./errors");
 const { normalizeParams, checkSql } = require("./params");
 
 class Database {
@@ -14,8 +15,10 @@ class Database {
 	#fileName;
 	#onClose;
 	#queue = [];
-	/** The state bits the last execute reported (-1: unknown). */
-	#state = -1;
+	/** The state bits the last execute reported (see #execute). */
+	#state = 0;
+	/** Whether the running call reached the engine. */
+	#reachedEngine = false;
 	#pumping = false;
 	#closed = false;
 	#closing = null;
@@ -53,10 +56,11 @@ class Database {
 	/**
 	 * Runs `sql` on the engine. Engines return `[changes, lastInsertRowid,
 	 * state, columns₀, rows₀, …]` (a flat array is much cheaper to build
-	 * across N-API than objects); `state` tells whether a transaction is open
-	 * and whether the file changed, which saves two engine calls per call.
+	 * across N-API than objects); `state` has bit 1 set when no transaction is
+	 * open and bit 2 when the engine holds a sealed delta to write.
 	 */
 	#execute(sql, positional, named, collect) {
+		this.#reachedEngine = true;
 		const out = this.#engine.execute(sql, positional, named, collect);
 		this.#state = out[2];
 		const sets = [];
@@ -164,42 +168,32 @@ class Database {
 	}
 
 	async #runBatch(jobs) {
-		const engine = this.#engine;
 		const outcomes = [];
-		let delta = null;
+		let pending = false;
 		for (const job of jobs) {
-			this.#state = -1;
+			this.#reachedEngine = false;
 			try {
 				outcomes.push({ ok: true, value: job.op() });
+				pending ||= (this.#state & 2) !== 0;
 			} catch (error) {
-				this.#state = -1;
-				outcomes.push({ ok: false, error: fromEngine(error) });
-			}
-			// A call that leaves no transaction open is sealed right away, so a
-			// later call opening a transaction cannot mix into its delta.
-			try {
-				const state = this.#state;
-				const autocommit = state === -1 ? engine.isAutocommit() : (state & 1) !== 0;
-				const changed = state === -1 || (state & 2) !== 0;
-				if (autocommit && changed) delta = mergeDelta(delta, engine.seal());
-			} catch (error) {
-				outcomes[outcomes.length - 1] = { ok: false, error: fromEngine(error) };
+				// A failed call may still have sealed changes (the statements of
+				// a script before the failing one).
+				const sealed = this.#reachedEngine && this.#sealedByLastCall();
+				pending ||= sealed;
+				outcomes.push({ ok: false, error: fromEngine(error), sealed });
 			}
 		}
-		if (delta !== null) {
+		if (pending) {
 			try {
-				await this.#persistence.write(delta, () => engine.journal());
-				engine.ack();
+				await this.#persistence.commit();
 			} catch (error) {
-				// The KV holds the state before this batch: go back to it, and
-				// fail every call of the batch.
-				let restoreError = null;
-				try {
-					engine.restore();
-				} catch (e) {
-					restoreError = fromEngine(e);
-				}
-				jobs.forEach((job, i) => job.reject(outcomes[i].ok ? (restoreError ?? error) : outcomes[i].error));
+				// Persistence put the engine back to the state the KV holds:
+				// every call of the batch lost its effects, and says so.
+				jobs.forEach((job, i) => {
+					const outcome = outcomes[i];
+					if (outcome.ok) job.reject(error);
+					else job.reject(outcome.sealed ? lostEffects(outcome.error, error) : outcome.error);
+				});
 				return;
 			}
 		}
@@ -214,6 +208,14 @@ class Database {
 			} catch (error) {
 				jobs[i].reject(error);
 			}
+		}
+	}
+
+	#sealedByLastCall() {
+		try {
+			return this.#engine.lastCallSealed();
+		} catch {
+			return false;
 		}
 	}
 
@@ -234,13 +236,4 @@ class Database {
 	}
 }
 
-function mergeDelta(acc, sealed) {
-	if (sealed === null || sealed === undefined) return acc;
-	if (acc === null) acc = { size: sealed.previousSize, maxSize: sealed.previousSize, chunks: new Map() };
-	for (const [index, bytes] of sealed.chunks) acc.chunks.set(index, bytes);
-	acc.size = sealed.size;
-	acc.maxSize = Math.max(acc.maxSize, sealed.size);
-	return acc;
-}
-
-module.exports = { Database, mergeDelta };
+module.exports = { Database };

@@ -2,10 +2,11 @@
 
 // Engine selection. An engine is one SQLite database on a local file (or in
 // memory) that reports which 4 KiB chunks changed; see lib/database.js for
-// how it is driven. Methods: loadChunks(tag, firstIndex, chunks),
-// open(mainSize, journalSize), execute(sql, positional, named, collect),
-// isAutocommit(), seal(), journal(), ack(), restore(), export(),
-// close(), and the `backend` property.
+// how it is driven and lib/persist.js for the commit sequence. Methods:
+// loadChunks(tag, firstIndex, chunks), open(mainSize, journalSize),
+// execute(sql, positional, named, collect) (seals at every point with no
+// transaction open), isAutocommit(), lastCallSealed(), takeDelta(),
+// journal(), ack(), restore(), export(), close(), and the `backend` property.
 //
 // The native engine (napi-rs addon) comes first; when its binding is not
 // installed or fails to load, the WASM engine (lib/wasm/) takes over. The

@@ -35,8 +35,24 @@ function kvFailure(method, cause, code) {
 	return new SqliteError(`KV ${method} failed: ${detail}`, code, { cause });
 }
 
+/**
+ * The error of a call that failed on its own (`error`) after earlier
+ * statements of it had changed the database, when persisting those changes
+ * then failed too (`kvError`): the same kind of error, saying both, with the
+ * KV failure as `cause`.
+ */
+function lostEffects(error, kvError) {
+	if (!(error instanceof Error)) return kvError;
+	const message = `${error.message} (and the statements before it were not persisted: ${kvError.message})`;
+	const wrapped =
+		error instanceof SqliteError
+			? new SqliteError(message, error.code, { cause: kvError })
+			: new error.constructor(message, { cause: kvError });
+	return wrapped;
+}
+
 function corrupt(message) {
 	return new SqliteError(message, "SQLITE_CORRUPT");
 }
 
-module.exports = { SqliteError, fromEngine, kvFailure, corrupt };
+module.exports = { SqliteError, fromEngine, kvFailure, lostEffects, corrupt };

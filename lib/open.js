@@ -2,9 +2,8 @@
 
 const fs = require("node:fs");
 
-const { Database, mergeDelta } = require("./database");
+const { Database } = require("./database");
 const { Persistence, resolveLimits } = require("./persist");
-const { TAG_JOURNAL } = require("./format");
 const { fromEngine } = require("./errors");
 const { createEngine } = require("./engines");
 
@@ -30,9 +29,9 @@ function track(engine) {
 	return () => liveDirectories.delete(directory);
 }
 
-// KV stores that have an open database: two databases on one KV would each
-// believe they own it, and overwrite each other's pages.
-const kvInUse = new WeakSet();
+// KV stores that have an open database (null while it opens): two databases
+// on one KV would each believe they own it, and overwrite each other's pages.
+const kvInUse = new WeakMap();
 
 function checkArguments(fileName, kv, options) {
 	if (typeof fileName !== "string") throw new TypeError(`fileName must be a string, got ${typeof fileName}`);
@@ -53,29 +52,30 @@ function checkArguments(fileName, kv, options) {
 async function open(fileName, kv, options = {}, onClose = undefined) {
 	checkArguments(fileName, kv, options);
 	const limits = resolveLimits(options.limits);
-	if (kvInUse.has(kv)) throw new Error(`This KV store already has an open database (opening "${fileName}")`);
-	kvInUse.add(kv);
+	// A database on this KV that is closing is waited for (an actor put to
+	// sleep and woken again at once); one that is open or opening is not.
+	while (kvInUse.has(kv)) {
+		const current = kvInUse.get(kv);
+		if (current === null || !current.closed) {
+			throw new Error(`This KV store already has an open database (opening "${fileName}")`);
+		}
+		await current.close().catch(() => {});
+	}
+	kvInUse.set(kv, null);
 	let engine = null;
 	let untrack = null;
 	try {
 		engine = await createEngine(options.backend);
 		untrack = track(engine);
-		const persistence = new Persistence(kv, limits);
-		const { mainSize, journalSize } = await persistence.load(engine);
-		engine.open(mainSize, journalSize);
-		if (journalSize !== null) {
-			// A hot journal (a commit interrupted midway) was rolled back on
-			// open: make the rolled-back pages durable, then drop the journal.
-			const delta = mergeDelta(null, engine.seal());
-			if (delta !== null) await persistence.write(delta, () => engine.journal());
-			engine.ack();
-			await persistence.removeFile(TAG_JOURNAL, journalSize);
-		}
-		return new Database(engine, persistence, fileName, async (db) => {
+		const persistence = new Persistence(kv, limits, engine);
+		await persistence.open();
+		const db = new Database(engine, persistence, fileName, async (db) => {
 			untrack();
-			kvInUse.delete(kv);
+			if (kvInUse.get(kv) === db) kvInUse.delete(kv);
 			await onClose?.(db);
 		});
+		kvInUse.set(kv, db);
+		return db;
 	} catch (error) {
 		kvInUse.delete(kv);
 		untrack?.();
@@ -98,8 +98,14 @@ class SqliteVfs {
 
 	async open(fileName, kv, options) {
 		if (this.#destroyed) throw new Error("SqliteVfs is closed");
-		if (this.#databases.has(fileName)) {
-			throw new Error(`SqliteVfs: fileName "${fileName}" is already open on this instance`);
+		// A database of this name that is closing is waited for.
+		while (this.#databases.has(fileName)) {
+			const current = this.#databases.get(fileName);
+			if (current === null || !current.closed) {
+				throw new Error(`SqliteVfs: fileName "${fileName}" is already open on this instance`);
+			}
+			await current.close().catch(() => {});
+			if (this.#destroyed) throw new Error("SqliteVfs is closed");
 		}
 		this.#databases.set(fileName, null);
 		let db;

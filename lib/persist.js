@@ -84,19 +84,38 @@ function range(start, end, step = 1) {
 	return out;
 }
 
+/**
+ * The one owner of the commit sequence: loads a database from the KV into an
+ * engine, and after the calls that changed it, takes the engine's pending
+ * delta, writes it to the KV, then acknowledges it to the engine, or, if the
+ * KV failed, puts the engine back to the durable state.
+ *
+ * Engines know files, pages and bytes (see lib/engines.js); the keys and the
+ * order of the KV calls are decided here and in format.js and journal.js.
+ *
+ * Every KV write that fails is taken as "maybe applied" (a networked KV that
+ * times out cannot say): the next write first puts the KV back to the durable
+ * state (see #repair), then writes its own pages.
+ */
 class Persistence {
 	#kv;
 	#limits;
-	/** The main file size the KV's metadata holds, or null if it has none. */
+	#engine;
+	/** The main file size the KV's metadata holds, or null if it has none (or may be wrong). */
 	#kvSize = null;
+	/**
+	 * Set when a write failed after it sent something: `{ size, pages,
+	 * journal }`, the durable size and the durable bytes of every page the
+	 * failed write may have changed, and the journal it wrote (null if none).
+	 * Until the repair is done, the KV may hold any part of the failed write;
+	 * the journal, if any, keeps readers and crashes at the durable state.
+	 */
+	#repair = null;
 
-	constructor(kv, limits) {
+	constructor(kv, limits, engine) {
 		this.#kv = kv;
 		this.#limits = limits;
-	}
-
-	get limits() {
-		return this.#limits;
+		this.#engine = engine;
 	}
 
 	/**
@@ -126,22 +145,28 @@ class Persistence {
 		return values;
 	}
 
+	#putBatch(entries) {
+		return this.#call("putBatch", entries, "SQLITE_IOERR_WRITE");
+	}
+
 	/**
 	 * Reads the database (and a rollback journal, if the KV holds one) into
-	 * `engine`. Returns the sizes the metadata gives: `journalSize` is null
-	 * when there is no journal.
+	 * the engine and opens it. A hot journal (a commit cut short by a crash)
+	 * is rolled back by SQLite as the engine opens; that rollback is then made
+	 * durable (see #recover).
 	 */
-	async load(engine) {
+	async open() {
 		const [mainMeta, journalMeta] = await this.#getBatch([metaKey(TAG_MAIN), metaKey(TAG_JOURNAL)]);
 		const mainSize = mainMeta == null ? 0 : decodeMeta(mainMeta, TAG_MAIN);
 		const journalSize = journalMeta == null ? null : decodeMeta(journalMeta, TAG_JOURNAL);
 		this.#kvSize = mainMeta == null ? null : mainSize;
-		await this.#loadFile(engine, TAG_MAIN, mainSize);
-		if (journalSize !== null) await this.#loadFile(engine, TAG_JOURNAL, journalSize);
-		return { mainSize, journalSize };
+		await this.#loadFile(TAG_MAIN, mainSize);
+		if (journalSize !== null) await this.#loadFile(TAG_JOURNAL, journalSize);
+		this.#engine.open(mainSize, journalSize);
+		if (journalSize !== null) await this.#recover(journalSize);
 	}
 
-	async #loadFile(engine, tag, size) {
+	async #loadFile(tag, size) {
 		const step = this.#limits.maxKeysPerCall;
 		const count = chunkCount(size);
 		await forEachConcurrent(range(0, count, step), LOAD_CONCURRENCY, async (first) => {
@@ -160,75 +185,126 @@ class Persistence {
 					}
 				}
 			}
-			engine.loadChunks(tag, first, values);
+			this.#engine.loadChunks(tag, first, values);
 		});
 	}
 
 	/**
-	 * Makes `delta` durable: `{ size, maxSize, chunks: Map<index, bytes> }`
-	 * (maxSize: the largest size the file had since the last write).
+	 * Makes the rollback of a hot journal durable. The journal in the KV stays
+	 * the only journal, untouched, until the rolled-back pages are all in the
+	 * main file: however many calls that takes, a crash or a failure leaves
+	 * the same hot journal, and the next open rolls back again (the rollback
+	 * writes the same bytes each time). Deleting the journal's metadata is the
+	 * recovery's commit point.
+	 */
+	async #recover(journalSize) {
+		const delta = this.#engine.takeDelta();
+		if (delta !== null) await this.#putMain(delta);
+		await this.#removeFile(TAG_JOURNAL, journalSize);
+		this.#engine.ack();
+		if (delta !== null) await this.#deleteStale(delta);
+	}
+
+	/**
+	 * Makes the engine's pending delta durable, if it has one; on failure the
+	 * engine is back at the durable state (every change since is gone) and the
+	 * KV's error is thrown.
 	 *
 	 * A delta that fits one putBatch is written in exactly one, which the KV
-	 * applies atomically. A larger one is made atomic with a rollback journal:
-	 * `journalSource()` gives `{ size, pages }`, the durable size and the
-	 * durable bytes of the chunks being replaced. The journal goes to the KV
-	 * first (its metadata last), then the main chunks and metadata, then the
-	 * journal's metadata is deleted: the commit point. A crash before it
+	 * applies atomically. A larger one is made atomic with a rollback journal
+	 * of the durable bytes of the pages it replaces: the journal goes to the
+	 * KV first (its metadata last), then the main chunks and metadata, then
+	 * the journal's metadata is deleted: the commit point. A crash before it
 	 * leaves a hot journal that the next open rolls back.
 	 */
-	async write(delta, journalSource) {
-		await this.#finishRollback();
+	async commit() {
+		const engine = this.#engine;
+		const delta = engine.takeDelta();
+		if (delta === null) return;
+		let sent = false;
+		let journal = null;
+		try {
+			await this.#finishRepair();
+			const batches = planBatches(this.#mainEntries(delta), this.#limits);
+			sent = true;
+			if (batches.length > 1) {
+				const images = engine.journal();
+				journal = buildJournal(images.size, images.pages);
+				await this.#putFile(TAG_JOURNAL, journal);
+				for (const batch of batches) await this.#putBatch(batch);
+				await this.#removeFile(TAG_JOURNAL, journal.length);
+			} else if (batches.length === 1) {
+				await this.#putBatch(batches[0]);
+			}
+			this.#kvSize = delta.size;
+		} catch (error) {
+			// The KV may hold any part of what was sent: note what puts it back.
+			if (sent) this.#repair = this.#repairFor(delta, journal);
+			engine.restore();
+			throw error;
+		}
+		engine.ack();
+		await this.#deleteStale(delta);
+	}
+
+	/** The main file's chunks and metadata for `delta`, in index order. */
+	#mainEntries(delta) {
 		const limit = chunkCount(delta.size);
 		const entries = [];
-		for (const [index, bytes] of [...delta.chunks].sort((a, b) => a[0] - b[0])) {
+		for (const [index, bytes] of delta.chunks) {
 			if (index < limit) entries.push([chunkKey(TAG_MAIN, index), bytes]);
 		}
 		if (delta.size !== this.#kvSize) entries.push([metaKey(TAG_MAIN), encodeMeta(delta.size)]);
-		const batches = planBatches(entries, this.#limits);
-		const previous = this.#kvSize ?? 0;
-		if (batches.length > 1) {
-			const journal = journalSource();
-			const journalBytes = buildJournal(journal.size, journal.pages);
-			// From here until the journal is gone, the KV may hold part of the
-			// commit (or a journal): if anything fails, the next write undoes it.
-			this.#pendingRollback = { journal, journalLength: journalBytes.length };
-			this.#kvSize = null;
-			const journalLength = await this.#putFile(TAG_JOURNAL, journalBytes);
-			for (const batch of batches) await this.#call("putBatch", batch, "SQLITE_IOERR_WRITE");
-			await this.removeFile(TAG_JOURNAL, journalLength);
-			this.#pendingRollback = null;
-		} else {
-			for (const batch of batches) await this.#call("putBatch", batch, "SQLITE_IOERR_WRITE");
-		}
-		this.#kvSize = delta.size;
-		// Chunks past the new end are invisible (readers stop at the size in
-		// the metadata, and a file that grows again rewrites them): removing
-		// them only frees space, so a failure here is reported, not thrown.
-		const stale = range(limit, chunkCount(Math.max(delta.maxSize, previous)));
-		await this.#deleteQuietly(stale.map((i) => chunkKey(TAG_MAIN, i)));
+		return entries;
 	}
 
-	/** A journaled commit that failed midway; undone before the next write. */
-	#pendingRollback = null;
+	/** Writes `delta` to the main file in as many calls as it takes (not atomic). */
+	async #putMain(delta) {
+		for (const batch of planBatches(this.#mainEntries(delta), this.#limits)) await this.#putBatch(batch);
+		this.#kvSize = delta.size;
+	}
 
 	/**
-	 * Puts the KV back to the state before a journaled commit that failed
-	 * midway (the live database already is): the journal's pages and size go
-	 * back into the main file, then the journal is removed. Until then the
-	 * hot journal keeps any reader (and a crash) at that same state.
+	 * What puts the KV back to the durable state after a failed write of
+	 * `delta` (`journal`: the journal it wrote, or null): the durable bytes of
+	 * the pages it sent (all the journal's pages, if it wrote one) and the
+	 * durable size. Read from the engine before it restores.
 	 */
-	async #finishRollback() {
-		const pending = this.#pendingRollback;
-		if (pending === null) return;
-		const { journal, journalLength } = pending;
-		const entries = journal.pages.map(([index, bytes]) => [chunkKey(TAG_MAIN, index), bytes]);
-		entries.push([metaKey(TAG_MAIN), encodeMeta(journal.size)]);
-		for (const batch of planBatches(entries, this.#limits)) {
-			await this.#call("putBatch", batch, "SQLITE_IOERR_WRITE");
+	#repairFor(delta, journal) {
+		const images = this.#engine.journal();
+		let pages = images.pages;
+		if (journal === null) {
+			const sent = new Set(delta.chunks.map(([index]) => index));
+			pages = pages.filter(([index]) => sent.has(index));
 		}
-		await this.removeFile(TAG_JOURNAL, journalLength);
-		this.#pendingRollback = null;
-		this.#kvSize = journal.size;
+		return { size: images.size, pages, journal };
+	}
+
+	/**
+	 * Puts the KV back to the durable state after a failed write. In one
+	 * putBatch when it fits and no journal was involved (the KV then holds
+	 * either all or none of the failed write). Otherwise under a journal of
+	 * the durable pages, written again byte for byte as the failed write did
+	 * (or built once, and kept for every attempt): at any point a reader sees
+	 * the durable state, or, if the failed write did commit, that write's
+	 * state until the journal's metadata is in.
+	 */
+	async #finishRepair() {
+		const repair = this.#repair;
+		if (repair === null) return;
+		const entries = repair.pages.map(([index, bytes]) => [chunkKey(TAG_MAIN, index), bytes]);
+		entries.push([metaKey(TAG_MAIN), encodeMeta(repair.size)]);
+		const batches = planBatches(entries, this.#limits);
+		if (repair.journal === null && batches.length === 1) {
+			await this.#putBatch(batches[0]);
+		} else {
+			repair.journal ??= buildJournal(repair.size, repair.pages);
+			await this.#putFile(TAG_JOURNAL, repair.journal);
+			for (const batch of batches) await this.#putBatch(batch);
+			await this.#removeFile(TAG_JOURNAL, repair.journal.length);
+		}
+		this.#repair = null;
+		this.#kvSize = repair.size;
 	}
 
 	/** Writes a whole file under `tag`: chunks first, its metadata in the last call. */
@@ -238,10 +314,7 @@ class Persistence {
 			entries.push([chunkKey(tag, i), bytes.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE)]);
 		}
 		entries.push([metaKey(tag), encodeMeta(bytes.length)]);
-		for (const batch of planBatches(entries, this.#limits)) {
-			await this.#call("putBatch", batch, "SQLITE_IOERR_WRITE");
-		}
-		return bytes.length;
+		for (const batch of planBatches(entries, this.#limits)) await this.#putBatch(batch);
 	}
 
 	/**
@@ -249,11 +322,21 @@ class Persistence {
 	 * or rolled back). The first call removes the metadata: after it the file
 	 * no longer exists, so only that call's failure is thrown.
 	 */
-	async removeFile(tag, size) {
+	async #removeFile(tag, size) {
 		const keys = [metaKey(tag), ...range(0, chunkCount(size)).map((i) => chunkKey(tag, i))];
 		const max = this.#limits.maxKeysPerCall;
 		await this.#call("deleteBatch", keys.slice(0, max), "SQLITE_IOERR_DELETE");
 		await this.#deleteQuietly(keys.slice(max));
+	}
+
+	/**
+	 * Chunks past the new end are invisible (readers stop at the size in the
+	 * metadata, and a file that grows again rewrites them): removing them
+	 * only frees space, so a failure here is reported, not thrown.
+	 */
+	async #deleteStale(delta) {
+		const stale = range(chunkCount(delta.size), chunkCount(delta.maxSize));
+		await this.#deleteQuietly(stale.map((i) => chunkKey(TAG_MAIN, i)));
 	}
 
 	async #deleteQuietly(keys) {

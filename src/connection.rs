@@ -33,14 +33,14 @@ pub struct Output {
     pub sets: Vec<ResultSet>,
     pub changes: u64,
     pub last_insert_rowid: i64,
-    /// The state after the call: [`AUTOCOMMIT`] and [`HAS_CHANGES`] bits.
+    /// The state after the call: [`AUTOCOMMIT`] and [`PENDING`] bits.
     pub state: u32,
 }
 
 /// [`Output::state`] bit: no transaction is open.
 pub const AUTOCOMMIT: u32 = 1;
-/// [`Output::state`] bit: the main file changed since the last seal.
-pub const HAS_CHANGES: u32 = 2;
+/// [`Output::state`] bit: a sealed delta waits to be taken.
+pub const PENDING: u32 = 2;
 
 /// Longest SQL text accepted, in bytes (SQLite's default is 1,000,000,000).
 pub const MAX_SQL_LENGTH: i32 = 64 * 1024 * 1024;
@@ -52,6 +52,8 @@ pub struct Database {
     tracker: Option<Arc<Mutex<Tracker>>>,
     path: String,
     dir: Option<TempDir>,
+    /// The tracker's seal count when the last call started.
+    seals_at_call: std::cell::Cell<u64>,
 }
 
 impl Database {
@@ -73,6 +75,7 @@ impl Database {
             tracker: None,
             path,
             dir: Some(dir),
+            seals_at_call: std::cell::Cell::new(0),
         })
     }
 
@@ -128,7 +131,7 @@ impl Database {
 
     /// Sets the local files to the sizes the KV metadata gives (a journal of
     /// size `None` is absent) and opens SQLite on them. A hot journal is
-    /// rolled back here; its effect shows in the next [`Database::seal`].
+    /// rolled back here; its effect is the pending delta (see [`Database::take`]).
     pub fn open(&mut self, main_size: u64, journal_size: Option<u64>) -> Result<(), EngineError> {
         if self.conn.is_some() {
             return Err(EngineError::Range("the database is already open".into()));
@@ -152,7 +155,8 @@ impl Database {
         let tracker = Arc::new(Mutex::new(Tracker::new(main)?));
         vfs::register_file(&self.path, tracker.clone());
         self.tracker = Some(tracker);
-        self.connect()
+        self.connect()?;
+        self.seal_if_autocommit()
     }
 
     fn connect(&mut self) -> Result<(), EngineError> {
@@ -185,6 +189,12 @@ impl Database {
     }
 
     /// Runs every statement of `sql` in order, binding `params` to each.
+    ///
+    /// Every point of the call where no transaction is open and the file
+    /// changed is sealed: the end of the call, and the start of each statement
+    /// of a script, so `INSERT …; BEGIN` hands over the INSERT even though the
+    /// call ends inside a transaction. A failing call is sealed too: the
+    /// statements of a script before the failing one keep their effects.
     pub fn execute(
         &self,
         sql: &str,
@@ -192,7 +202,30 @@ impl Database {
         collect: bool,
     ) -> Result<Output, EngineError> {
         let conn = self.conn()?;
+        self.seals_at_call.set(vfs::lock(self.tracker()?).seals());
         let mut out = Output::default();
+        let ran = self.run(conn, sql, params, collect, &mut out);
+        let sealed = self.seal_if_autocommit();
+        ran?;
+        sealed?;
+        out.last_insert_rowid = conn.last_insert_rowid();
+        if conn.is_autocommit() {
+            out.state |= AUTOCOMMIT;
+        }
+        if vfs::lock(self.tracker()?).has_pending() {
+            out.state |= PENDING;
+        }
+        Ok(out)
+    }
+
+    fn run(
+        &self,
+        conn: &Connection,
+        sql: &str,
+        params: &Params,
+        collect: bool,
+        out: &mut Output,
+    ) -> Result<(), EngineError> {
         // The common case, one statement, goes through the statement cache.
         // `prepare_cached` refuses SQL with several statements (and empty SQL):
         // those run one statement at a time, each prepared after the previous
@@ -200,36 +233,43 @@ impl Database {
         match conn.prepare_cached(sql) {
             Ok(mut stmt) => {
                 bind_all(&mut stmt, params, true)?;
-                run_statement(conn, &mut stmt, collect, &mut out)?;
+                run_statement(conn, &mut stmt, collect, out)
             }
             Err(_) => {
                 let mut batch = Batch::new(conn, sql);
                 while let Some(mut stmt) = fallible_next(&mut batch)? {
+                    self.seal_if_autocommit()?;
                     bind_all(&mut stmt, params, false)?;
-                    run_statement(conn, &mut stmt, collect, &mut out)?;
+                    run_statement(conn, &mut stmt, collect, out)?;
                 }
+                Ok(())
             }
         }
-        out.last_insert_rowid = conn.last_insert_rowid();
-        if conn.is_autocommit() {
-            out.state |= AUTOCOMMIT;
+    }
+
+    /// Seals the changes made so far, when no transaction is open.
+    fn seal_if_autocommit(&self) -> Result<(), EngineError> {
+        if self.conn()?.is_autocommit() {
+            vfs::lock(self.tracker()?).seal()?;
         }
-        if vfs::lock(self.tracker()?).has_changes() {
-            out.state |= HAS_CHANGES;
-        }
-        Ok(out)
+        Ok(())
     }
 
     pub fn is_autocommit(&self) -> Result<bool, EngineError> {
         Ok(self.conn()?.is_autocommit())
     }
 
-    /// What changed since the last seal.
-    pub fn seal(&self) -> Result<Delta, EngineError> {
-        Ok(vfs::lock(self.tracker()?).seal()?)
+    /// Whether the last call (even a failed one) sealed changes.
+    pub fn last_call_sealed(&self) -> Result<bool, EngineError> {
+        Ok(vfs::lock(self.tracker()?).seals() != self.seals_at_call.get())
     }
 
-    /// Everything sealed so far is durable.
+    /// Takes the pending delta, if any.
+    pub fn take(&self) -> Result<Option<Delta>, EngineError> {
+        Ok(vfs::lock(self.tracker()?).take())
+    }
+
+    /// The delta taken last is durable.
     pub fn ack(&self) -> Result<(), EngineError> {
         vfs::lock(self.tracker()?).ack();
         Ok(())

@@ -84,7 +84,7 @@ fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
 /// objects with named properties): `[changes, lastInsertRowid, state,
 /// columns₀, rows₀, columns₁, rows₁, …]`, one (columns, rows) pair per
 /// statement that returns columns; `state` has bit 1 set when no transaction
-/// is open and bit 2 when the file changed since the last seal.
+/// is open and bit 2 when a sealed delta waits to be taken.
 fn output<'env>(env: &'env Env, out: Output) -> Result<Array<'env>> {
     let mut result = env.create_array(3 + 2 * out.sets.len() as u32)?;
     result.set(0, out.changes as f64)?;
@@ -199,25 +199,32 @@ impl NativeDatabase {
         self.db.is_autocommit().map_err(to_js)
     }
 
-    /// The chunks changed since the last seal: `{ size, previousSize, chunks:
-    /// [[index, bytes], ...] }`, or null when nothing changed.
+    /// Takes the pending delta: `{ size, maxSize, chunks: [[index, bytes],
+    /// ...] }` (the file size at its last seal, the largest size at any of
+    /// its seals, the changed chunks), or null when nothing is pending.
     #[napi(
-        ts_return_type = "{ size: number; previousSize: number; chunks: [number, Uint8Array][] } | null"
+        ts_return_type = "{ size: number; maxSize: number; chunks: [number, Uint8Array][] } | null"
     )]
-    pub fn seal<'env>(&self, env: &'env Env) -> Result<Option<Object<'env>>, String> {
-        let delta = self.db.seal().map_err(to_js)?;
-        if delta.chunks.is_empty() && delta.size == delta.previous_size {
+    pub fn take_delta<'env>(&self, env: &'env Env) -> Result<Option<Object<'env>>, String> {
+        let Some(delta) = self.db.take().map_err(to_js)? else {
             return Ok(None);
-        }
+        };
         let build = || -> Result<Object<'env>> {
             let chunks = indexed_chunks(env, &delta.chunks)?;
             let mut result = Object::new(env)?;
             result.set("size", delta.size as f64)?;
-            result.set("previousSize", delta.previous_size as f64)?;
+            result.set("maxSize", delta.max_size as f64)?;
             result.set("chunks", chunks)?;
             Ok(result)
         };
         build().map(Some).map_err(napi_err)
+    }
+
+    /// Whether the last `execute` (even one that failed) sealed changes into
+    /// the pending delta.
+    #[napi]
+    pub fn last_call_sealed(&self) -> Result<bool, String> {
+        self.db.last_call_sealed().map_err(to_js)
     }
 
     /// What a rollback journal for the pending commit must hold: `{ size,
@@ -236,7 +243,7 @@ impl NativeDatabase {
         build().map_err(napi_err)
     }
 
-    /// Everything sealed so far is durable in the KV.
+    /// The delta taken last is durable in the KV.
     #[napi]
     pub fn ack(&self) -> Result<(), String> {
         self.db.ack().map_err(to_js)

@@ -7,9 +7,16 @@
 //! * `durable`: the state the KV holds (the last acknowledged persist). These
 //!   before-images let [`Tracker::restore`] put the file back when a persist
 //!   fails.
-//! * `sealed`: the state at the last [`Tracker::seal`]. A seal hands out every
-//!   chunk that differs from it, so a chunk rewritten with identical bytes (a
-//!   rolled-back statement, an UPDATE to the same value) is not sent again.
+//! * `sealed`: the state at the last [`Tracker::seal`]. A seal adds every
+//!   chunk that differs from it to the pending delta, so a chunk rewritten
+//!   with identical bytes (a rolled-back statement, an UPDATE to the same
+//!   value) is not sent again.
+//!
+//! The engine seals at every point where no transaction is open and the file
+//! changed (after each call, and between the statements of a script); the
+//! persistence layer takes the pending delta ([`Tracker::take`]), writes it to
+//! the KV, then acknowledges it ([`Tracker::ack`]) or goes back to the durable
+//! state ([`Tracker::restore`]).
 //!
 //! Everything here is safe Rust over a `std::fs::File` opened on the same
 //! local path that SQLite writes through the OS VFS.
@@ -25,14 +32,14 @@ pub const CHUNK_SIZE: u64 = 4096;
 /// Chunks by index, with their bytes.
 pub type Chunks = Vec<(u32, Vec<u8>)>;
 
-/// What changed in the main file since the previous seal.
+/// What the seals since the last [`Tracker::take`] changed in the main file.
 pub struct Delta {
-    /// File size now.
+    /// File size at the last seal.
     pub size: u64,
-    /// File size at the previous seal.
-    pub previous_size: u64,
-    /// Chunks whose bytes differ from the previous seal, in index order. Each
-    /// holds the chunk's bytes within `size` (the last one may be shorter).
+    /// The largest size the file had at any of those seals, or before them.
+    pub max_size: u64,
+    /// Chunks whose bytes changed, in index order, each with its bytes at the
+    /// last seal that changed it, within `size` (the last may be shorter).
     pub chunks: Chunks,
 }
 
@@ -43,6 +50,12 @@ pub struct Tracker {
     size: u64,
     durable: HashMap<u32, Vec<u8>>,
     sealed: HashMap<u32, Vec<u8>>,
+    /// Sealed changes not yet taken: chunk bytes at their last seal.
+    pending: BTreeMap<u32, Vec<u8>>,
+    /// `Some((size, max_size))` while a sealed delta waits to be taken.
+    pending_size: Option<(u64, u64)>,
+    /// Seals that added to the pending delta, ever (callers compare counts).
+    seals: u64,
 }
 
 fn chunk_range(start: u64, end: u64) -> std::ops::Range<u32> {
@@ -63,6 +76,9 @@ impl Tracker {
             size,
             durable: HashMap::new(),
             sealed: HashMap::new(),
+            pending: BTreeMap::new(),
+            pending_size: None,
+            seals: 0,
         })
     }
 
@@ -139,29 +155,66 @@ impl Tracker {
         !self.sealed.is_empty() || self.size != self.sealed_size
     }
 
-    /// Takes what changed since the last seal.
-    pub fn seal(&mut self) -> io::Result<Delta> {
-        let mut changed = BTreeMap::new();
+    /// Adds what changed since the last seal to the pending delta. Only at a
+    /// point where no transaction is open: the file then holds a state the KV
+    /// may take.
+    pub fn seal(&mut self) -> io::Result<()> {
+        if !self.has_changes() {
+            return Ok(());
+        }
         let sealed = std::mem::take(&mut self.sealed);
+        let mut changed = false;
         for (index, before) in sealed {
             if index as u64 * CHUNK_SIZE >= self.size {
                 continue;
             }
             let now = self.read_chunk(index)?;
             if now != before {
-                changed.insert(index, now);
+                self.pending.insert(index, now);
+                changed = true;
             }
         }
-        let delta = Delta {
-            size: self.size,
-            previous_size: self.sealed_size,
-            chunks: changed.into_iter().collect(),
-        };
+        if !changed && self.size == self.sealed_size {
+            return Ok(());
+        }
+        // Chunks past the new end are not part of the file any more.
+        let end = self.size.div_ceil(CHUNK_SIZE);
+        if end <= u32::MAX as u64 {
+            self.pending.split_off(&(end as u32));
+        }
+        // The size before the first of these seals counts too: the KV may hold
+        // chunks up to it, which a shrunken file no longer has.
+        let max_size = self
+            .pending_size
+            .map_or(self.sealed_size, |(_, max)| max)
+            .max(self.size);
+        self.pending_size = Some((self.size, max_size));
         self.sealed_size = self.size;
-        Ok(delta)
+        self.seals += 1;
+        Ok(())
     }
 
-    /// Everything sealed so far is now durable in the KV.
+    /// How many seals added to the pending delta so far.
+    pub fn seals(&self) -> u64 {
+        self.seals
+    }
+
+    /// Whether a sealed delta waits to be taken.
+    pub fn has_pending(&self) -> bool {
+        self.pending_size.is_some()
+    }
+
+    /// Takes the pending delta, if any, for the persistence layer to write.
+    pub fn take(&mut self) -> Option<Delta> {
+        let (size, max_size) = self.pending_size.take()?;
+        Some(Delta {
+            size,
+            max_size,
+            chunks: std::mem::take(&mut self.pending).into_iter().collect(),
+        })
+    }
+
+    /// The delta taken last (and everything before it) is durable in the KV.
     pub fn ack(&mut self) {
         // The durable state is now the sealed state: the before-images still
         // needed are those of chunks changed since the seal, taken at the seal.
@@ -181,6 +234,8 @@ impl Tracker {
         self.file.set_len(self.durable_size)?;
         self.durable.clear();
         self.sealed.clear();
+        self.pending.clear();
+        self.pending_size = None;
         self.size = self.durable_size;
         self.sealed_size = self.durable_size;
         Ok(())

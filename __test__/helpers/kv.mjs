@@ -12,8 +12,9 @@ export const hex = (bytes) => Buffer.from(bytes).toString("hex");
  * Options: `limits` (KV limits), `latencyMs`.
  * Returns a KV with:
  * - `calls`: every call as `{ method, keys: [hex...], bytes }` (bytes of keys+values written);
- * - `failWhen(predicate, { sync, error })`: make calls matching `predicate(call, n)` fail
- *   (reject, or throw synchronously with `sync`); `n` is the 1-based call number;
+ * - `failWhen(predicate, { sync, error, applied })`: make calls matching `predicate(call, n)` fail
+ *   (reject, or throw synchronously with `sync`); `n` is the 1-based call number; with
+ *   `applied`, the call takes effect and then rejects (a networked KV timing out);
  * - `onMutation`: a hook receiving a deep copy of each successful mutation;
  * - `errors`: what `onError` received;
  * - `inner`: the underlying store (`entries()`, `clone()`, `size`).
@@ -29,8 +30,8 @@ export function createTestKv(options = {}) {
 		onError(error) {
 			kv.errors.push(error);
 		},
-		failWhen(predicate, { sync = false, error = undefined } = {}) {
-			kv.fault = { predicate, sync, error };
+		failWhen(predicate, { sync = false, error = undefined, applied = false } = {}) {
+			kv.fault = { predicate, sync, error, applied };
 		},
 		clearFaults() {
 			kv.fault = null;
@@ -56,18 +57,23 @@ export function createTestKv(options = {}) {
 			const call = describeCall(method, arg, value);
 			kv.calls.push(call);
 			const n = kv.calls.length;
-			if (kv.fault && kv.fault.predicate(call, n)) {
-				const error = kv.fault.error ?? new Error(`injected ${method} failure (call ${n})`);
-				call.failed = true;
-				if (kv.fault.sync) throw error;
-				return Promise.reject(error);
-			}
 			const run = async () => {
 				if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
 				const result = await inner[method](arg, value);
 				if (MUTATIONS.has(method) && kv.onMutation) kv.onMutation(copyMutation(method, arg, value));
 				return result;
 			};
+			if (kv.fault && kv.fault.predicate(call, n)) {
+				const error = kv.fault.error ?? new Error(`injected ${method} failure (call ${n})`);
+				call.failed = true;
+				if (kv.fault.applied) {
+					return run().then(() => {
+						throw error;
+					});
+				}
+				if (kv.fault.sync) throw error;
+				return Promise.reject(error);
+			}
 			return run();
 		};
 	}

@@ -203,6 +203,12 @@ class WasmDatabase {
 		this.#tracker = new Tracker(this.#s.set.main);
 		this.#s.set.tracker = this.#tracker;
 		this.#connect();
+		// A hot journal was rolled back: its effect is the pending delta.
+		this.#sealIfAutocommit();
+	}
+
+	#sealIfAutocommit() {
+		if (this.#x.sqlite3_get_autocommit(this.#conn()) !== 0) this.#trackerOrThrow().seal();
 	}
 
 	#connect() {
@@ -397,12 +403,17 @@ class WasmDatabase {
 	 * Runs `sql`. Returns `[changes, lastInsertRowid, state, columns₀, rows₀,
 	 * …]` as the native engine does (src/lib.rs `output`): a (columns, rows)
 	 * pair per statement that returns columns; `state` has bit 1 set when no
-	 * transaction is open and bit 2 when the file changed since the last seal.
+	 * transaction is open and bit 2 when a sealed delta waits to be taken.
+	 * Seals as src/connection.rs execute does: at the end of the call and
+	 * before each statement of a script, when no transaction is open, even
+	 * when the call fails.
 	 */
 	execute(sql, positional, named, collect) {
 		const params = normalize(positional, named);
 		const db = this.#conn();
 		const x = this.#x;
+		const tracker = this.#trackerOrThrow();
+		this.#sealsAtCall = tracker.seals;
 		const out = { sets: [], changes: 0, lastInsertRowid: 0 };
 		try {
 			// The common case, one statement, goes through the statement cache;
@@ -426,6 +437,7 @@ class WasmDatabase {
 					at = next.tail === 0 ? len : at + next.tail;
 					if (!next.stmt) continue;
 					try {
+						this.#sealIfAutocommit();
 						this.#bindAll(next.stmt, params, false);
 						this.#runStatement(db, next.stmt, collect, out);
 					} finally {
@@ -433,17 +445,29 @@ class WasmDatabase {
 					}
 				}
 			}
-			const tracker = this.#trackerOrThrow();
-			const state =
-				(x.sqlite3_get_autocommit(db) !== 0 ? 1 : 0) |
-				(tracker.sealed.size > 0 || tracker.size !== tracker.sealedSize ? 2 : 0);
-			const result = [out.changes, integer(x.sqlite3_last_insert_rowid(db)), state];
-			for (const set of out.sets) result.push(set.columns, set.rows);
-			return result;
+		} catch (error) {
+			// A failed call is sealed too; its own error is the one to report.
+			try {
+				this.#sealIfAutocommit();
+			} catch {}
+			throw error;
 		} finally {
 			this.#s.sqlScratch.trim();
 			this.#s.bindScratch.trim();
 		}
+		this.#sealIfAutocommit();
+		const state = (x.sqlite3_get_autocommit(db) !== 0 ? 1 : 0) | (tracker.pendingSize !== null ? 2 : 0);
+		const result = [out.changes, integer(x.sqlite3_last_insert_rowid(db)), state];
+		for (const set of out.sets) result.push(set.columns, set.rows);
+		return result;
+	}
+
+	/** The tracker's seal count when the last call started. */
+	#sealsAtCall = 0;
+
+	/** Whether the last execute (even one that failed) sealed changes. */
+	lastCallSealed() {
+		return this.#trackerOrThrow().seals !== this.#sealsAtCall;
 	}
 
 	#paramName(stmt, index) {
@@ -596,11 +620,9 @@ class WasmDatabase {
 		return this.#x.sqlite3_get_autocommit(this.#conn()) !== 0;
 	}
 
-	/** The chunks changed since the last seal, or null when nothing changed. */
-	seal() {
-		const delta = this.#trackerOrThrow().seal();
-		if (delta.chunks.length === 0 && delta.size === delta.previousSize) return null;
-		return delta;
+	/** Takes the pending delta `{ size, maxSize, chunks }`, or null when nothing is pending. */
+	takeDelta() {
+		return this.#trackerOrThrow().take();
 	}
 
 	/**
@@ -612,7 +634,7 @@ class WasmDatabase {
 		return this.#trackerOrThrow().durableImages();
 	}
 
-	/** Everything sealed so far is durable in the KV. */
+	/** The delta taken last is durable in the KV. */
 	ack() {
 		this.#trackerOrThrow().ack();
 	}

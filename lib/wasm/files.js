@@ -92,8 +92,9 @@ function sameBytes(a, b) {
 
 /**
  * Keeps the bytes each chunk held at two moments: `durable` (what the KV
- * holds; restore() puts them back) and `sealed` (the last seal; a seal hands
- * out the chunks that differ from it). See src/tracker.rs.
+ * holds; restore() puts them back) and `sealed` (the last seal; a seal adds
+ * the chunks that differ from it to the pending delta, which take() hands
+ * out). See src/tracker.rs.
  */
 class Tracker {
 	/** @param {MemFile} file whose current contents are what the KV holds */
@@ -106,6 +107,17 @@ class Tracker {
 		this.durable = new Map();
 		/** @type {Map<number, Uint8Array>} */
 		this.sealed = new Map();
+		/** Sealed changes not yet taken: chunk bytes at their last seal. */
+		this.pending = new Map();
+		/** `{ size, maxSize }` while a sealed delta waits to be taken. */
+		this.pendingSize = null;
+		/** Seals that added to the pending delta, ever. */
+		this.seals = 0;
+	}
+
+	/** Whether anything changed since the last seal. */
+	hasChanges() {
+		return this.sealed.size > 0 || this.size !== this.sealedSize;
 	}
 
 	readChunk(index) {
@@ -150,23 +162,42 @@ class Tracker {
 		this.size = newSize;
 	}
 
-	/** What changed since the last seal: `{ size, previousSize, chunks }`, chunks sorted. */
+	/** Adds what changed since the last seal to the pending delta (no transaction open). */
 	seal() {
+		if (!this.hasChanges()) return;
 		const sealed = this.sealed;
 		this.sealed = new Map();
-		const chunks = [];
+		let changed = false;
 		for (const [index, before] of sealed) {
 			if (index * CHUNK_SIZE >= this.size) continue;
 			const now = this.readChunk(index);
-			if (!sameBytes(now, before)) chunks.push([index, now]);
+			if (!sameBytes(now, before)) {
+				this.pending.set(index, now);
+				changed = true;
+			}
 		}
-		chunks.sort((a, b) => a[0] - b[0]);
-		const delta = { size: this.size, previousSize: this.sealedSize, chunks };
+		if (!changed && this.size === this.sealedSize) return;
+		// Chunks past the new end are not part of the file any more.
+		for (const index of this.pending.keys()) if (index * CHUNK_SIZE >= this.size) this.pending.delete(index);
+		// The size before the first of these seals counts too: the KV may hold
+		// chunks up to it, which a shrunken file no longer has.
+		const maxSize = Math.max(this.pendingSize === null ? this.sealedSize : this.pendingSize.maxSize, this.size);
+		this.pendingSize = { size: this.size, maxSize };
 		this.sealedSize = this.size;
+		this.seals++;
+	}
+
+	/** Takes the pending delta `{ size, maxSize, chunks }` (chunks sorted), or null. */
+	take() {
+		if (this.pendingSize === null) return null;
+		const chunks = [...this.pending].sort((a, b) => a[0] - b[0]);
+		const delta = { ...this.pendingSize, chunks };
+		this.pending = new Map();
+		this.pendingSize = null;
 		return delta;
 	}
 
-	/** Everything sealed so far is now durable in the KV. */
+	/** The delta taken last (and everything before it) is durable in the KV. */
 	ack() {
 		// The before-images still needed are those of chunks changed since the
 		// seal, taken at the seal.
@@ -183,6 +214,8 @@ class Tracker {
 		this.file.truncate(this.durableSize);
 		this.durable.clear();
 		this.sealed.clear();
+		this.pending.clear();
+		this.pendingSize = null;
 		this.size = this.durableSize;
 		this.sealedSize = this.durableSize;
 	}

@@ -1,0 +1,259 @@
+// Recovery and failure paths: a recovery that is itself cut short, KV writes
+// that fail after they were applied, calls that end inside a transaction,
+// failed group commits, and actors woken while their release still runs.
+
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+
+import { SqliteError, SqliteVfsPool, createMemoryKv } from "../index.mjs";
+import { createTestKv, kvFromMutations } from "./helpers/kv.mjs";
+import { BACKEND, open, rows, snapshot } from "./helpers/db.mjs";
+
+// Small limits make every large commit span many putBatch calls.
+const LIMITS = { maxKeysPerCall: 6, maxBatchBytes: 32 * 1024 };
+const hasJournal = (kv) => kv.entries().some(([k]) => k[2] === 0 && k[3] === 1);
+
+async function state(db) {
+	const [[check]] = await rows(db, "PRAGMA integrity_check");
+	assert.equal(check, "ok");
+	return JSON.stringify(await snapshot(db), (_, v) => (v instanceof Uint8Array ? Buffer.from(v).toString("hex") : v));
+}
+
+/** The state a KV opens to (a healthy open of a copy), or the open's error. */
+async function opened(kv) {
+	const db = await open(createTestKv({ inner: kv.clone(), limits: LIMITS }), { limits: LIMITS });
+	try {
+		return await state(db);
+	} finally {
+		await db.close();
+	}
+}
+
+/** A database of ~25 pages, and the KV mutations of one journaled commit rewriting all of it. */
+async function interruptedCommit() {
+	const kv = createTestKv({ limits: LIMITS });
+	const db = await open(kv, { limits: LIMITS });
+	await db.exec(
+		"CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);" +
+			"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120) INSERT INTO t(v, b) SELECT 'row' || i, randomblob(600) FROM n",
+	);
+	const before = await state(db);
+	const base = kv.inner.clone();
+	const mutations = [];
+	kv.onMutation = (m) => mutations.push(m);
+	await db.exec("UPDATE t SET v = v || '+', b = randomblob(600)");
+	const after = await state(db);
+	await db.close();
+	const journaled = mutations.filter((m) => m.method === "putBatch" && m.entries.some(([k]) => k[3] === 1));
+	assert.ok(journaled.length >= 2, "the commit wrote a journal over several calls");
+	return { base, mutations, before, after };
+}
+
+describe("recovery", () => {
+	test("a recovery cut short at any KV call, even repeatedly, still ends at the state before the commit", async () => {
+		const { base, mutations, before, after } = await interruptedCommit();
+		let hotCases = 0;
+		for (let cut = 1; cut < mutations.length; cut++) {
+			const crashed = await kvFromMutations(mutations.slice(0, cut), base);
+			const hot = crashed.entries().some(([k]) => k[2] === 0 && k[3] === 1);
+			const expected = hot ? before : await opened(crashed);
+			assert.ok([before, after].includes(expected), `crash after ${cut} commit calls`);
+			if (!hot) continue;
+			hotCases++;
+			assert.equal(expected, before, `a hot journal rolls back (cut ${cut})`);
+
+			// The recovery's own KV mutations, then a crash after each prefix of
+			// them, and a crash of the next recovery after each prefix of its own.
+			const recovery = [];
+			const probe = createTestKv({ inner: crashed.clone(), limits: LIMITS });
+			probe.onMutation = (m) => recovery.push(m);
+			const db = await open(probe, { limits: LIMITS });
+			assert.equal(await state(db), before);
+			await db.close();
+			assert.ok(recovery.length >= 2, `the recovery took ${recovery.length} KV writes`);
+			for (let r = 0; r < recovery.length; r++) {
+				const once = await kvFromMutations(recovery.slice(0, r), crashed);
+				assert.equal(await opened(once), before, `commit cut at ${cut}, recovery cut at ${r}`);
+				const again = [];
+				const probe2 = createTestKv({ inner: once.clone(), limits: LIMITS });
+				probe2.onMutation = (m) => again.push(m);
+				await (await open(probe2, { limits: LIMITS })).close();
+				for (let r2 = 0; r2 < again.length; r2 += 3) {
+					const twice = await kvFromMutations(again.slice(0, r2), once);
+					assert.equal(await opened(twice), before, `commit cut at ${cut}, recoveries cut at ${r} and ${r2}`);
+				}
+			}
+
+			// A recovery whose KV fails at call k (before or after applying it),
+			// then a second open.
+			for (const applied of [false, true]) {
+				for (let k = 1; ; k++) {
+					const kv = createTestKv({ inner: crashed.clone(), limits: LIMITS });
+					const boom = new Error(`recovery call ${k}`);
+					kv.failWhen((_, n) => n === k, { error: boom, applied });
+					let failed = false;
+					try {
+						const db2 = await open(kv, { limits: LIMITS });
+						failed = kv.calls.some((c) => c.failed);
+						assert.equal(await state(db2), before);
+						await db2.close();
+					} catch (error) {
+						failed = true;
+						assert.ok(error instanceof SqliteError && error.cause === boom, `recovery call ${k}: ${error}`);
+					}
+					if (!failed) break; // k is past the last KV call of the recovery
+					kv.clearFaults();
+					assert.equal(await opened(kv), before, `recovery failed at call ${k} (applied: ${applied})`);
+				}
+			}
+		}
+		assert.ok(hotCases >= 3, `only ${hotCases} crash points left a hot journal`);
+	});
+
+	test("a KV write that fails after it was applied is undone by the next write", async () => {
+		const STEPS = [
+			(db) => db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB); INSERT INTO t(v) VALUES ('first')"),
+			(db) => db.run("INSERT INTO t(v, b) VALUES ('second', randomblob(3000))"),
+			(db) =>
+				db.exec(
+					"BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) INSERT INTO t(v, b) SELECT 'bulk' || i, randomblob(600) FROM n; COMMIT",
+				),
+			(db) => db.run("UPDATE t SET v = 'small' WHERE id = 2"),
+			(db) => db.run("UPDATE t SET b = randomblob(700) WHERE id % 3 = 0"),
+			(db) => db.run("DELETE FROM t WHERE id > 20"),
+			(db) => db.exec("VACUUM"),
+			(db) => db.run("INSERT INTO t(v) VALUES ('last')"),
+		];
+		const probe = createTestKv({ limits: LIMITS });
+		const probeDb = await open(probe, { limits: LIMITS });
+		for (const step of STEPS) await step(probeDb);
+		await probeDb.close();
+		const writes = probe.calls.flatMap((c, i) => (c.method === "putBatch" || c.method === "deleteBatch" ? [i + 1] : []));
+		assert.ok(writes.length > 20, `${writes.length} KV writes`);
+
+		for (const k of writes) {
+			const kv = createTestKv({ limits: LIMITS });
+			const boom = new Error(`applied, then failed: call ${k}`);
+			kv.failWhen((_, n) => n === k, { error: boom, applied: true });
+			const db = await open(kv, { limits: LIMITS });
+			let failedAt = -1;
+			for (let i = 0; i < STEPS.length && failedAt === -1; i++) {
+				try {
+					await STEPS[i](db);
+				} catch (error) {
+					assert.ok(error instanceof SqliteError && error.cause === boom, `call ${k}, step ${i}: ${error}`);
+					failedAt = i;
+				}
+			}
+			kv.clearFaults();
+			// What a reader of the KV sees now is whole: the state before the
+			// failed call, or (it was applied) the state after it.
+			await opened(kv);
+			// A failed step may have left a transaction open (its BEGIN ran).
+			if (db.inTransaction) await db.exec("ROLLBACK");
+			// The next write, on other pages, first undoes what the failed write
+			// left: the KV then holds exactly the live database.
+			await db.exec("CREATE TABLE IF NOT EXISTS side(x); INSERT INTO side VALUES (1)");
+			assert.equal(await opened(kv), await state(db), `after a failure at KV call ${k} (step ${failedAt})`);
+			assert.ok(!hasJournal(kv), "no journal left behind");
+			await db.close();
+		}
+	});
+});
+
+describe("resolved means durable", () => {
+	test("a call that commits and then opens a transaction persists what it committed", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('a'); BEGIN; INSERT INTO t VALUES ('in-tx')");
+		assert.equal(db.inTransaction, true);
+		assert.deepEqual(await rows(await open(kv.clone()), "SELECT v FROM t"), [["a"]]);
+		await db.exec("COMMIT; BEGIN");
+		assert.equal(db.inTransaction, true);
+		assert.deepEqual(await rows(await open(kv.clone()), "SELECT v FROM t ORDER BY v"), [["a"], ["in-tx"]]);
+		await db.exec("INSERT INTO t VALUES ('b'); COMMIT; SAVEPOINT s; INSERT INTO t VALUES ('lost')");
+		assert.deepEqual(await rows(await open(kv.clone()), "SELECT v FROM t ORDER BY v"), [["a"], ["b"], ["in-tx"]]);
+		// Closing with a transaction open rolls it back.
+		await db.close();
+		const reopened = await open(kv);
+		assert.deepEqual(await rows(reopened, "SELECT v FROM t ORDER BY v"), [["a"], ["b"], ["in-tx"]]);
+		await reopened.close();
+	});
+
+	test("a failing script keeps and persists the statements before the failure", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v UNIQUE); INSERT INTO t VALUES ('x')");
+		await assert.rejects(db.exec("INSERT INTO t VALUES ('a'); INSERT INTO t VALUES ('x')"), { code: "SQLITE_CONSTRAINT_UNIQUE" });
+		assert.deepEqual(await rows(await open(kv.clone()), "SELECT v FROM t ORDER BY v"), [["a"], ["x"]]);
+		await db.close();
+	});
+
+	test("when a group's KV write fails, every call whose effects were lost says so", async () => {
+		const kv = createTestKv({ latencyMs: 2 });
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v UNIQUE); INSERT INTO t VALUES ('dup')");
+		const boom = new Error("KV down");
+		// The first write is in flight while the next calls queue: they run
+		// back to back and share the next write, which fails.
+		let puts = 0;
+		kv.failWhen((call) => call.method === "putBatch" && ++puts === 2, { error: boom });
+		const first = db.run("INSERT INTO t VALUES ('first')");
+		await new Promise((resolve) => setImmediate(resolve)); // its write is in flight now
+		const script = db.exec("INSERT INTO t VALUES ('a'); INSERT INTO t VALUES ('dup')");
+		const failsAlone = db.run("INSERT INTO t VALUES ('dup')");
+		const other = db.run("INSERT INTO t VALUES ('b')");
+		await first;
+		const scriptError = await script.then(
+			() => assert.fail("the script resolved"),
+			(error) => error,
+		);
+		assert.ok(scriptError instanceof SqliteError);
+		assert.equal(scriptError.code, "SQLITE_CONSTRAINT_UNIQUE");
+		assert.ok(scriptError.cause instanceof SqliteError, "the KV failure is the cause");
+		assert.equal(scriptError.cause.code, "SQLITE_IOERR_WRITE");
+		assert.equal(scriptError.cause.cause, boom);
+		assert.match(scriptError.message, /not persisted/);
+		// A call that failed on its own and changed nothing keeps its own error.
+		const aloneError = await failsAlone.then(
+			() => assert.fail("resolved"),
+			(error) => error,
+		);
+		assert.equal(aloneError.code, "SQLITE_CONSTRAINT_UNIQUE");
+		assert.equal(aloneError.cause, undefined);
+		await assert.rejects(other, (error) => error.code === "SQLITE_IOERR_WRITE" && error.cause === boom);
+		kv.clearFaults();
+		assert.deepEqual(await rows(db, "SELECT v FROM t ORDER BY v"), [["dup"], ["first"]]);
+		assert.deepEqual(await rows(await open(kv.clone()), "SELECT v FROM t ORDER BY v"), [["dup"], ["first"]]);
+		await db.close();
+	});
+});
+
+describe("pool", () => {
+	test("an actor acquired again while its release still runs is untouched by that release", async () => {
+		const pool = new SqliteVfsPool({ actorsPerInstance: 4, idleDestroyMs: 0 });
+		const kv = createMemoryKv();
+		const handle = await pool.acquire("actor");
+		const db = await handle.open("actor", kv, { backend: BACKEND });
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+		const released = handle.destroy(); // not awaited, as when rivetkit puts an actor to sleep
+		const handle2 = await pool.acquire("actor");
+		assert.notEqual(handle2, handle);
+		const db2 = await handle2.open("actor", kv, { backend: BACKEND });
+		await released;
+		assert.equal(db.closed, true);
+		await new Promise((resolve) => setTimeout(resolve, 20)); // past idleDestroyMs
+		assert.equal(db2.closed, false);
+		await db2.run("INSERT INTO t VALUES (2)");
+		assert.deepEqual(await rows(db2, "SELECT v FROM t ORDER BY v"), [[1], [2]]);
+		assert.equal(pool.actorCount, 1);
+		assert.equal(pool.instanceCount, 1);
+		// Destroying the old handle again does not release the new one.
+		await handle.destroy();
+		assert.equal(db2.closed, false);
+		await handle2.destroy();
+		assert.equal(db2.closed, true);
+		assert.equal(pool.actorCount, 0);
+		await pool.shutdown();
+	});
+});
