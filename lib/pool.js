@@ -14,10 +14,15 @@
 
 const { SqliteVfs } = require("./open");
 
+// How the pool and its handles talk to each other; not part of their public surface.
+const releaseHandle = Symbol("releaseHandle");
+const closeHandle = Symbol("closeHandle");
+
 class SqliteVfsPool {
 	#config;
 	#instances = new Set();
 	#actors = new Map(); // actorId → { instance, handle }
+	// An instance: { vfs, actors: Set of the handles placed on it, idleTimer }.
 	#shuttingDown = false;
 
 	/** @param {{ actorsPerInstance: number, idleDestroyMs?: number }} config */
@@ -62,22 +67,35 @@ class SqliteVfsPool {
 			clearTimeout(best.idleTimer);
 			best.idleTimer = null;
 		}
-		best.actors.add(actorId);
 		const handle = new PooledSqliteHandle(this, actorId, best.vfs);
+		best.actors.add(handle);
 		this.#actors.set(actorId, { instance: best, handle });
 		return handle;
 	}
 
-	/** Closes the actor's databases and gives its place back. */
+	/**
+	 * Closes the actor's databases and gives its place back. The actor may be
+	 * acquired again at once, before this settles: the new handle is its own,
+	 * and nothing this release still does touches it.
+	 */
 	async release(actorId) {
 		const entry = this.#actors.get(actorId);
-		if (!entry) return;
+		if (entry) await this.#release(actorId, entry);
+	}
+
+	/** Releases `handle`, the pool's handle for `actorId` or an older one. */
+	async [releaseHandle](actorId, handle) {
+		const entry = this.#actors.get(actorId);
+		if (entry?.handle === handle) await this.#release(actorId, entry);
+		else await handle[closeHandle]();
+	}
+
+	async #release(actorId, entry) {
 		this.#actors.delete(actorId);
-		entry.handle._released = true;
-		const { instance } = entry;
-		await instance.vfs.closeFile(actorId);
-		instance.actors.delete(actorId);
-		if (instance.actors.size === 0 && !this.#shuttingDown && this.#instances.has(instance)) {
+		const { instance, handle } = entry;
+		instance.actors.delete(handle);
+		await handle[closeHandle]();
+		if (instance.actors.size === 0 && instance.idleTimer === null && !this.#shuttingDown && this.#instances.has(instance)) {
 			instance.idleTimer = setTimeout(() => {
 				instance.idleTimer = null;
 				if (instance.actors.size === 0 && this.#instances.delete(instance)) instance.vfs.destroy();
@@ -92,24 +110,27 @@ class SqliteVfsPool {
 		this.#shuttingDown = true;
 		const instances = [...this.#instances];
 		this.#instances.clear();
-		for (const entry of this.#actors.values()) entry.handle._released = true;
+		const handles = [...this.#actors.values()].map((entry) => entry.handle);
 		this.#actors.clear();
-		await Promise.allSettled(
-			instances.map((instance) => {
+		await Promise.allSettled([
+			...handles.map((handle) => handle[closeHandle]()),
+			...instances.map((instance) => {
 				if (instance.idleTimer) clearTimeout(instance.idleTimer);
 				return instance.vfs.destroy();
 			}),
-		);
+		]);
 	}
 }
+
 
 /** One actor's way to open its database through the pool (2.2.1's ISqliteVfs). */
 class PooledSqliteHandle {
 	#pool;
 	#actorId;
 	#vfs;
-	/** @internal */
-	_released = false;
+	#released = false;
+	/** Databases opened through this handle and not yet closed. */
+	#databases = new Set();
 
 	/** @internal Use `SqliteVfsPool#acquire()`. */
 	constructor(pool, actorId, vfs) {
@@ -124,15 +145,29 @@ class PooledSqliteHandle {
 	 * open it twice at once.
 	 */
 	async open(_fileName, kv, options) {
-		if (this._released) throw new Error("PooledSqliteHandle has been released");
-		return this.#vfs.open(this.#actorId, kv, options);
+		if (this.#released) throw new Error("PooledSqliteHandle has been released");
+		const db = await this.#vfs.open(this.#actorId, kv, options);
+		if (this.#released) {
+			// Released while opening: this database belongs to nobody.
+			await db.close();
+			throw new Error("PooledSqliteHandle has been released");
+		}
+		this.#databases.add(db);
+		return db;
 	}
 
 	/** Releases the actor's place in the pool. Idempotent. */
 	async destroy() {
-		if (this._released) return;
-		this._released = true;
-		await this.#pool.release(this.#actorId);
+		if (this.#released) return;
+		await this.#pool[releaseHandle](this.#actorId, this);
+	}
+
+	/** Marks the handle released and closes the databases it opened. */
+	async [closeHandle]() {
+		this.#released = true;
+		const databases = [...this.#databases];
+		this.#databases.clear();
+		await Promise.allSettled(databases.map((db) => db.close()));
 	}
 }
 
