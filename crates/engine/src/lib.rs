@@ -4,13 +4,15 @@
 //!
 //! Modules: `vfs` (the VFS shim), `tracker` (dirty chunks and before-images),
 //! `connection` (one database), `policy` (what SQL may do), `values`
-//! (parameters and cells), `errors`.
+//! (parameters and cells), `errors`, `pos_io` (positional file I/O on Unix
+//! and Windows).
 
 #![deny(clippy::all)]
 
 pub mod connection;
 pub mod errors;
 pub mod policy;
+pub mod pos_io;
 pub mod tracker;
 pub mod values;
 pub mod vfs;
