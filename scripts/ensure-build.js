@@ -17,7 +17,7 @@ function newestSource() {
 		if (stat.isDirectory()) for (const entry of fs.readdirSync(p)) visit(path.join(p, entry));
 		else newest = Math.max(newest, stat.mtimeMs);
 	};
-	for (const p of ["src", "Cargo.toml", "Cargo.lock", "build.rs", "lib/policy.txt"]) {
+	for (const p of ["src", "crates", "Cargo.toml", "Cargo.lock", "build.rs", "lib/policy.txt"]) {
 		const full = path.join(root, p);
 		if (fs.existsSync(full)) visit(full);
 	}

@@ -4,27 +4,20 @@
 //! that reports, after each call, which 4 KiB chunks changed. Persisting them
 //! to the actor's KV is the JS layer's job (see `lib/persist.js`).
 //!
-//! Modules: `vfs` (the VFS shim), `tracker` (dirty chunks and before-images),
-//! `connection` (one database), `policy` (what SQL may do), `values`
-//! (parameters and cells), `errors`.
+//! The engine itself (VFS shim, change tracking, connection, policy, values,
+//! errors) is the N-API-free crate `rivetkit-sqlite-engine` in
+//! `crates/engine`; this crate only converts between it and JS.
 
 #![deny(clippy::all)]
-
-mod connection;
-mod errors;
-mod policy;
-mod tracker;
-mod values;
-mod vfs;
 
 use std::collections::HashMap;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use connection::{Database, Output};
-use errors::{code_name, EngineError};
-use values::{Cell, Param, Params};
+use rivetkit_sqlite_engine::connection::{Database, Output};
+use rivetkit_sqlite_engine::errors::{code_name, EngineError};
+use rivetkit_sqlite_engine::values::{Cell, Param, Params};
 
 /// An engine error as a JS error whose `code` says what it is: SQLite's
 /// extended result code name, `ERR_SQLITE_RANGE` for parameters that do not

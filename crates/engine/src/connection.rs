@@ -2,7 +2,6 @@
 //! connection on it (through the VFS shim) and the tracker of its changes.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +12,7 @@ use tempfile::TempDir;
 
 use crate::errors::EngineError;
 use crate::policy;
+use crate::pos_io;
 use crate::tracker::{Chunks, Delta, Tracker, CHUNK_SIZE};
 use crate::values::{bind_all, read_row, Cell, Params};
 use crate::vfs;
@@ -119,12 +119,12 @@ impl Database {
             }
             // A missing or short chunk ends the run (the gap reads as zeros).
             if !run.is_empty() {
-                file.write_all_at(&run, run_start)?;
+                pos_io::write_all_at(&file, &run, run_start)?;
                 run.clear();
             }
         }
         if !run.is_empty() {
-            file.write_all_at(&run, run_start)?;
+            pos_io::write_all_at(&file, &run, run_start)?;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
 /// The pragma rules, shared with the WASM engine: `read-only NAME` or
 /// `denied NAME` per line (see the file for why each is there).
-const PRAGMA_RULES: &str = include_str!("../lib/policy.txt");
+const PRAGMA_RULES: &str = include_str!("../../../lib/policy.txt");
 
 /// Whether the rules give `name` the rule `kind`.
 fn pragma_rule(kind: &str, name: &str) -> bool {

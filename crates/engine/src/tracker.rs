@@ -24,7 +24,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+
+use crate::pos_io;
 
 /// Bytes per KV chunk: one SQLite page.
 pub const CHUNK_SIZE: u64 = 4096;
@@ -88,7 +89,7 @@ impl Tracker {
         let mut buf = vec![0u8; len];
         let mut done = 0;
         while done < len {
-            let n = self.file.read_at(&mut buf[done..], start + done as u64)?;
+            let n = pos_io::read_at(&self.file, &mut buf[done..], start + done as u64)?;
             if n == 0 {
                 // Past the physical end of file: the rest reads as zeros.
                 break;
@@ -228,7 +229,7 @@ impl Tracker {
         for (index, bytes) in &self.durable {
             let start = *index as u64 * CHUNK_SIZE;
             if start < self.durable_size {
-                self.file.write_all_at(bytes, start)?;
+                pos_io::write_all_at(&self.file, bytes, start)?;
             }
         }
         self.file.set_len(self.durable_size)?;

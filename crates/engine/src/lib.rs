@@ -1,0 +1,18 @@
+//! Engine of `@rivetkit/sqlite-vfs`, free of N-API: a SQLite database on a
+//! local file that reports, after each call, which 4 KiB chunks changed. The
+//! napi binding crate (the repository root) exposes it to JS.
+//!
+//! Modules: `vfs` (the VFS shim), `tracker` (dirty chunks and before-images),
+//! `connection` (one database), `policy` (what SQL may do), `values`
+//! (parameters and cells), `errors`, `pos_io` (positional file I/O on Unix
+//! and Windows).
+
+#![deny(clippy::all)]
+
+pub mod connection;
+pub mod errors;
+pub mod policy;
+pub mod pos_io;
+pub mod tracker;
+pub mod values;
+pub mod vfs;
