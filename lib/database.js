@@ -9,6 +9,14 @@
 const { fromEngine, lostEffects } = require("./errors");
 const { normalizeParams, checkSql } = require("./params");
 
+// Bits of the engine's `state` (see #execute).
+const AUTOCOMMIT = 1;
+const PENDING = 2;
+const SUSPENDED = 4;
+
+/** `fn(value)`, or, if `value` is a promise, a promise of it. */
+const then = (value, fn) => (value instanceof Promise ? value.then(fn) : fn(value));
+
 class Database {
 	#engine;
 	#persistence;
@@ -17,6 +25,8 @@ class Database {
 	#queue = [];
 	/** The state bits the last execute reported (see #execute). */
 	#state = 0;
+	/** Whether no transaction is open, as of the last call that ran. */
+	#autocommit = true;
 	/** Whether the running call reached the engine. */
 	#reachedEngine = false;
 	#pumping = false;
@@ -45,7 +55,16 @@ class Database {
 	 * (await your calls before reading it).
 	 */
 	get inTransaction() {
-		return !this.#closed && !this.#engine.isAutocommit();
+		return !this.#closed && !this.#autocommit;
+	}
+
+	/**
+	 * Stops the call that is running, if any: it rejects with `SqliteError`
+	 * `SQLITE_INTERRUPT` (see README, "Interrupts and timeouts"). Calls
+	 * queued behind it run as usual.
+	 */
+	interrupt() {
+		if (!this.#closed) this.#engine.interrupt();
 	}
 
 	/** Whether close() was called. */
@@ -57,12 +76,24 @@ class Database {
 	 * Runs `sql` on the engine. Engines return `[changes, lastInsertRowid,
 	 * state, columns₀, rows₀, …]` (a flat array is much cheaper to build
 	 * across N-API than objects); `state` has bit 1 set when no transaction is
-	 * open and bit 2 when the engine holds a sealed delta to write.
+	 * open, bit 2 when the engine holds a sealed delta to write, and bit 4
+	 * when the call goes on on an engine thread (the native engine suspends
+	 * calls that would hold the JS thread too long): `resume()` finishes it.
+	 * Returns the decoded result, or a promise of it.
 	 */
 	#execute(sql, positional, named, collect) {
 		this.#reachedEngine = true;
 		const out = this.#engine.execute(sql, positional, named, collect);
+		if ((out[2] & SUSPENDED) === 0) return this.#decode(out);
+		return this.#engine.resume().then((finished) => {
+			if (finished instanceof Error) throw finished;
+			return this.#decode(finished);
+		});
+	}
+
+	#decode(out) {
 		this.#state = out[2];
+		this.#autocommit = (out[2] & AUTOCOMMIT) !== 0;
 		const sets = [];
 		for (let i = 3; i < out.length; i += 2) sets.push({ columns: out[i], rows: out[i + 1] });
 		return { changes: out[0], lastInsertRowid: out[1], sets };
@@ -78,12 +109,11 @@ class Database {
 			if (callback !== undefined && typeof callback !== "function") {
 				throw new TypeError("exec callback must be a function");
 			}
-			const out = this.#execute(sql, null, null, callback !== undefined);
-			return () => {
+			return then(this.#execute(sql, null, null, callback !== undefined), (out) => () => {
 				if (callback) {
 					for (const set of out.sets) for (const row of set.rows) callback(row, set.columns);
 				}
-			};
+			});
 		});
 	}
 
@@ -92,9 +122,10 @@ class Database {
 		return this.#enqueue(() => {
 			checkSql(sql);
 			const { positional, named } = normalizeParams(params);
-			const out = this.#execute(sql, positional, named, false);
-			const result = { changes: out.changes, lastInsertRowid: out.lastInsertRowid };
-			return () => result;
+			return then(this.#execute(sql, positional, named, false), (out) => {
+				const result = { changes: out.changes, lastInsertRowid: out.lastInsertRowid };
+				return () => result;
+			});
 		});
 	}
 
@@ -103,12 +134,13 @@ class Database {
 		return this.#enqueue(() => {
 			checkSql(sql);
 			const { positional, named } = normalizeParams(params);
-			const out = this.#execute(sql, positional, named, true);
-			const result =
-				out.sets.length === 1
-					? { rows: out.sets[0].rows, columns: out.sets[0].columns }
-					: { rows: out.sets.flatMap((set) => set.rows), columns: out.sets[0]?.columns ?? [] };
-			return () => result;
+			return then(this.#execute(sql, positional, named, true), (out) => {
+				const result =
+					out.sets.length === 1
+						? { rows: out.sets[0].rows, columns: out.sets[0].columns }
+						: { rows: out.sets.flatMap((set) => set.rows), columns: out.sets[0]?.columns ?? [] };
+				return () => result;
+			});
 		});
 	}
 
@@ -173,11 +205,14 @@ class Database {
 		for (const job of jobs) {
 			this.#reachedEngine = false;
 			try {
-				outcomes.push({ ok: true, value: job.op() });
-				pending ||= (this.#state & 2) !== 0;
+				let value = job.op();
+				// A call finished on an engine thread: the next one waits for it.
+				if (value instanceof Promise) value = await value;
+				outcomes.push({ ok: true, value });
+				pending ||= (this.#state & PENDING) !== 0;
 			} catch (error) {
 				// A failed call may still have sealed changes (the statements of
-				// a script before the failing one).
+				// a script before the failing one), or ended a transaction.
 				const sealed = this.#reachedEngine && this.#sealedByLastCall();
 				pending ||= sealed;
 				outcomes.push({ ok: false, error: fromEngine(error), sealed });
@@ -187,8 +222,10 @@ class Database {
 			try {
 				await this.#persistence.commit();
 			} catch (error) {
-				// Persistence put the engine back to the state the KV holds:
-				// every call of the batch lost its effects, and says so.
+				// Persistence put the engine back to the state the KV holds
+				// (no transaction open): every call of the batch lost its
+				// effects, and says so.
+				this.#autocommit = true;
 				jobs.forEach((job, i) => {
 					const outcome = outcomes[i];
 					if (outcome.ok) job.reject(error);
@@ -213,6 +250,7 @@ class Database {
 
 	#sealedByLastCall() {
 		try {
+			this.#autocommit = this.#engine.isAutocommit();
 			return this.#engine.lastCallSealed();
 		} catch {
 			return false;

@@ -5,8 +5,10 @@
 // how it is driven and lib/persist.js for the commit sequence. Methods:
 // loadChunks(tag, firstIndex, chunks), open(mainSize, journalSize),
 // execute(sql, positional, named, collect) (seals at every point with no
-// transaction open), isAutocommit(), lastCallSealed(), takeDelta(),
-// journal(), ack(), restore(), export(), close(), and the `backend` property.
+// transaction open), resume() (native: finishes a call that execute() handed
+// to an engine thread), setTimeout(ms), interrupt(), isAutocommit(),
+// lastCallSealed(), takeDelta(), journal(), ack(), restore(), export(),
+// close(), and the `backend` property.
 //
 // The native engine (napi-rs addon) comes first; when its binding is not
 // installed or fails to load, the WASM engine (lib/wasm/) takes over. The
@@ -22,11 +24,7 @@ let native = null;
 function loadNative() {
 	if (native === null) {
 		try {
-			const binding = require("../binding.js");
-			if (!Object.hasOwn(binding.NativeDatabase.prototype, "backend")) {
-				Object.defineProperty(binding.NativeDatabase.prototype, "backend", { value: "native" });
-			}
-			native = { binding, error: null };
+			native = { binding: require("../binding.js"), error: null };
 		} catch (error) {
 			native = { binding: null, error };
 		}

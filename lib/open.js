@@ -45,6 +45,19 @@ function checkArguments(fileName, kv, options) {
 	}
 }
 
+/** The longest one call may run unless `timeoutMs` says otherwise. */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** `options.timeoutMs` as the engine takes it: milliseconds, or null for no limit. */
+function resolveTimeout(timeoutMs) {
+	if (timeoutMs === undefined) return DEFAULT_TIMEOUT_MS;
+	if (timeoutMs === null || timeoutMs === 0 || timeoutMs === Number.POSITIVE_INFINITY) return null;
+	if (typeof timeoutMs !== "number" || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
+		throw new TypeError(`timeoutMs must be a positive number of milliseconds, 0 or Infinity (no limit), got ${timeoutMs}`);
+	}
+	return timeoutMs;
+}
+
 /**
  * Opens the database `fileName` stored in `kv` (created empty if the KV holds
  * none). Resolves to a Database once the whole file is loaded.
@@ -52,6 +65,7 @@ function checkArguments(fileName, kv, options) {
 async function open(fileName, kv, options = {}, onClose = undefined) {
 	checkArguments(fileName, kv, options);
 	const limits = resolveLimits(options.limits);
+	const timeoutMs = resolveTimeout(options.timeoutMs);
 	// A database on this KV that is closing is waited for (an actor put to
 	// sleep and woken again at once); one that is open or opening is not.
 	while (kvInUse.has(kv)) {
@@ -67,6 +81,7 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 	try {
 		engine = await createEngine(options.backend);
 		untrack = track(engine);
+		engine.setTimeout(timeoutMs);
 		const persistence = new Persistence(kv, limits, engine);
 		await persistence.open();
 		const db = new Database(engine, persistence, fileName, async (db) => {

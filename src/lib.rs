@@ -11,12 +11,17 @@
 #![deny(clippy::all)]
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use napi::bindgen_prelude::*;
+use napi::JsError;
 use napi_derive::napi;
 
-use rivetkit_sqlite_engine::connection::{Database, Output};
+use rivetkit_sqlite_engine::connection::{Database, Mode, Output, Step};
+use rivetkit_sqlite_engine::control::Control;
 use rivetkit_sqlite_engine::errors::{code_name, EngineError};
+use rivetkit_sqlite_engine::pool;
 use rivetkit_sqlite_engine::values::{Cell, Param, Params};
 
 /// An engine error as a JS error whose `code` says what it is: SQLite's
@@ -77,7 +82,8 @@ fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
 /// objects with named properties): `[changes, lastInsertRowid, state,
 /// columns₀, rows₀, columns₁, rows₁, …]`, one (columns, rows) pair per
 /// statement that returns columns; `state` has bit 1 set when no transaction
-/// is open and bit 2 when a sealed delta waits to be taken.
+/// is open, bit 2 when a sealed delta waits to be taken, and bit 4
+/// ([`SUSPENDED`]) when the call goes on on an engine thread.
 fn output<'env>(env: &'env Env, out: Output) -> Result<Array<'env>> {
     let mut result = env.create_array(3 + 2 * out.sets.len() as u32)?;
     result.set(0, out.changes as f64)?;
@@ -117,48 +123,109 @@ fn indexed_chunks<'env>(env: &'env Env, chunks: &[(u32, Vec<u8>)]) -> Result<Arr
     Ok(out)
 }
 
+/// The result of a call finished on an engine thread, made a JS value on the
+/// JS thread: the flat array of [`output`], or the error as a JS `Error`
+/// value (the promise resolves with it: a rejection could not carry the
+/// error's `code`).
+struct Finished(std::result::Result<Output, EngineError>);
+
+impl ToNapiValue for Finished {
+    unsafe fn to_napi_value(raw: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        let env = Env::from_raw(raw);
+        match val.0 {
+            // SAFETY: `raw` is the live env napi-rs handed to this conversion.
+            Ok(out) => unsafe { Array::to_napi_value(raw, output(&env, out)?) },
+            // SAFETY: as above.
+            Err(error) => Ok(unsafe { JsError::from(to_js(error)).into_value(raw) }),
+        }
+    }
+}
+
+/// [`output`]'s `state` bit of a call that goes on on an engine thread:
+/// finish it with `resume()`.
+const SUSPENDED: u32 = 4;
+
 /// A SQLite database on a local temporary file, tracking its changed chunks.
+///
+/// Calls run inline on the JS thread within a small time budget; a call that
+/// would run longer is suspended and finished on an engine thread by
+/// `resume()`. The JS layer makes no other call while one is suspended.
 #[napi]
 pub struct NativeDatabase {
-    db: Database,
+    db: Arc<Mutex<Database>>,
+    control: Arc<Control>,
+    directory: Option<String>,
+}
+
+impl NativeDatabase {
+    fn lock(&self) -> MutexGuard<'_, Database> {
+        self.db
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 #[napi]
 impl NativeDatabase {
     #[napi(constructor)]
     pub fn new() -> Result<Self, String> {
+        let db = Database::new().map_err(to_js)?;
         Ok(NativeDatabase {
-            db: Database::new().map_err(to_js)?,
+            control: db.control(),
+            directory: db.directory(),
+            db: Arc::new(Mutex::new(db)),
         })
+    }
+
+    /// "native": the engine this is.
+    #[napi(getter)]
+    pub fn backend(&self) -> &'static str {
+        "native"
     }
 
     /// Writes chunks `firstIndex..` of file `tag` (0 main, 1 journal), as read
     /// from the KV, into the local file. Only before `open`.
     #[napi]
     pub fn load_chunks(
-        &mut self,
+        &self,
         tag: u32,
         first_index: u32,
         chunks: Vec<Option<Uint8Array>>,
     ) -> Result<(), String> {
         let slices: Vec<Option<&[u8]>> = chunks.iter().map(|c| c.as_deref()).collect();
-        self.db
+        self.lock()
             .load_chunks(tag, first_index, &slices)
             .map_err(to_js)
     }
 
     /// Opens SQLite once the files hold what the KV holds.
     #[napi]
-    pub fn open(&mut self, main_size: f64, journal_size: Option<f64>) -> Result<(), String> {
-        self.db
+    pub fn open(&self, main_size: f64, journal_size: Option<f64>) -> Result<(), String> {
+        self.lock()
             .open(main_size as u64, journal_size.map(|s| s as u64))
             .map_err(to_js)
     }
 
-    /// Runs `sql`. Returns `{ sets: [{ columns, rows }], changes, lastInsertRowid }`.
-    #[napi(
-        ts_return_type = "{ sets: { columns: string[]; rows: unknown[][] }[]; changes: number; lastInsertRowid: number | bigint }"
-    )]
+    /// The longest a call may run from now on, in milliseconds (null: no limit).
+    #[napi]
+    pub fn set_timeout(&self, timeout_ms: Option<f64>) {
+        let timeout = timeout_ms
+            .filter(|ms| ms.is_finite() && *ms >= 0.0)
+            .map(|ms| Duration::from_secs_f64(ms / 1000.0));
+        self.lock().set_timeout(timeout);
+    }
+
+    /// Stops the call that is running on an engine thread, if any: it fails
+    /// with `SQLITE_INTERRUPT`. Callable at any time.
+    #[napi]
+    pub fn interrupt(&self) {
+        self.control.interrupt();
+    }
+
+    /// Runs `sql`. Returns `[changes, lastInsertRowid, state, columns₀,
+    /// rows₀, …]` (see [`output`]); with the [`SUSPENDED`] bit set in
+    /// `state`, the call goes on on an engine thread: call `resume()`.
+    #[napi(ts_return_type = "[number, number | bigint, number, ...unknown[]]")]
     pub fn execute<'env>(
         &self,
         env: &'env Env,
@@ -182,14 +249,42 @@ impl NativeDatabase {
             ),
             (None, None) => Params::None,
         };
-        let out = self.db.execute(&sql, &params, collect).map_err(to_js)?;
-        output(env, out).map_err(napi_err)
+        let step = self
+            .lock()
+            .execute(sql, params, collect, Mode::Inline)
+            .map_err(to_js)?;
+        match step {
+            Step::Done(out) => output(env, out).map_err(napi_err),
+            Step::Suspended => {
+                let out = Output {
+                    state: SUSPENDED,
+                    ..Output::default()
+                };
+                output(env, out).map_err(napi_err)
+            }
+        }
+    }
+
+    /// Finishes the suspended call on an engine thread. Resolves to what
+    /// `execute` returns, or to the call's error (an `Error` value).
+    #[napi(ts_return_type = "Promise<[number, number | bigint, number, ...unknown[]] | Error>")]
+    pub fn resume<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred()?;
+        let db = self.db.clone();
+        pool::spawn(move || {
+            let finished = {
+                let mut db = db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                db.resume()
+            };
+            deferred.resolve(move |_| Ok(Finished(finished)));
+        });
+        Ok(promise)
     }
 
     /// Whether no transaction is open.
     #[napi]
     pub fn is_autocommit(&self) -> Result<bool, String> {
-        self.db.is_autocommit().map_err(to_js)
+        self.lock().is_autocommit().map_err(to_js)
     }
 
     /// Takes the pending delta: `{ size, maxSize, chunks: [[index, bytes],
@@ -199,7 +294,7 @@ impl NativeDatabase {
         ts_return_type = "{ size: number; maxSize: number; chunks: [number, Uint8Array][] } | null"
     )]
     pub fn take_delta<'env>(&self, env: &'env Env) -> Result<Option<Object<'env>>, String> {
-        let Some(delta) = self.db.take().map_err(to_js)? else {
+        let Some(delta) = self.lock().take().map_err(to_js)? else {
             return Ok(None);
         };
         let build = || -> Result<Object<'env>> {
@@ -217,7 +312,7 @@ impl NativeDatabase {
     /// the pending delta.
     #[napi]
     pub fn last_call_sealed(&self) -> Result<bool, String> {
-        self.db.last_call_sealed().map_err(to_js)
+        self.lock().last_call_sealed().map_err(to_js)
     }
 
     /// What a rollback journal for the pending commit must hold: `{ size,
@@ -225,7 +320,7 @@ impl NativeDatabase {
     /// of every chunk changed since, within that size.
     #[napi(ts_return_type = "{ size: number; pages: [number, Uint8Array][] }")]
     pub fn journal<'env>(&self, env: &'env Env) -> Result<Object<'env>, String> {
-        let (size, images) = self.db.journal_images().map_err(to_js)?;
+        let (size, images) = self.lock().journal_images().map_err(to_js)?;
         let build = || -> Result<Object<'env>> {
             let pages = indexed_chunks(env, &images)?;
             let mut result = Object::new(env)?;
@@ -239,30 +334,31 @@ impl NativeDatabase {
     /// The delta taken last is durable in the KV.
     #[napi]
     pub fn ack(&self) -> Result<(), String> {
-        self.db.ack().map_err(to_js)
+        self.lock().ack().map_err(to_js)
     }
 
     /// Returns to the last durable state (after a failed persist).
     #[napi]
-    pub fn restore(&mut self) -> Result<(), String> {
-        self.db.restore().map_err(to_js)
+    pub fn restore(&self) -> Result<(), String> {
+        self.lock().restore().map_err(to_js)
     }
 
     /// The whole database file.
     #[napi]
     pub fn export(&self) -> Result<Uint8Array, String> {
-        self.db.export().map(Uint8Array::from).map_err(to_js)
+        self.lock().export().map(Uint8Array::from).map_err(to_js)
     }
 
     /// Closes SQLite and removes the temporary directory. Idempotent.
     #[napi]
     pub fn close(&mut self) -> Result<(), String> {
-        self.db.close().map_err(to_js)
+        self.directory = None;
+        self.lock().close().map_err(to_js)
     }
 
     /// The temporary directory holding the local file (null once closed).
     #[napi(getter)]
     pub fn directory(&self) -> Option<String> {
-        self.db.directory()
+        self.directory.clone()
     }
 }

@@ -13,6 +13,7 @@ const { MemFile, Tracker, CHUNK_SIZE } = require("./files");
 const { TAG_MAIN, TAG_JOURNAL } = require("../format");
 
 const SQLITE_OK = 0;
+const SQLITE_INTERRUPT = 9;
 const SQLITE_MISUSE = 21;
 const SQLITE_ROW = 100;
 const SQLITE_DONE = 101;
@@ -120,7 +121,42 @@ function normalize(positional, named) {
  * the GC for a database dropped without close() (as the native engine's
  * Drop does), so nothing leaks into the process-wide heap.
  */
+/**
+ * Limits on the running call (src/control.rs, without the inline budget:
+ * this engine runs every call on the JS thread): a deadline, and a flag that
+ * interrupt() raises. SQLite's progress handler asks it every
+ * PROGRESS_OPS instructions.
+ */
+class Control {
+	/** performance.now() at which the call's deadline passes (0: none). */
+	deadline = 0;
+	interrupted = false;
+	/** Why the last statement was stopped: null, "deadline" or "interrupt". */
+	stopped = null;
+
+	startCall(timeoutMs) {
+		this.interrupted = false;
+		this.stopped = null;
+		this.deadline = timeoutMs === null ? 0 : performance.now() + timeoutMs;
+	}
+
+	shouldStop() {
+		if (this.interrupted) this.stopped = "interrupt";
+		else if (this.deadline !== 0 && performance.now() >= this.deadline) this.stopped = "deadline";
+		return this.stopped !== null;
+	}
+}
+
+const PROGRESS_OPS = 1000;
+
+/** The error of a call stopped by its Control, as src/connection.rs words it. */
+function stoppedError(stopped) {
+	const message = stopped === "deadline" ? "interrupted: the call ran longer than its timeout" : "interrupted";
+	return engineError(codeName(SQLITE_INTERRUPT), message);
+}
+
 function release(api, state) {
+	api.progress.unregister(state.progressId);
 	let rc = SQLITE_OK;
 	if (state.db) {
 		const db = state.db;
@@ -162,7 +198,10 @@ class WasmDatabase {
 			cache: new Map(),
 			sqlScratch: new api.Scratch(),
 			bindScratch: new api.Scratch(),
+			control: new Control(),
+			progressId: 0,
 		};
+		this.#s.progressId = api.progress.register(this.#s.control);
 		finalizer.register(this, { api, state: this.#s }, this.#s);
 	}
 
@@ -238,6 +277,7 @@ class WasmDatabase {
 			x.sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 2);
 			x.sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_LENGTH);
 			x.sqlite3_set_authorizer(db, api.authorize, 0);
+			x.sqlite3_progress_handler(db, PROGRESS_OPS, api.progress.func, this.#s.progressId);
 			// A journal brought from the KV has been rolled back (or found not
 			// hot) by now, and the journal lives in memory from here on: SQLite
 			// holds its exclusive lock until close and never reads the file
@@ -414,6 +454,8 @@ class WasmDatabase {
 		const x = this.#x;
 		const tracker = this.#trackerOrThrow();
 		this.#sealsAtCall = tracker.seals;
+		const control = this.#s.control;
+		control.startCall(this.#timeoutMs);
 		const out = { sets: [], changes: 0, lastInsertRowid: 0 };
 		try {
 			// The common case, one statement, goes through the statement cache;
@@ -450,7 +492,7 @@ class WasmDatabase {
 			try {
 				this.#sealIfAutocommit();
 			} catch {}
-			throw error;
+			throw control.stopped === null ? error : stoppedError(control.stopped);
 		} finally {
 			this.#s.sqlScratch.trim();
 			this.#s.bindScratch.trim();
@@ -464,6 +506,21 @@ class WasmDatabase {
 
 	/** The tracker's seal count when the last call started. */
 	#sealsAtCall = 0;
+	/** The longest a call may run, in milliseconds (null: no limit). */
+	#timeoutMs = null;
+
+	/** The longest a call may run from now on, in milliseconds (null: no limit). */
+	setTimeout(timeoutMs) {
+		this.#timeoutMs = timeoutMs === null || timeoutMs === undefined || !Number.isFinite(timeoutMs) ? null : timeoutMs;
+	}
+
+	/**
+	 * Stops the running call (SQLITE_INTERRUPT). A call of this engine runs on
+	 * the JS thread, so only code it calls back can reach this while it runs.
+	 */
+	interrupt() {
+		this.#s.control.interrupted = true;
+	}
 
 	/** Whether the last execute (even one that failed) sealed changes. */
 	lastCallSealed() {

@@ -112,6 +112,23 @@ function createApi(sqlite3, wasmPath) {
 
 	const authorize = installAuthorizer(wasm, cstr);
 
+	// The progress handler of every connection: asks the control registered
+	// under the id the connection installed it with whether to stop (see
+	// engine.js: a deadline, or interrupt()).
+	const controls = new Map();
+	let nextControl = 1;
+	const progress = {
+		func: wasm.installFunction("i(p)", (id) => (controls.get(id)?.shouldStop() ? 1 : 0)),
+		register(control) {
+			const id = nextControl++;
+			controls.set(id, control);
+			return id;
+		},
+		unregister(id) {
+			controls.delete(id);
+		},
+	};
+
 	// Virtual table modules of this build that the native build lacks; the
 	// rest are kept (sqlite3_drop_modules takes the list to keep).
 	const keepModules = ["dbstat", "fts5", "fts5vocab", "rtree", "rtree_i32", "json_each", "json_tree", "geopoly"];
@@ -141,6 +158,7 @@ function createApi(sqlite3, wasmPath) {
 		staticEmpty,
 		loadExtension: { name: loadExtensionName, func: loadExtension },
 		authorize,
+		progress,
 	};
 }
 

@@ -1,18 +1,23 @@
 //! One database: a local file in its own temporary directory, the SQLite
 //! connection on it (through the VFS shim) and the tracker of its changes.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::limits::Limit;
-use rusqlite::{Batch, Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
+use crate::control::{Control, Stop, PROGRESS_OPS};
 use crate::errors::EngineError;
 use crate::policy;
 use crate::pos_io;
+use crate::script;
 use crate::tracker::{Chunks, Delta, Tracker, CHUNK_SIZE};
 use crate::values::{bind_all, read_row, Cell, Params};
 use crate::vfs;
@@ -42,6 +47,44 @@ pub const AUTOCOMMIT: u32 = 1;
 /// [`Output::state`] bit: a sealed delta waits to be taken.
 pub const PENDING: u32 = 2;
 
+/// How long a call may run inline (on the caller's thread) before it is
+/// stopped and finished on an engine thread.
+pub const INLINE_BUDGET: Duration = Duration::from_millis(4);
+
+/// Statements whose weight ([`script::is_heavy`]) is remembered.
+const HEAVY_CACHE_CAPACITY: usize = 256;
+
+/// Where a call runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// On the caller's (the JS) thread, within [`INLINE_BUDGET`]; what would
+    /// run longer, or may not be cut short, is left to [`Database::resume`].
+    Inline,
+    /// On an engine thread: never cut short but by the deadline or an
+    /// interrupt.
+    Thread,
+}
+
+/// What [`Database::execute`] did.
+pub enum Step {
+    /// The call ran to its end.
+    Done(Output),
+    /// The call must be finished by [`Database::resume`], on an engine thread.
+    Suspended,
+}
+
+/// A call handed over to an engine thread: what is left of it.
+struct Suspended {
+    sql: String,
+    /// Byte offset in `sql` of the first statement still to run.
+    offset: usize,
+    params: Params,
+    collect: bool,
+    /// Whether `sql` is one statement (run through the statement cache).
+    single: bool,
+    out: Output,
+}
+
 /// Longest SQL text accepted, in bytes (SQLite's default is 1,000,000,000).
 pub const MAX_SQL_LENGTH: i32 = 64 * 1024 * 1024;
 
@@ -53,7 +96,13 @@ pub struct Database {
     path: String,
     dir: Option<TempDir>,
     /// The tracker's seal count when the last call started.
-    seals_at_call: std::cell::Cell<u64>,
+    seals_at_call: u64,
+    control: Arc<Control>,
+    /// Longest a call may run (None: no limit).
+    timeout: Option<Duration>,
+    suspended: Option<Suspended>,
+    /// Whether a statement (by its SQL) may run long: see [`script::is_heavy`], by SQL text.
+    heavy: RefCell<HashMap<String, bool>>,
 }
 
 impl Database {
@@ -75,7 +124,11 @@ impl Database {
             tracker: None,
             path,
             dir: Some(dir),
-            seals_at_call: std::cell::Cell::new(0),
+            seals_at_call: 0,
+            control: Arc::default(),
+            timeout: None,
+            suspended: None,
+            heavy: RefCell::default(),
         })
     }
 
@@ -176,6 +229,8 @@ impl Database {
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2)?;
         conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_LENGTH)?;
         conn.authorizer(Some(policy::authorize))?;
+        let control = self.control.clone();
+        conn.progress_handler(PROGRESS_OPS, Some(move || control.should_stop()))?;
         self.conn = Some(conn);
         Ok(())
     }
@@ -188,6 +243,16 @@ impl Database {
         self.tracker.as_ref().ok_or(EngineError::Closed)
     }
 
+    /// The limits of every call from now on: its deadline (None: none).
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// What stops the running call from any thread: see [`Control::interrupt`].
+    pub fn control(&self) -> Arc<Control> {
+        self.control.clone()
+    }
+
     /// Runs every statement of `sql` in order, binding `params` to each.
     ///
     /// Every point of the call where no transaction is open and the file
@@ -195,19 +260,83 @@ impl Database {
     /// of a script, so `INSERT …; BEGIN` hands over the INSERT even though the
     /// call ends inside a transaction. A failing call is sealed too: the
     /// statements of a script before the failing one keep their effects.
+    ///
+    /// In [`Mode::Inline`], a statement that SQLite can stop without losing
+    /// anything (any statement outside a transaction, which SQLite rolls
+    /// back, and a read-only one inside) runs within [`INLINE_BUDGET`]; one
+    /// that runs over is stopped and the call is [`Step::Suspended`] at that
+    /// statement, as it is before a write inside a transaction that may run
+    /// long ([`script::is_heavy`]), which must not be cut short. The
+    /// statements before keep their effects; [`Database::resume`] runs the
+    /// rest.
     pub fn execute(
-        &self,
-        sql: &str,
-        params: &Params,
+        &mut self,
+        sql: String,
+        params: Params,
         collect: bool,
-    ) -> Result<Output, EngineError> {
-        let conn = self.conn()?;
-        self.seals_at_call.set(vfs::lock(self.tracker()?).seals());
+        mode: Mode,
+    ) -> Result<Step, EngineError> {
+        self.suspended = None;
+        let seals = vfs::lock(self.tracker()?).seals();
+        self.seals_at_call = seals;
+        self.control.start_call(self.timeout);
         let mut out = Output::default();
-        let ran = self.run(conn, sql, params, collect, &mut out);
-        let sealed = self.seal_if_autocommit();
-        ran?;
-        sealed?;
+        match self.run(&sql, 0, None, &params, collect, &mut out, mode) {
+            Ok(Some((offset, single))) => {
+                self.suspended = Some(Suspended {
+                    sql,
+                    offset,
+                    params,
+                    collect,
+                    single,
+                    out,
+                });
+                Ok(Step::Suspended)
+            }
+            Ok(None) => self.finish(out).map(Step::Done),
+            Err(error) => {
+                // The statements that ran before the failure keep their effects.
+                self.seal_if_autocommit()?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Finishes a call that [`Database::execute`] suspended, on this (an
+    /// engine) thread.
+    pub fn resume(&mut self) -> Result<Output, EngineError> {
+        let Suspended {
+            sql,
+            offset,
+            params,
+            collect,
+            single,
+            mut out,
+        } = self
+            .suspended
+            .take()
+            .ok_or_else(|| EngineError::Range("no call to resume: execute() finished it".into()))?;
+        match self.run(
+            &sql,
+            offset,
+            Some(single),
+            &params,
+            collect,
+            &mut out,
+            Mode::Thread,
+        ) {
+            Ok(_) => self.finish(out),
+            Err(error) => {
+                self.seal_if_autocommit()?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Seals, and fills in the state of the connection after the call.
+    fn finish(&mut self, mut out: Output) -> Result<Output, EngineError> {
+        self.seal_if_autocommit()?;
+        let conn = self.conn()?;
         out.last_insert_rowid = conn.last_insert_rowid();
         if conn.is_autocommit() {
             out.state |= AUTOCOMMIT;
@@ -218,31 +347,111 @@ impl Database {
         Ok(out)
     }
 
+    /// Runs the statements of `sql` from byte `offset`. Returns where the call
+    /// must go on on an engine thread, if it must: `(offset, single)`.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
-        conn: &Connection,
         sql: &str,
+        offset: usize,
+        single: Option<bool>,
         params: &Params,
         collect: bool,
         out: &mut Output,
-    ) -> Result<(), EngineError> {
+        mode: Mode,
+    ) -> Result<Option<(usize, bool)>, EngineError> {
         // The common case, one statement, goes through the statement cache.
         // `prepare_cached` refuses SQL with several statements (and empty SQL):
         // those run one statement at a time, each prepared after the previous
         // one ran, as sqlite3_exec does.
-        match conn.prepare_cached(sql) {
-            Ok(mut stmt) => {
+        if single != Some(false) {
+            let conn = self.conn()?;
+            if let Ok(mut stmt) = conn.prepare_cached(sql) {
                 bind_all(&mut stmt, params, true)?;
-                run_statement(conn, &mut stmt, collect, out)
-            }
-            Err(_) => {
-                let mut batch = Batch::new(conn, sql);
-                while let Some(mut stmt) = fallible_next(&mut batch)? {
-                    self.seal_if_autocommit()?;
-                    bind_all(&mut stmt, params, false)?;
-                    run_statement(conn, &mut stmt, collect, out)?;
+                if mode == Mode::Inline && !self.may_run_inline(conn, &stmt, sql)? {
+                    return Ok(Some((0, true)));
                 }
-                Ok(())
+                let ran = run_statement(conn, &mut stmt, collect, out);
+                self.control.set_budget(None);
+                return match self.stopped_for_budget(ran)? {
+                    true => Ok(Some((0, true))),
+                    false => Ok(None),
+                };
+            }
+        }
+        let mut at = offset;
+        while at < sql.len() {
+            let conn = self.conn()?;
+            let (len, has_statement) = script::first_statement(conn, &sql[at..]);
+            let text = &sql[at..at + len];
+            if !has_statement {
+                at += len;
+                continue;
+            }
+            self.seal_if_autocommit()?;
+            let conn = self.conn()?;
+            let mut stmt = conn.prepare(text)?;
+            bind_all(&mut stmt, params, false)?;
+            if mode == Mode::Inline && !self.may_run_inline(conn, &stmt, text)? {
+                return Ok(Some((at, false)));
+            }
+            let ran = run_statement(conn, &mut stmt, collect, out);
+            self.control.set_budget(None);
+            if self.stopped_for_budget(ran)? {
+                return Ok(Some((at, false)));
+            }
+            at += len;
+        }
+        Ok(None)
+    }
+
+    /// Before a statement runs inline: whether it may, and with what budget.
+    fn may_run_inline(
+        &self,
+        conn: &Connection,
+        stmt: &rusqlite::Statement<'_>,
+        text: &str,
+    ) -> Result<bool, EngineError> {
+        if conn.is_autocommit() || stmt.readonly() {
+            // SQLite can stop it with nothing lost.
+            self.control.set_budget(Some(INLINE_BUDGET));
+            return Ok(true);
+        }
+        // A write inside a transaction: stopping it would roll the whole
+        // transaction back. Quick ones run inline, to their end.
+        self.control.set_budget(None);
+        if let Some(&heavy) = self.heavy.borrow().get(text) {
+            return Ok(!heavy);
+        }
+        let heavy = script::is_heavy(conn, text);
+        let mut known = self.heavy.borrow_mut();
+        if known.len() >= HEAVY_CACHE_CAPACITY {
+            known.clear();
+        }
+        known.insert(text.to_owned(), heavy);
+        Ok(!heavy)
+    }
+
+    /// Whether a statement's result is a stop for the inline budget (which
+    /// the engine thread makes good); other results pass through.
+    fn stopped_for_budget(&self, ran: Result<(), EngineError>) -> Result<bool, EngineError> {
+        match ran {
+            Ok(()) => Ok(false),
+            Err(error) => {
+                let stop = self.control.stopped();
+                self.control.clear_stop();
+                match stop {
+                    Stop::Budget => Ok(true),
+                    Stop::Deadline => Err(EngineError::Sqlite {
+                        code: rusqlite::ffi::SQLITE_INTERRUPT,
+                        message: "interrupted: the call ran longer than its timeout".into(),
+                    }),
+                    Stop::Interrupt => Err(EngineError::Sqlite {
+                        code: rusqlite::ffi::SQLITE_INTERRUPT,
+                        message: "interrupted".into(),
+                    }),
+                    Stop::None => Err(error),
+                }
             }
         }
     }
@@ -261,7 +470,7 @@ impl Database {
 
     /// Whether the last call (even a failed one) sealed changes.
     pub fn last_call_sealed(&self) -> Result<bool, EngineError> {
-        Ok(vfs::lock(self.tracker()?).seals() != self.seals_at_call.get())
+        Ok(vfs::lock(self.tracker()?).seals() != self.seals_at_call)
     }
 
     /// Takes the pending delta, if any.
@@ -335,13 +544,6 @@ impl Drop for Database {
     fn drop(&mut self) {
         let _ = self.close();
     }
-}
-
-fn fallible_next<'c>(
-    batch: &mut Batch<'c, '_>,
-) -> Result<Option<rusqlite::Statement<'c>>, EngineError> {
-    use rusqlite::fallible_iterator::FallibleIterator;
-    Ok(batch.next()?)
 }
 
 /// Settings of every connection: the local file is a cache of the KV, so it

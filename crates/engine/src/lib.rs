@@ -3,16 +3,21 @@
 //! napi binding crate (the repository root) exposes it to JS.
 //!
 //! Modules: `vfs` (the VFS shim), `tracker` (dirty chunks and before-images),
-//! `connection` (one database), `policy` (what SQL may do), `values`
-//! (parameters and cells), `errors`, `pos_io` (positional file I/O on Unix
-//! and Windows).
+//! `connection` (one database), `control` (inline budget, deadline and
+//! interrupt of a call), `pool` (the engine threads), `script` (statement
+//! boundaries, and which statements may run long), `policy` (what SQL may
+//! do), `values` (parameters and cells), `errors`, `pos_io` (positional file
+//! I/O on Unix and Windows).
 
 #![deny(clippy::all)]
 
 pub mod connection;
+pub mod control;
 pub mod errors;
 pub mod policy;
+pub mod pool;
 pub mod pos_io;
+pub mod script;
 pub mod tracker;
 pub mod values;
 pub mod vfs;

@@ -1,0 +1,179 @@
+// Interrupts, deadlines, and calls that the native engine finishes on an
+// engine thread: what each leaves behind, and that the database answers the
+// next call.
+
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+
+import { SqliteError } from "../index.mjs";
+import { createTestKv } from "./helpers/kv.mjs";
+import { open, rows, snapshot } from "./helpers/db.mjs";
+
+const RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+/** A finite query that runs long enough (tens of ms or more) to leave the JS thread. */
+const SLOW = (n = 300_000) => `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) SELECT count(*), sum(x) FROM c`;
+const SLOW_INSERT = (n, tag) =>
+	`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) INSERT INTO t(v) SELECT '${tag}' || x FROM c`;
+
+const isInterrupt = (error) => error instanceof SqliteError && error.code === "SQLITE_INTERRUPT";
+
+async function reopened(kv) {
+	const db = await open(kv.clone());
+	try {
+		return await snapshot(db);
+	} finally {
+		await db.close();
+	}
+}
+
+describe("timeoutMs", () => {
+	test("a runaway query is stopped, and the next call works", async () => {
+		const db = await open(createTestKv(), { timeoutMs: 200 });
+		const started = performance.now();
+		await assert.rejects(db.query(RUNAWAY), (error) => isInterrupt(error) && /timeout/.test(error.message));
+		const elapsed = performance.now() - started;
+		assert.ok(elapsed >= 150 && elapsed < 10_000, `stopped after ${elapsed} ms`);
+		assert.deepEqual(await rows(db, "SELECT 42"), [[42]]);
+		await db.close();
+	});
+
+	test("each call has its own deadline", async () => {
+		const db = await open(createTestKv(), { timeoutMs: 2_000 });
+		for (let i = 0; i < 3; i++) assert.deepEqual(await rows(db, SLOW(20_000)), [[20_000, 200_010_000]]);
+		await db.close();
+	});
+
+	test("outside a transaction, a stopped statement leaves nothing; earlier statements of its script stay, durably", async () => {
+		const kv = createTestKv();
+		const db = await open(kv, { timeoutMs: 200 });
+		await db.exec("CREATE TABLE t(v)");
+		await assert.rejects(db.exec(`INSERT INTO t VALUES ('before'); ${SLOW_INSERT(1e9, "x")}; INSERT INTO t VALUES ('after')`), isInterrupt);
+		assert.equal(db.inTransaction, false);
+		assert.deepEqual(await rows(db, "SELECT v FROM t"), [["before"]]);
+		assert.deepEqual(await reopened(kv), { t: [["before"]] });
+		await db.close();
+	});
+
+	test("inside a transaction, a stopped read keeps the transaction; a stopped write rolls it back", async () => {
+		const kv = createTestKv();
+		const db = await open(kv, { timeoutMs: 200 });
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('committed')");
+		await db.exec("BEGIN; INSERT INTO t VALUES ('pending')");
+		await assert.rejects(db.query(RUNAWAY), isInterrupt);
+		assert.equal(db.inTransaction, true, "a read-only statement leaves the transaction open");
+		assert.deepEqual(await rows(db, "SELECT v FROM t ORDER BY v"), [["committed"], ["pending"]]);
+		await assert.rejects(db.run(SLOW_INSERT(1e9, "x")), isInterrupt);
+		assert.equal(db.inTransaction, false, "SQLite rolls back the transaction of a stopped write");
+		assert.deepEqual(await rows(db, "SELECT v FROM t"), [["committed"]]);
+		assert.deepEqual(await reopened(kv), { t: [["committed"]] });
+		// The database answers, and takes new transactions.
+		await db.exec("BEGIN; INSERT INTO t VALUES ('again'); COMMIT");
+		assert.deepEqual(await reopened(kv), { t: [["again"], ["committed"]] });
+		await db.close();
+	});
+
+	test("timeoutMs is validated; 0 and Infinity mean no limit", async () => {
+		for (const bad of [-1, "100", Number.NaN, {}]) {
+			await assert.rejects(open(createTestKv(), { timeoutMs: bad }), TypeError);
+		}
+		for (const none of [0, Number.POSITIVE_INFINITY, null]) {
+			const db = await open(createTestKv(), { timeoutMs: none });
+			assert.deepEqual(await rows(db, SLOW(20_000)), [[20_000, 200_010_000]]);
+			await db.close();
+		}
+	});
+});
+
+describe("calls finished on an engine thread", () => {
+	test("give what an inline run gives, each statement of a script run once", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+		const n = 300_000;
+		assert.deepEqual(await rows(db, SLOW(n)), [[n, (n * (n + 1)) / 2]]);
+		// A script that leaves the JS thread midway: the statements before the
+		// slow one are not run again, those after run once.
+		await db.exec(`INSERT INTO t(v) VALUES ('first'); ${SLOW(n)}; ${SLOW_INSERT(50_000, "bulk")}; INSERT INTO t(v) VALUES ('last')`);
+		assert.deepEqual(await rows(db, "SELECT count(*), min(v), max(id) FROM t"), [[50_002, "bulk1", 50_002]]);
+		assert.deepEqual(await rows(db, "SELECT v FROM t WHERE id IN (1, 50002) ORDER BY id"), [["first"], ["last"]]);
+		// Rows collected across the hand-over, from several statements.
+		const { rows: got, columns } = await db.query(`SELECT 'a'; ${SLOW(n)}; SELECT 'b'`);
+		assert.deepEqual(columns, ["'a'"]);
+		assert.deepEqual(got, [["a"], [n, (n * (n + 1)) / 2], ["b"]]);
+		// A long write inside a transaction runs to its end, and the
+		// transaction stays open.
+		await db.exec("BEGIN");
+		const { changes } = await db.run(`UPDATE t SET v = v || '+' WHERE id > 1`);
+		assert.equal(changes, 50_001);
+		assert.equal(db.inTransaction, true);
+		await db.exec("COMMIT");
+		assert.deepEqual(await reopened(kv), await snapshot(db));
+		await db.close();
+	});
+
+	test("queued calls run in order behind a long one, and group their writes", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v)");
+		const order = [];
+		const slow = db.query(SLOW()).then(() => order.push("slow"));
+		const writes = Array.from({ length: 20 }, (_, i) => db.run("INSERT INTO t VALUES (?)", [i]).then(() => order.push(i)));
+		await Promise.all([slow, ...writes]);
+		assert.deepEqual(order, ["slow", ...Array.from({ length: 20 }, (_, i) => i)]);
+		assert.deepEqual(await reopened(kv), await snapshot(db));
+		assert.deepEqual(await rows(db, "SELECT v FROM t"), Array.from({ length: 20 }, (_, i) => [i]));
+		await db.close();
+	});
+});
+
+describe("interrupt()", () => {
+	test("stops the running call; calls queued behind it run", async (t) => {
+		const db = await open(createTestKv(), { timeoutMs: 0 });
+		if (db.backend !== "native") {
+			// The WASM engine runs a call on the JS thread: nothing can call
+			// interrupt() while it runs (timeoutMs still stops it).
+			t.skip("the WASM engine runs calls on the JS thread");
+			await db.close();
+			return;
+		}
+		const running = db.query(RUNAWAY);
+		const next = db.query("SELECT 'next'");
+		const started = performance.now();
+		setTimeout(() => db.interrupt(), 50);
+		await assert.rejects(running, (error) => isInterrupt(error) && error.message === "interrupted");
+		const elapsed = performance.now() - started;
+		assert.ok(elapsed < 5_000, `stopped after ${elapsed} ms`);
+		assert.deepEqual((await next).rows, [["next"]]);
+		// An interrupt with nothing running stops nothing later.
+		db.interrupt();
+		assert.deepEqual(await rows(db, SLOW(20_000)), [[20_000, 200_010_000]]);
+		await db.close();
+	});
+
+	test("the JS thread keeps running while a long call runs", async (t) => {
+		const db = await open(createTestKv());
+		if (db.backend !== "native") {
+			t.skip("the WASM engine runs calls on the JS thread");
+			await db.close();
+			return;
+		}
+		let ticks = 0;
+		const timer = setInterval(() => ticks++, 10);
+		const other = await open(createTestKv());
+		const started = performance.now();
+		const long = db.query(SLOW(2_000_000));
+		// Another database answers meanwhile.
+		let answered = 0;
+		while (performance.now() - started < 100) {
+			await other.query("SELECT 1");
+			answered++;
+		}
+		await long;
+		clearInterval(timer);
+		const elapsed = performance.now() - started;
+		assert.ok(answered > 10, `the other database answered ${answered} queries`);
+		assert.ok(ticks >= Math.min(5, elapsed / 40), `${ticks} timer ticks in ${Math.round(elapsed)} ms`);
+		await db.close();
+		await other.close();
+	});
+});

@@ -1,0 +1,136 @@
+//! Limits on a running call: a time budget for running inline, a deadline,
+//! and a flag that `interrupt()` raises from any thread.
+//!
+//! SQLite's progress handler consults a [`Control`] every
+//! [`PROGRESS_OPS`] virtual-machine instructions; when it says stop, the
+//! statement ends with `SQLITE_INTERRUPT`. The control says why, so the
+//! engine can tell a call that ran over its inline budget (and is finished on
+//! an engine thread) from one that was stopped for good.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Instructions between two progress checks (a few microseconds of work).
+pub const PROGRESS_OPS: i32 = 1000;
+
+/// Why a statement was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Not stopped.
+    None = 0,
+    /// The inline budget ran out: the call goes on on an engine thread.
+    Budget = 1,
+    /// The call's deadline passed.
+    Deadline = 2,
+    /// `interrupt()` was called.
+    Interrupt = 3,
+}
+
+/// Nanoseconds on a process-wide monotonic clock (never 0).
+fn now_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    epoch.elapsed().as_nanos() as u64 + 1
+}
+
+/// Shared between a database, its progress handler and whoever interrupts it.
+#[derive(Default)]
+pub struct Control {
+    /// When the inline budget runs out (0: no budget).
+    budget_until: AtomicU64,
+    /// When the call's deadline passes (0: none).
+    deadline: AtomicU64,
+    interrupted: AtomicBool,
+    stopped: AtomicU8,
+}
+
+impl Control {
+    /// A new call starts: no interrupt pending, its deadline `timeout` from
+    /// now (none if `None`).
+    pub fn start_call(&self, timeout: Option<Duration>) {
+        self.interrupted.store(false, Ordering::SeqCst);
+        self.stopped.store(Stop::None as u8, Ordering::SeqCst);
+        let deadline = timeout.map_or(0, |t| now_ns().saturating_add(t.as_nanos() as u64));
+        self.deadline.store(deadline, Ordering::SeqCst);
+    }
+
+    /// Runs inline for at most `budget` from now (`None`: no budget, the
+    /// statement may not be cut short for time spent).
+    pub fn set_budget(&self, budget: Option<Duration>) {
+        let until = budget.map_or(0, |b| now_ns().saturating_add(b.as_nanos() as u64));
+        self.budget_until.store(until, Ordering::SeqCst);
+    }
+
+    /// Stops the running call (from any thread).
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+    }
+
+    /// Why the last statement was stopped, if it was.
+    pub fn stopped(&self) -> Stop {
+        match self.stopped.load(Ordering::SeqCst) {
+            1 => Stop::Budget,
+            2 => Stop::Deadline,
+            3 => Stop::Interrupt,
+            _ => Stop::None,
+        }
+    }
+
+    /// Clears the reason of a stop that has been handled.
+    pub fn clear_stop(&self) {
+        self.stopped.store(Stop::None as u8, Ordering::SeqCst);
+    }
+
+    /// The progress handler: whether SQLite must stop the statement now.
+    pub fn should_stop(&self) -> bool {
+        let stop = if self.interrupted.load(Ordering::Relaxed) {
+            Stop::Interrupt
+        } else {
+            let (deadline, budget) = (
+                self.deadline.load(Ordering::Relaxed),
+                self.budget_until.load(Ordering::Relaxed),
+            );
+            if deadline == 0 && budget == 0 {
+                return false;
+            }
+            let now = now_ns();
+            if deadline != 0 && now >= deadline {
+                Stop::Deadline
+            } else if budget != 0 && now >= budget {
+                Stop::Budget
+            } else {
+                return false;
+            }
+        };
+        self.stopped.store(stop as u8, Ordering::SeqCst);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_deadline_and_interrupt() {
+        let control = Control::default();
+        control.start_call(None);
+        assert!(!control.should_stop());
+        control.set_budget(Some(Duration::ZERO));
+        assert!(control.should_stop());
+        assert_eq!(control.stopped(), Stop::Budget);
+        control.set_budget(None);
+        control.start_call(Some(Duration::ZERO));
+        assert!(control.should_stop());
+        assert_eq!(control.stopped(), Stop::Deadline);
+        control.start_call(Some(Duration::from_secs(60)));
+        assert!(!control.should_stop());
+        control.interrupt();
+        assert!(control.should_stop());
+        assert_eq!(control.stopped(), Stop::Interrupt);
+        control.start_call(None);
+        assert!(!control.should_stop());
+        assert_eq!(control.stopped(), Stop::None);
+    }
+}

@@ -1,0 +1,155 @@
+//! What the engine needs to know of SQL text before running it: where the
+//! first statement of a script ends (so a script handed to an engine thread
+//! midway goes on from the right statement), and whether a statement may run
+//! long.
+
+use std::ffi::{c_char, c_int};
+use std::ptr;
+
+use rusqlite::{ffi, Connection};
+
+/// The length in bytes of the first statement of `sql` (with what follows
+/// it up to the next statement), and whether there is a statement at all
+/// (false for whitespace and comments). If SQLite cannot compile it, the
+/// whole of `sql` is taken: compiling it again reports the error.
+pub fn first_statement(conn: &Connection, sql: &str) -> (usize, bool) {
+    let Ok(len) = c_int::try_from(sql.len()) else {
+        return (sql.len(), true);
+    };
+    let mut stmt: *mut ffi::sqlite3_stmt = ptr::null_mut();
+    let mut tail: *const c_char = ptr::null();
+    // SAFETY: `conn.handle()` is the open connection, used on this thread
+    // while `conn` is borrowed; `sql` is valid for `len` bytes for the call;
+    // the statement SQLite prepares is finalized before returning, and `tail`
+    // points into `sql` (or is null).
+    let (rc, has_statement, end) = unsafe {
+        let rc = ffi::sqlite3_prepare_v3(
+            conn.handle(),
+            sql.as_ptr().cast(),
+            len,
+            0,
+            &mut stmt,
+            &mut tail,
+        );
+        let has_statement = !stmt.is_null();
+        ffi::sqlite3_finalize(stmt);
+        let end = if tail.is_null() {
+            sql.len()
+        } else {
+            tail.offset_from(sql.as_ptr().cast()) as usize
+        };
+        (rc, has_statement, end)
+    };
+    if rc != ffi::SQLITE_OK || end == 0 || end > sql.len() || !sql.is_char_boundary(end) {
+        return (sql.len(), true);
+    }
+    (end, has_statement)
+}
+
+/// Instructions that loop over rows, or do work that grows with the
+/// database (clearing a table, checking it, changing the schema).
+const HEAVY_OPS: &[&str] = &[
+    "Next",
+    "Prev",
+    "SorterNext",
+    "SorterSort",
+    "Sort",
+    "Rewind",
+    "Last",
+    "VNext",
+    "VFilter",
+    "RowSetRead",
+    "Program",
+    "Clear",
+    "Destroy",
+    "DropTable",
+    "IntegrityCk",
+    "ParseSchema",
+    "SqlExec",
+    "Vacuum",
+    "IncrVacuum",
+    "Count",
+    "Yield",
+];
+
+/// Whether the statement `sql` may run long: its program loops (over rows,
+/// a subquery, a trigger) or does work that grows with the data. A
+/// statement without either does a bounded number of B-tree steps. When its
+/// program cannot be read, it counts as heavy.
+pub fn is_heavy(conn: &Connection, sql: &str) -> bool {
+    explain_heavy(conn, sql).unwrap_or(true)
+}
+
+fn explain_heavy(conn: &Connection, sql: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN {sql}"))?;
+    let mut rows = stmt.raw_query();
+    while let Some(row) = rows.next()? {
+        let addr: i64 = row.get(0)?;
+        let opcode: String = row.get(1)?;
+        let p2: i64 = row.get(3)?;
+        if HEAVY_OPS.contains(&opcode.as_str()) {
+            return Ok(true);
+        }
+        // A jump back is a loop, but for the jump from the end of the
+        // program to its start (address 1) that every program makes once.
+        if opcode == "Goto" && p2 <= addr && p2 > 1 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_scripts_at_statements() {
+        let conn = Connection::open_in_memory().unwrap();
+        let sql = "SELECT 1; SELECT ';' -- x;\n; /* c */ SELECT 3";
+        let (a, has) = first_statement(&conn, sql);
+        assert!(has);
+        assert_eq!(&sql[..a], "SELECT 1;");
+        let (b, has) = first_statement(&conn, &sql[a..]);
+        assert!(has);
+        assert_eq!(&sql[a..a + b], " SELECT ';' -- x;\n;");
+        let rest = &sql[a + b..];
+        let (c, has) = first_statement(&conn, rest);
+        assert!(has);
+        assert_eq!(c, rest.len());
+        let (_, has) = first_statement(&conn, "  -- only a comment");
+        assert!(!has);
+    }
+
+    #[test]
+    fn knows_loops_from_point_statements() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT UNIQUE, b BLOB);
+             CREATE TABLE u(x);
+             CREATE TRIGGER tr AFTER INSERT ON u BEGIN DELETE FROM t; END;",
+        )
+        .unwrap();
+        for light in [
+            "INSERT INTO t(v, b) VALUES (?, ?)",
+            "UPDATE t SET v = ? WHERE id = ?",
+            "DELETE FROM t WHERE id = 5",
+            "INSERT OR REPLACE INTO t(id, v) VALUES (1, 'x')",
+            "SELECT v FROM t WHERE id = 1",
+        ] {
+            assert!(!is_heavy(&conn, light), "{light}");
+        }
+        for heavy in [
+            "UPDATE t SET v = v || 'x'",
+            "DELETE FROM t",
+            "INSERT INTO t(v) SELECT v || 'y' FROM t",
+            "INSERT INTO u VALUES (1)",
+            "CREATE INDEX i ON t(b)",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+            "INSERT INTO t(v) VALUES ('a'), ('b'), ('c')",
+            "not sql",
+        ] {
+            assert!(is_heavy(&conn, heavy), "{heavy}");
+        }
+    }
+}
