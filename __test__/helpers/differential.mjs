@@ -43,8 +43,9 @@ export const FAULT_MODES = ["throw", "reject", "applied"];
 /**
  * A KV over the memory KV `store`, with seeded random latency (none, or a 0–2
  * ms timer) and faults as `plan` says: `{ rate }` (each call fails with that
- * probability, in a random one of `modes`, all by default) or `{ at: { n: mode } }` (the n-th call since
- * `plan` was set fails). `onFault(mode)` is called when a call is chosen to
+ * probability, in a random one of `modes`, all by default), `{ at: { n: mode } }`
+ * (the n-th call since `plan` was set fails) or `{ atMutation: { n: mode } }`
+ * (the n-th put or delete). `onFault(mode)` is called when a call is chosen to
  * fail, `onMutation(mode)` after each mutation the store applied.
  */
 export function createChaosKv(store, random, { latency = true } = {}) {
@@ -52,6 +53,7 @@ export function createChaosKv(store, random, { latency = true } = {}) {
 		store,
 		plan: null,
 		calls: 0,
+		mutations: 0,
 		faults: [],
 		errors: [],
 		onFault: null,
@@ -59,6 +61,7 @@ export function createChaosKv(store, random, { latency = true } = {}) {
 		setPlan(plan) {
 			kv.plan = plan;
 			kv.calls = 0;
+			kv.mutations = 0;
 		},
 		onError(error) {
 			kv.errors.push(error);
@@ -68,6 +71,7 @@ export function createChaosKv(store, random, { latency = true } = {}) {
 		const plan = kv.plan;
 		let mode = null;
 		if (plan?.at) mode = plan.at[n] ?? null;
+		else if (plan?.atMutation) mode = MUTATIONS.has(method) ? (plan.atMutation[++kv.mutations] ?? null) : null;
 		else if (plan?.rate && random() < plan.rate) {
 			const modes = plan.modes ?? FAULT_MODES;
 			mode = modes[Math.floor(random() * modes.length)];
@@ -213,7 +217,7 @@ export function createGenerator(random, { avoid = new Set() } = {}) {
 			// Defect 2 (a write that failed but applied corrupts the next one):
 			// while it is open, faults never apply.
 			const modes = avoid.has(2) ? FAULT_MODES.filter((m) => m !== "applied") : FAULT_MODES;
-			const faults = random() < 0.25 ? { rate: 0.1 + random() * 0.3, modes } : null;
+			const faults = random() < 0.35 ? { rate: 0.15 + random() * 0.45, modes } : null;
 			faulty = faults !== null;
 			const calls = random() < 0.55 ? [one(ref)] : Array.from({ length: 2 + int(4) }, () => one(ref));
 			return { calls, faults };
@@ -295,7 +299,8 @@ function settleEpochs() {
  * `{ calls, faults }`, faults as `{ at: { n: mode } }`), `backend`,
  * `limits`, `reference` ("better-sqlite3" | "sql.js" | undefined: the first
  * that loads), `recoveryFaults` (probability that a check's open of a KV copy
- * first fails at a random KV call, then is retried), `crashCopies`
+ * first fails at a random KV write, then is retried; or `{ at, mode }`: every
+ * such open fails at its `at`-th write), `crashCopies`
  * (probability of checking a copy of the KV after a mutation, mid-write),
  * `avoid` (numbers of issue 12's defects to steer clear of while they are
  * open), `trace` (a function given each line of the trace). Resolves to
@@ -354,7 +359,9 @@ export async function runDifferential(options = {}) {
 		putsSinceFault = 0;
 		if (mode === "applied") uncertain = true;
 	};
+	let mutations = 0;
 	kv.onMutation = (mode) => {
+		mutations++;
 		if (mode === null) putsSinceFault++;
 		if (crashCopies > 0 && checkRandom() < crashCopies) {
 			copies.push({ at: settledUpTo, store: store.clone(), uncertain, what: `a copy of the KV taken mid-write in step ${step}` });
@@ -451,19 +458,24 @@ export async function runDifferential(options = {}) {
 	const checkCopy = async (copy, from, what, { exact = false } = {}) => {
 		stats.copies++;
 		let copyDb = null;
-		if (recoveryFaults > 0 && checkRandom() < recoveryFaults) {
-			// An open that fails at one KV call, then a second open: recovery
-			// must survive being interrupted.
+		const recovery =
+			typeof recoveryFaults === "object"
+				? recoveryFaults
+				: recoveryFaults > 0 && checkRandom() < recoveryFaults
+					? { at: 1 + Math.floor(checkRandom() * 12), mode: FAULT_MODES[Math.floor(checkRandom() * 3)] }
+					: null;
+		if (recovery) {
+			// An open whose n-th KV write (when it rolls back a hot journal)
+			// fails, then a second open: recovery must survive being
+			// interrupted.
 			const chaos = createChaosKv(copy.store, checkRandom, { latency: false });
-			const mode = FAULT_MODES[Math.floor(checkRandom() * 3)];
-			const at = 1 + Math.floor(checkRandom() * 12);
-			chaos.setPlan({ at: { [at]: mode } });
+			chaos.setPlan({ atMutation: { [recovery.at]: recovery.mode } });
 			try {
 				copyDb = await open(name, chaos, { backend, limits });
 			} catch (error) {
-				if (!isKvFailure(error)) fail(`${what}: an open failing at KV call ${at} (${mode}) rejected with ${error.code}: ${error.message}`);
+				if (!isKvFailure(error)) fail(`${what}: an open failing at KV write ${recovery.at} (${recovery.mode}) rejected with ${error.code}: ${error.message}`);
 				stats.recoveryFaults++;
-				what += ` (after an open that failed at KV call ${at}, ${mode})`;
+				what += ` (after an open that failed at its KV write ${recovery.at}, ${recovery.mode})`;
 			}
 		}
 		try {
@@ -471,9 +483,16 @@ export async function runDifferential(options = {}) {
 		} catch (error) {
 			fail(`${what}: open rejected with ${error.code}: ${error.message}`);
 		}
-		const [[check]] = (await copyDb.query("PRAGMA integrity_check")).rows;
-		const state = await dumpWith(async (sql) => (await copyDb.query(sql)).rows);
-		await copyDb.close();
+		let check;
+		let state;
+		try {
+			[[check]] = (await copyDb.query("PRAGMA integrity_check")).rows;
+			state = await dumpWith(async (sql) => (await copyDb.query(sql)).rows);
+		} catch (error) {
+			fail(`${what}: reading it failed with ${error.code}: ${error.message}`);
+		} finally {
+			await copyDb.close();
+		}
 		if (check !== "ok") fail(`${what}: integrity_check says ${check}`);
 		if (copy.uncertain && !exact) return;
 		const allowed = history.slice(from);
@@ -502,7 +521,15 @@ export async function runDifferential(options = {}) {
 		});
 		function settle(index) {
 			settledUpTo = index;
-			copies.push({ at: index, store: store.clone(), uncertain, what: `a copy of the KV taken when call ${index} settled` });
+			const what = `a copy of the KV taken when call ${index} settled`;
+			const previous = copies.at(-1);
+			if (previous?.mutations === mutations) {
+				// The KV did not change since the last copy: checking this one,
+				// taken later, also checks that one.
+				Object.assign(previous, { at: index, uncertain, what });
+			} else {
+				copies.push({ at: index, store: store.clone(), uncertain, what, mutations });
+			}
 			return { epoch: epoch() };
 		}
 		const outcomes = await Promise.all(settled);
@@ -531,7 +558,9 @@ export async function runDifferential(options = {}) {
 		if (db.inTransaction !== ref.inTransaction) {
 			fail(`after step ${step}: inTransaction is ${db.inTransaction} here, ${ref.inTransaction} on the reference`);
 		}
-		const live = await dumpWith(async (sql) => (await db.query(sql)).rows);
+		const live = await dumpWith(async (sql) => (await db.query(sql)).rows).catch((error) =>
+			fail(`after step ${step}: reading the live database failed with ${error.code}: ${error.message}`),
+		);
 		const want = await ref.dump();
 		if (live !== want) fail(`after step ${step}: the live database differs from the reference:\n  ${firstDifference(live, want)}`);
 		// (b) Each copy of the KV opens to a state committed no earlier than
