@@ -5,24 +5,13 @@
 
 import { open, createMemoryKv, SqliteError } from "../../index.mjs";
 import { createReference, dumpWith, canonicalRows } from "./reference.mjs";
+import { prng } from "./random.mjs";
 
 /** Small limits, so that most large writes take the journal path. */
 export const LIMITS = Object.freeze({ maxKeysPerCall: 8, maxBatchBytes: 64 * 1024 });
 
 const METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
 const MUTATIONS = new Set(["put", "putBatch", "deleteBatch"]);
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function prng(seed) {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
 
 /** The error the chaos KV fails with. */
 export class InjectedFault extends Error {
