@@ -11,6 +11,9 @@ import { prng } from "./random.mjs";
 export const LIMITS = Object.freeze({ maxKeysPerCall: 8, maxBatchBytes: 64 * 1024 });
 
 const METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
+/** The rollback journal's metadata key (kv-format.md). */
+const JOURNAL_META = new Uint8Array([0x08, 0x01, 0x00, 0x01]);
+const isJournalMeta = (key) => key.length === 4 && key.every((byte, i) => byte === JOURNAL_META[i]);
 const MUTATIONS = new Set(["put", "putBatch", "deleteBatch"]);
 
 /** The error the chaos KV fails with. */
@@ -43,6 +46,7 @@ export function createChaosKv(store, random, { latency = true } = {}) {
 		plan: null,
 		calls: 0,
 		mutations: 0,
+		journals: 0,
 		faults: [],
 		errors: [],
 		onFault: null,
@@ -82,6 +86,7 @@ export function createChaosKv(store, random, { latency = true } = {}) {
 				if (delay >= 0) await new Promise((resolve) => setTimeout(resolve, delay));
 				if (mode === "reject") throw new InjectedFault(mode, method, n);
 				const result = await store[method](arg, value);
+				if (method === "putBatch" && arg.some(([key]) => isJournalMeta(key))) kv.journals++;
 				if (MUTATIONS.has(method)) kv.onMutation?.(mode);
 				if (mode === "applied") throw new InjectedFault(mode, method, n);
 				return result;
@@ -318,7 +323,20 @@ export async function runDifferential(options = {}) {
 	const store = createMemoryKv({ limits });
 	const kv = createChaosKv(store, kvRandom);
 	const name = `differential-${seed}`;
-	const stats = { reference: ref.kind, calls: 0, resolved: 0, sqlErrors: 0, kvFailures: 0, failedGroups: 0, faults: 0, copies: 0, recoveryFaults: 0, committedStates: 0 };
+	const stats = {
+		reference: ref.kind,
+		calls: 0,
+		resolved: 0,
+		sqlErrors: 0,
+		kvFailures: 0,
+		failedGroups: 0,
+		faults: 0,
+		journaledWrites: 0,
+		copies: 0,
+		hotJournals: 0,
+		recoveryFaults: 0,
+		committedStates: 0,
+	};
 	const lines = [];
 	const note = (line) => {
 		lines.push(line);
@@ -446,6 +464,7 @@ export async function runDifferential(options = {}) {
 	/** Opens a copy of the KV and checks it holds one of the states history[from..]. */
 	const checkCopy = async (copy, from, what, { exact = false } = {}) => {
 		stats.copies++;
+		if ((await copy.store.get(JOURNAL_META)) !== null) stats.hotJournals++;
 		let copyDb = null;
 		const recovery =
 			typeof recoveryFaults === "object"
@@ -569,6 +588,7 @@ export async function runDifferential(options = {}) {
 		if (ref.inTransaction) last.unshift(call("exec", "ROLLBACK"));
 		await runStep({ calls: last });
 		stats.committedStates = history.length;
+		stats.journaledWrites = kv.journals;
 		// (c) Closed and reopened, the database holds the last committed state.
 		await db.close();
 		await checkCopy({ store, uncertain: false }, history.length - 1, "the database reopened after close()", { exact: true });
