@@ -45,7 +45,7 @@ import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 
 import { BACKEND } from "./helpers/db.mjs";
-import { runDifferential, call, SETUP } from "./helpers/differential.mjs";
+import { runDifferential, call, SETUP, Divergence } from "./helpers/differential.mjs";
 
 /**
  * Defects of issue 12 not fixed yet. While a defect is listed, the random
@@ -61,6 +61,20 @@ const SEEDS = [1, 3, 4, 7];
 const STEPS = 30;
 
 describe("differential against a reference SQLite", () => {
+	test("the check fails when the KV loses a write it acknowledged", async () => {
+		// A putBatch that resolves without storing anything: the live
+		// database is right, the copy of the KV taken when the call resolved
+		// is not.
+		const workload = [
+			{ calls: [call("exec", SETUP)] },
+			{ calls: [call("run", "INSERT INTO t1(k, v) VALUES (?, ?)", [1, "acknowledged"])], faults: { at: { 1: "lost" } } },
+		];
+		await assert.rejects(
+			runDifferential({ workload, backend: BACKEND, recoveryFaults: 0, crashCopies: 0 }),
+			(error) => error instanceof Divergence && /taken when call 1 settled holds an older state/.test(error.message),
+		);
+	});
+
 	for (const seed of SEEDS) {
 		test(`random workload, seed ${seed}, ${STEPS} steps`, async () => {
 			const stats = await runDifferential({ seed, steps: STEPS, backend: BACKEND, avoid: OPEN_DEFECTS });

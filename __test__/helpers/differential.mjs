@@ -28,7 +28,9 @@ export class InjectedFault extends Error {
 /**
  * Fault modes: "throw" (synchronously, nothing applied), "reject" (nothing
  * applied), "applied" (a mutation applied, then rejected: an unknown outcome,
- * like a network timeout).
+ * like a network timeout). Plans may also name "lost" (a mutation that
+ * resolves without being applied: a KV that lies, which no database can
+ * survive; the test of the test uses it).
  */
 export const FAULT_MODES = ["throw", "reject", "applied"];
 
@@ -69,7 +71,7 @@ export function createChaosKv(store, random, { latency = true } = {}) {
 			const modes = plan.modes ?? FAULT_MODES;
 			mode = modes[Math.floor(random() * modes.length)];
 		}
-		if (mode === "applied" && !MUTATIONS.has(method)) mode = "reject";
+		if ((mode === "applied" || mode === "lost") && !MUTATIONS.has(method)) mode = "reject";
 		if (mode) {
 			kv.faults.push({ n, method, mode });
 			kv.onFault?.(mode);
@@ -85,6 +87,7 @@ export function createChaosKv(store, random, { latency = true } = {}) {
 			return (async () => {
 				if (delay >= 0) await new Promise((resolve) => setTimeout(resolve, delay));
 				if (mode === "reject") throw new InjectedFault(mode, method, n);
+				if (mode === "lost") return undefined;
 				const result = await store[method](arg, value);
 				if (method === "putBatch" && arg.some(([key]) => isJournalMeta(key))) kv.journals++;
 				if (MUTATIONS.has(method)) kv.onMutation?.(mode);
