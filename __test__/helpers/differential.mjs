@@ -11,10 +11,10 @@ import { prng } from "./random.mjs";
 export const LIMITS = Object.freeze({ maxKeysPerCall: 8, maxBatchBytes: 64 * 1024 });
 
 const METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
+const MUTATIONS = new Set(["put", "putBatch", "deleteBatch"]);
 /** The rollback journal's metadata key (kv-format.md). */
 const JOURNAL_META = new Uint8Array([0x08, 0x01, 0x00, 0x01]);
 const isJournalMeta = (key) => key.length === 4 && key.every((byte, i) => byte === JOURNAL_META[i]);
-const MUTATIONS = new Set(["put", "putBatch", "deleteBatch"]);
 
 /** The error the chaos KV fails with. */
 export class InjectedFault extends Error {
@@ -548,6 +548,10 @@ export async function runDifferential(options = {}) {
 		const faults = kv.faults.slice(faultCount);
 		stats.faults += faults.length;
 		if (faults.length > 0) note(`step ${step}: KV faults ${faults.map((f) => `#${f.n} ${f.method} ${f.mode}`).join(", ")}`);
+		// kv.onError heard of every KV call that failed, once.
+		const failedCalls = kv.faults.filter((f) => f.mode !== "lost").length;
+		const heard = kv.errors.filter((e) => e instanceof InjectedFault).length;
+		if (heard !== failedCalls) fail(`after step ${step}: kv.onError was called with ${heard} KV errors, ${failedCalls} KV calls failed`);
 		// Replay group by group (calls that settled together).
 		for (let j = 0; j < batch.calls.length; ) {
 			const group = [];
