@@ -11,21 +11,29 @@
 // in a third of the steps, KV calls fail at random: throwing, rejecting, or
 // applying and then rejecting (an unknown outcome, like a timeout).
 //
-// The oracle, applied to each call once it settles, in call order:
-// - resolved: every statement of the call is applied to the reference, and
-//   must succeed there; query rows and `changes` must match.
-// - rejected with a KV failure (an SQLITE_IOERR_* code, or the KV's error
-//   anywhere in its causes): nothing of the call is applied, and an open
+// The oracle, applied once a step's calls have settled, in call order, to
+// each group of calls that settled together (in one run of the microtask
+// queue: the calls that shared one KV write):
+// - a group in which a call rejected with a KV failure (an SQLITE_IOERR_*
+//   code, or the KV's error anywhere in its causes, `errors` included): its
+//   write failed, so nothing of any of its calls is applied, and an open
 //   transaction is rolled back (the database went back to what the KV holds).
-// - rejected with a SQL error: the statements before the failing one are
-//   applied (README, exec); the reference must fail at a statement with the
-//   same message.
+//   A call of it that rejected with only its SQL error must not have lost
+//   anything: on a copy of the reference that runs the group, the statements
+//   before its failing one must change neither the data nor the transaction
+//   state (issue 12, defect 5).
+// - otherwise, resolved: every statement of the call is applied to the
+//   reference, and must succeed there; query rows and `changes` must match.
+// - otherwise, rejected with a SQL error: the statements before the failing
+//   one are applied (README, exec); the reference must fail at a statement
+//   with the same message.
 // The reference records each state it reaches outside a transaction (after
 // each statement): the committed states, in order.
 //
 // Checks:
 // (a) after each step, the live database equals the reference (its open
-//     transaction included), and both agree on inTransaction;
+//     transaction included), both agree on inTransaction, and kv.onError
+//     heard of each failed KV call;
 // (b) a copy of the KV taken the moment each call settles, and now and then
 //     one taken mid-write (a crash), opens with integrity_check "ok" to a
 //     committed state no older than the one the call left: what resolved is
@@ -40,6 +48,8 @@
 // Fixed seeds here (both engines, as the run selects: RIVETKIT_SQLITE_BACKEND);
 // `node scripts/differential.mjs --seeds 1..200 --steps 300` for a longer run.
 // Seeds and workloads that hit a known defect are marked todo with the defect.
+// A first test checks that the check can fail: a KV that acknowledges a write
+// it never stored is caught.
 
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
