@@ -69,9 +69,9 @@ for (const backend of engines) {
 				reference: values.reference,
 				trace: values.trace ? (line) => console.log(`  ${line}`) : undefined,
 			});
-			const { reference, calls, resolved, kvFailures, faults, journaledWrites, copies, hotJournals, recoveryFaults } = stats;
+			const { reference, calls, resolved, kvFailures, faults, journaledWrites, copies, hotJournals, reopens, recoveryFaults } = stats;
 			console.log(
-				`ok    ${backend} seed ${seed} (${Date.now() - t} ms): ${calls} calls, ${resolved} resolved, ${kvFailures} lost to ${faults} KV faults, ${journaledWrites} journaled writes, ${copies} KV copies (${hotJournals} with a hot journal, ${recoveryFaults} after an interrupted recovery), ${reference}`,
+				`ok    ${backend} seed ${seed} (${Date.now() - t} ms): ${calls} calls, ${resolved} resolved, ${kvFailures} lost to ${faults} KV faults, ${journaledWrites} journaled writes, ${copies} KV copies (${hotJournals} with a hot journal), ${reopens} reopens, ${recoveryFaults} interrupted recoveries, ${reference}`,
 			);
 		} catch (error) {
 			failures.push({ backend, seed, error });

@@ -321,6 +321,7 @@ export async function runDifferential(options = {}) {
 	const random = prng(seed);
 	const kvRandom = prng(seed ^ 0x5bd1e995);
 	const checkRandom = prng(seed ^ 0x27d4eb2d);
+	const reopenRandom = prng(seed ^ 0x165667b1);
 	const generator = createGenerator(random, { avoid });
 	const ref = await loggedReference(reference);
 	const store = createMemoryKv({ limits });
@@ -337,6 +338,7 @@ export async function runDifferential(options = {}) {
 		journaledWrites: 0,
 		copies: 0,
 		hotJournals: 0,
+		reopens: 0,
 		recoveryFaults: 0,
 		committedStates: 0,
 	};
@@ -378,7 +380,7 @@ export async function runDifferential(options = {}) {
 		}
 	};
 
-	const db = await open(name, kv, { backend, limits });
+	let db = await open(name, kv, { backend, limits });
 	const calls = [];
 	const endPos = [];
 	const epoch = settleEpochs();
@@ -464,11 +466,13 @@ export async function runDifferential(options = {}) {
 		if (ref.inTransaction) ref.apply("ROLLBACK");
 	};
 
-	/** Opens a copy of the KV and checks it holds one of the states history[from..]. */
-	const checkCopy = async (copy, from, what, { exact = false } = {}) => {
-		stats.copies++;
-		if ((await copy.store.get(JOURNAL_META)) !== null) stats.hotJournals++;
-		let copyDb = null;
+	/**
+	 * Opens the database. Now and then (`recoveryFaults`) it first opens it
+	 * through `faulty` (a chaos KV over the same store) failing at its n-th
+	 * KV write (when it rolls back a hot journal), and if that open fails,
+	 * opens it again: recovery must survive being interrupted.
+	 */
+	const openRecovering = async (faulty, plain, what) => {
 		const recovery =
 			typeof recoveryFaults === "object"
 				? recoveryFaults
@@ -476,24 +480,30 @@ export async function runDifferential(options = {}) {
 					? { at: 1 + Math.floor(checkRandom() * 12), mode: FAULT_MODES[Math.floor(checkRandom() * 3)] }
 					: null;
 		if (recovery) {
-			// An open whose n-th KV write (when it rolls back a hot journal)
-			// fails, then a second open: recovery must survive being
-			// interrupted.
-			const chaos = createChaosKv(copy.store, checkRandom, { latency: false });
-			chaos.setPlan({ atMutation: { [recovery.at]: recovery.mode } });
+			faulty.setPlan({ atMutation: { [recovery.at]: recovery.mode } });
 			try {
-				copyDb = await open(name, chaos, { backend, limits });
+				return { db: await open(name, faulty, { backend, limits }), what };
 			} catch (error) {
 				if (!isKvFailure(error)) fail(`${what}: an open failing at KV write ${recovery.at} (${recovery.mode}) rejected with ${error.code}: ${error.message}`);
 				stats.recoveryFaults++;
 				what += ` (after an open that failed at its KV write ${recovery.at}, ${recovery.mode})`;
+			} finally {
+				faulty.setPlan(null);
 			}
 		}
 		try {
-			copyDb ??= await open(name, copy.store, { backend, limits });
+			return { db: await open(name, plain, { backend, limits }), what };
 		} catch (error) {
-			fail(`${what}: open rejected with ${error.code}: ${error.message}`);
+			return fail(`${what}: open rejected with ${error.code}: ${error.message}`);
 		}
+	};
+
+	/** Opens a copy of the KV and checks it holds one of the states history[from..]. */
+	const checkCopy = async (copy, from, description, { exact = false } = {}) => {
+		stats.copies++;
+		if ((await copy.store.get(JOURNAL_META)) !== null) stats.hotJournals++;
+		const opened = await openRecovering(createChaosKv(copy.store, checkRandom, { latency: false }), copy.store, description);
+		const { db: copyDb, what } = opened;
 		let check;
 		let state;
 		try {
@@ -583,12 +593,32 @@ export async function runDifferential(options = {}) {
 		for (const copy of copies.splice(0)) await checkCopy(copy, copy.at < 0 ? 0 : endPos[copy.at], copy.what);
 	};
 
+	const reopen = async () => {
+		stats.reopens++;
+		await db.close();
+		if (ref.inTransaction) ref.apply("ROLLBACK");
+		const opened = await openRecovering(kv, kv, `step ${step}: the database closed and reopened`);
+		db = opened.db;
+		note(opened.what);
+		const [[check]] = (await db.query("PRAGMA integrity_check")).rows;
+		if (check !== "ok") fail(`${opened.what}: integrity_check says ${check}`);
+		const live = await dumpWith(async (sql) => (await db.query(sql)).rows);
+		if (live !== history.at(-1)) fail(`${opened.what}: it differs from the last committed state:\n  ${firstDifference(live, history.at(-1))}`);
+	};
+
 	try {
 		note(`seed ${seed}, ${backend ?? "default"} engine, ${ref.kind} reference, limits ${JSON.stringify(limits)}`);
 		const batches = workload ?? [{ calls: [call("exec", SETUP)] }];
 		for (step = 0; step < batches.length; step++) await runStep(batches[step]);
 		if (!workload) {
-			for (; step < steps; step++) await runStep(generator.next(ref));
+			for (; step < steps; step++) {
+				// Now and then, close the database (an open transaction is
+				// lost) and open it again from the KV, which may hold a hot
+				// journal of a failed write. Not while the KV may hold a write
+				// that failed but applied: reopening then may show it.
+				if (reopenRandom() < 0.04 && !uncertain) await reopen();
+				await runStep(generator.next(ref));
+			}
 		}
 		// A last clean write, so the KV holds exactly the final state.
 		const last = [call("exec", "CREATE TABLE IF NOT EXISTS done(x)")];
