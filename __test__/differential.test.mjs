@@ -33,7 +33,7 @@
 // Checks:
 // (a) after each step, the live database equals the reference (its open
 //     transaction included), both agree on inTransaction, and kv.onError
-//     heard of each failed KV call;
+//     was called with the error of each KV call that failed;
 // (b) a copy of the KV taken the moment each call settles, and now and then
 //     one taken mid-write (a crash), opens with integrity_check "ok" to a
 //     committed state no older than the one the call left: what resolved is
