@@ -562,20 +562,28 @@ export async function runDifferential(options = {}) {
 		// kv.onError heard of every KV call that failed, with the KV's own error.
 		const unheard = faults.find((f) => f.error && !kv.errors.includes(f.error));
 		if (unheard) fail(`after step ${step}: kv.onError never heard of the failure of KV call ${unheard.n} (${unheard.method}, ${unheard.mode})`);
-		// Replay group by group (calls that settled together).
+		// Replay group by group (calls that settled together). Where a group
+		// has a KV failure, the calls from the one after its last call that
+		// resolved before that failure on (all of them, as group commit is
+		// written today) shared the failed write.
+		const record = (index, c, what) => {
+			endPos[index] = history.length - 1;
+			note(`step ${step} call ${index}${batch.calls.length > 1 ? " (unawaited)" : ""}: ${describeCall(c)} → ${what}`);
+		};
 		for (let j = 0; j < batch.calls.length; ) {
 			const group = [];
 			do group.push({ c: batch.calls[j], outcome: outcomes[j], index: base + j });
 			while (++j < batch.calls.length && outcomes[j].epoch === group[0].outcome.epoch);
-			const failed = group.some(({ outcome }) => outcome.status === "rejected" && isKvFailure(outcome.reason));
-			if (failed) {
-				stats.kvFailures += group.length;
-				await failedGroup(group);
-			}
-			for (const { c, outcome, index } of group) {
-				const what = failed ? `rejected with its group's failed KV write: ${outcome.reason?.code}: ${outcome.reason?.message}` : await replay(c, outcome);
-				endPos[index] = history.length - 1;
-				note(`step ${step} call ${index}${batch.calls.length > 1 ? " (unawaited)" : ""}: ${describeCall(c)} → ${what}`);
+			const firstKv = group.findIndex(({ outcome }) => outcome.status === "rejected" && isKvFailure(outcome.reason));
+			let split = firstKv === -1 ? group.length : firstKv;
+			while (firstKv !== -1 && split > 0 && group[split - 1].outcome.status === "rejected") split--;
+			for (const { c, outcome, index } of group.slice(0, split)) record(index, c, await replay(c, outcome));
+			const failed = group.slice(split);
+			if (failed.length === 0) continue;
+			stats.kvFailures += failed.length;
+			await failedGroup(failed);
+			for (const { c, outcome, index } of failed) {
+				record(index, c, `rejected with its group's failed KV write: ${outcome.reason?.code}: ${outcome.reason?.message}`);
 			}
 		}
 		stats.calls += batch.calls.length;
