@@ -16,8 +16,10 @@
 // queue: the calls that shared one KV write):
 // - a group in which a call rejected with a KV failure (an SQLITE_IOERR_*
 //   code, or the KV's error anywhere in its causes, `errors` included): its
-//   write failed, so nothing of any of its calls is applied, and an open
-//   transaction is rolled back (the database went back to what the KV holds).
+//   write failed, so nothing of its calls is applied (from the one after the
+//   last call that resolved before the failure: today none resolves), and an
+//   open transaction is rolled back (the database went back to what the KV
+//   holds).
 //   A call of it that rejected with only its SQL error must not have lost
 //   anything: on a copy of the reference that runs the group, the statements
 //   before its failing one must change neither the data nor the transaction
