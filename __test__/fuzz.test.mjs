@@ -9,21 +9,11 @@ import assert from "node:assert/strict";
 import { SqliteError } from "../index.mjs";
 import { createTestKv } from "./helpers/kv.mjs";
 import { open, rows, snapshot } from "./helpers/db.mjs";
+import { prng } from "./helpers/random.mjs";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
 const STEPS = Number(process.env.FUZZ_STEPS ?? 10_000);
 const LIMITS = { maxKeysPerCall: 16, maxBatchBytes: 128 * 1024 };
-
-function prng(seed) {
-	let a = seed >>> 0;
-	return () => {
-		a = (a + 0x6d2b79f5) >>> 0;
-		let t = a;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
 
 const random = prng(SEED);
 const int = (n) => Math.floor(random() * n);
