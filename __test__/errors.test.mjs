@@ -226,6 +226,34 @@ describe("errors", () => {
 		await assert.rejects(open(headless), SqliteError);
 	});
 
+	test("metadata claiming a huge file over a small database opens at once, with the real rows", async () => {
+		const base = createTestKv();
+		const db = await open(base);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('x')");
+		await db.close();
+		const lying = base.clone();
+		// 1 TiB: 2^28 chunks, of which the KV holds two.
+		const size = new Uint8Array(10);
+		new DataView(size.buffer).setUint16(0, 1, true);
+		new DataView(size.buffer).setBigUint64(2, 2n ** 40n, true);
+		await lying.inner.put(new Uint8Array([8, 1, 0, 0]), size);
+		const started = performance.now();
+		const opened = await open(lying);
+		assert.ok(performance.now() - started < 5_000, "open settled in seconds");
+		assert.ok(lying.count() <= 3, `${lying.count()} KV calls`);
+		assert.deepEqual(await rows(opened, "SELECT v FROM t"), [["x"]]);
+		const [[check]] = await rows(opened, "PRAGMA integrity_check");
+		assert.equal(check, "ok");
+		// The next write puts the true size back in the metadata.
+		await opened.run("INSERT INTO t VALUES ('y')");
+		await opened.close();
+		const [, meta] = lying.entries().find(([k]) => k.length === 4 && k[3] === 0);
+		assert.ok(new DataView(meta.buffer, meta.byteOffset).getBigUint64(2, true) < 2n ** 20n);
+		const again = await open(lying);
+		assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY v"), [["x"], ["y"]]);
+		await again.close();
+	});
+
 	test("a page that is not a database makes open reject with SQLITE_NOTADB", async () => {
 		const kv = createTestKv();
 		const meta = new Uint8Array([8, 1, 0, 0]);

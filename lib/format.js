@@ -69,6 +69,28 @@ function decodeMeta(value, tag) {
 	return Number(size);
 }
 
+const HEADER_MAGIC = Buffer.from("SQLite format 3\0", "latin1");
+
+/** Whether `page` (chunk 0 of a main file) starts with SQLite's header. */
+function isDatabaseHeader(page) {
+	return page instanceof Uint8Array && page.length >= 100 && HEADER_MAGIC.equals(page.subarray(0, 16));
+}
+
+/**
+ * The database size, in bytes, that the header in `page` (chunk 0) gives,
+ * when SQLite trusts it (its "in-header database size": non-zero, and the
+ * change counter equals the version-valid-for number) and the page size is
+ * the chunk size; else null. SQLite reads no page past it.
+ */
+function headerSize(page) {
+	if (!isDatabaseHeader(page)) return null;
+	const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
+	if (view.getUint16(16) !== CHUNK_SIZE) return null;
+	const pages = view.getUint32(28);
+	if (pages === 0 || view.getUint32(24) !== view.getUint32(92)) return null;
+	return pages * CHUNK_SIZE;
+}
+
 function describe(value) {
 	if (value === null) return "null";
 	if (typeof value === "object") return value.constructor?.name ?? "object";
@@ -90,5 +112,7 @@ module.exports = {
 	encodeMeta,
 	decodeMeta,
 	chunkCount,
+	isDatabaseHeader,
+	headerSize,
 	describe,
 };

@@ -13,9 +13,11 @@ const {
 	encodeMeta,
 	decodeMeta,
 	chunkCount,
+	isDatabaseHeader,
+	headerSize,
 	describe,
 } = require("./format");
-const { kvFailure, corrupt } = require("./errors");
+const { SqliteError, kvFailure, corrupt } = require("./errors");
 const { buildJournal } = require("./journal");
 
 // getBatch calls in flight at once while loading a database.
@@ -76,6 +78,20 @@ async function forEachConcurrent(items, limit, task) {
 	};
 	await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 	if (failure) throw failure.error;
+}
+
+/** Chunks `first..` as read from the KV, checked; a missing one is null. */
+function checkChunks(values, first) {
+	return values.map((value, i) => {
+		if (value === undefined || value === null) return null;
+		if (!(value instanceof Uint8Array)) {
+			throw corrupt(`corrupt chunk ${first + i} in the KV: expected a Uint8Array, got ${describe(value)}`);
+		}
+		if (value.length > CHUNK_SIZE) {
+			throw corrupt(`corrupt chunk ${first + i} in the KV: ${value.length} bytes, at most ${CHUNK_SIZE} expected`);
+		}
+		return value;
+	});
 }
 
 function range(start, end, step = 1) {
@@ -156,36 +172,42 @@ class Persistence {
 	 * durable (see #recover).
 	 */
 	async open() {
-		const [mainMeta, journalMeta] = await this.#getBatch([metaKey(TAG_MAIN), metaKey(TAG_JOURNAL)]);
+		// The metadata and page 1 come in one call: a database of one page
+		// opens with a single getBatch.
+		const [mainMeta, journalMeta, page1] = await this.#getBatch([
+			metaKey(TAG_MAIN),
+			metaKey(TAG_JOURNAL),
+			chunkKey(TAG_MAIN, 0),
+		]);
 		const mainSize = mainMeta == null ? 0 : decodeMeta(mainMeta, TAG_MAIN);
 		const journalSize = journalMeta == null ? null : decodeMeta(journalMeta, TAG_JOURNAL);
 		this.#kvSize = mainMeta == null ? null : mainSize;
-		await this.#loadFile(TAG_MAIN, mainSize);
-		if (journalSize !== null) await this.#loadFile(TAG_JOURNAL, journalSize);
-		this.#engine.open(mainSize, journalSize);
+		let loadSize = mainSize;
+		if (mainSize > 0) {
+			const [first] = checkChunks([page1], 0);
+			if (journalSize === null) {
+				// What SQLite would find on reading page 1, found before reading
+				// the rest: metadata claiming a huge file over a few pages
+				// cannot make open read (or wait for) what is not there.
+				if (!isDatabaseHeader(first)) throw new SqliteError("file is not a database", "SQLITE_NOTADB");
+				loadSize = Math.min(mainSize, headerSize(first) ?? mainSize);
+			}
+			this.#engine.loadChunks(TAG_MAIN, 0, [first]);
+		}
+		await this.#loadFile(TAG_MAIN, loadSize, 1);
+		if (journalSize !== null) await this.#loadFile(TAG_JOURNAL, journalSize, 0);
+		this.#engine.open(loadSize, journalSize);
 		if (journalSize !== null) await this.#recover(journalSize);
 	}
 
-	async #loadFile(tag, size) {
+	/** Loads chunks `from..` of file `tag`, `size` bytes long, into the engine. */
+	async #loadFile(tag, size, from) {
 		const step = this.#limits.maxKeysPerCall;
 		const count = chunkCount(size);
-		await forEachConcurrent(range(0, count, step), LOAD_CONCURRENCY, async (first) => {
+		await forEachConcurrent(range(from, count, step), LOAD_CONCURRENCY, async (first) => {
 			const indices = range(first, Math.min(first + step, count));
 			const values = await this.#getBatch(indices.map((i) => chunkKey(tag, i)));
-			for (let i = 0; i < values.length; i++) {
-				const value = values[i];
-				if (value === undefined) {
-					values[i] = null;
-				} else if (value !== null) {
-					if (!(value instanceof Uint8Array)) {
-						throw corrupt(`corrupt chunk ${indices[i]} in the KV: expected a Uint8Array, got ${describe(value)}`);
-					}
-					if (value.length > CHUNK_SIZE) {
-						throw corrupt(`corrupt chunk ${indices[i]} in the KV: ${value.length} bytes, at most ${CHUNK_SIZE} expected`);
-					}
-				}
-			}
-			this.#engine.loadChunks(tag, first, values);
+			this.#engine.loadChunks(tag, first, checkChunks(values, first));
 		});
 	}
 
