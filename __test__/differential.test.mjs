@@ -67,7 +67,7 @@ import { runDifferential, call, SETUP, Divergence } from "./helpers/differential
  * its own cases below are todo; once it is fixed, remove its number: the
  * random workloads then reach it too, and its cases must pass.
  */
-const OPEN_DEFECTS = new Set([1, 2, 4, 5]);
+const OPEN_DEFECTS = new Set([]);
 
 // Seeds whose workloads reach KV faults and journaled writes in their first
 // steps (a few seconds per engine in all).

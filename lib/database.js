@@ -204,6 +204,7 @@ class Database {
 		let pending = false;
 		for (const job of jobs) {
 			this.#reachedEngine = false;
+			const autocommitBefore = this.#autocommit;
 			try {
 				let value = job.op();
 				// A call finished on an engine thread: the next one waits for it.
@@ -211,11 +212,13 @@ class Database {
 				outcomes.push({ ok: true, value });
 				pending ||= (this.#state & PENDING) !== 0;
 			} catch (error) {
-				// A failed call may still have sealed changes (the statements of
-				// a script before the failing one), or ended a transaction.
+				// A failed call may still have had effects: sealed changes (the
+				// statements of a script before the failing one), or a
+				// transaction it opened.
 				const sealed = this.#reachedEngine && this.#sealedByLastCall();
 				pending ||= sealed;
-				outcomes.push({ ok: false, error: fromEngine(error), sealed });
+				const effects = sealed || (autocommitBefore && !this.#autocommit);
+				outcomes.push({ ok: false, error: fromEngine(error), effects });
 			}
 		}
 		if (pending) {
@@ -229,7 +232,7 @@ class Database {
 				jobs.forEach((job, i) => {
 					const outcome = outcomes[i];
 					if (outcome.ok) job.reject(error);
-					else job.reject(outcome.sealed ? lostEffects(outcome.error, error) : outcome.error);
+					else job.reject(outcome.effects ? lostEffects(outcome.error, error) : outcome.error);
 				});
 				return;
 			}
