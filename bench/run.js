@@ -11,7 +11,7 @@
 //   --time MS            length of each time-boxed loop (full: 1000)
 //   --latencies 0,1      KV latencies in ms (default 0,1)
 //   --backends a,b       only these backends (native,wasm,v2.2.1,seed,bs3-file,bs3-mem)
-//   --workloads W1,W4    only these workloads (W1,W2a,W2b,W3,W4,W5,W6,M)
+//   --workloads W1,W4    only these workloads (W1,W2a,W2b,W3,W4,W5,W6,R,M)
 //   --json FILE          where to write the JSON (default bench/results/latest.json)
 
 const { fork } = require("node:child_process");
@@ -62,9 +62,10 @@ function config(options) {
 			selectRows: 1_000,
 			writers: 100,
 			databases: quick ? 100 : 1_000,
+			longQueryRows: 1_000_000,
 		},
 		backends: options.backends,
-		workloads: options.workloads ?? ["W1", "W2a", "W2b", "W3", "W4", "W5", "W6", "M"],
+		workloads: options.workloads ?? ["W1", "W2a", "W2b", "W3", "W4", "W5", "W6", "R", "M"],
 		json: options.json ?? path.join(RESULTS, "latest.json"),
 	};
 }
@@ -146,6 +147,8 @@ function roundTasks(cfg, backends, round, images) {
 			}
 		} else if (workload === "W5") {
 			for (const latencyMs of cfg.latencies) variants.push({ workload, latencyMs, params: { image: "10mb", imageRows: images["10mb"].rows } });
+		} else if (workload === "R") {
+			variants.push({ workload, latencyMs: cfg.latencies[0], params: cfg.params });
 		} else if (workload === "M") {
 			variants.push({ workload, latencyMs: cfg.latencies[0], params: { ...cfg.params, image: "small" } });
 		} else {

@@ -282,6 +282,101 @@ const WORKLOADS = {
 	},
 };
 
+const LONG_QUERY = (n) => `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) SELECT count(*), sum(x) FROM c`;
+const RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+WORKLOADS.R = async function R(ctx) {
+	// Responsiveness: database A runs one long CPU-bound query (~0.5 s on the
+	// native engine) while database B runs point selects on the same
+	// process's JS thread; the event loop's delay is sampled meanwhile.
+	const a = await openDb(ctx, "ra", ctx.newKv());
+	const b = await openDb(ctx, "rb", ctx.newKv());
+	await b.exec(SCHEMA);
+	await b.exec(bulkInsert("t", ctx.params.selectRows));
+	const next = ids(ctx.params.selectRows);
+	// Each select is its own event-loop turn, as requests to an actor are:
+	// a loop of selects that resolve at once would never let timers (or a
+	// result coming back from an engine thread) run.
+	const select = async () => {
+		await b.query(SELECT, [next()]);
+		await new Promise((resolve) => setImmediate(resolve));
+	};
+	await timeBox(ctx.warmUpMs, null, select);
+	const idle = await timeBox(ctx.timeMs / 2, null, select);
+	// The event loop's delay: the longest gap between the ticks of a 1 ms
+	// timer, less the 1 ms.
+	let last = now();
+	let maxGap = 0;
+	const ticker = setInterval(() => {
+		const t = now();
+		maxGap = Math.max(maxGap, t - last);
+		last = t;
+	}, 1);
+	await sleep(20);
+	maxGap = 0;
+	last = now();
+	const started = now();
+	let done = false;
+	const long = a.query(LONG_QUERY(ctx.params.longQueryRows)).finally(() => {
+		done = true;
+	});
+	let busyOps = 0;
+	while (!done) {
+		await select();
+		busyOps++;
+	}
+	const [[count]] = await long;
+	const longMs = now() - started;
+	await sleep(5); // a tick after the end, for a call that blocked until it
+	clearInterval(ticker);
+	if (Number(count) !== ctx.params.longQueryRows) throw new Error(`R: the long query counted ${count}`);
+	await a.close();
+	await b.close();
+
+	// A runaway query under timeoutMs: 200, and one stopped by interrupt().
+	let timeoutMs = null;
+	let interruptMs = null;
+	if (ctx.backend.supports?.timeout) {
+		const c = await ctx.backend.open("rc", ctx.newKv(), { timeoutMs: 200 });
+		const t0 = now();
+		await c.query(RUNAWAY).then(
+			() => {
+				throw new Error("R: the runaway query returned");
+			},
+			(error) => {
+				if (error.code !== "SQLITE_INTERRUPT") throw error;
+			},
+		);
+		timeoutMs = now() - t0;
+		await c.query("SELECT 1"); // the next call works
+		await c.close();
+	}
+	if (ctx.backend.supports?.interrupt) {
+		const d = await ctx.backend.open("rd", ctx.newKv(), { timeoutMs: 0 });
+		const running = d.query(RUNAWAY).catch((error) => error);
+		await sleep(100);
+		const t0 = now();
+		d.interrupt();
+		const error = await running;
+		if (error?.code !== "SQLITE_INTERRUPT") throw new Error(`R: interrupt() gave ${error}`);
+		interruptMs = now() - t0;
+		await d.query("SELECT 1");
+		await d.close();
+	}
+	const idleRate = idle.ops / idle.seconds;
+	const busyRate = busyOps / (longMs / 1000);
+	return {
+		eventLoopDelayMaxMs: Math.max(0, maxGap - 1),
+		busyRatio: busyRate / idleRate,
+		idleSelectsPerSec: idleRate,
+		longQueryMs: longMs,
+		timeoutMs,
+		interruptMs,
+	};
+};
+
 // Figures shown in the report, per workload: [key, label, unit, better].
 const FIGURES = {
 	W1: [
@@ -316,6 +411,13 @@ const FIGURES = {
 	W6: [
 		["opsPerSec", "W6 100 concurrent inserts", "ops/s", "higher"],
 		["kvCallsPerOp", "W6 KV calls per insert", "calls", "lower"],
+	],
+	R: [
+		["eventLoopDelayMaxMs", "R event-loop delay, other db's 0.5 s query", "ms", "lower"],
+		["busyRatio", "R point selects during it / idle", "×", "higher"],
+		["longQueryMs", "R the 0.5 s query itself", "ms", "lower"],
+		["timeoutMs", "R runaway, timeoutMs 200: rejected after", "ms", "lower"],
+		["interruptMs", "R interrupt(): rejected after", "ms", "lower"],
 	],
 	M: [
 		["rssPerDbKiB", "M RSS per open database", "KiB", "lower"],

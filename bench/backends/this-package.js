@@ -11,13 +11,17 @@ function create(engine) {
 	return async function createBackend() {
 		const { open } = require(ROOT);
 		return {
-			async open(name, kv) {
-				const db = await open(name, kv, { backend: engine });
+			// The WASM engine runs calls on the JS thread: only a deadline can
+			// stop one there.
+			supports: { timeout: true, interrupt: engine === "native" },
+			async open(name, kv, options = {}) {
+				const db = await open(name, kv, { backend: engine, ...options });
 				if (db.backend !== engine) throw new Error(`asked for the ${engine} engine, got ${db.backend}`);
 				return {
 					exec: (sql) => db.exec(sql),
 					run: (sql, params) => db.run(sql, params),
 					query: async (sql, params) => (await db.query(sql, params)).rows,
+					interrupt: () => db.interrupt(),
 					close: () => db.close(),
 				};
 			},
