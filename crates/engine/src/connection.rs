@@ -316,6 +316,8 @@ impl Database {
             .suspended
             .take()
             .ok_or_else(|| EngineError::Range("no call to resume: execute() finished it".into()))?;
+        // On an engine thread, no statement is cut short for time spent.
+        self.control.set_budget(None);
         match self.run(
             &sql,
             offset,
