@@ -32,11 +32,11 @@ function loadLmdb() {
 const environments = new Map();
 
 function acquireEnvironment(folder, mapSize) {
+	const { open } = loadLmdb();
 	fs.mkdirSync(folder, { recursive: true });
 	const key = fs.realpathSync(folder);
 	let env = environments.get(key);
 	if (!env) {
-		const { open } = loadLmdb();
 		const root = open({
 			path: key,
 			keyEncoding: "binary",
