@@ -11,6 +11,8 @@
 
 const fs = require("node:fs");
 
+const { planBatches } = require("../lib/persist");
+
 /** The actor KV limits the counters check against. */
 const LIMITS = Object.freeze({
 	maxKeysPerCall: 128,
@@ -197,18 +199,7 @@ class BenchKv {
 
 	/** A KV with the (in-memory) contents copied into `backing` first, uncounted. */
 	async copyTo(backing, options = {}) {
-		let batch = [];
-		let bytes = 0;
-		for (const [key, value] of this.entries()) {
-			if (batch.length === LIMITS.maxKeysPerCall || bytes + key.length + value.length > LIMITS.maxBatchBytes) {
-				await backing.putBatch(batch);
-				batch = [];
-				bytes = 0;
-			}
-			batch.push([key, value]);
-			bytes += key.length + value.length;
-		}
-		if (batch.length > 0) await backing.putBatch(batch);
+		for (const batch of planBatches(this.entries(), LIMITS)) await backing.putBatch(batch);
 		return new BenchKv({ latencyMs: options.latencyMs ?? this.#latencyMs, backing });
 	}
 

@@ -6,7 +6,12 @@
 // `size`); `clone()` copies the model's contents into a new actor on the real
 // store, which the clone's first call waits for.
 
+import { createRequire } from "node:module";
+
 import { createMemoryKv } from "../../index.mjs";
+
+// How the persistence layer splits writes into putBatch calls within limits.
+const { planBatches } = createRequire(import.meta.url)("../../lib/persist.js");
 
 const hex = (bytes) => (bytes == null ? String(bytes) : Buffer.from(bytes).toString("hex"));
 
@@ -80,18 +85,5 @@ export function createMirroredKv(realKv, options = {}, seed = []) {
 
 /** Writes `entries` into `kv` in putBatch calls within its limits. */
 async function copyInto(kv, entries) {
-	const { maxKeysPerCall, maxBatchBytes } = kv.limits;
-	let batch = [];
-	let bytes = 0;
-	for (const entry of entries) {
-		const size = entry[0].length + entry[1].length;
-		if (batch.length > 0 && (batch.length === maxKeysPerCall || bytes + size > maxBatchBytes)) {
-			await kv.putBatch(batch);
-			batch = [];
-			bytes = 0;
-		}
-		batch.push(entry);
-		bytes += size;
-	}
-	if (batch.length > 0) await kv.putBatch(batch);
+	for (const batch of planBatches(entries, kv.limits)) await kv.putBatch(batch);
 }

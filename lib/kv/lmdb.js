@@ -10,7 +10,7 @@
 const path = require("node:path");
 const fs = require("node:fs");
 
-const { createChecks, lastPerKey } = require("./checks");
+const { createChecks } = require("./checks");
 
 // LMDB's largest key as the lmdb package builds it (MDB_MAXKEYSIZE).
 const LMDB_MAX_KEY_SIZE = 1978;
@@ -92,8 +92,13 @@ function createLmdbKv(folder, options = {}) {
 		}
 		return Buffer.concat([prefix, key]);
 	};
-	// Every key of this actor sorts in [prefix, end).
-	const end = Buffer.concat([prefix, Buffer.alloc(LMDB_MAX_KEY_SIZE - prefix.length, 0xff)]);
+	// This actor's stored keys, in order: those from `prefix` on that start with it.
+	const ownKeys = function* () {
+		for (const key of root.getKeys({ start: prefix })) {
+			if (key.length < prefix.length || !key.subarray(0, prefix.length).equals(prefix)) return;
+			yield Buffer.from(key);
+		}
+	};
 
 	const env = acquireEnvironment(path.resolve(folder), options.mapSize);
 	const { root } = env;
@@ -117,9 +122,9 @@ function createLmdbKv(folder, options = {}) {
 		},
 		async getBatch(keys) {
 			live();
-			// One read transaction, so that the values are of one state.
-			check.keys("getBatch", keys);
-			return root.transactionSync(() => keys.map(read));
+			// Read synchronously, within lmdb's current read transaction: the
+			// values are all of one committed state.
+			return check.keys("getBatch", keys).map(read);
 		},
 		async put(key, value) {
 			live();
@@ -130,7 +135,8 @@ function createLmdbKv(folder, options = {}) {
 		async putBatch(entries) {
 			live();
 			// Checked and encoded in full before the transaction: all or nothing.
-			const encoded = lastPerKey(check.entries(entries)).map(([key, value]) => [storedKey(key), Buffer.from(value)]);
+			// (Applied in order: the last value of a repeated key wins.)
+			const encoded = check.entries(entries).map(([key, value]) => [storedKey(key), Buffer.from(value)]);
 			if (encoded.length === 0) return;
 			await root.transaction(() => {
 				for (const [key, value] of encoded) root.put(key, value);
@@ -147,17 +153,13 @@ function createLmdbKv(folder, options = {}) {
 		/** Every [key, value] pair of this actor, in key order. */
 		async entries() {
 			live();
-			const out = [];
-			for (const { key, value } of root.getRange({ start: prefix, end })) {
-				out.push([new Uint8Array(key.subarray(prefix.length)), new Uint8Array(value)]);
-			}
-			return out;
+			return [...ownKeys()].map((key) => [new Uint8Array(key.subarray(prefix.length)), new Uint8Array(root.getBinary(key))]);
 		},
 		/** Deletes every key of this actor, in one transaction. */
 		async clear() {
 			live();
 			await root.transaction(() => {
-				for (const key of root.getKeys({ start: prefix, end })) root.remove(key);
+				for (const key of [...ownKeys()]) root.remove(key);
 			});
 		},
 		/** Releases the environment (closed with its last KV). Idempotent. */
