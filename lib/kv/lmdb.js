@@ -61,8 +61,6 @@ async function releaseEnvironment(env) {
 	await env.root.close();
 }
 
-const asBuffer = (bytes) => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-
 /**
  * A durable KV store for `open`, holding actor `options.actor`'s keys in the
  * LMDB environment at `folder` (created if missing).
@@ -129,7 +127,7 @@ function createLmdbKv(folder, options = {}) {
 		async put(key, value) {
 			live();
 			const k = storedKey(check.key(key));
-			const v = asBuffer(check.value(value));
+			const v = Buffer.from(check.value(value)); // a copy: written later, in lmdb's batch
 			await root.transaction(() => root.put(k, v));
 		},
 		async putBatch(entries) {

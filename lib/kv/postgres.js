@@ -71,8 +71,9 @@ function ensureTable(pool, table) {
 	return pending;
 }
 
-const asBuffer = (bytes) => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-const hexKey = (bytes) => asBuffer(bytes).toString("hex");
+// Keys and values are copied when a call starts: pg sends them later.
+const asBuffer = (bytes) => Buffer.from(bytes);
+const hexKey = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
 const placeholders = (count, first) => Array.from({ length: count }, (_, i) => `$${first + i}`).join(", ");
 
 /**
