@@ -1,6 +1,7 @@
 // The KV store subpaths (@rivetkit/sqlite-vfs/kv/lmdb, /kv/postgres): the
 // core entry loads neither client library, and each subpath gives the same
-// functions to require() and import.
+// functions to require() and import, and the LMDB store loads under every
+// runtime the suite runs on.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -8,6 +9,8 @@ import { execFileSync } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+
+import { tempDir } from "./helpers/stores.mjs";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
@@ -38,4 +41,13 @@ test("each subpath gives require() and import the same functions", async () => {
 			assert.equal(esm[name], cjs[name], `${subpath} ${name}`);
 		}
 	}
+});
+
+test("the LMDB store loads and works under this runtime (lmdb's prebuilt binary, no install script)", async () => {
+	const { createLmdbKv } = require("@rivetkit/sqlite-vfs/kv/lmdb");
+	const folder = tempDir("sqlite-vfs-lmdb-load-");
+	const kv = createLmdbKv(folder, { actor: "load" });
+	await kv.putBatch([[Uint8Array.of(1), Uint8Array.of(2, 3)]]);
+	assert.deepEqual((await kv.getBatch([Uint8Array.of(1), Uint8Array.of(2)])).map((v) => v && [...v]), [[2, 3], null]);
+	await kv.close();
 });
