@@ -56,8 +56,8 @@ export function tempDir(prefix) {
 export async function storeFactory(store) {
 	if (store === "lmdb") {
 		const { createLmdbKv } = require("../../lib/kv/lmdb.js");
-		const folder = tempDir("sqlite-vfs-lmdb-");
-		return (options = {}) => createLmdbKv(folder, { ...options, actor: actorId() });
+		let folder = null; // made on first use
+		return (options = {}) => createLmdbKv((folder ??= tempDir("sqlite-vfs-lmdb-")), { ...options, actor: actorId() });
 	}
 	if (store === "postgres") {
 		const pg = require("pg");

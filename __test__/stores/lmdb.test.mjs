@@ -33,7 +33,8 @@ const CHILD = path.join(here, "..", "helpers", "lmdb-child.mjs");
 function runChild(folder, actor, killOn, env = {}) {
 	return new Promise((resolve, reject) => {
 		const child = spawn(runtime, [CHILD, folder, actor], {
-			env: { ...process.env, ...env },
+			// The child's helpers use no test store of their own.
+			env: { ...process.env, SQLITE_VFS_TEST_KV: "memory", ...env },
 			stdio: ["ignore", "pipe", "inherit"],
 		});
 		const lines = [];
