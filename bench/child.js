@@ -9,6 +9,7 @@
 const { backendById } = require("./backends");
 const { WORKLOADS } = require("./workloads");
 const { BenchKv } = require("./kv");
+const { openStore } = require("./stores");
 
 async function warmUp(backend) {
 	const db = await backend.open("warm-up", new BenchKv());
@@ -26,6 +27,8 @@ async function warmUp(backend) {
 async function runTask(task) {
 	const spec = backendById(task.backend);
 	const backend = await spec.create();
+	// A real KV store under this package's engine (LMDB, PostgreSQL), or null.
+	const store = spec.store ? await openStore(spec.store) : null;
 	try {
 		await warmUp(backend);
 		const loaded = new Map();
@@ -37,11 +40,13 @@ async function runTask(task) {
 			warmUpMs: task.timeMs / 4,
 			reps: task.reps,
 			params: task.params,
-			newKv: () => new BenchKv({ latencyMs: task.latencyMs }),
+			newKv: () => new BenchKv({ latencyMs: task.latencyMs, backing: store?.newKv() }),
 			imageKv(id) {
 				const file = task.images[id]?.file;
 				if (!file) throw new Error(`image "${id}" was not prepared`);
 				if (!loaded.has(id)) loaded.set(id, BenchKv.loadImage(file));
+				// On a real store: the image is copied into a fresh actor first (not timed).
+				if (store) return loaded.get(id).copyTo(store.newKv(), { latencyMs: task.latencyMs });
 				return loaded.get(id).clone({ latencyMs: task.latencyMs });
 			},
 		};
@@ -49,6 +54,7 @@ async function runTask(task) {
 		return figures;
 	} finally {
 		await backend.destroy();
+		await store?.close();
 	}
 }
 
@@ -66,11 +72,15 @@ function send(message) {
 
 async function main() {
 	if (process.argv[2] === "probe") {
-		const backend = await backendById(process.argv[3]).create();
+		const spec = backendById(process.argv[3]);
+		const backend = await spec.create();
+		const store = spec.store ? await openStore(spec.store) : null;
 		try {
 			await warmUp(backend);
+			if (store) await warmUp({ open: (name) => backend.open(name, store.newKv()) });
 		} finally {
 			await backend.destroy();
+			await store?.close();
 		}
 		await send({ ok: true });
 		return;

@@ -6,8 +6,12 @@
 // calls, keys and bytes, and a count of calls that break the actor KV limits
 // (such calls are still carried out: the benchmark observes, it does not
 // enforce). Values are copied in and out, as a real store's would be.
+// With a `backing` store (LMDB, PostgreSQL: see stores.js), the calls are
+// counted and checked the same way and carried out by that store instead.
 
 const fs = require("node:fs");
+
+const { planBatches } = require("../lib/persist");
 
 /** The actor KV limits the counters check against. */
 const LIMITS = Object.freeze({
@@ -62,16 +66,19 @@ function diffCounters(after, before) {
 class BenchKv {
 	#store;
 	#latencyMs;
+	#backing;
 	#counters = emptyCounters();
 
 	/**
 	 * @param {{ latencyMs?: number, store?: Map<string, Uint8Array> }} [options]
 	 *   latencyMs: delay added to every call (0: none, the call still settles
-	 *   asynchronously); store: initial contents (taken over, not copied).
+	 *   asynchronously); store: initial contents (taken over, not copied);
+	 *   backing: a real KV store that carries out the calls instead.
 	 */
 	constructor(options = {}) {
 		this.#latencyMs = options.latencyMs ?? 0;
 		this.#store = options.store ?? new Map();
+		this.#backing = options.backing ?? null;
 	}
 
 	get latencyMs() {
@@ -115,37 +122,44 @@ class BenchKv {
 		if (this.#latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#latencyMs));
 	}
 
-	#read(key) {
-		const value = this.#store.get(keyString(key));
+	#counted(value) {
 		this.#counters.keysRead++;
-		if (value === undefined) return null;
+		if (value === undefined || value === null) return null;
 		this.#counters.bytesRead += value.length;
-		return value.slice();
+		return value;
 	}
 
-	#write(key, value) {
-		this.#counters.keysWritten++;
-		this.#counters.bytesWritten += key.length + value.length;
-		this.#store.set(keyString(key), value.slice());
+	async #read(keys) {
+		if (this.#backing) return (await this.#backing.getBatch(keys)).map((value) => this.#counted(value));
+		return keys.map((key) => this.#counted(this.#store.get(keyString(key))?.slice()));
+	}
+
+	async #write(entries) {
+		for (const [key, value] of entries) {
+			this.#counters.keysWritten++;
+			this.#counters.bytesWritten += key.length + value.length;
+		}
+		if (this.#backing) await this.#backing.putBatch(entries);
+		else for (const [key, value] of entries) this.#store.set(keyString(key), value.slice());
 	}
 
 	async get(key) {
 		this.#checkKeys("get", [key]);
 		await this.#begin("get");
-		return this.#read(key);
+		return (await this.#read([key]))[0];
 	}
 
 	async getBatch(keys) {
 		this.#checkKeys("getBatch", keys);
 		await this.#begin("getBatch");
-		return keys.map((key) => this.#read(key));
+		return this.#read(keys);
 	}
 
 	async put(key, value) {
 		this.#checkKeys("put", [key]);
 		this.#checkValue("put", value);
 		await this.#begin("put");
-		this.#write(key, value);
+		await this.#write([[key, value]]);
 	}
 
 	async putBatch(entries) {
@@ -160,16 +174,15 @@ class BenchKv {
 		}
 		if (bytes > LIMITS.maxBatchBytes) this.#violation(`putBatch: over ${LIMITS.maxBatchBytes} bytes`);
 		await this.#begin("putBatch");
-		for (const [key, value] of entries) this.#write(key, value);
+		await this.#write(entries);
 	}
 
 	async deleteBatch(keys) {
 		this.#checkKeys("deleteBatch", keys);
 		await this.#begin("deleteBatch");
-		for (const key of keys) {
-			this.#counters.keysDeleted++;
-			this.#store.delete(keyString(key));
-		}
+		this.#counters.keysDeleted += keys.length;
+		if (this.#backing) await this.#backing.deleteBatch(keys);
+		else for (const key of keys) this.#store.delete(keyString(key));
 	}
 
 	/** Every [key, value] pair, without copying or counting. */
@@ -182,6 +195,12 @@ class BenchKv {
 		const store = new Map();
 		for (const [key, value] of this.#store) store.set(key, value.slice());
 		return new BenchKv({ latencyMs: options.latencyMs ?? this.#latencyMs, store });
+	}
+
+	/** A KV with the (in-memory) contents copied into `backing` first, uncounted. */
+	async copyTo(backing, options = {}) {
+		for (const batch of planBatches(this.entries(), LIMITS)) await backing.putBatch(batch);
+		return new BenchKv({ latencyMs: options.latencyMs ?? this.#latencyMs, backing });
 	}
 
 	/** Writes the contents to `file` (u16 key length, u32 value length, key, value; little endian). */

@@ -10,7 +10,7 @@
 //   --rounds N           rounds (full: 3)
 //   --time MS            length of each time-boxed loop (full: 1000)
 //   --latencies 0,1      KV latencies in ms (default 0,1)
-//   --backends a,b       only these backends (native,wasm,v2.2.1,seed,bs3-file,bs3-mem)
+//   --backends a,b       only these backends (native,wasm,native-lmdb,native-pg,v2.2.1,seed,bs3-file,bs3-mem)
 //   --workloads W1,W4    only these workloads (W1,W2a,W2b,W3,W4,W5,W6,R,M)
 //   --json FILE          where to write the JSON (default bench/results/latest.json)
 
@@ -121,6 +121,10 @@ async function detectBackends(cfg, log) {
 			entry.reason = "not selected";
 			continue;
 		}
+		if (backend.store === "postgres" && !process.env.SQLITE_VFS_BENCH_PG_HOST) {
+			entry.reason = cfg.postgresUnavailable ?? "no PostgreSQL cluster";
+			continue;
+		}
 		if (backend.id.startsWith("bs3")) {
 			bs3 ??= ensureBetterSqlite3({ log });
 			if (!bs3.available) {
@@ -158,8 +162,11 @@ function roundTasks(cfg, backends, round, images) {
 	const tasks = [];
 	for (const v of variants) {
 		for (const b of order) {
-			// Backends without a KV run once, at the first latency.
+			// Backends without a KV run once, at the first latency; those on a
+			// real store only at 0 ms added latency, and only their workloads.
 			if (!b.usesKv && v.latencyMs !== cfg.latencies[0]) continue;
+			const spec = BACKENDS.find((x) => x.id === b.id);
+			if (spec.store && (v.latencyMs !== 0 || !spec.workloads.includes(v.workload))) continue;
 			tasks.push({
 				backend: b.id,
 				workload: v.workload,
@@ -183,6 +190,27 @@ async function main() {
 	log(`bench: ${cfg.quick ? "quick" : "full"} run, ${cfg.rounds} round(s), ${cfg.timeMs} ms loops, KV latencies ${cfg.latencies.join(", ")} ms`);
 	log(`machine: ${info.nproc} cores, ${info.cpu}, Node ${info.node}`);
 
+	// A throwaway PostgreSQL cluster (Unix socket only, fsync on as deployed)
+	// for the native-pg backend.
+	let cluster = null;
+	const wantsPg = cfg.backends ? cfg.backends.includes("native-pg") : true;
+	if (wantsPg) {
+		const { postgresUnavailable, startPostgres } = await import("../__test__/helpers/postgres.mjs");
+		cfg.postgresUnavailable = postgresUnavailable();
+		if (!cfg.postgresUnavailable) {
+			cluster = await startPostgres({ fsync: true });
+			process.env.SQLITE_VFS_BENCH_PG_HOST = cluster.host;
+			process.env.SQLITE_VFS_BENCH_PG_PORT = String(cluster.port);
+		}
+	}
+	try {
+		await runRounds(cfg, log, started, info);
+	} finally {
+		await cluster?.stop();
+	}
+}
+
+async function runRounds(cfg, log, started, info) {
 	const backends = await detectBackends(cfg, log);
 	for (const b of backends) log(`backend ${b.label}: ${b.available ? "available" : `n/a (${b.reason})`}`);
 

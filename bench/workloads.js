@@ -9,6 +9,7 @@
 //   reps         repetitions of the fixed-size workloads (their median is kept)
 //   newKv()      an empty BenchKv with the latency
 //   imageKv(id)  a BenchKv holding a prepared database image, with the latency
+//                (a promise of one when the backend runs on a real store)
 //   params       workload parameters (row counts, database counts)
 //
 // FIGURES describes every figure for the report: label, unit, and whether a
@@ -194,7 +195,7 @@ const WORKLOADS = {
 
 	/** W4: cold open of a prepared database plus one point query. */
 	async W4(ctx) {
-		const kv = ctx.imageKv(ctx.params.image);
+		const kv = await ctx.imageKv(ctx.params.image);
 		await ctx.backend.materialize("w4", kv);
 		const rowCount = ctx.params.imageRows;
 		const rssBefore = await settledRss();
@@ -218,7 +219,7 @@ const WORKLOADS = {
 
 	/** W5: one-row updates at random ids of a prepared 10 MB database. */
 	async W5(ctx) {
-		const kv = ctx.imageKv(ctx.params.image);
+		const kv = await ctx.imageKv(ctx.params.image);
 		const db = await openDb(ctx, "w5", kv);
 		const next = ids(ctx.params.imageRows);
 		const update = (i) => db.run(UPDATE, [value(i), next()]);

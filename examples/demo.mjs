@@ -1,9 +1,20 @@
-// An example actor on the embedded default KV: creates a table, writes,
-// closes, reopens, reads back, and shows what each call wrote to the KV.
+// An example actor on a durable embedded KV (LMDB, in the folder
+// examples/.demo-data): creates a table if it is not there yet, writes,
+// closes, reopens, reads back, and shows what each call wrote to the KV. Run
+// it twice: the second run finds the first run's visits, since the data
+// outlived the process.
 //
-//   npm run demo
+//   npm run demo                 # LMDB in examples/.demo-data (delete it to start over)
+//   npm run demo -- --memory     # the in-memory KV instead (also SQLITE_VFS_DEMO_KV=memory)
 
-import { open, createMemoryKv } from "../index.mjs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { open, createMemoryKv } from "@rivetkit/sqlite-vfs";
+import { createLmdbKv } from "@rivetkit/sqlite-vfs/kv/lmdb";
+
+const inMemory = process.argv.includes("--memory") || process.env.SQLITE_VFS_DEMO_KV === "memory";
+const folder = path.join(path.dirname(fileURLToPath(import.meta.url)), ".demo-data");
 
 const hex = (bytes) => Buffer.from(bytes).toString("hex");
 
@@ -29,8 +40,9 @@ function loggingKv(kv) {
 	};
 }
 
-const store = createMemoryKv();
+const store = inMemory ? createMemoryKv() : createLmdbKv(folder, { actor: "demo-actor" });
 const kv = loggingKv(store);
+console.log(inMemory ? "KV: in memory (gone when the process exits)" : `KV: LMDB in ${path.relative(process.cwd(), folder) || folder} (kept across runs)`);
 
 async function step(label, fn) {
 	kv.log.length = 0;
@@ -48,22 +60,30 @@ async function step(label, fn) {
 	return result;
 }
 
-let db = await step('open("demo-actor") on an empty KV', () => open("demo-actor", kv));
+let db = await step('open("demo-actor")', () => open("demo-actor", kv));
 console.log(`  engine: ${db.backend}`);
-await step("CREATE TABLE visits", () =>
-	db.exec("CREATE TABLE visits(id INTEGER PRIMARY KEY, who TEXT NOT NULL, at INTEGER NOT NULL)"),
+await step("CREATE TABLE IF NOT EXISTS visits", () =>
+	db.exec("CREATE TABLE IF NOT EXISTS visits(id INTEGER PRIMARY KEY, who TEXT NOT NULL, at INTEGER NOT NULL)"),
 );
-await step("INSERT one row", () => db.run("INSERT INTO visits(who, at) VALUES (?, ?)", ["ada", 1700000000]));
+const earlier = await step("rows from earlier runs", async () => (await db.query("SELECT count(*) FROM visits")).rows[0][0]);
+if (earlier > 0) console.log(`  ${earlier} rows were already there: written by an earlier run of the demo`);
+await step("INSERT one row", () => db.run("INSERT INTO visits(who, at) VALUES (?, ?)", ["ada", Math.floor(Date.now() / 1000)]));
 await step("INSERT 500 rows in one transaction", async () => {
 	await db.exec("BEGIN");
 	for (let i = 0; i < 500; i++) await db.run("INSERT INTO visits(who, at) VALUES (:who, :at)", { who: `guest-${i}`, at: i });
 	await db.exec("COMMIT");
 });
-await step("UPDATE one row", () => db.run("UPDATE visits SET who = 'grace' WHERE id = 1"));
+await step("UPDATE one row", () => db.run("UPDATE visits SET who = 'grace' WHERE id = (SELECT max(id) FROM visits WHERE who = 'ada')"));
 await step("SELECT (reads are served locally)", async () => (await db.query("SELECT count(*) AS n FROM visits")).rows[0][0]);
 await step("close()", () => db.close());
 
 db = await step('open("demo-actor") again: the whole file is read back', () => open("demo-actor", kv));
 await step("read back", async () => (await db.query("SELECT id, who, at FROM visits WHERE id <= ? ORDER BY id", [3])).rows);
+await step("how many runs so far", async () => (await db.query("SELECT count(*) FROM visits WHERE who = 'grace'")).rows[0][0]);
 await db.close();
-console.log(`\nThe KV holds ${store.size} keys: one per 4 KiB page plus the metadata.`);
+const keys = inMemory ? store.size : (await store.entries()).length;
+console.log(`\nThe KV holds ${keys} keys: one per 4 KiB page plus the metadata.`);
+if (!inMemory) {
+	await store.close();
+	console.log("Run `npm run demo` again: the rows are still there.");
+}

@@ -2,8 +2,9 @@
 // linux-x64-gnu platform package, install both into one fresh project
 // (expects the native engine) and only the main package into another
 // (expects the WASM fallback), then runs a small open/write/reopen script in
-// each under Node and under Bun. Only the local tarballs and the npm registry
-// are used.
+// each under Node and under Bun (and checks that the KV store subpaths load
+// without their optional peer dependencies, lmdb and pg). Only the local
+// tarballs and the npm registry are used.
 //
 //   node scripts/install-test.mjs
 
@@ -33,6 +34,16 @@ try {
 		import { createRequire } from "node:module";
 		const cjs = createRequire(import.meta.url)("@rivetkit/sqlite-vfs");
 		if (cjs.open !== open) throw new Error("ESM and CJS entries differ");
+		// The KV store subpaths load without their optional peer dependencies,
+		// and say what to install when used without them.
+		const { createLmdbKv } = await import("@rivetkit/sqlite-vfs/kv/lmdb");
+		await import("@rivetkit/sqlite-vfs/kv/postgres");
+		try {
+			createLmdbKv("lmdb-data");
+			throw new Error("createLmdbKv worked without lmdb installed");
+		} catch (error) {
+			if (error.code !== "ERR_SQLITE_KV_DEPENDENCY") throw error;
+		}
 		const kv = createMemoryKv();
 		const db = await open("actor", kv);
 		await db.exec("CREATE TABLE t(v)");

@@ -6,11 +6,22 @@
 // "node24"), each with `node --test`, and Bun with `bun test`; each against
 // the native engine and against the WASM engine. Before each run, the runtime
 // opens a database with that engine, so a runtime that cannot load the native
-// addon fails. Fails if any run fails. Pass runtime or engine names to run a
-// subset:
+// addon fails.
+//
+// Then the real KV stores (lib/kv/), with the native engine: their own tests
+// (__test__/stores/<store>.test.mjs: the KV contract, crashes, a killed
+// server) and the persistence, durability and interop suites over the store
+// (SQLITE_VFS_TEST_KV=<store>, see __test__/helpers/kv.mjs): LMDB under the
+// machine's Node and Bun, PostgreSQL under the machine's Node, on a throwaway
+// cluster started here (Unix socket only) when PostgreSQL's server binaries
+// are installed (Debian's postgresql package), else skipped with the reason.
+//
+// Fails if any run fails. Pass runtime, engine or store names ("memory",
+// "lmdb", "postgres") to run a subset:
 //   node scripts/test.js                # everything
 //   node scripts/test.js bun wasm       # Bun with the WASM engine only
 //   node scripts/test.js node22 node24  # Node 22 and 24, both engines
+//   node scripts/test.js postgres       # the PostgreSQL store only
 
 const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
@@ -37,19 +48,30 @@ function testFiles(dir) {
 			return /\.test\.[cm]?js$/.test(entry.name) ? [rel] : [];
 		});
 }
-const files = testFiles("__test__");
+// The real stores' own tests run only in the store runs.
+const files = testFiles("__test__").filter((file) => !file.startsWith(path.join("__test__", "stores") + path.sep));
+const SUITES_OVER_STORES = ["persistence", "durability", "interop"].map((name) => path.join("__test__", `${name}.test.mjs`));
+const storeFiles = (store) => [path.join("__test__", "stores", `${store}.test.mjs`), ...SUITES_OVER_STORES];
 
-const nodeRun = (cmd) => [cmd, ["--test", "--test-concurrency=1", ...files]];
 const RUNTIMES = {
-	node: nodeRun(machineNode),
-	node22: nodeRun(bin("node22", "bin", "node")),
-	node24: nodeRun(bin("node24", "bin", "node")),
-	bun: [bin(".bin", "bun"), ["test", "--timeout", "600000", "__test__/"]],
+	node: machineNode,
+	node22: bin("node22", "bin", "node"),
+	node24: bin("node24", "bin", "node"),
+	bun: bin(".bin", "bun"),
 };
+const args = (runtime, list) =>
+	runtime === "bun" ? ["test", "--timeout", "600000", ...list.map((file) => `./${file}`)] : ["--test", "--test-concurrency=1", ...list];
 const ENGINES = ["native", "wasm"];
+// Which runtimes run each real store's tests (with the native engine).
+const STORES = { memory: Object.keys(RUNTIMES), lmdb: ["node", "bun"], postgres: ["node"] };
 
 const filters = process.argv.slice(2);
 const pick = (names) => (filters.some((f) => names.includes(f)) ? names.filter((n) => filters.includes(n)) : names);
+const unknown = filters.filter((f) => ![...Object.keys(RUNTIMES), ...ENGINES, ...Object.keys(STORES)].includes(f));
+if (unknown.length > 0) {
+	console.error(`unknown runtime, engine or store: ${unknown.join(", ")}`);
+	process.exit(2);
+}
 
 // Opens a database with the engine and prints what ran it, from the runtime itself.
 const PREFLIGHT = `
@@ -68,28 +90,83 @@ const PREFLIGHT = `
 const build = spawnSync(process.execPath, [path.join(__dirname, "ensure-build.js")], { cwd: root, stdio: "inherit" });
 if (build.status !== 0) process.exit(build.status ?? 1);
 
-const results = [];
-for (const runtime of pick(Object.keys(RUNTIMES))) {
-	for (const engine of pick(ENGINES)) {
-		const [cmd, args] = RUNTIMES[runtime];
-		const env = { ...process.env, RIVETKIT_SQLITE_BACKEND: engine };
-		const started = Date.now();
-		const shown = args.length > 6 ? [...args.slice(0, 2), `(${files.length} test files)`] : args;
-		const where = cmd.startsWith(root + path.sep) ? path.relative(root, cmd) : cmd;
-		console.log(`\n=== ${runtime} · ${engine} engine: ${where} ${shown.join(" ")}\n`);
-		let ok = false;
-		if (!fs.existsSync(cmd)) {
-			console.log(`${cmd} is missing: run npm ci`);
-		} else {
-			const preflight = spawnSync(cmd, ["-e", PREFLIGHT], { cwd: root, stdio: "inherit", env });
-			if (preflight.status !== 0) console.log(`${runtime} could not open a database with the ${engine} engine`);
-			else ok = spawnSync(cmd, args, { cwd: root, stdio: "inherit", env }).status === 0;
-		}
-		results.push({ runtime, engine, ok, seconds: ((Date.now() - started) / 1000).toFixed(1) });
+/** Runs `list` under `runtime` with `engine`; `env` adds variables. */
+function run(runtime, engine, list, env = {}) {
+	const cmd = RUNTIMES[runtime];
+	const runEnv = { ...process.env, RIVETKIT_SQLITE_BACKEND: engine, ...env };
+	const runArgs = args(runtime, list);
+	const shown = list.length > 4 ? [...runArgs.slice(0, 2), `(${list.length} test files)`] : runArgs;
+	const where = cmd.startsWith(root + path.sep) ? path.relative(root, cmd) : cmd;
+	console.log(`${where} ${shown.join(" ")}\n`);
+	if (!fs.existsSync(cmd)) {
+		console.log(`${cmd} is missing: run npm ci`);
+		return false;
 	}
+	const preflight = spawnSync(cmd, ["-e", PREFLIGHT], { cwd: root, stdio: "inherit", env: runEnv });
+	if (preflight.status !== 0) {
+		console.log(`${runtime} could not open a database with the ${engine} engine`);
+		return false;
+	}
+	return spawnSync(cmd, runArgs, { cwd: root, stdio: "inherit", env: runEnv }).status === 0;
 }
-console.log("\n=== summary");
-for (const r of results) console.log(`${r.ok ? "pass" : "FAIL"}  ${r.runtime} · ${r.engine} (${r.seconds} s)`);
-const failed = results.filter((r) => !r.ok).length;
-console.log(`${results.length - failed} passed, ${failed} failed`);
-process.exit(failed === 0 ? 0 : 1);
+
+const results = [];
+function record(name, started, ok, skipped = false) {
+	results.push({ name, ok, skipped, seconds: ((Date.now() - started) / 1000).toFixed(1) });
+}
+
+(async () => {
+	const stores = pick(Object.keys(STORES));
+	const runtimes = pick(Object.keys(RUNTIMES));
+	const engines = pick(ENGINES);
+	if (stores.includes("memory")) {
+		for (const runtime of runtimes) {
+			for (const engine of engines) {
+				const started = Date.now();
+				console.log(`\n=== ${runtime} · ${engine} engine`);
+				record(`${runtime} · ${engine}`, started, run(runtime, engine, files));
+			}
+		}
+	}
+	if (!engines.includes("native")) return;
+	for (const store of stores.filter((s) => s !== "memory")) {
+		for (const runtime of runtimes.filter((r) => STORES[store].includes(r))) {
+			const started = Date.now();
+			const name = `${runtime} · native · ${store} KV`;
+			console.log(`\n=== ${name}`);
+			const env = { SQLITE_VFS_TEST_KV: store };
+			let cluster = null;
+			if (store === "postgres") {
+				const { postgresUnavailable, startPostgres } = await import("../__test__/helpers/postgres.mjs");
+				const why = postgresUnavailable();
+				if (why) {
+					console.log(`skipped: ${why}`);
+					record(name, started, true, true);
+					continue;
+				}
+				cluster = await startPostgres();
+				env.SQLITE_VFS_TEST_PG_HOST = cluster.host;
+				env.SQLITE_VFS_TEST_PG_PORT = String(cluster.port);
+			}
+			try {
+				record(name, started, run(runtime, "native", storeFiles(store), env));
+			} finally {
+				await cluster?.stop();
+			}
+		}
+	}
+})()
+	.catch((error) => {
+		console.error(error);
+		results.push({ name: "test runner", ok: false, seconds: "0" });
+	})
+	.finally(summary);
+
+function summary() {
+	console.log("\n=== summary");
+	for (const r of results) console.log(`${r.skipped ? "skip" : r.ok ? "pass" : "FAIL"}  ${r.name} (${r.seconds} s)`);
+	const failed = results.filter((r) => !r.ok).length;
+	const skipped = results.filter((r) => r.skipped).length;
+	console.log(`${results.length - failed - skipped} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+	process.exit(failed === 0 ? 0 : 1);
+}

@@ -1,7 +1,19 @@
-// A counting, fault-injecting in-memory KV for tests, over the package's
-// embedded default KV (which enforces the actor KV limits).
+// A counting, fault-injecting KV for tests, over the package's embedded
+// default KV (which enforces the actor KV limits), or over a real store when
+// SQLITE_VFS_TEST_KV is "lmdb" or "postgres" (see ./mirrored.mjs).
 
 import { createMemoryKv } from "../../index.mjs";
+import { storeFactory } from "./stores.mjs";
+import { createMirroredKv } from "./mirrored.mjs";
+
+/** The store under the test KVs: "memory" (default), "lmdb" or "postgres". */
+export const STORE = process.env.SQLITE_VFS_TEST_KV || "memory";
+const realKv = STORE === "memory" ? null : await storeFactory(STORE);
+
+/** A fresh, empty store with `limits`: in memory, or a new actor on the real store. */
+function createStore(options = {}) {
+	return realKv ? createMirroredKv(realKv, options) : createMemoryKv(options);
+}
 
 export const METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
 export const MUTATIONS = new Set(["put", "putBatch", "deleteBatch"]);
@@ -20,7 +32,7 @@ export const hex = (bytes) => Buffer.from(bytes).toString("hex");
  * - `inner`: the underlying store (`entries()`, `clone()`, `size`).
  */
 export function createTestKv(options = {}) {
-	const inner = options.inner ?? createMemoryKv({ limits: options.limits });
+	const inner = options.inner ?? createStore({ limits: options.limits });
 	const kv = {
 		inner,
 		calls: [],
@@ -114,7 +126,7 @@ function copyMutation(method, arg, value) {
  * to an empty one: the KV's state after exactly those calls (crash simulation).
  */
 export function kvFromMutations(mutations, base = undefined) {
-	const kv = base ? base.clone() : createMemoryKv();
+	const kv = base ? base.clone() : createStore();
 	const apply = async () => {
 		for (const m of mutations) {
 			if (m.method === "putBatch") await kv.putBatch(m.entries);

@@ -3,14 +3,16 @@
 // Every backend the benchmark knows, in the order the report shows them.
 // A backend: { id, label, usesKv, create() -> { open(name, kv) -> db,
 // materialize(name, kv), destroy() } }, where db has exec(sql),
-// run(sql, params), query(sql, params) -> rows (arrays), close().
+// run(sql, params), query(sql, params) -> rows (arrays), close(). Optional:
+// `store` (runs on a real KV store, at no added latency) and `workloads`
+// (runs only those).
 
-const { native, wasm } = require("./this-package");
+const { native, wasm, nativeLmdb, nativePg } = require("./this-package");
 const v221 = require("./v221");
 const seed = require("./seed");
 const { bs3File, bs3Mem } = require("./better-sqlite3");
 
-const BACKENDS = [native, wasm, v221, seed, bs3File, bs3Mem];
+const BACKENDS = [native, wasm, nativeLmdb, nativePg, v221, seed, bs3File, bs3Mem];
 
 function backendById(id) {
 	const backend = BACKENDS.find((b) => b.id === id);

@@ -1,7 +1,9 @@
 "use strict";
 
 // This package (the work tree under test), with either engine: `native`
-// (napi-rs addon) or `wasm`. Same KV for both; only `backend` differs.
+// (napi-rs addon) or `wasm`. Same KV for both; only `backend` differs. The
+// native engine also runs on the real KV stores (`store`: LMDB, PostgreSQL;
+// see ../stores.js), at no added latency, for the workloads in `workloads`.
 
 const path = require("node:path");
 
@@ -33,7 +35,11 @@ function create(engine) {
 	};
 }
 
+const STORE_WORKLOADS = ["W1", "W3", "W4", "W6"];
+
 module.exports = {
 	native: { id: "native", label: "native", usesKv: true, create: create("native") },
 	wasm: { id: "wasm", label: "wasm", usesKv: true, create: create("wasm") },
+	nativeLmdb: { id: "native-lmdb", label: "native+LMDB", usesKv: true, store: "lmdb", workloads: STORE_WORKLOADS, create: create("native") },
+	nativePg: { id: "native-pg", label: "native+PG", usesKv: true, store: "postgres", workloads: STORE_WORKLOADS, create: create("native") },
 };

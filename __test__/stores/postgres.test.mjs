@@ -1,0 +1,169 @@
+// The PostgreSQL KV store (@rivetkit/sqlite-vfs/kv/postgres) on a real,
+// throwaway PostgreSQL server (a Unix socket only; see helpers/postgres.mjs):
+// the actor KV contract, one SQL statement per KV call, and the server
+// SIGKILLed in the middle of commits, restarted, and the database recovering.
+// Skipped, with the reason, where no PostgreSQL server binaries are installed.
+
+import { describe, test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+
+import { open, SqliteError } from "../../index.mjs";
+import { kvContract } from "../helpers/kv-contract.mjs";
+import { storeUnavailable } from "../helpers/stores.mjs";
+import { startPostgres } from "../helpers/postgres.mjs";
+import { dryRun, state, BIG_STEP, SMALL_STEP, STEPS } from "../helpers/crash-workload.mjs";
+import { BACKEND } from "../helpers/db.mjs";
+
+const require = createRequire(import.meta.url);
+const SKIP = storeUnavailable("postgres");
+if (SKIP) console.log(`PostgreSQL KV tests skipped: ${SKIP}`);
+// The crash workload's states and KV writes per step, from a run in memory.
+const { states, writes } = SKIP ? { states: [], writes: [] } : await dryRun();
+
+describe("PostgreSQL KV store", { skip: SKIP ?? false }, () => {
+	const pg = SKIP ? null : require("pg");
+	const { createPostgresKv, migrate } = SKIP ? {} : require("@rivetkit/sqlite-vfs/kv/postgres");
+	let cluster;
+	let pool;
+	before(async () => {
+		cluster = await startPostgres();
+		pool = new pg.Pool({ ...cluster.connection(), max: 4 });
+		// Idle connections die with the server; the pool reports it here.
+		pool.on("error", () => {});
+	});
+	after(async () => {
+		await pool?.end();
+		await cluster?.stop();
+	});
+
+	describe("the actor KV contract", () => {
+		kvContract({ make: (actor, options) => createPostgresKv(pool, actor, options) });
+	});
+
+	test("one SQL statement per KV call; the table is created on first use, or by migrate()", async () => {
+		const queries = [];
+		const counting = { query: (sql, params) => (queries.push(sql), pool.query(sql, params)) };
+		const kv = createPostgresKv(counting, "counted", { table: "public.counted_kv" });
+		await kv.putBatch([[Uint8Array.of(1), Uint8Array.of(1)], [Uint8Array.of(2), Uint8Array.of(2)]]);
+		assert.match(queries[0], /^CREATE TABLE IF NOT EXISTS "public"\."counted_kv"/);
+		queries.length = 0;
+		await kv.putBatch([[Uint8Array.of(3), Uint8Array.of(3)], [Uint8Array.of(1), Uint8Array.of(9)]]);
+		await kv.getBatch([Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(5)]);
+		await kv.deleteBatch([Uint8Array.of(1), Uint8Array.of(2)]);
+		assert.deepEqual(queries.map((sql) => sql.split(" ")[0]), ["INSERT", "SELECT", "DELETE"]);
+
+		await migrate(pool, { table: "migrated_kv" });
+		await migrate(pool, { table: "migrated_kv" });
+		const unmigrated = createPostgresKv(pool, "a", { table: "missing_kv", migrate: false });
+		await assert.rejects(unmigrated.get(Uint8Array.of(1)), (error) => error.code === "42P01");
+		assert.throws(() => createPostgresKv(pool, "a", { table: 'x"; DROP TABLE y; --' }), TypeError);
+		assert.throws(() => createPostgresKv(pool, 5), TypeError);
+		assert.throws(() => createPostgresKv(pool, "a\0b"), TypeError);
+		assert.throws(() => createPostgresKv({}, "a"), TypeError);
+		assert.throws(() => createPostgresKv(pool, "a", { limits: { maxKeysPerCall: 40000 } }), RangeError);
+	});
+
+	test("open() with the server down rejects with SQLITE_IOERR_READ and the driver's error as cause", async () => {
+		await cluster.kill();
+		try {
+			const error = await open("down", createPostgresKv(pool, "down"), { backend: BACKEND }).then(
+				() => null,
+				(e) => e,
+			);
+			assert.ok(error instanceof SqliteError, String(error));
+			assert.equal(error.code, "SQLITE_IOERR_READ");
+			assert.ok(error.cause instanceof Error);
+		} finally {
+			await cluster.start();
+		}
+	});
+
+	describe("the server killed (SIGKILL) in the middle of a commit", () => {
+		// Statements on this table take 300 ms on the server (a statement-level
+		// trigger sleeps), so that a kill 100 ms into an upsert lands while its
+		// transaction is open on the server.
+		const SLOW = "slow_kv";
+		before(async () => {
+			await migrate(pool, { table: SLOW });
+			await pool.query("CREATE OR REPLACE FUNCTION slow_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$");
+			await pool.query(`CREATE TRIGGER slow BEFORE INSERT ON ${SLOW} FOR EACH STATEMENT EXECUTE FUNCTION slow_statement()`);
+		});
+
+		/** Opens `actor`'s database on a new KV object and returns its state. */
+		async function reopened(actor, table) {
+			const db = await open(actor, createPostgresKv(pool, actor, { table }), { backend: BACKEND });
+			try {
+				return await state(db);
+			} finally {
+				await db.close();
+			}
+		}
+
+		/**
+		 * Runs the workload up to `step`, kills the server at the `killAt`-th KV
+		 * write of that step (`when`: "sent", as the call starts, before it
+		 * reaches the server; "statement", 100 ms into the statement, while its
+		 * transaction is open on the server; "resolved", once the step
+		 * resolved), restarts it, and checks that the KV holds `expect` ("before"
+		 * or "after" the step), and that the live database, still open, writes
+		 * again once the server is back.
+		 */
+		async function crashDuring(t, step, killAt, when, expect) {
+			const table = when === "statement" ? SLOW : undefined;
+			const actor = `crash-${step}-${killAt}-${when}`;
+			const real = createPostgresKv(pool, actor, { table });
+			let armed = false;
+			let writes = 0;
+			let killed = null;
+			const kv = Object.create(real);
+			for (const method of ["put", "putBatch", "deleteBatch"]) {
+				kv[method] = (arg, value) => {
+					const call = real[method](arg, value);
+					if (armed && ++writes === killAt) {
+						if (when === "sent") killed = cluster.kill();
+						else if (when === "statement") killed = new Promise((resolve) => setTimeout(resolve, 100)).then(() => cluster.kill());
+					}
+					return call;
+				};
+			}
+			const db = await open(actor, kv, { backend: BACKEND });
+			for (let i = 0; i < step; i++) await db.exec(STEPS[i]);
+			armed = when !== "resolved";
+			const error = await db.exec(STEPS[step]).then(
+				() => null,
+				(e) => e,
+			);
+			armed = false;
+			if (when === "resolved") killed = cluster.kill();
+			assert.ok(killed, `the step made at least ${killAt} KV writes`);
+			await killed;
+			if (when === "resolved") {
+				assert.equal(error, null);
+			} else {
+				assert.ok(error instanceof SqliteError, `the call rejects: ${error}`);
+				assert.match(error.code, /^SQLITE_IOERR_/);
+				assert.ok(error.cause instanceof Error, "the driver's error is the cause");
+				t.diagnostic?.(`${error.code}: ${error.message}`);
+			}
+			await cluster.start();
+			assert.equal(await reopened(actor, table), states[expect === "before" ? step : step + 1], `reopens ${expect} the commit`);
+			// The live database recovers once the server is back.
+			await db.run("INSERT INTO t(v) VALUES ('after the restart')");
+			const live = await state(db);
+			await db.close();
+			assert.match(live, /after the restart/);
+			assert.equal(await reopened(actor, table), live);
+		}
+
+		const big = writes[BIG_STEP];
+		test("the journaled commit makes several KV writes, the last its commit point", () => assert.ok(big >= 4, String(big)));
+		test("a journaled commit (> 976 KiB): the server gone as KV write 1 starts", (t) => crashDuring(t, BIG_STEP, 1, "sent", "before"));
+		test("a journaled commit: killed inside the transaction of KV write 2", (t) => crashDuring(t, BIG_STEP, 2, "statement", "before"));
+		test(`a journaled commit: killed inside the transaction of KV write ${big - 1}, the last before the commit point`, (t) =>
+			crashDuring(t, BIG_STEP, big - 1, "statement", "before"));
+		test(`a journaled commit: the server gone as KV write ${big}, the commit point, starts`, (t) => crashDuring(t, BIG_STEP, big, "sent", "before"));
+		test("a one-row commit: killed inside the transaction of its KV write", (t) => crashDuring(t, SMALL_STEP, 1, "statement", "before"));
+		test("a one-row commit: killed right after it resolved, it is durable", (t) => crashDuring(t, SMALL_STEP, 1, "resolved", "after"));
+	});
+});

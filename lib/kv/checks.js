@@ -1,0 +1,73 @@
+"use strict";
+
+// The actor KV's argument checks, shared by every KV store this package ships
+// (in memory, LMDB, PostgreSQL), so that each rejects exactly what the actor
+// KV would reject, with the same messages.
+
+const { resolveLimits } = require("../persist");
+
+/**
+ * Returns checkers bound to `limits` (overrides of the actor KV limits). Each
+ * throws on a call the actor KV would refuse:
+ * - `keys(method, keys)`: the key count and every key;
+ * - `key(key)`: a Uint8Array no longer than maxKeySize;
+ * - `entries(entries)`: a putBatch's key count, keys, values and total bytes.
+ */
+function createChecks(overrides) {
+	const limits = resolveLimits(overrides);
+	const count = (method, n) => {
+		if (n > limits.maxKeysPerCall) {
+			throw new Error(`KV ${method}: ${n} keys exceed the limit of ${limits.maxKeysPerCall} per call`);
+		}
+	};
+	const key = (k) => {
+		if (!(k instanceof Uint8Array)) throw new TypeError("KV keys must be Uint8Array");
+		if (k.length > limits.maxKeySize) throw new Error(`KV key of ${k.length} bytes exceeds ${limits.maxKeySize}`);
+		return k;
+	};
+	const value = (v) => {
+		if (!(v instanceof Uint8Array)) throw new TypeError("KV values must be Uint8Array");
+		if (v.length > limits.maxValueSize) throw new Error(`KV value of ${v.length} bytes exceeds ${limits.maxValueSize}`);
+		return v;
+	};
+	const list = (method, items) => {
+		if (!Array.isArray(items)) throw new TypeError(`KV ${method} takes an array`);
+		count(method, items.length);
+	};
+	return {
+		limits,
+		key,
+		value,
+		keys(method, keys) {
+			list(method, keys);
+			for (const k of keys) key(k);
+			return keys;
+		},
+		entries(entries) {
+			list("putBatch", entries);
+			let bytes = 0;
+			for (const entry of entries) {
+				if (!Array.isArray(entry) || entry.length !== 2) throw new TypeError("KV putBatch entries must be [key, value] pairs");
+				key(entry[0]);
+				value(entry[1]);
+				bytes += entry[0].length + entry[1].length;
+			}
+			if (bytes > limits.maxBatchBytes) {
+				throw new Error(`KV putBatch: ${bytes} bytes exceed the limit of ${limits.maxBatchBytes} per call`);
+			}
+			return entries;
+		},
+	};
+}
+
+/**
+ * The entries of a putBatch with one entry per key, the last one winning (as
+ * when they are applied in order).
+ */
+function lastPerKey(entries) {
+	const byKey = new Map();
+	for (const [key, value] of entries) byKey.set(Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1"), [key, value]);
+	return byKey.size === entries.length ? entries : [...byKey.values()];
+}
+
+module.exports = { createChecks, lastPerKey };

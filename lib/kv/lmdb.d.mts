@@ -1,0 +1,2 @@
+// Types of the ES module entry: those of the CommonJS one.
+export * from "./lmdb.js";

@@ -1,0 +1,157 @@
+"use strict";
+
+// @rivetkit/sqlite-vfs/kv/postgres: a KV store for `open` in a PostgreSQL
+// table, through node-postgres (`pg`, an optional peer dependency that the
+// caller's pool comes from; this file does not load it). Every actor's keys
+// live in one table, `(actor, key, value)`. Each call is one SQL statement,
+// hence one transaction: a putBatch is a single multi-row upsert, applied
+// entirely or not at all, and durable once PostgreSQL acknowledged its commit.
+//
+// The SQL is kept to what PostgreSQL wire-compatible distributed databases
+// (CockroachDB, YugabyteDB) also accept: CREATE TABLE IF NOT EXISTS, bytea,
+// a composite primary key, INSERT ... ON CONFLICT DO UPDATE, DELETE/SELECT
+// with IN lists of parameters.
+
+const { createChecks, lastPerKey } = require("./checks");
+
+const DEFAULT_TABLE = "sqlite_vfs_kv";
+// PostgreSQL's protocol carries at most 65535 parameters per statement.
+const MAX_PARAMETERS = 65535;
+
+/** `name` or `schema.name`, each part a plain identifier, quoted. */
+function quoteTable(table) {
+	if (typeof table !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/.test(table)) {
+		throw new TypeError(`table must be a plain identifier (letters, digits, _), optionally schema-qualified; got ${JSON.stringify(table)}`);
+	}
+	return table
+		.split(".")
+		.map((part) => `"${part}"`)
+		.join(".");
+}
+
+function checkQueryable(pool) {
+	if (pool === null || typeof pool !== "object" || typeof pool.query !== "function") {
+		throw new TypeError("pool must be a pg Pool (or Client): an object with query()");
+	}
+}
+
+/**
+ * Creates the table if it does not exist. Idempotent and safe to run from
+ * several processes at once.
+ * @param {import("pg").Pool} pool
+ * @param {{ table?: string }} [options]
+ */
+async function migrate(pool, options = {}) {
+	checkQueryable(pool);
+	const table = quoteTable(options.table ?? DEFAULT_TABLE);
+	const sql = `CREATE TABLE IF NOT EXISTS ${table} (actor TEXT NOT NULL, key BYTEA NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (actor, key))`;
+	try {
+		await pool.query(sql);
+	} catch (error) {
+		// Two sessions creating the table at once: PostgreSQL can report the
+		// loser's CREATE as a unique violation on its catalog. The table exists.
+		if (error?.code !== "23505" && error?.code !== "42P07") throw error;
+		await pool.query(sql);
+	}
+}
+
+// One migration per pool and table, shared by the KVs created on it.
+const migrations = new WeakMap();
+
+function ensureTable(pool, table) {
+	let byTable = migrations.get(pool);
+	if (!byTable) migrations.set(pool, (byTable = new Map()));
+	let pending = byTable.get(table);
+	if (!pending) {
+		pending = migrate(pool, { table });
+		byTable.set(table, pending);
+		// A failed migration (server down) is retried by the next call.
+		pending.catch(() => byTable.delete(table));
+	}
+	return pending;
+}
+
+// Keys and values are copied when a call starts: pg sends them later.
+const asBuffer = (bytes) => Buffer.from(bytes);
+const hexKey = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+const placeholders = (count, first) => Array.from({ length: count }, (_, i) => `$${first + i}`).join(", ");
+
+/**
+ * A KV store for `open`, holding actor `actorId`'s keys in a PostgreSQL table.
+ * @param {import("pg").Pool} pool a pg Pool (or a connected Client)
+ * @param {string} actorId whose keys these are; any string
+ * @param {{ limits?: object, table?: string, migrate?: boolean }} [options]
+ */
+function createPostgresKv(pool, actorId, options = {}) {
+	checkQueryable(pool);
+	if (typeof actorId !== "string") throw new TypeError(`actorId must be a string, got ${typeof actorId}`);
+	if (actorId.includes("\0")) throw new TypeError("actorId must not contain NUL characters (PostgreSQL TEXT cannot hold them)");
+	if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+	const check = createChecks(options.limits);
+	if (2 * check.limits.maxKeysPerCall + 1 > MAX_PARAMETERS) {
+		throw new RangeError(`maxKeysPerCall must be at most ${(MAX_PARAMETERS - 1) / 2} for PostgreSQL (parameters per statement)`);
+	}
+	const tableName = options.table ?? DEFAULT_TABLE;
+	const table = quoteTable(tableName);
+	const ready = options.migrate === false ? () => undefined : () => ensureTable(pool, tableName);
+
+	const query = async (sql, params) => {
+		await ready();
+		return pool.query(sql, params);
+	};
+
+	const select = async (keys) => {
+		if (keys.length === 0) return [];
+		const params = [actorId, ...keys.map(asBuffer)];
+		const { rows } = await query(`SELECT key, value FROM ${table} WHERE actor = $1 AND key IN (${placeholders(keys.length, 2)})`, params);
+		const found = new Map(rows.map((row) => [row.key.toString("hex"), row.value]));
+		return keys.map((key) => found.get(hexKey(key)) ?? null);
+	};
+
+	const upsert = async (entries) => {
+		if (entries.length === 0) return;
+		const unique = lastPerKey(entries);
+		const params = [actorId];
+		const rows = unique.map(([key, value]) => {
+			params.push(asBuffer(key), asBuffer(value));
+			return `($1, $${params.length - 1}, $${params.length})`;
+		});
+		await query(
+			`INSERT INTO ${table} (actor, key, value) VALUES ${rows.join(", ")} ON CONFLICT (actor, key) DO UPDATE SET value = excluded.value`,
+			params,
+		);
+	};
+
+	return {
+		actorId,
+		limits: check.limits,
+		async get(key) {
+			return (await select([check.key(key)]))[0];
+		},
+		async getBatch(keys) {
+			return select(check.keys("getBatch", keys));
+		},
+		async put(key, value) {
+			await upsert([[check.key(key), check.value(value)]]);
+		},
+		async putBatch(entries) {
+			await upsert(check.entries(entries));
+		},
+		async deleteBatch(keys) {
+			check.keys("deleteBatch", keys);
+			if (keys.length === 0) return;
+			await query(`DELETE FROM ${table} WHERE actor = $1 AND key IN (${placeholders(keys.length, 2)})`, [actorId, ...keys.map(asBuffer)]);
+		},
+		/** Every [key, value] pair of this actor, in key order. */
+		async entries() {
+			const { rows } = await query(`SELECT key, value FROM ${table} WHERE actor = $1 ORDER BY key`, [actorId]);
+			return rows.map((row) => [row.key, row.value]);
+		},
+		/** Deletes every key of this actor (its database is gone). */
+		async clear() {
+			await query(`DELETE FROM ${table} WHERE actor = $1`, [actorId]);
+		},
+	};
+}
+
+module.exports = { createPostgresKv, migrate, DEFAULT_TABLE };

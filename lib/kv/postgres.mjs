@@ -1,0 +1,2 @@
+// ES module entry of @rivetkit/sqlite-vfs/kv/postgres: the CommonJS module's exports.
+export * from "./postgres.js";
