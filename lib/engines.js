@@ -21,11 +21,7 @@ let native = null;
 function loadNative() {
 	if (native === null) {
 		try {
-			const binding = require("../binding.js");
-			if (!Object.hasOwn(binding.NativeDatabase.prototype, "backend")) {
-				Object.defineProperty(binding.NativeDatabase.prototype, "backend", { value: "native" });
-			}
-			native = { binding, error: null };
+			native = { binding: require("../binding.js"), error: null };
 		} catch (error) {
 			native = { binding: null, error };
 		}
@@ -104,4 +100,4 @@ async function createEngine(backend) {
 	}
 }
 
-module.exports = { createEngine, loadNative, BACKENDS, ENV_VAR };
+module.exports = { createEngine };

@@ -132,6 +132,12 @@ impl NativeDatabase {
         })
     }
 
+    /// The engine's name, as `Database.backend` reports it.
+    #[napi(getter, ts_return_type = "\"native\"")]
+    pub fn backend(&self) -> &'static str {
+        "native"
+    }
+
     /// Writes chunks `firstIndex..` of file `tag` (0 main, 1 journal), as read
     /// from the KV, into the local file. Only before `open`.
     #[napi]
@@ -155,9 +161,10 @@ impl NativeDatabase {
             .map_err(to_js)
     }
 
-    /// Runs `sql`. Returns `{ sets: [{ columns, rows }], changes, lastInsertRowid }`.
+    /// Runs `sql`. Returns one flat array: `[changes, lastInsertRowid, state,
+    /// columns₀, rows₀, columns₁, rows₁, …]` (see `output`).
     #[napi(
-        ts_return_type = "{ sets: { columns: string[]; rows: unknown[][] }[]; changes: number; lastInsertRowid: number | bigint }"
+        ts_return_type = "[changes: number, lastInsertRowid: number | bigint, state: number, ...columnsAndRows: (string[] | unknown[][])[]]"
     )]
     pub fn execute<'env>(
         &self,

@@ -151,6 +151,11 @@ class WasmDatabase {
 	#tracker = null;
 	#closed = false;
 
+	/** The engine's name, as `Database.backend` reports it. */
+	get backend() {
+		return "wasm";
+	}
+
 	/** @internal Use createWasmEngine(). */
 	constructor(api) {
 		this.#api = api;
@@ -656,7 +661,5 @@ class WasmDatabase {
 		if (rc !== SQLITE_OK) throw engineError(codeName(rc), this.#api.cstr(this.#x.sqlite3_errstr(rc)));
 	}
 }
-
-Object.defineProperty(WasmDatabase.prototype, "backend", { value: "wasm" });
 
 module.exports = { WasmDatabase };

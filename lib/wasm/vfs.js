@@ -474,7 +474,7 @@ function installVfs(sqlite3) {
 		set.tracker = null;
 	}
 
-	return { createFileSet, releaseFileSet, openHandles: () => handles.size };
+	return { createFileSet, releaseFileSet };
 }
 
 /** An absolute path with `.`, `..` and repeated slashes resolved (cwd is "/"). */
@@ -488,4 +488,4 @@ function normalizePath(path) {
 	return `/${parts.join("/")}`;
 }
 
-module.exports = { installVfs, FileSet };
+module.exports = { installVfs };
