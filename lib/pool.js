@@ -73,7 +73,7 @@ class SqliteVfsPool {
 		const entry = this.#actors.get(actorId);
 		if (!entry) return;
 		this.#actors.delete(actorId);
-		entry.handle._released = true;
+		released.add(entry.handle);
 		const { instance } = entry;
 		await instance.vfs.closeFile(actorId);
 		instance.actors.delete(actorId);
@@ -92,7 +92,7 @@ class SqliteVfsPool {
 		this.#shuttingDown = true;
 		const instances = [...this.#instances];
 		this.#instances.clear();
-		for (const entry of this.#actors.values()) entry.handle._released = true;
+		for (const entry of this.#actors.values()) released.add(entry.handle);
 		this.#actors.clear();
 		await Promise.allSettled(
 			instances.map((instance) => {
@@ -103,13 +103,14 @@ class SqliteVfsPool {
 	}
 }
 
+/** The handles whose actor the pool released (or that were destroyed). */
+const released = new WeakSet();
+
 /** One actor's way to open its database through the pool (2.2.1's ISqliteVfs). */
 class PooledSqliteHandle {
 	#pool;
 	#actorId;
 	#vfs;
-	/** @internal */
-	_released = false;
 
 	/** @internal Use `SqliteVfsPool#acquire()`. */
 	constructor(pool, actorId, vfs) {
@@ -124,14 +125,14 @@ class PooledSqliteHandle {
 	 * open it twice at once.
 	 */
 	async open(_fileName, kv, options) {
-		if (this._released) throw new Error("PooledSqliteHandle has been released");
+		if (released.has(this)) throw new Error("PooledSqliteHandle has been released");
 		return this.#vfs.open(this.#actorId, kv, options);
 	}
 
 	/** Releases the actor's place in the pool. Idempotent. */
 	async destroy() {
-		if (this._released) return;
-		this._released = true;
+		if (released.has(this)) return;
+		released.add(this);
 		await this.#pool.release(this.#actorId);
 	}
 }
