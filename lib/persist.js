@@ -95,10 +95,6 @@ class Persistence {
 		this.#limits = limits;
 	}
 
-	get limits() {
-		return this.#limits;
-	}
-
 	/**
 	 * Calls the KV. A KV that throws synchronously is treated like one that
 	 * rejects; either way `onError` hears of it and the error keeps it as cause.
