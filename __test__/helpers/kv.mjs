@@ -56,7 +56,7 @@ export function createTestKv(options = {}) {
 			const call = describeCall(method, arg, value);
 			kv.calls.push(call);
 			const n = kv.calls.length;
-			if (kv.fault && kv.fault.predicate(call, n)) {
+			if (kv.fault?.predicate(call, n)) {
 				const error = kv.fault.error ?? new Error(`injected ${method} failure (call ${n})`);
 				call.failed = true;
 				if (kv.fault.sync) throw error;

@@ -316,8 +316,8 @@ class WasmDatabase {
 			at = tail === 0 ? len : at + tail;
 			if (!stmt) continue;
 			try {
-				let step;
-				while ((step = x.sqlite3_step(stmt)) === SQLITE_ROW);
+				let step = x.sqlite3_step(stmt);
+				while (step === SQLITE_ROW) step = x.sqlite3_step(stmt);
 				if (step !== SQLITE_DONE) throw this.#error(step, db);
 			} finally {
 				x.sqlite3_finalize(stmt);
