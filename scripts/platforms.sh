@@ -94,7 +94,7 @@ for step in "${steps[@]}"; do
 			CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
 			AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
 			napi_build aarch64-unknown-linux-gnu
-		file sqlite-vfs.linux-arm64-gnu.node
+		readelf -h sqlite-vfs.linux-arm64-gnu.node | grep -E "Class|Machine"
 		built=$(elapsed "$started")
 		started=$(date +%s)
 		node_bin=$(node scripts/runtimes.js "$ARM64_NODE_VERSION" linux arm64)
@@ -131,7 +131,7 @@ for step in "${steps[@]}"; do
 			CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc \
 			CC_x86_64_unknown_linux_musl=musl-gcc \
 			napi_build x86_64-unknown-linux-musl
-		file sqlite-vfs.linux-x64-musl.node
+		readelf -h sqlite-vfs.linux-x64-musl.node | grep -E "Class|Machine"
 		# Its dynamic dependencies must be musl's libc (soname libc.so), never
 		# glibc's (libc.so.6).
 		needed=$(readelf -d sqlite-vfs.linux-x64-musl.node | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ' | sed 's/ $//')
