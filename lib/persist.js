@@ -115,9 +115,7 @@ class Persistence {
 	async #getBatch(keys) {
 		const values = await this.#call("getBatch", keys, "SQLITE_IOERR_READ");
 		if (!Array.isArray(values) || values.length !== keys.length) {
-			throw corrupt(
-				`KV getBatch returned ${Array.isArray(values) ? `${values.length} values` : describe(values)} for ${keys.length} keys`,
-			);
+			throw corrupt(`KV getBatch returned ${Array.isArray(values) ? `${values.length} values` : describe(values)} for ${keys.length} keys`);
 		}
 		return values;
 	}

@@ -46,7 +46,10 @@ function fetchNode(version, os = process.platform, cpu = process.arch) {
 	const result = spawnSync(npm, args, { encoding: "utf8", shell: process.platform === "win32" });
 	if (result.status !== 0 || !fs.existsSync(bin)) {
 		const lines = `${result.stderr || ""}${result.stdout || ""}`.split("\n");
-		const why = lines.filter((line) => /^npm error/.test(line) && !/complete log/.test(line)).slice(0, 2).join(" ");
+		const why = lines
+			.filter((line) => /^npm error/.test(line) && !/complete log/.test(line))
+			.slice(0, 2)
+			.join(" ");
 		return { skipped: `npm install ${name}@${version} failed: ${why || `exit ${result.status}`}` };
 	}
 	return { bin };

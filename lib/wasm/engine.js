@@ -339,8 +339,7 @@ class WasmDatabase {
 	#error(rc, db = this.#s.db) {
 		const x = this.#x;
 		const api = this.#api;
-		const message =
-			db && x.sqlite3_errcode(db) === rc ? api.cstr(x.sqlite3_errmsg(db)) : api.cstr(x.sqlite3_errstr(rc));
+		const message = db && x.sqlite3_errcode(db) === rc ? api.cstr(x.sqlite3_errmsg(db)) : api.cstr(x.sqlite3_errstr(rc));
 		return engineError(codeName(rc), message ?? codeName(rc));
 	}
 
@@ -439,9 +438,7 @@ class WasmDatabase {
 				}
 			}
 			const tracker = this.#trackerOrThrow();
-			const state =
-				(x.sqlite3_get_autocommit(db) !== 0 ? 1 : 0) |
-				(tracker.sealed.size > 0 || tracker.size !== tracker.sealedSize ? 2 : 0);
+			const state = (x.sqlite3_get_autocommit(db) !== 0 ? 1 : 0) | (tracker.sealed.size > 0 || tracker.size !== tracker.sealedSize ? 2 : 0);
 			const result = [out.changes, integer(x.sqlite3_last_insert_rowid(db)), state];
 			for (const set of out.sets) result.push(set.columns, set.rows);
 			return result;
@@ -462,9 +459,7 @@ class WasmDatabase {
 			case "none":
 				if (count > 0) {
 					const name = this.#paramName(stmt, 1) ?? "?1";
-					throw rangeError(
-						`Missing value for parameter ${name}: the statement has ${count} parameter(s) and none were given`,
-					);
+					throw rangeError(`Missing value for parameter ${name}: the statement has ${count} parameter(s) and none were given`);
 				}
 				return;
 			case "positional": {
@@ -476,9 +471,7 @@ class WasmDatabase {
 						this.#bind(stmt, index, values[index - 1]);
 					} else {
 						const name = this.#paramName(stmt, index) ?? `?${index}`;
-						throw rangeError(
-							`Missing value for parameter ${name}: ${values.length} value(s) given, the statement needs ${count}`,
-						);
+						throw rangeError(`Missing value for parameter ${name}: ${values.length} value(s) given, the statement needs ${count}`);
 					}
 				}
 				if (exact && values.length > count) {
