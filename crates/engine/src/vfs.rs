@@ -361,23 +361,24 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
     rc
 }
 
+/// SAFETY (for callers): `name` must be null or a NUL-terminated string.
+unsafe fn allowed_name(name: *const c_char) -> bool {
+    // SAFETY: per the caller's contract.
+    unsafe { path_of(name) }.is_some_and(is_allowed)
+}
+
 unsafe extern "C" fn x_delete(
     vfs: *mut ffi::sqlite3_vfs,
     name: *const c_char,
     sync_dir: c_int,
 ) -> c_int {
-    // SAFETY: `name` is a NUL-terminated path from SQLite.
-    match unsafe { path_of(name) } {
-        Some(path) if is_allowed(path) => {
-            // SAFETY: delegating to the default VFS.
-            unsafe {
-                let inner = inner_vfs(vfs);
-                (*inner)
-                    .xDelete
-                    .map_or(ffi::SQLITE_IOERR_DELETE, |f| f(inner, name, sync_dir))
-            }
+    // SAFETY: `name` is a NUL-terminated path from SQLite, passed on as is.
+    unsafe {
+        if allowed_name(name) {
+            inner_delete(vfs, name, sync_dir)
+        } else {
+            ffi::SQLITE_IOERR_DELETE
         }
-        _ => ffi::SQLITE_IOERR_DELETE,
     }
 }
 
@@ -387,20 +388,13 @@ unsafe extern "C" fn x_access(
     flags: c_int,
     out: *mut c_int,
 ) -> c_int {
-    // SAFETY: `name` is a NUL-terminated path from SQLite.
-    match unsafe { path_of(name) } {
-        Some(path) if is_allowed(path) => {
-            // SAFETY: delegating to the default VFS.
-            unsafe {
-                let inner = inner_vfs(vfs);
-                (*inner)
-                    .xAccess
-                    .map_or(ffi::SQLITE_IOERR_ACCESS, |f| f(inner, name, flags, out))
-            }
-        }
-        _ => {
-            // SAFETY: `out` points to an int SQLite provides.
-            unsafe { *out = 0 };
+    // SAFETY: `name` is a NUL-terminated path from SQLite, passed on as is;
+    // `out` points to an int SQLite provides.
+    unsafe {
+        if allowed_name(name) {
+            inner_access(vfs, name, flags, out)
+        } else {
+            *out = 0;
             ffi::SQLITE_OK
         }
     }
@@ -425,6 +419,8 @@ macro_rules! forward_to_inner_vfs {
 }
 
 forward_to_inner_vfs! {
+    inner_delete => xDelete(name: *const c_char, sync_dir: c_int) or ffi::SQLITE_IOERR_DELETE;
+    inner_access => xAccess(name: *const c_char, flags: c_int, out: *mut c_int) or ffi::SQLITE_IOERR_ACCESS;
     x_full_pathname => xFullPathname(name: *const c_char, n_out: c_int, out: *mut c_char) or ffi::SQLITE_CANTOPEN;
     x_randomness => xRandomness(n: c_int, out: *mut c_char) or 0;
     x_sleep => xSleep(micros: c_int) or 0;
