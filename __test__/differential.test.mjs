@@ -204,7 +204,9 @@ describe("issue 12 defects, as the differential test finds them", () => {
 	}
 	for (const { defect, seed, step } of FOUND_AT_RANDOM) {
 		const avoid = new Set([...OPEN_DEFECTS].filter((d) => d !== defect));
-		test(`defect ${defect}: random workload, seed ${seed}, ${step + 10} steps, avoiding only ${[...avoid].join(", ") || "nothing"}`, { todo: todo(defect) }, async () => {
+		test(`defect ${defect}: random workload, seed ${seed}, ${step + 10} steps, avoiding only ${[...avoid].join(", ") || "nothing"}`, {
+			todo: todo(defect),
+		}, async () => {
 			await runDifferential({ seed, steps: step + 10, backend: BACKEND, avoid });
 		});
 	}

@@ -119,7 +119,10 @@ describe("durability", () => {
 		// the journal and most of the new chunks are in the KV by then.
 		kv.failWhen((call) => call.method === "putBatch" && call.keys.includes("08010000"));
 		await assert.rejects(db.exec(BULK(300, "x")), SqliteError);
-		assert.ok(kv.entries().some(([k]) => k[2] === 0 && k[3] === 1), "a hot journal is in the KV");
+		assert.ok(
+			kv.entries().some(([k]) => k[2] === 0 && k[3] === 1),
+			"a hot journal is in the KV",
+		);
 		kv.clearFaults();
 		// Another process opening the KV now sees the state before the commit.
 		const other = await open(kv.clone(), { limits: LIMITS });

@@ -174,10 +174,7 @@ describe("errors", () => {
 		const cases = [
 			["garbage metadata", async (kv) => kv.inner.put(meta, new Uint8Array([1, 2, 3]))],
 			["metadata of an unknown version", async (kv) => kv.inner.put(meta, new Uint8Array([9, 0, 0, 16, 0, 0, 0, 0, 0, 0]))],
-			[
-				"a size beyond the format's maximum",
-				async (kv) => kv.inner.put(meta, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 0, 1])),
-			],
+			["a size beyond the format's maximum", async (kv) => kv.inner.put(meta, new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0, 0, 1]))],
 		];
 		for (const [what, corrupt] of cases) {
 			const kv = createTestKv();

@@ -55,7 +55,10 @@ function randomCall() {
 		() => ["exec", `ROLLBACK TO s${int(2)}`],
 		() => ["exec", "VACUUM"],
 		() => ["exec", `CREATE INDEX IF NOT EXISTS ${t}_v ON ${t}(v)`],
-		() => (random() < 0.2 ? ["exec", `DROP TABLE IF EXISTS ${t}`] : ["exec", `CREATE TABLE IF NOT EXISTS ${t}(id INTEGER PRIMARY KEY, k TEXT UNIQUE, v)`]),
+		() =>
+			random() < 0.2
+				? ["exec", `DROP TABLE IF EXISTS ${t}`]
+				: ["exec", `CREATE TABLE IF NOT EXISTS ${t}(id INTEGER PRIMARY KEY, k TEXT UNIQUE, v)`],
 		() => ["exec", pick(["SELEC 1", "INSERT INTO", "CREATE TABLE", "SELECT * FROM nowhere", ")(", ""])],
 		() => ["exec", pick(["PRAGMA journal_mode = WAL", "PRAGMA page_size = 1024", "ATTACH '/tmp/x.db' AS x", "VACUUM INTO '/tmp/y.db'"])],
 		() => ["query", "SELECT ?, ?", [randomValue(), randomValue()]],
@@ -64,16 +67,19 @@ function randomCall() {
 	return pick(fragments)();
 }
 
-
 /** Settles `promise` or fails the test after `ms`: a call must never hang. */
 function settleWithin(promise, ms, what) {
 	let timer;
 	const timeout = new Promise((_, reject) => {
 		timer = setTimeout(() => reject(new Error(`hang: ${what} did not settle in ${ms} ms`)), ms);
 	});
-	return Promise.race([promise.then((v) => ({ ok: true, v }), (e) => ({ ok: false, e })), timeout]).finally(() =>
-		clearTimeout(timer),
-	);
+	return Promise.race([
+		promise.then(
+			(v) => ({ ok: true, v }),
+			(e) => ({ ok: false, e }),
+		),
+		timeout,
+	]).finally(() => clearTimeout(timer));
 }
 
 describe("fuzz", () => {
@@ -122,6 +128,6 @@ describe("fuzz", () => {
 		await db.close();
 		assert.ok(faults > 0, "no KV fault reached a call");
 		assert.ok(tally.ok > STEPS / 3, `only ${tally.ok} of ${STEPS} calls succeeded`);
-		if (process.env.FUZZ_VERBOSE) console.log({ ...tally, faults, size: (await kv.inner.size) });
+		if (process.env.FUZZ_VERBOSE) console.log({ ...tally, faults, size: await kv.inner.size });
 	});
 });

@@ -11,7 +11,8 @@ import { open, rows, snapshot } from "./helpers/db.mjs";
 
 const RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
 /** A finite query that runs long enough (tens of ms or more) to leave the JS thread. */
-const SLOW = (n = 300_000) => `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) SELECT count(*), sum(x) FROM c`;
+const SLOW = (n = 300_000) =>
+	`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) SELECT count(*), sum(x) FROM c`;
 const SLOW_INSERT = (n, tag) =>
 	`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) INSERT INTO t(v) SELECT '${tag}' || x FROM c`;
 
@@ -121,7 +122,10 @@ describe("calls finished on an engine thread", () => {
 		await Promise.all([slow, ...writes]);
 		assert.deepEqual(order, ["slow", ...Array.from({ length: 20 }, (_, i) => i)]);
 		assert.deepEqual(await reopened(kv), await snapshot(db));
-		assert.deepEqual(await rows(db, "SELECT v FROM t"), Array.from({ length: 20 }, (_, i) => [i]));
+		assert.deepEqual(
+			await rows(db, "SELECT v FROM t"),
+			Array.from({ length: 20 }, (_, i) => [i]),
+		);
 		await db.close();
 	});
 });

@@ -48,6 +48,9 @@ test("the LMDB store loads and works under this runtime (lmdb's prebuilt binary,
 	const folder = tempDir("sqlite-vfs-lmdb-load-");
 	const kv = createLmdbKv(folder, { actor: "load" });
 	await kv.putBatch([[Uint8Array.of(1), Uint8Array.of(2, 3)]]);
-	assert.deepEqual((await kv.getBatch([Uint8Array.of(1), Uint8Array.of(2)])).map((v) => v && [...v]), [[2, 3], null]);
+	assert.deepEqual(
+		(await kv.getBatch([Uint8Array.of(1), Uint8Array.of(2)])).map((v) => v && [...v]),
+		[[2, 3], null],
+	);
 	await kv.close();
 });

@@ -17,7 +17,10 @@ describe("call order and group commit", () => {
 		];
 		calls.forEach((p, i) => p.then(() => results.push(i)));
 		const settled = await Promise.all(calls);
-		assert.deepEqual(results, calls.map((_, i) => i));
+		assert.deepEqual(
+			results,
+			calls.map((_, i) => i),
+		);
 		assert.deepEqual(settled[21].rows, [[20]]);
 		assert.deepEqual(
 			settled[23].rows.map((r) => r[0]),

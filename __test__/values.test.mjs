@@ -143,8 +143,14 @@ describe("values and parameters", () => {
 		const seen = [];
 		await db.exec("SELECT a, b FROM e ORDER BY a", (row, columns) => seen.push([row, columns]));
 		assert.deepEqual(seen, [
-			[[1, "one"], ["a", "b"]],
-			[[2, "two"], ["a", "b"]],
+			[
+				[1, "one"],
+				["a", "b"],
+			],
+			[
+				[2, "two"],
+				["a", "b"],
+			],
 		]);
 		await assert.rejects(db.exec("SELECT 1", "not a function"), TypeError);
 	});

@@ -36,7 +36,9 @@ async function build(id, spec, file) {
 			await db.run(bulkInsert("t", Math.min(20000, Math.max(100, Math.ceil(missing / 130)))));
 		}
 	}
-	const { rows } = await db.query("SELECT count(*), max(id), (SELECT page_count * page_size FROM pragma_page_count, pragma_page_size) FROM t");
+	const { rows } = await db.query(
+		"SELECT count(*), max(id), (SELECT page_count * page_size FROM pragma_page_count, pragma_page_size) FROM t",
+	);
 	await db.close();
 	const [count, maxId, bytes] = rows[0].map(Number);
 	if (count !== maxId) throw new Error(`image ${id}: ids are not 1..${count}`);

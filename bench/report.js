@@ -155,7 +155,7 @@ function render(rows, targets, backends) {
 	const out = [];
 	out.push(table(header, lines));
 	out.push("");
-	out.push("Medians over rounds. ↑ higher is better, ↓ lower is better. Ratios are \"× better\" for the first");
+	out.push('Medians over rounds. ↑ higher is better, ↓ lower is better. Ratios are "× better" for the first');
 	out.push("backend named (ours/ref for ↑, ref/ours for ↓): above 1 means this package does better.");
 	out.push("* better-sqlite3 uses no KV: its figure measured once stands for every KV latency.");
 	const unavailable = backends.filter((b) => !b.available);

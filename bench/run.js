@@ -105,7 +105,11 @@ function runChild(args) {
 			clearTimeout(timer);
 			clearTimeout(exitTimer);
 			if (message) resolve(message);
-			else resolve({ ok: false, error: `child exited (${signal ?? code}) without a result${stderr ? `: ${stderr.trim().slice(-2000)}` : ""}` });
+			else
+				resolve({
+					ok: false,
+					error: `child exited (${signal ?? code}) without a result${stderr ? `: ${stderr.trim().slice(-2000)}` : ""}`,
+				});
 		});
 	});
 }
@@ -147,10 +151,12 @@ function roundTasks(cfg, backends, round, images) {
 	for (const workload of cfg.workloads) {
 		if (workload === "W4") {
 			for (const image of cfg.w4Images) {
-				for (const latencyMs of cfg.latencies) variants.push({ workload, variant: image, latencyMs, params: { image, imageRows: images[image].rows } });
+				for (const latencyMs of cfg.latencies)
+					variants.push({ workload, variant: image, latencyMs, params: { image, imageRows: images[image].rows } });
 			}
 		} else if (workload === "W5") {
-			for (const latencyMs of cfg.latencies) variants.push({ workload, latencyMs, params: { image: "10mb", imageRows: images["10mb"].rows } });
+			for (const latencyMs of cfg.latencies)
+				variants.push({ workload, latencyMs, params: { image: "10mb", imageRows: images["10mb"].rows } });
 		} else if (workload === "R") {
 			variants.push({ workload, latencyMs: cfg.latencies[0], params: cfg.params });
 		} else if (workload === "M") {
@@ -187,7 +193,9 @@ async function main() {
 	const log = (...a) => console.error(...a);
 	const started = Date.now();
 	const info = machine();
-	log(`bench: ${cfg.quick ? "quick" : "full"} run, ${cfg.rounds} round(s), ${cfg.timeMs} ms loops, KV latencies ${cfg.latencies.join(", ")} ms`);
+	log(
+		`bench: ${cfg.quick ? "quick" : "full"} run, ${cfg.rounds} round(s), ${cfg.timeMs} ms loops, KV latencies ${cfg.latencies.join(", ")} ms`,
+	);
 	log(`machine: ${info.nproc} cores, ${info.cpu}, Node ${info.node}`);
 
 	// A throwaway PostgreSQL cluster (Unix socket only, fsync on as deployed)
@@ -217,7 +225,11 @@ async function runRounds(cfg, log, started, info) {
 	const imageIds = ["small", "10mb", ...(cfg.workloads.includes("W4") ? cfg.w4Images : [])];
 	const imageStart = Date.now();
 	const images = await prepareImages(path.join(RESULTS, "images"), [...new Set(imageIds)]);
-	log(`images: ${Object.values(images).map((i) => `${i.id} ${(i.bytes / 2 ** 20).toFixed(1)} MiB/${i.rows} rows`).join(", ")} (${((Date.now() - imageStart) / 1000).toFixed(1)} s)`);
+	log(
+		`images: ${Object.values(images)
+			.map((i) => `${i.id} ${(i.bytes / 2 ** 20).toFixed(1)} MiB/${i.rows} rows`)
+			.join(", ")} (${((Date.now() - imageStart) / 1000).toFixed(1)} s)`,
+	);
 
 	const results = [];
 	for (let round = 0; round < cfg.rounds; round++) {
@@ -229,7 +241,9 @@ async function runRounds(cfg, log, started, info) {
 			const { images: _images, ...kept } = task;
 			results.push({ round, task: kept, wallMs, figures: message.ok ? message.figures : null, error: message.ok ? null : message.error });
 			const what = `${task.workload}${task.variant ? ` ${task.variant}` : ""} ${task.backend} @${task.latencyMs}ms`;
-			log(`[round ${round + 1}/${cfg.rounds} ${n + 1}/${tasks.length}] ${what}: ${message.ok ? "ok" : "ERROR"} (${(wallMs / 1000).toFixed(1)} s)`);
+			log(
+				`[round ${round + 1}/${cfg.rounds} ${n + 1}/${tasks.length}] ${what}: ${message.ok ? "ok" : "ERROR"} (${(wallMs / 1000).toFixed(1)} s)`,
+			);
 			if (!message.ok) log(`  ${message.error.split("\n").slice(0, 4).join("\n  ")}`);
 		}
 	}
@@ -245,7 +259,9 @@ async function runRounds(cfg, log, started, info) {
 	info.loadAverageAtEnd = os.loadavg().map((l) => Number(l.toFixed(2)));
 
 	const text = render(rows, targets, backends);
-	console.log(`\n${cfg.quick ? "Quick" : "Full"} run: ${cfg.rounds} round(s), ${cfg.timeMs} ms loops; ${info.nproc} cores, ${info.cpu}, Node ${info.node}\n`);
+	console.log(
+		`\n${cfg.quick ? "Quick" : "Full"} run: ${cfg.rounds} round(s), ${cfg.timeMs} ms loops; ${info.nproc} cores, ${info.cpu}, Node ${info.node}\n`,
+	);
 	console.log(text);
 	console.log(
 		`\nKV limit violations: ${backends
@@ -254,7 +270,9 @@ async function runRounds(cfg, log, started, info) {
 			.join(", ")}`,
 	);
 	if (errors.length > 0) console.log(`Failed tasks: ${errors.length} (see the JSON)`);
-	console.log(`Total time: ${elapsed.toFixed(0)} s; load average (1, 5, 15 min) at start ${info.loadAverageAtStart.join(", ")}, at end ${info.loadAverageAtEnd.join(", ")}`);
+	console.log(
+		`Total time: ${elapsed.toFixed(0)} s; load average (1, 5, 15 min) at start ${info.loadAverageAtStart.join(", ")}, at end ${info.loadAverageAtEnd.join(", ")}`,
+	);
 
 	fs.mkdirSync(path.dirname(cfg.json), { recursive: true });
 	const json = {

@@ -73,7 +73,17 @@ function findNodeGyp() {
 	try {
 		return require.resolve("node-gyp/bin/node-gyp.js");
 	} catch {
-		const bundled = path.resolve(path.dirname(process.execPath), "..", "lib", "node_modules", "npm", "node_modules", "node-gyp", "bin", "node-gyp.js");
+		const bundled = path.resolve(
+			path.dirname(process.execPath),
+			"..",
+			"lib",
+			"node_modules",
+			"npm",
+			"node_modules",
+			"node-gyp",
+			"bin",
+			"node-gyp.js",
+		);
 		return fs.existsSync(bundled) ? bundled : null;
 	}
 }

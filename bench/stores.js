@@ -32,7 +32,13 @@ async function openStore(store) {
 		if (!host) throw new Error("no PostgreSQL cluster (SQLITE_VFS_BENCH_PG_HOST is not set)");
 		const pg = require("pg");
 		const { createPostgresKv, migrate } = require("../lib/kv/postgres");
-		const pool = new pg.Pool({ host, port: Number(process.env.SQLITE_VFS_BENCH_PG_PORT || 5432), user: "postgres", database: "postgres", max: 4 });
+		const pool = new pg.Pool({
+			host,
+			port: Number(process.env.SQLITE_VFS_BENCH_PG_PORT || 5432),
+			user: "postgres",
+			database: "postgres",
+			max: 4,
+		});
 		pool.on("error", () => {});
 		await migrate(pool);
 		let n = 0;

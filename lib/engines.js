@@ -81,17 +81,13 @@ async function createEngine(backend) {
 		try {
 			return await createWasm();
 		} catch (error) {
-			throw loadFailure(`The WASM SQLite engine could not be loaded (forced by ${request.source})`, [
-				["wasm", error],
-			]);
+			throw loadFailure(`The WASM SQLite engine could not be loaded (forced by ${request.source})`, [["wasm", error]]);
 		}
 	}
 	const { binding, error: nativeError } = loadNative();
 	if (binding) return new binding.NativeDatabase();
 	if (request.backend === "native") {
-		throw loadFailure(`The native SQLite engine could not be loaded (forced by ${request.source})`, [
-			["native", nativeError],
-		]);
+		throw loadFailure(`The native SQLite engine could not be loaded (forced by ${request.source})`, [["native", nativeError]]);
 	}
 	try {
 		return await createWasm();
@@ -103,4 +99,4 @@ async function createEngine(backend) {
 	}
 }
 
-module.exports = { createEngine, loadNative, BACKENDS, ENV_VAR };
+module.exports = { createEngine };

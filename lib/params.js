@@ -31,9 +31,7 @@ function normalizeValue(value, name) {
 				return Uint8Array.from(value);
 			}
 			if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
-				throw new TypeError(
-					`Parameter ${name}: ${value.constructor.name} cannot be bound; pass a Uint8Array or Buffer for a BLOB`,
-				);
+				throw new TypeError(`Parameter ${name}: ${value.constructor.name} cannot be bound; pass a Uint8Array or Buffer for a BLOB`);
 			}
 			throw new TypeError(`Parameter ${name}: ${value.constructor?.name ?? "object"} cannot be bound to SQL`);
 		default:

@@ -154,9 +154,7 @@ class Persistence {
 	async #getBatch(keys) {
 		const values = await this.#call("getBatch", keys, "SQLITE_IOERR_READ");
 		if (!Array.isArray(values) || values.length !== keys.length) {
-			throw corrupt(
-				`KV getBatch returned ${Array.isArray(values) ? `${values.length} values` : describe(values)} for ${keys.length} keys`,
-			);
+			throw corrupt(`KV getBatch returned ${Array.isArray(values) ? `${values.length} values` : describe(values)} for ${keys.length} keys`);
 		}
 		return values;
 	}
@@ -174,11 +172,7 @@ class Persistence {
 	async open() {
 		// The metadata and page 1 come in one call: a database of one page
 		// opens with a single getBatch.
-		const [mainMeta, journalMeta, page1] = await this.#getBatch([
-			metaKey(TAG_MAIN),
-			metaKey(TAG_JOURNAL),
-			chunkKey(TAG_MAIN, 0),
-		]);
+		const [mainMeta, journalMeta, page1] = await this.#getBatch([metaKey(TAG_MAIN), metaKey(TAG_JOURNAL), chunkKey(TAG_MAIN, 0)]);
 		const mainSize = mainMeta == null ? 0 : decodeMeta(mainMeta, TAG_MAIN);
 		const journalSize = journalMeta == null ? null : decodeMeta(journalMeta, TAG_JOURNAL);
 		this.#kvSize = mainMeta == null ? null : mainSize;

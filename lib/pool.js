@@ -122,7 +122,6 @@ class SqliteVfsPool {
 	}
 }
 
-
 /** One actor's way to open its database through the pool (2.2.1's ISqliteVfs). */
 class PooledSqliteHandle {
 	#pool;

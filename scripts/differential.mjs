@@ -82,6 +82,8 @@ for (const backend of engines) {
 for (const { backend, seed, error } of failures) console.log(`\n=== ${backend} seed ${seed}\n${error.stack ?? error}`);
 console.log(
 	`\n${seeds.length * engines.length - failures.length} passed, ${failures.length} failed, ${((Date.now() - started) / 1000).toFixed(0)} s` +
-		(failures.length ? ` (replay one: node scripts/differential.mjs --seeds ${failures[0].seed} --steps ${steps} --engines ${failures[0].backend}${avoid.size ? ` --avoid ${[...avoid]}` : ""} --trace)` : ""),
+		(failures.length
+			? ` (replay one: node scripts/differential.mjs --seeds ${failures[0].seed} --steps ${steps} --engines ${failures[0].backend}${avoid.size ? ` --avoid ${[...avoid]}` : ""} --trace)`
+			: ""),
 );
 process.exit(failures.length === 0 ? 0 : 1);

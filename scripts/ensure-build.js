@@ -8,7 +8,18 @@ const fs = require("node:fs");
 const path = require("node:path");
 
 const root = path.join(__dirname, "..");
-const outputs = ["binding.js", "binding.d.ts", "sqlite-vfs.linux-x64-gnu.node"].map((f) => path.join(root, f));
+// The platforms package.json declares, as `napi build --platform` names their
+// addon file.
+const DECLARED = ["linux-x64-gnu", "linux-x64-musl", "linux-arm64-gnu", "darwin-x64", "darwin-arm64", "win32-x64-msvc"];
+
+function platformKey() {
+	const { platform, arch } = process;
+	if (platform === "linux") return `linux-${arch}-${process.report?.getReport().header.glibcVersionRuntime ? "gnu" : "musl"}`;
+	if (platform === "win32") return `win32-${arch}-msvc`;
+	return `${platform}-${arch}`;
+}
+const platform = platformKey();
+const outputs = ["binding.js", "binding.d.ts", `sqlite-vfs.${platform}.node`].map((f) => path.join(root, f));
 
 function newestSource() {
 	let newest = 0;
@@ -33,8 +44,8 @@ function oldestOutput() {
 	return oldest;
 }
 
-if (process.platform !== "linux" || process.arch !== "x64") {
-	console.log("ensure-build: only linux-x64 builds here; skipping the native build");
+if (!DECLARED.includes(platform)) {
+	console.log(`ensure-build: ${platform} is not a platform of the native engine; skipping the native build`);
 } else if (oldestOutput() < newestSource()) {
 	console.log("ensure-build: building the release addon (cargo)...");
 	execSync("npm run build", { cwd: root, stdio: "inherit" });

@@ -45,9 +45,7 @@ function targetFor(choice) {
 }
 
 if (typeof module.registerHooks !== "function") {
-	throw new Error(
-		`rivetkit-sqlite-vfs-hook needs module.registerHooks (Node >= 22.15 or >= 23.5); this is Node ${process.versions.node}`,
-	);
+	throw new Error(`rivetkit-sqlite-vfs-hook needs module.registerHooks (Node >= 22.15 or >= 23.5); this is Node ${process.versions.node}`);
 }
 
 const target = targetFor(requested);

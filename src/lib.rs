@@ -177,8 +177,8 @@ impl NativeDatabase {
         })
     }
 
-    /// "native": the engine this is.
-    #[napi(getter)]
+    /// The engine's name, as `Database.backend` reports it.
+    #[napi(getter, ts_return_type = "\"native\"")]
     pub fn backend(&self) -> &'static str {
         "native"
     }
@@ -225,7 +225,9 @@ impl NativeDatabase {
     /// Runs `sql`. Returns `[changes, lastInsertRowid, state, columns₀,
     /// rows₀, …]` (see [`output`]); with the [`SUSPENDED`] bit set in
     /// `state`, the call goes on on an engine thread: call `resume()`.
-    #[napi(ts_return_type = "[number, number | bigint, number, ...unknown[]]")]
+    #[napi(
+        ts_return_type = "[changes: number, lastInsertRowid: number | bigint, state: number, ...columnsAndRows: (string[] | unknown[][])[]]"
+    )]
     pub fn execute<'env>(
         &self,
         env: &'env Env,

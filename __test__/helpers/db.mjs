@@ -23,7 +23,10 @@ export async function snapshot(db) {
 	for (const [name] of tables) {
 		// Sorted in JS: tables WITHOUT ROWID have no rowid to order by.
 		const all = await rows(db, `SELECT * FROM "${name}"`);
-		out[name] = all.map((row) => [key(row), row]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, row]) => row);
+		out[name] = all
+			.map((row) => [key(row), row])
+			.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+			.map(([, row]) => row);
 	}
 	return out;
 }

@@ -143,7 +143,10 @@ export function createGenerator(random, { avoid = new Set() } = {}) {
 	const pick = (list) => list[int(list.length)];
 	const weighted = (entries) => {
 		let r = random() * entries.reduce((n, [w]) => n + w, 0);
-		for (const [w, make] of entries) if ((r -= w) < 0) return make();
+		for (const [w, make] of entries) {
+			r -= w;
+			if (r < 0) return make();
+		}
 		return entries.at(-1)[1]();
 	};
 	let serial = 0;
@@ -201,7 +204,14 @@ export function createGenerator(random, { avoid = new Set() } = {}) {
 			// Defect 5 (a script that fails after earlier statements, in a
 			// write that fails, loses them silently): while it is open, steps
 			// with KV faults have no scripts.
-			[faulty && avoid.has(5) ? 0 : 8, () => call("exec", Array.from({ length: 2 + int(3) }, (_, i) => (i > 0 && avoid.has(4) ? laterStatement() : statement())))],
+			[
+				faulty && avoid.has(5) ? 0 : 8,
+				() =>
+					call(
+						"exec",
+						Array.from({ length: 2 + int(3) }, (_, i) => (i > 0 && avoid.has(4) ? laterStatement() : statement())),
+					),
+			],
 			[8, () => call("run", `INSERT INTO ${t}(k, v, b) VALUES (?, ?, ?)`, [int(100), `p${++serial}`, blob(int(3000))])],
 			[3, () => call("run", `INSERT INTO ${t}(k, v, b) VALUES (?, ?, ?)`, [int(100), `big${++serial}`, blob(20_000 + int(50_000))])],
 			[3, () => call("run", `UPDATE ${t} SET b = ?, v = ? WHERE id % ? = 0`, [blob(int(2000)), `u${++serial}`, 1 + int(4)])],
@@ -305,17 +315,7 @@ function settleEpochs() {
  * statistics.
  */
 export async function runDifferential(options = {}) {
-	const {
-		seed = 1,
-		steps = 40,
-		workload,
-		backend,
-		limits = LIMITS,
-		reference,
-		avoid = new Set(),
-		crashCopies = 0.05,
-		trace,
-	} = options;
+	const { seed = 1, steps = 40, workload, backend, limits = LIMITS, reference, avoid = new Set(), crashCopies = 0.05, trace } = options;
 	// Defect 1 (an interrupted recovery corrupts the database): while it is
 	// open, opens of KV copies run into no faults.
 	const recoveryFaults = avoid.has(1) ? 0 : (options.recoveryFaults ?? 0.3);
@@ -417,7 +417,9 @@ export async function runDifferential(options = {}) {
 				ref.apply(stmt, c.params);
 			} catch (refError) {
 				if (refError.message !== error.message) {
-					fail(`${describeCall(c)} rejected with "${error.message}", the reference failed with "${refError.message}" at ${JSON.stringify(stmt)}`);
+					fail(
+						`${describeCall(c)} rejected with "${error.message}", the reference failed with "${refError.message}" at ${JSON.stringify(stmt)}`,
+					);
 				}
 				stats.sqlErrors++;
 				return `rejected, SQL: ${error.code}: ${error.message}`;
@@ -485,7 +487,8 @@ export async function runDifferential(options = {}) {
 			try {
 				return { db: await open(name, faulty, { backend, limits }), what };
 			} catch (error) {
-				if (!isKvFailure(error)) fail(`${what}: an open failing at KV write ${recovery.at} (${recovery.mode}) rejected with ${error.code}: ${error.message}`);
+				if (!isKvFailure(error))
+					fail(`${what}: an open failing at KV write ${recovery.at} (${recovery.mode}) rejected with ${error.code}: ${error.message}`);
 				stats.recoveryFaults++;
 				what += ` (after an open that failed at its KV write ${recovery.at}, ${recovery.mode})`;
 			} finally {
@@ -561,7 +564,8 @@ export async function runDifferential(options = {}) {
 		if (faults.length > 0) note(`step ${step}: KV faults ${faults.map((f) => `#${f.n} ${f.method} ${f.mode}`).join(", ")}`);
 		// kv.onError heard of every KV call that failed, with the KV's own error.
 		const unheard = faults.find((f) => f.error && !kv.errors.includes(f.error));
-		if (unheard) fail(`after step ${step}: kv.onError never heard of the failure of KV call ${unheard.n} (${unheard.method}, ${unheard.mode})`);
+		if (unheard)
+			fail(`after step ${step}: kv.onError never heard of the failure of KV call ${unheard.n} (${unheard.method}, ${unheard.mode})`);
 		// Replay group by group (calls that settled together). Where a group
 		// has a KV failure, the calls from the one after its last call that
 		// resolved before that failure on (all of them, as group commit is
@@ -611,7 +615,8 @@ export async function runDifferential(options = {}) {
 		const [[check]] = (await db.query("PRAGMA integrity_check")).rows;
 		if (check !== "ok") fail(`${opened.what}: integrity_check says ${check}`);
 		const live = await dumpWith(async (sql) => (await db.query(sql)).rows);
-		if (live !== history.at(-1)) fail(`${opened.what}: it differs from the last committed state:\n  ${firstDifference(live, history.at(-1))}`);
+		if (live !== history.at(-1))
+			fail(`${opened.what}: it differs from the last committed state:\n  ${firstDifference(live, history.at(-1))}`);
 	};
 
 	try {

@@ -59,11 +59,51 @@ export function kvContract({ make, release = async () => {} }) {
 			["getBatch", [[bytes(1), bytes(2), bytes(3), bytes(4), bytes(5)]]],
 			["deleteBatch", [[bytes(1), bytes(2), bytes(3), bytes(4), bytes(5)]]],
 			["putBatch", [[1, 2, 3, 4, 5].map((i) => [bytes(i), bytes(i)])]],
-			["putBatch", [[[bytes(1), bytes(1)], [bytes(2), big]]]],
-			["putBatch", [[[bytes(1), value], [bytes(2), value]]]], // over maxBatchBytes
-			["putBatch", [[[bytes(1), bytes(1)], [new Uint8Array(17), bytes(1)]]]],
-			["putBatch", [[[bytes(1), bytes(1)], ["two", bytes(1)]]]],
-			["putBatch", [[[bytes(1), bytes(1)], [bytes(2), "value"]]]],
+			[
+				"putBatch",
+				[
+					[
+						[bytes(1), bytes(1)],
+						[bytes(2), big],
+					],
+				],
+			],
+			[
+				"putBatch",
+				[
+					[
+						[bytes(1), value],
+						[bytes(2), value],
+					],
+				],
+			], // over maxBatchBytes
+			[
+				"putBatch",
+				[
+					[
+						[bytes(1), bytes(1)],
+						[new Uint8Array(17), bytes(1)],
+					],
+				],
+			],
+			[
+				"putBatch",
+				[
+					[
+						[bytes(1), bytes(1)],
+						["two", bytes(1)],
+					],
+				],
+			],
+			[
+				"putBatch",
+				[
+					[
+						[bytes(1), bytes(1)],
+						[bytes(2), "value"],
+					],
+				],
+			],
 			["put", [bytes(1), big]],
 			["get", [new Uint8Array(17)]],
 			["getBatch", [["key"]]],
@@ -76,7 +116,10 @@ export function kvContract({ make, release = async () => {} }) {
 		}
 		assert.deepEqual((await kv.getBatch([bytes(1), bytes(2)])).map(hex), [null, null], "nothing was stored");
 		// The largest call the limits allow goes through.
-		await kv.putBatch([[bytes(1), value], [bytes(2), new Uint8Array(SMALL.maxBatchBytes - SMALL.maxValueSize - 2)]]);
+		await kv.putBatch([
+			[bytes(1), value],
+			[bytes(2), new Uint8Array(SMALL.maxBatchBytes - SMALL.maxValueSize - 2)],
+		]);
 		assert.equal((await kv.get(bytes(1))).length, SMALL.maxValueSize);
 		await release(kv);
 	});
@@ -86,10 +129,23 @@ export function kvContract({ make, release = async () => {} }) {
 		const kvs = await Promise.all(ids.map((id) => make(id)));
 		// The shared environment may already hold these actors' keys from another test file.
 		await Promise.all(kvs.map((kv) => kv.clear()));
-		await Promise.all(kvs.map((kv, i) => kv.putBatch([[bytes(1), bytes(i)], [bytes(i + 2), bytes(i)]])));
+		await Promise.all(
+			kvs.map((kv, i) =>
+				kv.putBatch([
+					[bytes(1), bytes(i)],
+					[bytes(i + 2), bytes(i)],
+				]),
+			),
+		);
 		for (const [i, kv] of kvs.entries()) {
 			assert.equal(hex(await kv.get(bytes(1))), hex(bytes(i)));
-			assert.deepEqual((await kv.entries()).map(([k, v]) => [hex(k), hex(v)]), [[hex(bytes(1)), hex(bytes(i))], [hex(bytes(i + 2)), hex(bytes(i))]].sort());
+			assert.deepEqual(
+				(await kv.entries()).map(([k, v]) => [hex(k), hex(v)]),
+				[
+					[hex(bytes(1)), hex(bytes(i))],
+					[hex(bytes(i + 2)), hex(bytes(i))],
+				].sort(),
+			);
 		}
 		await kvs[1].clear();
 		assert.deepEqual(await kvs[1].entries(), []);

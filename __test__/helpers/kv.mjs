@@ -75,7 +75,7 @@ export function createTestKv(options = {}) {
 				if (MUTATIONS.has(method) && kv.onMutation) kv.onMutation(copyMutation(method, arg, value));
 				return result;
 			};
-			if (kv.fault && kv.fault.predicate(call, n)) {
+			if (kv.fault?.predicate(call, n)) {
 				const error = kv.fault.error ?? new Error(`injected ${method} failure (call ${n})`);
 				call.failed = true;
 				if (kv.fault.applied) {

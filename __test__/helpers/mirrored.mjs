@@ -45,7 +45,8 @@ export function createMirroredKv(realKv, options = {}, seed = []) {
 		async getBatch(keys) {
 			await ready;
 			const got = await real.getBatch(keys);
-			if (!Array.isArray(got) || got.length !== keys.length) throw new Error(`real getBatch returned ${got?.length} values for ${keys.length} keys`);
+			if (!Array.isArray(got) || got.length !== keys.length)
+				throw new Error(`real getBatch returned ${got?.length} values for ${keys.length} keys`);
 			compare("getBatch", keys, got, await model.getBatch(keys));
 			return got;
 		},
@@ -77,7 +78,10 @@ export function createMirroredKv(realKv, options = {}, seed = []) {
 		async check() {
 			await ready;
 			const got = (await real.entries()).map(([k, v]) => `${hex(k)}=${hex(v)}`).sort();
-			const want = model.entries().map(([k, v]) => `${hex(k)}=${hex(v)}`).sort();
+			const want = model
+				.entries()
+				.map(([k, v]) => `${hex(k)}=${hex(v)}`)
+				.sort();
 			if (got.join() !== want.join()) throw new Error("the real store's contents differ from the model's");
 		},
 	};

@@ -25,7 +25,10 @@ export function findPostgresBin() {
 	if (process.env.PG_BIN) candidates.push(process.env.PG_BIN);
 	const debian = "/usr/lib/postgresql";
 	if (fs.existsSync(debian)) {
-		const versions = fs.readdirSync(debian).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+		const versions = fs
+			.readdirSync(debian)
+			.filter((v) => /^\d+$/.test(v))
+			.sort((a, b) => Number(b) - Number(a));
 		candidates.push(...versions.map((v) => path.join(debian, v, "bin")));
 	}
 	return candidates.find((dir) => ["initdb", "postgres"].every((exe) => fs.existsSync(path.join(dir, exe)))) ?? null;
@@ -127,7 +130,20 @@ export async function startPostgres({ log = false, fsync = false } = {}) {
 			if (server) throw new Error("the server is already running");
 			const child = spawn(
 				path.join(bin, "postgres"),
-				["-D", data, "-k", dir, "-p", String(PORT), "-c", "listen_addresses=", "-c", "max_connections=50", "-c", `fsync=${fsync ? "on" : "off"}`],
+				[
+					"-D",
+					data,
+					"-k",
+					dir,
+					"-p",
+					String(PORT),
+					"-c",
+					"listen_addresses=",
+					"-c",
+					"max_connections=50",
+					"-c",
+					`fsync=${fsync ? "on" : "off"}`,
+				],
 				{ ...asServer, stdio: ["ignore", "pipe", "pipe"] },
 			);
 			server = child;

@@ -73,7 +73,10 @@ function betterReference(db) {
 			return stmt.run(...toBetter(params)).changes;
 		},
 		all(sql, params) {
-			return db.prepare(sql).raw(true).all(...toBetter(params));
+			return db
+				.prepare(sql)
+				.raw(true)
+				.all(...toBetter(params));
 		},
 		get inTransaction() {
 			return db.inTransaction;
@@ -144,4 +147,3 @@ export async function dumpWith(all) {
 	}
 	return parts.join("\n");
 }
-

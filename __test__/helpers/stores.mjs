@@ -57,14 +57,22 @@ export async function storeFactory(store) {
 	if (store === "lmdb") {
 		const { createLmdbKv } = require("../../lib/kv/lmdb.js");
 		let folder = null; // made on first use
-		return (options = {}) => createLmdbKv((folder ??= tempDir("sqlite-vfs-lmdb-")), { ...options, actor: actorId() });
+		return (options = {}) => {
+			folder ??= tempDir("sqlite-vfs-lmdb-");
+			return createLmdbKv(folder, { ...options, actor: actorId() });
+		};
 	}
 	if (store === "postgres") {
 		const pg = require("pg");
 		const { createPostgresKv } = require("../../lib/kv/postgres.js");
 		let connection;
 		if (process.env.SQLITE_VFS_TEST_PG_HOST) {
-			connection = { host: process.env.SQLITE_VFS_TEST_PG_HOST, port: Number(process.env.SQLITE_VFS_TEST_PG_PORT || 5432), user: "postgres", database: "postgres" };
+			connection = {
+				host: process.env.SQLITE_VFS_TEST_PG_HOST,
+				port: Number(process.env.SQLITE_VFS_TEST_PG_PORT || 5432),
+				user: "postgres",
+				database: "postgres",
+			};
 		} else {
 			const cluster = await startPostgres();
 			// Killed (not stopped) at exit, since exit handlers cannot wait.

@@ -145,7 +145,10 @@ export async function actorKvKeys(storage, actorId) {
 	const { DatabaseSync } = await import("node:sqlite");
 	const db = new DatabaseSync(path.join(storage, "databases", `${actorId}.db`), { readOnly: true });
 	try {
-		return db.prepare("SELECT hex(key) AS key FROM kv ORDER BY key").all().map((r) => r.key.toLowerCase());
+		return db
+			.prepare("SELECT hex(key) AS key FROM kv ORDER BY key")
+			.all()
+			.map((r) => r.key.toLowerCase());
 	} finally {
 		db.close();
 	}

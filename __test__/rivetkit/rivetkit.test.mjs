@@ -17,7 +17,17 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-import { skipReason, startServer, killAll, tempDir, privateTmp, removeTempDir, eventually, actorKvKeys, actorKvWalStamp } from "./harness.mjs";
+import {
+	skipReason,
+	startServer,
+	killAll,
+	tempDir,
+	privateTmp,
+	removeTempDir,
+	eventually,
+	actorKvKeys,
+	actorKvWalStamp,
+} from "./harness.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const THIS_PACKAGE_URL = pathToFileURL(path.join(root, "index.mjs")).href;
@@ -55,10 +65,16 @@ function assertLoaded(probe, { url, vfs, actorIds }) {
 	}
 	for (const id of actorIds) assert.ok(probe.acquired.includes(id), `actor ${id} got its handle from the expected SqliteVfsPool`);
 	if (vfs === "this") {
-		assert.ok(probe.opened.length > 0 && probe.opened.every((o) => o.class === "Database" && o.backend === BACKEND), JSON.stringify(probe.opened));
+		assert.ok(
+			probe.opened.length > 0 && probe.opened.every((o) => o.class === "Database" && o.backend === BACKEND),
+			JSON.stringify(probe.opened),
+		);
 	} else {
 		// 2.2.1's pool hands out TrackedDatabase wrappers, with no `backend`.
-		assert.ok(probe.opened.length > 0 && probe.opened.every((o) => o.class === "TrackedDatabase" && o.backend === null), JSON.stringify(probe.opened));
+		assert.ok(
+			probe.opened.length > 0 && probe.opened.every((o) => o.class === "TrackedDatabase" && o.backend === null),
+			JSON.stringify(probe.opened),
+		);
 	}
 }
 
@@ -75,13 +91,17 @@ describe("rivetkit 2.2.1 end to end", { skip: SKIP ?? false }, () => {
 		// recorded, not asserted: rivetkit is used as ESM, through import().
 		const cjs = spawnSync(process.execPath, ["-e", "require('rivetkit/driver-helpers')"], { cwd: root, encoding: "utf8", timeout: 30_000 });
 		const cjsError = cjs.stderr.split("\n").find((l) => /Error:/.test(l));
-		t.diagnostic(cjs.status === 0 ? "rivetkit/driver-helpers loads with require()" : `rivetkit 2.2.1's CommonJS build does not load: ${cjsError}`);
+		t.diagnostic(
+			cjs.status === 0 ? "rivetkit/driver-helpers loads with require()" : `rivetkit 2.2.1's CommonJS build does not load: ${cjsError}`,
+		);
 
 		const server = await startServer({ storage: storage(), vfs: "this" });
 		const notebook = server.client.notebook.getOrCreate(["which-module"]);
 		const stats = await notebook.stats();
 		const probe = await notebook.probe();
-		t.diagnostic(`server ${server.node}: rivetkit loaded ${probe.resolutions.map((r) => r.url).join(", ")}; databases: ${JSON.stringify(probe.opened)}; sqlite ${stats.sqliteVersion}`);
+		t.diagnostic(
+			`server ${server.node}: rivetkit loaded ${probe.resolutions.map((r) => r.url).join(", ")}; databases: ${JSON.stringify(probe.opened)}; sqlite ${stats.sqliteVersion}`,
+		);
 		assertLoaded(probe, { url: THIS_PACKAGE_URL, vfs: "this", actorIds: [await notebook.actorId()] });
 		assert.equal(stats.integrity, "ok");
 		await server.kill();
@@ -150,10 +170,13 @@ describe("rivetkit 2.2.1 end to end", { skip: SKIP ?? false }, () => {
 		// KV, onMigrate runs again but the migrations do not.
 		const actorId = await nb.actorId();
 		assert.equal(await nb.goToSleep(), true);
-		stats = await eventually(async () => {
-			const s = await nb.stats();
-			return s.boots === 2 && s;
-		}, { what: "the actor to sleep and wake" });
+		stats = await eventually(
+			async () => {
+				const s = await nb.stats();
+				return s.boots === 2 && s;
+			},
+			{ what: "the actor to sleep and wake" },
+		);
 		assert.deepEqual(stats.migrations, [{ version: 1 }, { version: 2 }]);
 		assert.equal(stats.integrity, "ok");
 		assert.deepEqual(await nb.names(), ["apple", "pear", "fig", "plum", "kiwi"]);
@@ -194,7 +217,10 @@ describe("rivetkit 2.2.1 end to end", { skip: SKIP ?? false }, () => {
 
 		assert.equal(await pl.goToSleep(), true);
 		await eventually(async () => (await pl.probe()).acquired.length === 2, { what: "the actor to sleep and wake" });
-		assert.deepEqual((await pl.list()).map((r) => r.title), titles);
+		assert.deepEqual(
+			(await pl.list()).map((r) => r.title),
+			titles,
+		);
 		assert.equal((await pl.migrationsApplied()).length, 2);
 		assert.equal(await pl.integrity(), "ok");
 		assertLoaded(await pl.probe(), { url: THIS_PACKAGE_URL, vfs: "this", actorIds: [await pl.actorId()] });
@@ -229,20 +255,34 @@ describe("rivetkit 2.2.1 end to end", { skip: SKIP ?? false }, () => {
 		const actorId = await nb.actorId();
 		const late = [];
 		const inflight = [];
-		const addLate = (i) => inflight.push(nb.addPlain(`late-${i}`, i).then(() => late.push(`late-${i}`), () => null));
+		const addLate = (i) =>
+			inflight.push(
+				nb.addPlain(`late-${i}`, i).then(
+					() => late.push(`late-${i}`),
+					() => null,
+				),
+			);
 		for (let i = 0; i < 10; i++) addLate(i);
 		let bulkDone = false;
-		inflight.push(nb.bulkScript("inflight", 300, 2000).then(() => (bulkDone = true), () => null));
+		inflight.push(
+			nb.bulkScript("inflight", 300, 2000).then(
+				() => (bulkDone = true),
+				() => null,
+			),
+		);
 		for (let i = 10; i < 40; i++) addLate(i);
 		await eventually(() => late.length >= 10, { every: 1, what: "the inserts queued before the large commit" });
 		let stamp = actorKvWalStamp(dir, actorId);
 		let writes = 0;
-		await eventually(() => {
-			const now = actorKvWalStamp(dir, actorId);
-			if (now !== stamp) writes++;
-			stamp = now;
-			return writes >= 2 || bulkDone || late.length > 10;
-		}, { every: 0, ms: 10_000, what: "the large commit to start writing" });
+		await eventually(
+			() => {
+				const now = actorKvWalStamp(dir, actorId);
+				if (now !== stamp) writes++;
+				stamp = now;
+				return writes >= 2 || bulkDone || late.length > 10;
+			},
+			{ every: 0, ms: 10_000, what: "the large commit to start writing" },
+		);
 		server.child.kill("SIGKILL");
 		const exit = await server.exited;
 		assert.equal(exit.signal, "SIGKILL");
@@ -311,7 +351,10 @@ describe("rivetkit 2.2.1 end to end", { skip: SKIP ?? false }, () => {
 		assertLoaded(await nb.probe(), { url: urlOf[first], vfs: first, actorIds: [await nb.actorId(), await pl.actorId()] });
 		await server.kill();
 
-		for (const [vfs, writes] of [[second, true], [first, false]]) {
+		for (const [vfs, writes] of [
+			[second, true],
+			[first, false],
+		]) {
 			server = await startServer({ storage: dir, vfs });
 			nb = server.client.notebook.getOrCreate(["cross"]);
 			pl = server.client.planner.getOrCreate(["cross"]);
@@ -324,7 +367,10 @@ describe("rivetkit 2.2.1 end to end", { skip: SKIP ?? false }, () => {
 			assert.deepEqual({ ...row, data: [...row.data] }, { name: `${first}-7`, qty: 7, price: 3.5, data: [7, 248] });
 			assert.equal(stats.bulkRows, 300);
 			const tasks = await pl.list();
-			assert.deepEqual(tasks.map((r) => r.title), expectedTasks);
+			assert.deepEqual(
+				tasks.map((r) => r.title),
+				expectedTasks,
+			);
 			assert.equal(tasks[0].done, true);
 			assert.equal((await pl.migrationsApplied()).length, 2, `${vfs}: drizzle migrations not re-run`);
 			assert.equal(await pl.integrity(), "ok");

@@ -103,7 +103,13 @@ describe("LMDB KV store", { skip: SKIP ?? false }, () => {
 		const kv = createLmdbKv(folder, { actor: "long-keys" });
 		await kv.clear();
 		const long = new Uint8Array(LMDB_MAX_KEY_SIZE);
-		await assert.rejects(kv.putBatch([[Uint8Array.of(1), Uint8Array.of(1)], [long, Uint8Array.of(1)]]), /too long for LMDB/);
+		await assert.rejects(
+			kv.putBatch([
+				[Uint8Array.of(1), Uint8Array.of(1)],
+				[long, Uint8Array.of(1)],
+			]),
+			/too long for LMDB/,
+		);
 		assert.equal(await kv.get(Uint8Array.of(1)), null);
 		await kv.close();
 		assert.throws(() => createLmdbKv(folder, { actor: 5 }), TypeError);
@@ -133,7 +139,11 @@ describe("LMDB KV store", { skip: SKIP ?? false }, () => {
 			});
 			test(`killed once KV write ${pauseAt} of ${writes[BIG_STEP]} of the journaled commit is done: reopens ${last ? "after" : "before"} it`, async () => {
 				const actor = `big-after-${pauseAt}`;
-				const lines = await runChild(folder, actor, "paused", { PAUSE_STEP: String(BIG_STEP), PAUSE_AT: String(pauseAt), PAUSE_WHEN: "after" });
+				const lines = await runChild(folder, actor, "paused", {
+					PAUSE_STEP: String(BIG_STEP),
+					PAUSE_AT: String(pauseAt),
+					PAUSE_WHEN: "after",
+				});
 				assert.ok(lines.includes("paused"), lines.join(", "));
 				// The last write deletes the journal: the commit point.
 				assert.equal(await reopen(folder, actor), states[last ? BIG_STEP + 1 : BIG_STEP]);

@@ -43,15 +43,29 @@ describe("PostgreSQL KV store", { skip: SKIP ?? false }, () => {
 
 	test("one SQL statement per KV call; the table is created on first use, or by migrate()", async () => {
 		const queries = [];
-		const counting = { query: (sql, params) => (queries.push(sql), pool.query(sql, params)) };
+		const counting = {
+			query: (sql, params) => {
+				queries.push(sql);
+				return pool.query(sql, params);
+			},
+		};
 		const kv = createPostgresKv(counting, "counted", { table: "public.counted_kv" });
-		await kv.putBatch([[Uint8Array.of(1), Uint8Array.of(1)], [Uint8Array.of(2), Uint8Array.of(2)]]);
+		await kv.putBatch([
+			[Uint8Array.of(1), Uint8Array.of(1)],
+			[Uint8Array.of(2), Uint8Array.of(2)],
+		]);
 		assert.match(queries[0], /^CREATE TABLE IF NOT EXISTS "public"\."counted_kv"/);
 		queries.length = 0;
-		await kv.putBatch([[Uint8Array.of(3), Uint8Array.of(3)], [Uint8Array.of(1), Uint8Array.of(9)]]);
+		await kv.putBatch([
+			[Uint8Array.of(3), Uint8Array.of(3)],
+			[Uint8Array.of(1), Uint8Array.of(9)],
+		]);
 		await kv.getBatch([Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(5)]);
 		await kv.deleteBatch([Uint8Array.of(1), Uint8Array.of(2)]);
-		assert.deepEqual(queries.map((sql) => sql.split(" ")[0]), ["INSERT", "SELECT", "DELETE"]);
+		assert.deepEqual(
+			queries.map((sql) => sql.split(" ")[0]),
+			["INSERT", "SELECT", "DELETE"],
+		);
 
 		await migrate(pool, { table: "migrated_kv" });
 		await migrate(pool, { table: "migrated_kv" });
@@ -86,7 +100,9 @@ describe("PostgreSQL KV store", { skip: SKIP ?? false }, () => {
 		const SLOW = "slow_kv";
 		before(async () => {
 			await migrate(pool, { table: SLOW });
-			await pool.query("CREATE OR REPLACE FUNCTION slow_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$");
+			await pool.query(
+				"CREATE OR REPLACE FUNCTION slow_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$",
+			);
 			await pool.query(`CREATE TRIGGER slow BEFORE INSERT ON ${SLOW} FOR EACH STATEMENT EXECUTE FUNCTION slow_statement()`);
 		});
 
@@ -162,7 +178,8 @@ describe("PostgreSQL KV store", { skip: SKIP ?? false }, () => {
 		test("a journaled commit: killed inside the transaction of KV write 2", (t) => crashDuring(t, BIG_STEP, 2, "statement", "before"));
 		test(`a journaled commit: killed inside the transaction of KV write ${big - 1}, the last before the commit point`, (t) =>
 			crashDuring(t, BIG_STEP, big - 1, "statement", "before"));
-		test(`a journaled commit: the server gone as KV write ${big}, the commit point, starts`, (t) => crashDuring(t, BIG_STEP, big, "sent", "before"));
+		test(`a journaled commit: the server gone as KV write ${big}, the commit point, starts`, (t) =>
+			crashDuring(t, BIG_STEP, big, "sent", "before"));
 		test("a one-row commit: killed inside the transaction of its KV write", (t) => crashDuring(t, SMALL_STEP, 1, "statement", "before"));
 		test("a one-row commit: killed right after it resolved, it is durable", (t) => crashDuring(t, SMALL_STEP, 1, "resolved", "after"));
 	});

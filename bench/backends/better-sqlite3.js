@@ -33,7 +33,9 @@ function wrap(db) {
 			prepare(sql).run(...bind(params));
 		},
 		async query(sql, params) {
-			return prepare(sql).raw(true).all(...bind(params));
+			return prepare(sql)
+				.raw(true)
+				.all(...bind(params));
 		},
 		async close() {
 			db.close();

@@ -88,7 +88,7 @@ async function create() {
 	sqlPromise ??= require("sql.js")();
 	const SQL = await sqlPromise;
 	return {
-		async open(name, kv) {
+		async open(_name, kv) {
 			const bytes = await readFile(kv);
 			const db = bytes === null ? new SQL.Database() : new SQL.Database(bytes);
 			const seed = new SeedDatabase(db, kv, bytes === null ? 0 : bytes.length);

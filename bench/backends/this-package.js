@@ -40,6 +40,13 @@ const STORE_WORKLOADS = ["W1", "W3", "W4", "W6"];
 module.exports = {
 	native: { id: "native", label: "native", usesKv: true, create: create("native") },
 	wasm: { id: "wasm", label: "wasm", usesKv: true, create: create("wasm") },
-	nativeLmdb: { id: "native-lmdb", label: "native+LMDB", usesKv: true, store: "lmdb", workloads: STORE_WORKLOADS, create: create("native") },
+	nativeLmdb: {
+		id: "native-lmdb",
+		label: "native+LMDB",
+		usesKv: true,
+		store: "lmdb",
+		workloads: STORE_WORKLOADS,
+		create: create("native"),
+	},
 	nativePg: { id: "native-pg", label: "native+PG", usesKv: true, store: "postgres", workloads: STORE_WORKLOADS, create: create("native") },
 };

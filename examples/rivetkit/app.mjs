@@ -4,7 +4,7 @@
 // a package-manager override (see README.md next to this file); inside this
 // repository, run it with the resolution hook instead (Node >= 22.15):
 //
-//   node_modules/node22/bin/node --import ./scripts/rivetkit-sqlite-vfs-hook.mjs examples/rivetkit/app.mjs
+//   "$(node scripts/runtimes.js 22.23.3)" --import ./scripts/rivetkit-sqlite-vfs-hook.mjs examples/rivetkit/app.mjs
 //
 // EXAMPLE_STORAGE=dir keeps the actors' data in `dir` (run it twice: the
 // notes are still there); by default a temporary directory is used and removed.

@@ -19,10 +19,9 @@ function loadLmdb() {
 	try {
 		return require("lmdb");
 	} catch (error) {
-		const hint = new Error(
-			'@rivetkit/sqlite-vfs/kv/lmdb needs the "lmdb" package (an optional peer dependency): npm install lmdb',
-			{ cause: error },
-		);
+		const hint = new Error('@rivetkit/sqlite-vfs/kv/lmdb needs the "lmdb" package (an optional peer dependency): npm install lmdb', {
+			cause: error,
+		});
 		hint.code = "ERR_SQLITE_KV_DEPENDENCY";
 		throw hint;
 	}
@@ -86,7 +85,9 @@ function createLmdbKv(folder, options = {}) {
 	actorBytes.copy(prefix, 2);
 	const storedKey = (key) => {
 		if (prefix.length + key.length > LMDB_MAX_KEY_SIZE) {
-			throw new Error(`KV key of ${key.length} bytes is too long for LMDB (${LMDB_MAX_KEY_SIZE - prefix.length} bytes with this actor's prefix)`);
+			throw new Error(
+				`KV key of ${key.length} bytes is too long for LMDB (${LMDB_MAX_KEY_SIZE - prefix.length} bytes with this actor's prefix)`,
+			);
 		}
 		return Buffer.concat([prefix, key]);
 	};

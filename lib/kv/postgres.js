@@ -60,7 +60,10 @@ const migrations = new WeakMap();
 
 function ensureTable(pool, table) {
 	let byTable = migrations.get(pool);
-	if (!byTable) migrations.set(pool, (byTable = new Map()));
+	if (!byTable) {
+		byTable = new Map();
+		migrations.set(pool, byTable);
+	}
 	let pending = byTable.get(table);
 	if (!pending) {
 		pending = migrate(pool, { table });

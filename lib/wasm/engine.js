@@ -187,6 +187,11 @@ class WasmDatabase {
 	#tracker = null;
 	#closed = false;
 
+	/** The engine's name, as `Database.backend` reports it. */
+	get backend() {
+		return "wasm";
+	}
+
 	/** @internal Use createWasmEngine(). */
 	constructor(api) {
 		this.#api = api;
@@ -357,8 +362,8 @@ class WasmDatabase {
 			at = tail === 0 ? len : at + tail;
 			if (!stmt) continue;
 			try {
-				let step;
-				while ((step = x.sqlite3_step(stmt)) === SQLITE_ROW);
+				let step = x.sqlite3_step(stmt);
+				while (step === SQLITE_ROW) step = x.sqlite3_step(stmt);
 				if (step !== SQLITE_DONE) throw this.#error(step, db);
 			} finally {
 				x.sqlite3_finalize(stmt);
@@ -380,8 +385,7 @@ class WasmDatabase {
 	#error(rc, db = this.#s.db) {
 		const x = this.#x;
 		const api = this.#api;
-		const message =
-			db && x.sqlite3_errcode(db) === rc ? api.cstr(x.sqlite3_errmsg(db)) : api.cstr(x.sqlite3_errstr(rc));
+		const message = db && x.sqlite3_errcode(db) === rc ? api.cstr(x.sqlite3_errmsg(db)) : api.cstr(x.sqlite3_errstr(rc));
 		return engineError(codeName(rc), message ?? codeName(rc));
 	}
 
@@ -538,9 +542,7 @@ class WasmDatabase {
 			case "none":
 				if (count > 0) {
 					const name = this.#paramName(stmt, 1) ?? "?1";
-					throw rangeError(
-						`Missing value for parameter ${name}: the statement has ${count} parameter(s) and none were given`,
-					);
+					throw rangeError(`Missing value for parameter ${name}: the statement has ${count} parameter(s) and none were given`);
 				}
 				return;
 			case "positional": {
@@ -552,9 +554,7 @@ class WasmDatabase {
 						this.#bind(stmt, index, values[index - 1]);
 					} else {
 						const name = this.#paramName(stmt, index) ?? `?${index}`;
-						throw rangeError(
-							`Missing value for parameter ${name}: ${values.length} value(s) given, the statement needs ${count}`,
-						);
+						throw rangeError(`Missing value for parameter ${name}: ${values.length} value(s) given, the statement needs ${count}`);
 					}
 				}
 				if (exact && values.length > count) {
@@ -735,7 +735,5 @@ class WasmDatabase {
 		if (rc !== SQLITE_OK) throw engineError(codeName(rc), this.#api.cstr(this.#x.sqlite3_errstr(rc)));
 	}
 }
-
-Object.defineProperty(WasmDatabase.prototype, "backend", { value: "wasm" });
 
 module.exports = { WasmDatabase };

@@ -30,7 +30,7 @@ function heapAccess(memory) {
 		/** Writes a non-negative safe integer as a little-endian i64. */
 		poke64: (p, v) => {
 			const w = words();
-			w[p >> 2] = v % 0x100000000 | 0;
+			w[p >> 2] = (v % 0x100000000) | 0;
 			w[(p >> 2) + 1] = Math.floor(v / 0x100000000) | 0;
 		},
 		/** The NUL-terminated UTF-8 string at `p` (null for a null pointer). */

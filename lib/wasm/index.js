@@ -13,4 +13,4 @@ async function createWasmEngine() {
 	return new WasmDatabase(api);
 }
 
-module.exports = { createWasmEngine, loadSqlite };
+module.exports = { createWasmEngine };

@@ -134,8 +134,7 @@ function createApi(sqlite3, wasmPath) {
 	const keepModules = ["dbstat", "fts5", "fts5vocab", "rtree", "rtree_i32", "json_each", "json_tree", "geopoly"];
 	const keepList = alloc(4 * (keepModules.length + 1));
 	keepModules.forEach((name, i) => {
-		const p = allocCString(name);
-		heap();
+		const p = allocCString(name); // may grow the heap: before words()
 		words()[(keepList >> 2) + i] = p;
 	});
 	words()[(keepList >> 2) + keepModules.length] = 0;

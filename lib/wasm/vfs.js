@@ -32,7 +32,6 @@ const SQLITE_BUSY = 5;
 const SQLITE_IOERR_READ = 266;
 const SQLITE_IOERR_SHORT_READ = 522;
 const SQLITE_IOERR_WRITE = 778;
-const SQLITE_IOERR_FSYNC = 1034;
 const SQLITE_IOERR_TRUNCATE = 1546;
 const SQLITE_IOERR_FSTAT = 1802;
 const SQLITE_IOERR_UNLOCK = 2058;
@@ -474,7 +473,7 @@ function installVfs(sqlite3) {
 		set.tracker = null;
 	}
 
-	return { createFileSet, releaseFileSet, openHandles: () => handles.size };
+	return { createFileSet, releaseFileSet };
 }
 
 /** An absolute path with `.`, `..` and repeated slashes resolved (cwd is "/"). */
@@ -488,4 +487,4 @@ function normalizePath(path) {
 	return `/${parts.join("/")}`;
 }
 
-module.exports = { installVfs, FileSet };
+module.exports = { installVfs };

@@ -2,7 +2,7 @@
 //!
 //! 1. Writes and truncations of a registered main database file are reported
 //!    to that file's [`Tracker`] before they happen, so the engine knows which
-//!    4 KiB chunks changed since the last flush.
+//!    4 KiB chunks changed since the last seal.
 //! 2. Only registered files (and their journals) can be opened, deleted or
 //!    probed. `ATTACH '/etc/passwd'`, `VACUUM INTO '/tmp/x'` and the like get
 //!    `SQLITE_CANTOPEN`: a statement can never reach a host file.
@@ -279,19 +279,34 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-unsafe extern "C" fn x_read(
-    file: *mut ffi::sqlite3_file,
-    buf: *mut c_void,
-    amount: c_int,
-    offset: ffi::sqlite3_int64,
-) -> c_int {
-    // SAFETY: forwarding an open file's call to its inner file.
-    unsafe {
-        let (inner, methods, _) = parts(file);
-        methods.xRead.map_or(ffi::SQLITE_IOERR_READ, |read| {
-            read(inner, buf, amount, offset)
-        })
-    }
+/// Defines each `unsafe extern "C" fn NAME(file, ARGS…) -> c_int` of the
+/// shim's I/O methods that only forwards the call to the inner file's
+/// `METHOD`, or returns `MISSING` if the inner file has no such method.
+macro_rules! forward_to_inner_file {
+    ($($name:ident => $method:ident($($arg:ident: $ty:ty),*) or $missing:expr;)*) => {
+        $(
+            unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> c_int {
+                // SAFETY: SQLite calls the I/O methods only on a file x_open
+                // set up; the call goes unchanged to the inner file.
+                unsafe {
+                    let (inner, methods, _) = parts(file);
+                    methods.$method.map_or($missing, |f| f(inner $(, $arg)*))
+                }
+            }
+        )*
+    };
+}
+
+forward_to_inner_file! {
+    x_read => xRead(buf: *mut c_void, amount: c_int, offset: ffi::sqlite3_int64) or ffi::SQLITE_IOERR_READ;
+    x_sync => xSync(flags: c_int) or ffi::SQLITE_OK;
+    x_file_size => xFileSize(size: *mut ffi::sqlite3_int64) or ffi::SQLITE_IOERR_FSTAT;
+    x_lock => xLock(level: c_int) or ffi::SQLITE_OK;
+    x_unlock => xUnlock(level: c_int) or ffi::SQLITE_OK;
+    x_check_reserved_lock => xCheckReservedLock(out: *mut c_int) or ffi::SQLITE_OK;
+    x_file_control => xFileControl(op: c_int, arg: *mut c_void) or ffi::SQLITE_NOTFOUND;
+    x_sector_size => xSectorSize() or 4096;
+    x_device_characteristics => xDeviceCharacteristics() or 0;
 }
 
 unsafe extern "C" fn x_write(
@@ -346,83 +361,10 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
     rc
 }
 
-unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    // SAFETY: forwarding an open file's call to its inner file.
-    unsafe {
-        let (inner, methods, _) = parts(file);
-        methods
-            .xSync
-            .map_or(ffi::SQLITE_OK, |sync| sync(inner, flags))
-    }
-}
-
-unsafe extern "C" fn x_file_size(
-    file: *mut ffi::sqlite3_file,
-    size: *mut ffi::sqlite3_int64,
-) -> c_int {
-    // SAFETY: forwarding an open file's call to its inner file.
-    unsafe {
-        let (inner, methods, _) = parts(file);
-        methods
-            .xFileSize
-            .map_or(ffi::SQLITE_IOERR_FSTAT, |file_size| file_size(inner, size))
-    }
-}
-
-unsafe extern "C" fn x_lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: forwarding an open file's call to its inner file.
-    unsafe {
-        let (inner, methods, _) = parts(file);
-        methods.xLock.map_or(ffi::SQLITE_OK, |f| f(inner, level))
-    }
-}
-
-unsafe extern "C" fn x_unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    // SAFETY: forwarding an open file's call to its inner file.
-    unsafe {
-        let (inner, methods, _) = parts(file);
-        methods.xUnlock.map_or(ffi::SQLITE_OK, |f| f(inner, level))
-    }
-}
-
-unsafe extern "C" fn x_check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
-    // SAFETY: forwarding an open file's call to its inner file.
-    unsafe {
-        let (inner, methods, _) = parts(file);
-        methods
-            .xCheckReservedLock
-            .map_or(ffi::SQLITE_OK, |f| f(inner, out))
-    }
-}
-
-unsafe extern "C" fn x_file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    // SAFETY: forwarding an open file's call to its inner file.
-    unsafe {
-        let (inner, methods, _) = parts(file);
-        methods
-            .xFileControl
-            .map_or(ffi::SQLITE_NOTFOUND, |f| f(inner, op, arg))
-    }
-}
-
-unsafe extern "C" fn x_sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: forwarding an open file's call to its inner file.
-    unsafe {
-        let (inner, methods, _) = parts(file);
-        methods.xSectorSize.map_or(4096, |f| f(inner))
-    }
-}
-
-unsafe extern "C" fn x_device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: forwarding an open file's call to its inner file.
-    unsafe {
-        let (inner, methods, _) = parts(file);
-        methods.xDeviceCharacteristics.map_or(0, |f| f(inner))
-    }
+/// SAFETY (for callers): `name` must be null or a NUL-terminated string.
+unsafe fn allowed_name(name: *const c_char) -> bool {
+    // SAFETY: per the caller's contract.
+    unsafe { path_of(name) }.is_some_and(is_allowed)
 }
 
 unsafe extern "C" fn x_delete(
@@ -430,18 +372,13 @@ unsafe extern "C" fn x_delete(
     name: *const c_char,
     sync_dir: c_int,
 ) -> c_int {
-    // SAFETY: `name` is a NUL-terminated path from SQLite.
-    match unsafe { path_of(name) } {
-        Some(path) if is_allowed(path) => {
-            // SAFETY: delegating to the default VFS.
-            unsafe {
-                let inner = inner_vfs(vfs);
-                (*inner)
-                    .xDelete
-                    .map_or(ffi::SQLITE_IOERR_DELETE, |f| f(inner, name, sync_dir))
-            }
+    // SAFETY: `name` is a NUL-terminated path from SQLite, passed on as is.
+    unsafe {
+        if allowed_name(name) {
+            inner_delete(vfs, name, sync_dir)
+        } else {
+            ffi::SQLITE_IOERR_DELETE
         }
-        _ => ffi::SQLITE_IOERR_DELETE,
     }
 }
 
@@ -451,38 +388,45 @@ unsafe extern "C" fn x_access(
     flags: c_int,
     out: *mut c_int,
 ) -> c_int {
-    // SAFETY: `name` is a NUL-terminated path from SQLite.
-    match unsafe { path_of(name) } {
-        Some(path) if is_allowed(path) => {
-            // SAFETY: delegating to the default VFS.
-            unsafe {
-                let inner = inner_vfs(vfs);
-                (*inner)
-                    .xAccess
-                    .map_or(ffi::SQLITE_IOERR_ACCESS, |f| f(inner, name, flags, out))
-            }
-        }
-        _ => {
-            // SAFETY: `out` points to an int SQLite provides.
-            unsafe { *out = 0 };
+    // SAFETY: `name` is a NUL-terminated path from SQLite, passed on as is;
+    // `out` points to an int SQLite provides.
+    unsafe {
+        if allowed_name(name) {
+            inner_access(vfs, name, flags, out)
+        } else {
+            *out = 0;
             ffi::SQLITE_OK
         }
     }
 }
 
-unsafe extern "C" fn x_full_pathname(
-    vfs: *mut ffi::sqlite3_vfs,
-    name: *const c_char,
-    n_out: c_int,
-    out: *mut c_char,
-) -> c_int {
-    // SAFETY: delegating to the default VFS with SQLite's own buffers.
-    unsafe {
-        let inner = inner_vfs(vfs);
-        (*inner)
-            .xFullPathname
-            .map_or(ffi::SQLITE_CANTOPEN, |f| f(inner, name, n_out, out))
-    }
+/// Defines each `unsafe extern "C" fn NAME(vfs, ARGS…) -> c_int` of the shim
+/// VFS that only forwards the call to the default VFS's `METHOD`, or returns
+/// `MISSING` if it has no such method.
+macro_rules! forward_to_inner_vfs {
+    ($($name:ident => $method:ident($($arg:ident: $ty:ty),*) or $missing:expr;)*) => {
+        $(
+            unsafe extern "C" fn $name(vfs: *mut ffi::sqlite3_vfs $(, $arg: $ty)*) -> c_int {
+                // SAFETY: `vfs` is the shim; the call goes unchanged, with
+                // SQLite's own arguments, to the default VFS.
+                unsafe {
+                    let inner = inner_vfs(vfs);
+                    (*inner).$method.map_or($missing, |f| f(inner $(, $arg)*))
+                }
+            }
+        )*
+    };
+}
+
+forward_to_inner_vfs! {
+    inner_delete => xDelete(name: *const c_char, sync_dir: c_int) or ffi::SQLITE_IOERR_DELETE;
+    inner_access => xAccess(name: *const c_char, flags: c_int, out: *mut c_int) or ffi::SQLITE_IOERR_ACCESS;
+    x_full_pathname => xFullPathname(name: *const c_char, n_out: c_int, out: *mut c_char) or ffi::SQLITE_CANTOPEN;
+    x_randomness => xRandomness(n: c_int, out: *mut c_char) or 0;
+    x_sleep => xSleep(micros: c_int) or 0;
+    x_current_time => xCurrentTime(out: *mut f64) or ffi::SQLITE_ERROR;
+    x_get_last_error => xGetLastError(n: c_int, out: *mut c_char) or 0;
+    x_current_time_int64 => xCurrentTimeInt64(out: *mut ffi::sqlite3_int64) or ffi::SQLITE_ERROR;
 }
 
 unsafe extern "C" fn x_dl_open(_vfs: *mut ffi::sqlite3_vfs, _name: *const c_char) -> *mut c_void {
@@ -511,54 +455,3 @@ unsafe extern "C" fn x_dl_sym(
 }
 
 unsafe extern "C" fn x_dl_close(_vfs: *mut ffi::sqlite3_vfs, _handle: *mut c_void) {}
-
-unsafe extern "C" fn x_randomness(vfs: *mut ffi::sqlite3_vfs, n: c_int, out: *mut c_char) -> c_int {
-    // SAFETY: delegating to the default VFS.
-    unsafe {
-        let inner = inner_vfs(vfs);
-        (*inner).xRandomness.map_or(0, |f| f(inner, n, out))
-    }
-}
-
-unsafe extern "C" fn x_sleep(vfs: *mut ffi::sqlite3_vfs, micros: c_int) -> c_int {
-    // SAFETY: delegating to the default VFS.
-    unsafe {
-        let inner = inner_vfs(vfs);
-        (*inner).xSleep.map_or(0, |f| f(inner, micros))
-    }
-}
-
-unsafe extern "C" fn x_current_time(vfs: *mut ffi::sqlite3_vfs, out: *mut f64) -> c_int {
-    // SAFETY: delegating to the default VFS.
-    unsafe {
-        let inner = inner_vfs(vfs);
-        (*inner)
-            .xCurrentTime
-            .map_or(ffi::SQLITE_ERROR, |f| f(inner, out))
-    }
-}
-
-unsafe extern "C" fn x_get_last_error(
-    vfs: *mut ffi::sqlite3_vfs,
-    n: c_int,
-    out: *mut c_char,
-) -> c_int {
-    // SAFETY: delegating to the default VFS.
-    unsafe {
-        let inner = inner_vfs(vfs);
-        (*inner).xGetLastError.map_or(0, |f| f(inner, n, out))
-    }
-}
-
-unsafe extern "C" fn x_current_time_int64(
-    vfs: *mut ffi::sqlite3_vfs,
-    out: *mut ffi::sqlite3_int64,
-) -> c_int {
-    // SAFETY: delegating to the default VFS.
-    unsafe {
-        let inner = inner_vfs(vfs);
-        (*inner)
-            .xCurrentTimeInt64
-            .map_or(ffi::SQLITE_ERROR, |f| f(inner, out))
-    }
-}

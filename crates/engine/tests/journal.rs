@@ -1,0 +1,125 @@
+//! The before-images the engine hands over for a commit's rollback journal
+//! (`Database::journal_images`) are byte for byte the page records SQLite
+//! writes to its own rollback journal for the same commit on the same file.
+//!
+//! One test in its own binary: the engine's VFS shim, once registered, removes
+//! SQLite's own VFSes from the process, and the reference run needs them.
+
+use rivetkit_sqlite_engine::connection::{Database, AUTOCOMMIT, TAG_MAIN};
+use rivetkit_sqlite_engine::tracker::CHUNK_SIZE;
+use rivetkit_sqlite_engine::values::Params;
+use rusqlite::Connection;
+
+const PAGE: usize = CHUNK_SIZE as usize;
+
+/// Builds the database the commit starts from.
+const SETUP: &str = "
+    PRAGMA page_size = 4096;
+    CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+    CREATE INDEX t_v ON t(v);
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+    INSERT INTO t(v) SELECT printf('value %05d %s', i, hex(randomblob(20))) FROM n;
+";
+
+/// The commit: changes rows spread over the table and its index, and grows
+/// the file (pages past the old end are not journaled).
+const COMMIT: &str = "
+    UPDATE t SET v = 'changed ' || id WHERE id % 97 = 0;
+    DELETE FROM t WHERE id BETWEEN 500 AND 520;
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+    INSERT INTO t(v) SELECT printf('new %05d', i) FROM n;
+";
+
+/// SQLite's rollback journal: a header padded to the sector size it records
+/// (offset 20), then records of page number (u32 big-endian), page, checksum.
+/// Returns the database size in pages before the commit and the records.
+fn parse_journal(bytes: &[u8]) -> (u32, Vec<(u32, Vec<u8>)>) {
+    let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    assert_eq!(
+        &bytes[..8],
+        &[0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7],
+        "journal magic"
+    );
+    let original_pages = be(16);
+    let header = be(20) as usize;
+    assert_eq!(be(24) as usize, PAGE, "journal page size");
+    let mut records = Vec::new();
+    let mut at = header;
+    while at + 4 + PAGE + 4 <= bytes.len() {
+        let page_number = be(at);
+        if page_number == 0 {
+            break;
+        }
+        records.push((page_number, bytes[at + 4..at + 4 + PAGE].to_vec()));
+        at += 4 + PAGE + 4;
+    }
+    (original_pages, records)
+}
+
+#[test]
+fn journal_images_are_the_records_of_sqlites_own_journal() {
+    // Reference: SQLite itself, on a plain file, in rollback-journal mode
+    // (synchronous OFF, as the engine runs, so the header is complete before
+    // the commit: with syncs, its magic is filled in only at the first sync).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reference.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(SETUP).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF; PRAGMA cache_size = 10000;",
+    )
+    .unwrap();
+    let before = std::fs::read(&path).unwrap();
+    // Inside the transaction the journal holds every page the commit
+    // replaces, and the main file is not written yet.
+    conn.execute_batch(&format!("BEGIN; {COMMIT}")).unwrap();
+    let journal = std::fs::read(dir.path().join("reference.db-journal")).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+    let after = std::fs::read(&path).unwrap();
+    drop(conn);
+    let (original_pages, records) = parse_journal(&journal);
+    assert_eq!(original_pages as usize * PAGE, before.len());
+    assert!(
+        records.len() > 10,
+        "the commit touches many pages: {}",
+        records.len()
+    );
+
+    // The engine, from the same bytes, running the same commit.
+    let mut db = Database::new().unwrap();
+    let chunks: Vec<Option<&[u8]>> = before.chunks(PAGE).map(Some).collect();
+    db.load_chunks(TAG_MAIN, 0, &chunks).unwrap();
+    db.open(before.len() as u64, None).unwrap();
+    let out = db
+        .execute(&format!("BEGIN; {COMMIT} COMMIT;"), &Params::None, false)
+        .unwrap();
+    assert_ne!(out.state & AUTOCOMMIT, 0);
+    let delta = db.seal().unwrap();
+    let (durable_size, images) = db.journal_images().unwrap();
+    db.close().unwrap();
+
+    // Same file contents after the commit (SQLite is deterministic here), so
+    // the comparison below is about the same pages.
+    assert_eq!(delta.size as usize, after.len());
+    assert_eq!(durable_size as usize, before.len());
+
+    // Every page SQLite journaled, and only those, with the same bytes.
+    let sqlite: Vec<(u32, &[u8])> = records
+        .iter()
+        .map(|(p, b)| (*p - 1, b.as_slice()))
+        .collect();
+    let mut sqlite_sorted = sqlite.clone();
+    sqlite_sorted.sort_unstable_by_key(|(index, _)| *index);
+    let engine: Vec<(u32, &[u8])> = images.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+    let indexes = |v: &[(u32, &[u8])]| v.iter().map(|(i, _)| *i).collect::<Vec<_>>();
+    assert_eq!(indexes(&engine), indexes(&sqlite_sorted));
+    for ((index, ours), (_, theirs)) in engine.iter().zip(&sqlite_sorted) {
+        assert!(
+            ours == theirs,
+            "before-image of page {} differs from SQLite's journal",
+            index + 1
+        );
+        let start = *index as usize * PAGE;
+        assert!(*ours == &before[start..start + PAGE]);
+    }
+}

@@ -1,0 +1,152 @@
+//! The authorizer's rules (lib/policy.txt and the attach / extension rules).
+
+use rivetkit_sqlite_engine::policy::authorize;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+
+fn decide(action: AuthAction<'_>) -> Authorization {
+    authorize(AuthContext {
+        action,
+        database_name: Some("main"),
+        accessor: None,
+    })
+}
+
+fn pragma<'a>(name: &'a str, value: Option<&'a str>) -> Authorization {
+    decide(AuthAction::Pragma {
+        pragma_name: name,
+        pragma_value: value,
+    })
+}
+
+const RULES: &str = include_str!("../../../lib/policy.txt");
+
+fn rules(kind: &str) -> Vec<&'static str> {
+    RULES
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .filter_map(|line| line.split_once(' '))
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, name)| name.trim())
+        .collect()
+}
+
+#[test]
+fn the_rule_file_is_well_formed_and_names_real_pragmas() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    let mut stmt = conn.prepare("SELECT name FROM pragma_pragma_list").unwrap();
+    let known: Vec<String> = stmt
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for line in RULES
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let (kind, name) = line.split_once(' ').expect("`kind name`");
+        assert!(
+            ["read-only", "denied"].contains(&kind),
+            "unknown kind in {line:?}"
+        );
+        // The denied ones need not exist in this build (data_store_directory
+        // is Windows-only); a read-only one that did not would protect nothing.
+        if kind == "read-only" {
+            assert!(
+                known.iter().any(|k| k == name.trim()),
+                "no pragma {name:?} in SQLite"
+            );
+        }
+    }
+    assert!(rules("read-only").contains(&"journal_mode"));
+    assert!(rules("denied").contains(&"temp_store_directory"));
+}
+
+#[test]
+fn read_only_pragmas_can_be_read_not_set() {
+    for name in rules("read-only") {
+        assert_eq!(pragma(name, None), Authorization::Allow, "{name}");
+        assert_eq!(pragma(name, Some("1")), Authorization::Deny, "{name} = 1");
+        let upper = name.to_ascii_uppercase();
+        assert_eq!(
+            pragma(&upper, Some("1")),
+            Authorization::Deny,
+            "{upper} = 1"
+        );
+    }
+}
+
+#[test]
+fn denied_pragmas_cannot_be_used_at_all() {
+    for name in rules("denied") {
+        assert_eq!(pragma(name, None), Authorization::Deny, "{name}");
+        assert_eq!(
+            pragma(name, Some("/tmp")),
+            Authorization::Deny,
+            "{name} = /tmp"
+        );
+    }
+}
+
+#[test]
+fn other_pragmas_are_allowed() {
+    for (name, value) in [
+        ("user_version", Some("7")),
+        ("foreign_keys", Some("ON")),
+        ("table_info", Some("t")),
+    ] {
+        assert_eq!(pragma(name, value), Authorization::Allow, "{name}");
+    }
+}
+
+#[test]
+fn only_in_memory_databases_can_be_attached() {
+    for filename in ["", ":memory:"] {
+        assert_eq!(
+            decide(AuthAction::Attach { filename }),
+            Authorization::Allow,
+            "{filename:?}"
+        );
+    }
+    for filename in [
+        "/tmp/other.db",
+        "other.db",
+        "file:x.db?mode=memory",
+        "file::memory:",
+    ] {
+        assert_eq!(
+            decide(AuthAction::Attach { filename }),
+            Authorization::Deny,
+            "{filename:?}"
+        );
+    }
+    // An ATTACH whose name is not known at prepare time.
+    let unknown = AuthAction::Unknown {
+        code: rusqlite::ffi::SQLITE_ATTACH,
+        arg1: None,
+        arg2: None,
+    };
+    assert_eq!(decide(unknown), Authorization::Deny);
+}
+
+#[test]
+fn load_extension_is_denied_other_functions_allowed() {
+    for name in ["load_extension", "LOAD_EXTENSION"] {
+        assert_eq!(
+            decide(AuthAction::Function {
+                function_name: name
+            }),
+            Authorization::Deny
+        );
+    }
+    assert_eq!(
+        decide(AuthAction::Function {
+            function_name: "upper"
+        }),
+        Authorization::Allow
+    );
+    let read = AuthAction::Read {
+        table_name: "t",
+        column_name: "v",
+    };
+    assert_eq!(decide(read), Authorization::Allow);
+}

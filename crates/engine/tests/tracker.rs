@@ -1,0 +1,161 @@
+//! The tracker's before-images, seals and restore, driven as the VFS shim
+//! drives it: `before_*`, then the write through another handle (as SQLite's
+//! own), then `after_*`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+
+use rivetkit_sqlite_engine::tracker::{Tracker, CHUNK_SIZE};
+
+const CHUNK: usize = CHUNK_SIZE as usize;
+
+/// A file of `chunks` chunks, chunk `i` filled with byte `i + 1`, and a
+/// tracker over it.
+fn setup(chunks: u8) -> (tempfile::TempDir, File, Tracker) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let mut writer = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    for i in 0..chunks {
+        writer.write_all(&[i + 1; CHUNK]).unwrap();
+    }
+    let tracker =
+        Tracker::new(File::options().read(true).write(true).open(&path).unwrap()).unwrap();
+    (dir, writer, tracker)
+}
+
+fn write(tracker: &mut Tracker, file: &mut File, offset: u64, bytes: &[u8]) {
+    tracker.before_write(offset, bytes.len() as u64).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(bytes).unwrap();
+    tracker.after_write(offset, bytes.len() as u64);
+}
+
+fn truncate(tracker: &mut Tracker, file: &File, size: u64) {
+    tracker.before_truncate(size).unwrap();
+    file.set_len(size).unwrap();
+    tracker.after_truncate(size);
+}
+
+fn contents(file: &mut File) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0)).unwrap();
+    file.read_to_end(&mut bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn a_seal_holds_exactly_the_chunks_whose_bytes_changed() {
+    let (_dir, mut file, mut tracker) = setup(4);
+    assert!(!tracker.has_changes());
+    // A write inside chunk 1, one across chunks 2 and 3.
+    write(&mut tracker, &mut file, CHUNK_SIZE + 10, &[0xaa; 20]);
+    write(&mut tracker, &mut file, 3 * CHUNK_SIZE - 5, &[0xbb; 10]);
+    assert!(tracker.has_changes());
+    let delta = tracker.seal().unwrap();
+    assert_eq!(
+        (delta.size, delta.previous_size),
+        (4 * CHUNK_SIZE, 4 * CHUNK_SIZE)
+    );
+    let indexes: Vec<u32> = delta.chunks.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes, [1, 2, 3]);
+    let now = contents(&mut file);
+    for (index, bytes) in &delta.chunks {
+        let start = *index as usize * CHUNK;
+        assert_eq!(bytes.as_slice(), &now[start..start + CHUNK]);
+    }
+    assert!(!tracker.has_changes());
+    assert!(tracker.seal().unwrap().chunks.is_empty());
+}
+
+#[test]
+fn a_chunk_rewritten_with_identical_bytes_is_not_sealed() {
+    let (_dir, mut file, mut tracker) = setup(3);
+    write(&mut tracker, &mut file, 0, &[1; CHUNK]);
+    write(&mut tracker, &mut file, CHUNK_SIZE, &[9; 4]);
+    write(&mut tracker, &mut file, CHUNK_SIZE, &[2; 4]);
+    let delta = tracker.seal().unwrap();
+    assert!(
+        delta.chunks.is_empty(),
+        "chunks {:?}",
+        delta.chunks.iter().map(|c| c.0).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn growing_and_shrinking_report_sizes_and_the_last_partial_chunk() {
+    let (_dir, mut file, mut tracker) = setup(2);
+    // A write past the end: the gap (chunk 2) reads as zeros, chunk 3 is short.
+    write(&mut tracker, &mut file, 3 * CHUNK_SIZE, &[7; 100]);
+    let delta = tracker.seal().unwrap();
+    assert_eq!(delta.size, 3 * CHUNK_SIZE + 100);
+    assert_eq!(delta.previous_size, 2 * CHUNK_SIZE);
+    let chunks: Vec<(u32, usize)> = delta.chunks.iter().map(|(i, b)| (*i, b.len())).collect();
+    assert_eq!(chunks, [(2, CHUNK), (3, 100)]);
+    assert!(delta.chunks[0].1.iter().all(|&b| b == 0));
+    assert!(delta.chunks[1].1.iter().all(|&b| b == 7));
+
+    // Shrinking sends no chunk past the end, only the new size.
+    truncate(&mut tracker, &file, CHUNK_SIZE);
+    let delta = tracker.seal().unwrap();
+    assert_eq!(
+        (delta.size, delta.previous_size),
+        (CHUNK_SIZE, 3 * CHUNK_SIZE + 100)
+    );
+    assert!(delta.chunks.is_empty());
+}
+
+#[test]
+fn before_images_are_the_durable_bytes_until_ack() {
+    let (_dir, mut file, mut tracker) = setup(3);
+    let original = contents(&mut file);
+    write(&mut tracker, &mut file, 0, &[0xcc; 8]);
+    write(&mut tracker, &mut file, 2 * CHUNK_SIZE, &[0xdd; CHUNK]);
+    tracker.seal().unwrap();
+    let at_seal = contents(&mut file);
+    // Sealed but not acknowledged: a second change to chunk 0, and chunk 1.
+    write(&mut tracker, &mut file, 4, &[0xee; 8]);
+    write(&mut tracker, &mut file, CHUNK_SIZE, &[0xff; 8]);
+    let (size, images) = tracker.durable_images();
+    assert_eq!(size, 3 * CHUNK_SIZE);
+    let indexes: Vec<u32> = images.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes, [0, 1, 2]);
+    for (index, bytes) in images {
+        let start = index as usize * CHUNK;
+        assert_eq!(bytes, &original[start..start + CHUNK], "chunk {index}");
+    }
+
+    // After the ack, the durable state is the sealed one: chunk 2 is no
+    // longer pending, chunks 0 and 1 keep their bytes as of the seal.
+    tracker.ack();
+    let (_, images) = tracker.durable_images();
+    let indexes: Vec<u32> = images.iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes, [0, 1]);
+    for (index, bytes) in images {
+        let start = index as usize * CHUNK;
+        assert_eq!(bytes, &at_seal[start..start + CHUNK], "chunk {index}");
+    }
+}
+
+#[test]
+fn restore_puts_the_file_back_to_the_durable_state() {
+    let (_dir, mut file, mut tracker) = setup(3);
+    let original = contents(&mut file);
+    write(&mut tracker, &mut file, 10, &[0x11; 5000]);
+    write(&mut tracker, &mut file, 5 * CHUNK_SIZE, &[0x22; 10]);
+    tracker.seal().unwrap();
+    truncate(&mut tracker, &file, CHUNK_SIZE + 1);
+    tracker.restore().unwrap();
+    assert_eq!(contents(&mut file), original);
+    assert!(!tracker.has_changes());
+    // The next change is measured from the restored state.
+    write(&mut tracker, &mut file, 0, &[0x33; 1]);
+    let delta = tracker.seal().unwrap();
+    assert_eq!(delta.previous_size, 3 * CHUNK_SIZE);
+    assert_eq!(delta.chunks.iter().map(|c| c.0).collect::<Vec<_>>(), [0]);
+}
