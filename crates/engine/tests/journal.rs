@@ -5,7 +5,7 @@
 //! One test in its own binary: the engine's VFS shim, once registered, removes
 //! SQLite's own VFSes from the process, and the reference run needs them.
 
-use rivetkit_sqlite_engine::connection::{Database, AUTOCOMMIT, TAG_MAIN};
+use rivetkit_sqlite_engine::connection::{Database, Mode, Step, AUTOCOMMIT, TAG_MAIN};
 use rivetkit_sqlite_engine::tracker::CHUNK_SIZE;
 use rivetkit_sqlite_engine::values::Params;
 use rusqlite::Connection;
@@ -90,11 +90,19 @@ fn journal_images_are_the_records_of_sqlites_own_journal() {
     let chunks: Vec<Option<&[u8]>> = before.chunks(PAGE).map(Some).collect();
     db.load_chunks(TAG_MAIN, 0, &chunks).unwrap();
     db.open(before.len() as u64, None).unwrap();
-    let out = db
-        .execute(&format!("BEGIN; {COMMIT} COMMIT;"), &Params::None, false)
+    let step = db
+        .execute(
+            format!("BEGIN; {COMMIT} COMMIT;"),
+            Params::None,
+            false,
+            Mode::Thread,
+        )
         .unwrap();
+    let Step::Done(out) = step else {
+        panic!("a call on an engine thread is never suspended")
+    };
     assert_ne!(out.state & AUTOCOMMIT, 0);
-    let delta = db.seal().unwrap();
+    let delta = db.take().unwrap().expect("the commit is pending");
     let (durable_size, images) = db.journal_images().unwrap();
     db.close().unwrap();
 

@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 
-use rivetkit_sqlite_engine::tracker::{Tracker, CHUNK_SIZE};
+use rivetkit_sqlite_engine::tracker::{Delta, Tracker, CHUNK_SIZE};
 
 const CHUNK: usize = CHUNK_SIZE as usize;
 
@@ -42,6 +42,16 @@ fn truncate(tracker: &mut Tracker, file: &File, size: u64) {
     tracker.after_truncate(size);
 }
 
+/// Seals, then takes the pending delta (an empty one when nothing changed).
+fn seal(tracker: &mut Tracker) -> Delta {
+    tracker.seal().unwrap();
+    tracker.take().unwrap_or(Delta {
+        size: 0,
+        max_size: 0,
+        chunks: Vec::new(),
+    })
+}
+
 fn contents(file: &mut File) -> Vec<u8> {
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(0)).unwrap();
@@ -57,9 +67,9 @@ fn a_seal_holds_exactly_the_chunks_whose_bytes_changed() {
     write(&mut tracker, &mut file, CHUNK_SIZE + 10, &[0xaa; 20]);
     write(&mut tracker, &mut file, 3 * CHUNK_SIZE - 5, &[0xbb; 10]);
     assert!(tracker.has_changes());
-    let delta = tracker.seal().unwrap();
+    let delta = seal(&mut tracker);
     assert_eq!(
-        (delta.size, delta.previous_size),
+        (delta.size, delta.max_size),
         (4 * CHUNK_SIZE, 4 * CHUNK_SIZE)
     );
     let indexes: Vec<u32> = delta.chunks.iter().map(|(i, _)| *i).collect();
@@ -70,7 +80,8 @@ fn a_seal_holds_exactly_the_chunks_whose_bytes_changed() {
         assert_eq!(bytes.as_slice(), &now[start..start + CHUNK]);
     }
     assert!(!tracker.has_changes());
-    assert!(tracker.seal().unwrap().chunks.is_empty());
+    tracker.seal().unwrap();
+    assert!(tracker.take().is_none(), "nothing more is pending");
 }
 
 #[test]
@@ -79,7 +90,9 @@ fn a_chunk_rewritten_with_identical_bytes_is_not_sealed() {
     write(&mut tracker, &mut file, 0, &[1; CHUNK]);
     write(&mut tracker, &mut file, CHUNK_SIZE, &[9; 4]);
     write(&mut tracker, &mut file, CHUNK_SIZE, &[2; 4]);
-    let delta = tracker.seal().unwrap();
+    tracker.seal().unwrap();
+    assert!(!tracker.has_pending(), "nothing to write");
+    let delta = seal(&mut tracker);
     assert!(
         delta.chunks.is_empty(),
         "chunks {:?}",
@@ -92,22 +105,41 @@ fn growing_and_shrinking_report_sizes_and_the_last_partial_chunk() {
     let (_dir, mut file, mut tracker) = setup(2);
     // A write past the end: the gap (chunk 2) reads as zeros, chunk 3 is short.
     write(&mut tracker, &mut file, 3 * CHUNK_SIZE, &[7; 100]);
-    let delta = tracker.seal().unwrap();
+    let delta = seal(&mut tracker);
     assert_eq!(delta.size, 3 * CHUNK_SIZE + 100);
-    assert_eq!(delta.previous_size, 2 * CHUNK_SIZE);
+    assert_eq!(delta.max_size, 3 * CHUNK_SIZE + 100);
     let chunks: Vec<(u32, usize)> = delta.chunks.iter().map(|(i, b)| (*i, b.len())).collect();
     assert_eq!(chunks, [(2, CHUNK), (3, 100)]);
     assert!(delta.chunks[0].1.iter().all(|&b| b == 0));
     assert!(delta.chunks[1].1.iter().all(|&b| b == 7));
 
-    // Shrinking sends no chunk past the end, only the new size.
+    // Shrinking sends no chunk past the end, only the new size; the size
+    // before counts in max_size (the KV may hold chunks up to it).
     truncate(&mut tracker, &file, CHUNK_SIZE);
-    let delta = tracker.seal().unwrap();
+    let delta = seal(&mut tracker);
     assert_eq!(
-        (delta.size, delta.previous_size),
+        (delta.size, delta.max_size),
         (CHUNK_SIZE, 3 * CHUNK_SIZE + 100)
     );
     assert!(delta.chunks.is_empty());
+
+    // Seals accumulate until taken: a chunk changed twice goes once, with
+    // its bytes at the last seal; chunks past a later shrink are dropped.
+    write(&mut tracker, &mut file, 0, &[5; 4]);
+    tracker.seal().unwrap();
+    write(&mut tracker, &mut file, 0, &[6; 4]);
+    write(&mut tracker, &mut file, 2 * CHUNK_SIZE, &[8; 4]);
+    tracker.seal().unwrap();
+    truncate(&mut tracker, &file, 2 * CHUNK_SIZE);
+    let delta = seal(&mut tracker);
+    assert_eq!(
+        (delta.size, delta.max_size),
+        (2 * CHUNK_SIZE, 2 * CHUNK_SIZE + 4)
+    );
+    // Chunk 1 is the gap the write past the end opened: zeros now.
+    assert_eq!(delta.chunks.iter().map(|c| c.0).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(&delta.chunks[0].1[..4], &[6; 4]);
+    assert!(delta.chunks[1].1.iter().all(|&b| b == 0));
 }
 
 #[test]
@@ -155,7 +187,10 @@ fn restore_puts_the_file_back_to_the_durable_state() {
     assert!(!tracker.has_changes());
     // The next change is measured from the restored state.
     write(&mut tracker, &mut file, 0, &[0x33; 1]);
-    let delta = tracker.seal().unwrap();
-    assert_eq!(delta.previous_size, 3 * CHUNK_SIZE);
+    let delta = seal(&mut tracker);
+    assert_eq!(
+        (delta.size, delta.max_size),
+        (3 * CHUNK_SIZE, 3 * CHUNK_SIZE)
+    );
     assert_eq!(delta.chunks.iter().map(|c| c.0).collect::<Vec<_>>(), [0]);
 }
