@@ -35,6 +35,11 @@ export interface OpenOptions {
 	limits?: Partial<KvLimits>;
 	/** Force an engine (default: native, else WASM; or RIVETKIT_SQLITE_BACKEND). */
 	backend?: "native" | "wasm";
+	/**
+	 * The longest one call may run before it is stopped with SQLITE_INTERRUPT,
+	 * in milliseconds (default 30000; 0, Infinity or null: no limit).
+	 */
+	timeoutMs?: number | null;
 }
 
 /** A value SQLite returns: INTEGER beyond ±(2^53 − 1) comes back as bigint. */
@@ -85,6 +90,8 @@ export declare class Database implements IDatabase {
 	query(sql: string, params?: SqliteBindings): Promise<QueryResult>;
 	/** The whole SQLite database file. */
 	export(): Promise<Uint8Array>;
+	/** Stops the call that is running, if any: it rejects with SQLITE_INTERRUPT. */
+	interrupt(): void;
 	/** Waits for pending calls, then closes. Idempotent. */
 	close(): Promise<void>;
 }
