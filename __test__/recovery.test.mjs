@@ -229,6 +229,31 @@ describe("resolved means durable", () => {
 	});
 });
 
+describe("failed groups inside a transaction", () => {
+	test("a failing script whose statements a later call of the group commits says they were undone", async () => {
+		const kv = createTestKv({ latencyMs: 2 });
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v)");
+		await db.exec("BEGIN");
+		const boom = new Error("KV down");
+		kv.failWhen((call) => call.method === "putBatch", { error: boom });
+		// Queued together: the script's INSERT stays in the transaction when its
+		// VACUUM fails; the COMMIT then sends it, and that write fails.
+		const script = db.exec("INSERT INTO t VALUES ('in-tx'); VACUUM");
+		const commit = db.exec("COMMIT");
+		const scriptError = await script.then(
+			() => assert.fail("resolved"),
+			(error) => error,
+		);
+		assert.equal(scriptError.code, "SQLITE_ERROR");
+		assert.equal(scriptError.cause?.cause, boom, "the KV failure is the cause");
+		await assert.rejects(commit, (error) => error.code === "SQLITE_IOERR_WRITE");
+		kv.clearFaults();
+		assert.deepEqual(await rows(db, "SELECT v FROM t"), []);
+		await db.close();
+	});
+});
+
 describe("pool", () => {
 	test("an actor acquired again while its release still runs is untouched by that release", async () => {
 		const pool = new SqliteVfsPool({ actorsPerInstance: 4, idleDestroyMs: 0 });

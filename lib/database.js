@@ -212,12 +212,13 @@ class Database {
 				outcomes.push({ ok: true, value });
 				pending ||= (this.#state & PENDING) !== 0;
 			} catch (error) {
-				// A failed call may still have had effects: sealed changes (the
-				// statements of a script before the failing one), or a
-				// transaction it opened.
-				const sealed = this.#reachedEngine && this.#sealedByLastCall();
-				pending ||= sealed;
-				const effects = sealed || (autocommitBefore && !this.#autocommit);
+				// A failed call may still have had effects: the statements of a
+				// script before the failing one (sealed, or inside a transaction
+				// that a later call of the batch commits), or a transaction it
+				// opened.
+				const changed = this.#reachedEngine && this.#changedByLastCall();
+				pending ||= changed;
+				const effects = changed || (autocommitBefore && !this.#autocommit);
 				outcomes.push({ ok: false, error: fromEngine(error), effects });
 			}
 		}
@@ -251,10 +252,10 @@ class Database {
 		}
 	}
 
-	#sealedByLastCall() {
+	#changedByLastCall() {
 		try {
 			this.#autocommit = this.#engine.isAutocommit();
-			return this.#engine.lastCallSealed();
+			return this.#engine.lastCallChanged();
 		} catch {
 			return false;
 		}

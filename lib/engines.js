@@ -7,7 +7,7 @@
 // execute(sql, positional, named, collect) (seals at every point with no
 // transaction open), resume() (native: finishes a call that execute() handed
 // to an engine thread), setTimeout(ms), interrupt(), isAutocommit(),
-// lastCallSealed(), takeDelta(), journal(), ack(), restore(), export(),
+// lastCallChanged(), takeDelta(), journal(), ack(), restore(), export(),
 // close(), and the `backend` property.
 //
 // The native engine (napi-rs addon) comes first; when its binding is not

@@ -310,11 +310,12 @@ impl NativeDatabase {
         build().map(Some).map_err(napi_err)
     }
 
-    /// Whether the last `execute` (even one that failed) sealed changes into
-    /// the pending delta.
+    /// Whether the last `execute` (even one that failed) changed anything:
+    /// sealed changes, or ran a statement that writes (inside a transaction
+    /// too).
     #[napi]
-    pub fn last_call_sealed(&self) -> Result<bool, String> {
-        self.lock().last_call_sealed().map_err(to_js)
+    pub fn last_call_changed(&self) -> Result<bool, String> {
+        self.lock().last_call_changed().map_err(to_js)
     }
 
     /// What a rollback journal for the pending commit must hold: `{ size,

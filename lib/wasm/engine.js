@@ -458,6 +458,7 @@ class WasmDatabase {
 		const x = this.#x;
 		const tracker = this.#trackerOrThrow();
 		this.#sealsAtCall = tracker.seals;
+		this.#wrote = false;
 		const control = this.#s.control;
 		control.startCall(this.#timeoutMs);
 		const out = { sets: [], changes: 0, lastInsertRowid: 0 };
@@ -510,6 +511,8 @@ class WasmDatabase {
 
 	/** The tracker's seal count when the last call started. */
 	#sealsAtCall = 0;
+	/** Whether a statement that writes ran to its end in the current call. */
+	#wrote = false;
 	/** The longest a call may run, in milliseconds (null: no limit). */
 	#timeoutMs = null;
 
@@ -526,9 +529,12 @@ class WasmDatabase {
 		this.#s.control.interrupted = true;
 	}
 
-	/** Whether the last execute (even one that failed) sealed changes. */
-	lastCallSealed() {
-		return this.#trackerOrThrow().seals !== this.#sealsAtCall;
+	/**
+	 * Whether the last execute (even one that failed) changed anything: sealed
+	 * changes, or ran a statement that writes (inside a transaction too).
+	 */
+	lastCallChanged() {
+		return this.#wrote || this.#trackerOrThrow().seals !== this.#sealsAtCall;
 	}
 
 	#paramName(stmt, index) {
@@ -637,6 +643,7 @@ class WasmDatabase {
 		}
 		if (x.sqlite3_total_changes64(db) !== before) out.changes += Number(x.sqlite3_changes64(db));
 		if (set !== null) out.sets.push(set);
+		if (x.sqlite3_stmt_readonly(stmt) === 0) this.#wrote = true;
 	}
 
 	/** src/values.rs read_row, then the conversion of src/lib.rs output. */

@@ -97,6 +97,8 @@ pub struct Database {
     dir: Option<TempDir>,
     /// The tracker's seal count when the last call started.
     seals_at_call: u64,
+    /// Whether a statement that writes ran to its end in the current call.
+    wrote: std::cell::Cell<bool>,
     control: Arc<Control>,
     /// Longest a call may run (None: no limit).
     timeout: Option<Duration>,
@@ -125,6 +127,7 @@ impl Database {
             path,
             dir: Some(dir),
             seals_at_call: 0,
+            wrote: std::cell::Cell::new(false),
             control: Arc::default(),
             timeout: None,
             suspended: None,
@@ -279,6 +282,7 @@ impl Database {
         self.suspended = None;
         let seals = vfs::lock(self.tracker()?).seals();
         self.seals_at_call = seals;
+        self.wrote.set(false);
         self.control.start_call(self.timeout);
         let mut out = Output::default();
         match self.run(&sql, 0, None, &params, collect, &mut out, mode) {
@@ -375,10 +379,11 @@ impl Database {
                 }
                 let ran = run_statement(conn, &mut stmt, collect, out);
                 self.control.set_budget(None);
-                return match self.stopped_for_budget(ran)? {
-                    true => Ok(Some((0, true))),
-                    false => Ok(None),
-                };
+                if self.stopped_for_budget(ran)? {
+                    return Ok(Some((0, true)));
+                }
+                self.note_write(&stmt);
+                return Ok(None);
             }
         }
         let mut at = offset;
@@ -402,9 +407,17 @@ impl Database {
             if self.stopped_for_budget(ran)? {
                 return Ok(Some((at, false)));
             }
+            self.note_write(&stmt);
             at += len;
         }
         Ok(None)
+    }
+
+    /// Notes that a statement which may write ran to its end in this call.
+    fn note_write(&self, stmt: &rusqlite::Statement<'_>) {
+        if !stmt.readonly() {
+            self.wrote.set(true);
+        }
     }
 
     /// Before a statement runs inline: whether it may, and with what budget.
@@ -470,9 +483,10 @@ impl Database {
         Ok(self.conn()?.is_autocommit())
     }
 
-    /// Whether the last call (even a failed one) sealed changes.
-    pub fn last_call_sealed(&self) -> Result<bool, EngineError> {
-        Ok(vfs::lock(self.tracker()?).seals() != self.seals_at_call)
+    /// Whether the last call (even a failed one) changed anything: sealed
+    /// changes, or ran a statement that writes (inside a transaction too).
+    pub fn last_call_changed(&self) -> Result<bool, EngineError> {
+        Ok(self.wrote.get() || vfs::lock(self.tracker()?).seals() != self.seals_at_call)
     }
 
     /// Takes the pending delta, if any.
