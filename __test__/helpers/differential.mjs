@@ -441,7 +441,15 @@ export async function runDifferential(options = {}) {
 		stats.failedGroups++;
 		if (!avoid.has(5)) {
 			const whatIf = await ref.copy();
-			const state = async () => `${whatIf.inTransaction}\n${await dumpWith((sql) => whatIf.all(sql))}`;
+			const stateOf = async (db) => `${db.inTransaction}\n${await dumpWith((sql) => db.all(sql))}`;
+			const state = () => stateOf(whatIf);
+			// Where the failed group leaves the database: as before it, with no
+			// transaction open. A call whose effects end there (a ROLLBACK)
+			// lost nothing.
+			const end = await ref.copy();
+			if (end.inTransaction) end.run("ROLLBACK");
+			const endState = await stateOf(end);
+			end.close();
 			try {
 				for (const { c, outcome } of group) {
 					const lostEffects = outcome.status === "rejected" && !isKvFailure(outcome.reason);
@@ -453,7 +461,8 @@ export async function runDifferential(options = {}) {
 							break;
 						}
 					}
-					if (lostEffects && (await state()) !== before) {
+					const after = lostEffects ? await state() : null;
+					if (lostEffects && after !== before && after !== endState) {
 						fail(
 							`${describeCall(c)} shared a KV write that failed, and lost the effects of the statements before its failing one, but rejected with only its SQL error (${outcome.reason.code}: ${outcome.reason.message}), no KV failure as cause`,
 						);
