@@ -213,7 +213,7 @@ describe("resolved means durable", () => {
 		assert.ok(scriptError.cause instanceof SqliteError, "the KV failure is the cause");
 		assert.equal(scriptError.cause.code, "SQLITE_IOERR_WRITE");
 		assert.equal(scriptError.cause.cause, boom);
-		assert.match(scriptError.message, /undone/);
+		assert.match(scriptError.message, /undid/);
 		// A call that failed on its own and changed nothing keeps its own error.
 		const aloneError = await failsAlone.then(
 			() => assert.fail("resolved"),

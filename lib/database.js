@@ -214,11 +214,12 @@ class Database {
 			} catch (error) {
 				// A failed call may still have had effects: the statements of a
 				// script before the failing one (sealed, or inside a transaction
-				// that a later call of the batch commits), or a transaction it
-				// opened.
+				// that a later call of the batch commits), a transaction it
+				// opened, or the transaction it ran in (which a failed write of
+				// its batch rolls back).
 				const changed = this.#reachedEngine && this.#changedByLastCall();
 				pending ||= changed;
-				const effects = changed || (autocommitBefore && !this.#autocommit);
+				const effects = changed || !autocommitBefore || !this.#autocommit;
 				outcomes.push({ ok: false, error: fromEngine(error), effects });
 			}
 		}

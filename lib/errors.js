@@ -37,13 +37,14 @@ function kvFailure(method, cause, code) {
 
 /**
  * The error of a call that failed on its own (`error`) after earlier
- * statements of it had changed the database or opened a transaction, when
- * persisting then failed too (`kvError`) and undid them: the same kind of
- * error, saying both, with the KV failure as `cause`.
+ * statements of it had changed the database, or that opened or ran in a
+ * transaction, when the KV write of its group then failed too (`kvError`)
+ * and undid all that: the same kind of error, saying both, with the KV
+ * failure as `cause`.
  */
 function lostEffects(error, kvError) {
 	if (!(error instanceof Error)) return kvError;
-	const message = `${error.message} (and what the statements before it did was undone: ${kvError.message})`;
+	const message = `${error.message} (and the failed KV write of its group undid what it did, and any transaction it ran in: ${kvError.message})`;
 	const wrapped =
 		error instanceof SqliteError
 			? new SqliteError(message, error.code, { cause: kvError })
