@@ -40,6 +40,7 @@ const TARGETS = [
 	{ ours: "native", row: "R", key: "interruptMs", max: 50, text: "native R interrupt() stops within 50 ms" },
 	{ ours: "wasm", row: "R", key: "timeoutMs", max: 400, text: "wasm R timeoutMs 200 rejects within 400 ms" },
 	{ ours: "native", row: "M", key: "rssPerDbKiB", max: 256, text: "native M ≤ 256 KiB RSS per open database" },
+	{ ours: "native", row: "M", key: "localDiskPerDbKiB", max: 64, text: "native M ≤ 64 KiB local disk per idle database" },
 ];
 
 /** The row a task's figures belong to: the workload, plus its variant (W4's image). */

@@ -82,11 +82,26 @@ function machine() {
 	};
 }
 
-/** Runs `node bench/child.js ...args` in a fresh process; resolves to its message. */
-function runChild(args) {
+/**
+ * Runs `node bench/child.js ...args` in a fresh process; resolves to its
+ * message. The child gets a TMPDIR of its own (removed when it ends): the
+ * local files of its databases are all it holds, whatever else runs on the
+ * machine, and none are left behind by a child that was killed.
+ */
+async function runChild(args) {
+	const tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), "sqlite-vfs-bench-"));
+	try {
+		return await runChildIn(args, tmpdir);
+	} finally {
+		fs.rmSync(tmpdir, { recursive: true, force: true });
+	}
+}
+
+function runChildIn(args, tmpdir) {
 	return new Promise((resolve) => {
 		const child = fork(path.join(__dirname, "child.js"), args, {
 			execArgv: ["--expose-gc"],
+			env: { ...process.env, TMPDIR: tmpdir },
 			stdio: ["ignore", "ignore", "pipe", "ipc"],
 		});
 		let message = null;

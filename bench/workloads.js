@@ -15,6 +15,10 @@
 // FIGURES describes every figure for the report: label, unit, and whether a
 // higher or a lower value is better.
 
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+
 const { diffCounters } = require("./kv");
 
 const SCHEMA = "CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER NOT NULL, v TEXT NOT NULL)";
@@ -53,6 +57,51 @@ async function settledRss() {
 		await new Promise((resolve) => setImmediate(resolve));
 	}
 	return process.memoryUsage().rss;
+}
+
+// Where this package's native engine keeps a database's local files: a
+// directory `rivetkit-sqlite-*` in os.tmpdir() per open database. (bench/run.js
+// gives every task its own TMPDIR, so no other process adds any there.)
+const TEMP_PREFIX = "rivetkit-sqlite-";
+
+/** The names of the database directories in os.tmpdir() now. */
+function tempDirs() {
+	return new Set(fs.readdirSync(os.tmpdir()).filter((name) => name.startsWith(TEMP_PREFIX)));
+}
+
+/** Allocated bytes (st_blocks × 512) of the files under `dir`, at any depth. */
+function allocatedBytes(dir) {
+	let total = 0;
+	let entries;
+	try {
+		entries = fs.readdirSync(dir, { withFileTypes: true });
+	} catch (error) {
+		if (error.code === "ENOENT") return 0;
+		throw error;
+	}
+	for (const entry of entries) {
+		const full = path.join(dir, entry.name);
+		if (entry.isDirectory()) total += allocatedBytes(full);
+		else {
+			try {
+				total += fs.lstatSync(full).blocks * 512;
+			} catch (error) {
+				if (error.code !== "ENOENT") throw error;
+			}
+		}
+	}
+	return total;
+}
+
+/**
+ * Local disk used by the databases opened since `before` (a tempDirs()
+ * snapshot): allocated bytes of the files in the database directories that
+ * appeared in os.tmpdir() since. A backend that keeps no local files uses 0.
+ */
+function localDiskBytes(before) {
+	let total = 0;
+	for (const name of tempDirs()) if (!before.has(name)) total += allocatedBytes(path.join(os.tmpdir(), name));
+	return total;
 }
 
 function median(values) {
@@ -261,6 +310,7 @@ const WORKLOADS = {
 		const count = ctx.params.databases;
 		const kvs = Array.from({ length: count }, () => ctx.imageKv(ctx.params.image));
 		for (let n = 0; n < count; n++) await ctx.backend.materialize(`m${n}`, kvs[n]);
+		const dirsBefore = tempDirs();
 		const rssBefore = await settledRss();
 		const start = now();
 		const dbs = [];
@@ -272,12 +322,14 @@ const WORKLOADS = {
 		}
 		const ms = now() - start;
 		const rssAfter = await settledRss();
+		const disk = localDiskBytes(dirsBefore);
 		for (const db of dbs) await db.close();
 		let violations = 0;
 		for (const kv of kvs) violations += kv.counters().violations;
 		return {
 			rssPerDbKiB: (rssAfter - rssBefore) / count / 1024,
 			openMsPerDb: ms / count,
+			localDiskPerDbKiB: ctx.usesKv ? disk / count / 1024 : null,
 			violations: ctx.usesKv ? violations : 0,
 		};
 	},
@@ -423,6 +475,7 @@ const FIGURES = {
 	M: [
 		["rssPerDbKiB", "M RSS per open database", "KiB", "lower"],
 		["openMsPerDb", "M open + query per database", "ms", "lower"],
+		["localDiskPerDbKiB", "M local disk per open database", "KiB", "lower"],
 	],
 };
 
