@@ -37,7 +37,7 @@ const L_BUDGET_MS = 30_000;
 // L tasks not run at all, with the reason shown in the report.
 const L_SKIP = {
 	"v2.2.1 scan 100mb":
-		"2.2.1 reads one page per KV call, one call after another: ~25,600 calls for 100 MB, about half a minute at 1 ms; its scan is measured on the 10 MB database",
+		"2.2.1 reads one page per KV call, one call after another: ~25,600 calls for 100 MB, over half a minute at 1 ms; its scan is measured on the 10 MB database",
 };
 
 function parseArgs(argv) {
