@@ -6,6 +6,8 @@
 // Task (JSON in argv[2]): { backend, workload, latencyMs, timeMs, reps, params, images }.
 // `node bench/child.js probe <backend>` only checks that the backend works.
 
+const fs = require("node:fs");
+
 const { backendById } = require("./backends");
 const { WORKLOADS } = require("./workloads");
 const { BenchKv } = require("./kv");
@@ -44,10 +46,12 @@ async function runTask(task) {
 			imageKv(id) {
 				const file = task.images[id]?.file;
 				if (!file) throw new Error(`image "${id}" was not prepared`);
-				if (!loaded.has(id)) loaded.set(id, BenchKv.loadImage(file));
+				// The file is read once; every KV made from it shares its bytes (see BenchKv.fromImage).
+				if (!loaded.has(id)) loaded.set(id, fs.readFileSync(file));
+				const kv = BenchKv.fromImage(loaded.get(id), { latencyMs: task.latencyMs });
 				// On a real store: the image is copied into a fresh actor first (not timed).
-				if (store) return loaded.get(id).copyTo(store.newKv(), { latencyMs: task.latencyMs });
-				return loaded.get(id).clone({ latencyMs: task.latencyMs });
+				if (store) return kv.copyTo(store.newKv(), { latencyMs: task.latencyMs });
+				return kv;
 			},
 		};
 		const figures = await WORKLOADS[task.workload](ctx);

@@ -15,6 +15,10 @@
 // FIGURES describes every figure for the report: label, unit, and whether a
 // higher or a lower value is better.
 
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+
 const { diffCounters } = require("./kv");
 
 const SCHEMA = "CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER NOT NULL, v TEXT NOT NULL)";
@@ -53,6 +57,51 @@ async function settledRss() {
 		await new Promise((resolve) => setImmediate(resolve));
 	}
 	return process.memoryUsage().rss;
+}
+
+// Where this package's native engine keeps a database's local files: a
+// directory `rivetkit-sqlite-*` in os.tmpdir() per open database. (bench/run.js
+// gives every task its own TMPDIR, so no other process adds any there.)
+const TEMP_PREFIX = "rivetkit-sqlite-";
+
+/** The names of the database directories in os.tmpdir() now. */
+function tempDirs() {
+	return new Set(fs.readdirSync(os.tmpdir()).filter((name) => name.startsWith(TEMP_PREFIX)));
+}
+
+/** Allocated bytes (st_blocks × 512) of the files under `dir`, at any depth. */
+function allocatedBytes(dir) {
+	let total = 0;
+	let entries;
+	try {
+		entries = fs.readdirSync(dir, { withFileTypes: true });
+	} catch (error) {
+		if (error.code === "ENOENT") return 0;
+		throw error;
+	}
+	for (const entry of entries) {
+		const full = path.join(dir, entry.name);
+		if (entry.isDirectory()) total += allocatedBytes(full);
+		else {
+			try {
+				total += fs.lstatSync(full).blocks * 512;
+			} catch (error) {
+				if (error.code !== "ENOENT") throw error;
+			}
+		}
+	}
+	return total;
+}
+
+/**
+ * Local disk used by the databases opened since `before` (a tempDirs()
+ * snapshot): allocated bytes of the files in the database directories that
+ * appeared in os.tmpdir() since. A backend that keeps no local files uses 0.
+ */
+function localDiskBytes(before) {
+	let total = 0;
+	for (const name of tempDirs()) if (!before.has(name)) total += allocatedBytes(path.join(os.tmpdir(), name));
+	return total;
 }
 
 function median(values) {
@@ -261,6 +310,7 @@ const WORKLOADS = {
 		const count = ctx.params.databases;
 		const kvs = Array.from({ length: count }, () => ctx.imageKv(ctx.params.image));
 		for (let n = 0; n < count; n++) await ctx.backend.materialize(`m${n}`, kvs[n]);
+		const dirsBefore = tempDirs();
 		const rssBefore = await settledRss();
 		const start = now();
 		const dbs = [];
@@ -272,15 +322,81 @@ const WORKLOADS = {
 		}
 		const ms = now() - start;
 		const rssAfter = await settledRss();
+		const disk = localDiskBytes(dirsBefore);
 		for (const db of dbs) await db.close();
 		let violations = 0;
 		for (const kv of kvs) violations += kv.counters().violations;
 		return {
 			rssPerDbKiB: (rssAfter - rssBefore) / count / 1024,
 			openMsPerDb: ms / count,
+			localDiskPerDbKiB: ctx.usesKv ? disk / count / 1024 : null,
 			violations: ctx.usesKv ? violations : 0,
 		};
 	},
+};
+
+// L: a cold open of a large database, then one point query (a B-tree lookup
+// by INTEGER PRIMARY KEY) or one full scan (reads every page of the table).
+const L_POINT = "SELECT id, k, payload FROM t WHERE id = ?";
+const L_SCAN = "SELECT count(*), sum(length(payload)) FROM t";
+
+/**
+ * Resolves to what `promise` resolves to, or to `null` once `ms` have passed
+ * (the promise is left running: the child process exits after the task).
+ */
+function withinBudget(promise, ms) {
+	let timer;
+	const expired = new Promise((resolve) => {
+		timer = setTimeout(() => resolve(null), ms);
+	});
+	return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * L: lazy paging (issue 11). A prepared database (rows of ~300 bytes), its KV
+ * image already in memory; timed from `open` to the result of one point query
+ * (params.mode "point") or of one full scan ("scan"). KV calls and keys read
+ * over the same span, and the local disk the open database uses, measured
+ * after the query, before close. A task that has not finished within
+ * params.budgetMs is abandoned and reported as skipped.
+ */
+WORKLOADS.L = async function L(ctx) {
+	const { mode, imageRows, imageBytes, payloadBytes, budgetMs } = ctx.params;
+	const kv = await ctx.imageKv(ctx.params.image);
+	await ctx.backend.materialize("l", kv);
+	const dirsBefore = tempDirs();
+	await settledRss(); // leave no garbage from loading the image to collect while timed
+	const id = Math.ceil(imageRows / 2);
+	const before = kv.counters();
+	const start = now();
+	const run = async () => {
+		const db = await ctx.backend.open("l", kv);
+		const rows = mode === "point" ? await db.query(L_POINT, [id]) : await db.query(L_SCAN);
+		return { db, rows };
+	};
+	const done = await withinBudget(run(), budgetMs);
+	if (done === null) return { skipped: `not done within ${budgetMs / 1000} s, abandoned` };
+	const ms = now() - start;
+	const spent = diffCounters(kv.counters(), before);
+	const disk = localDiskBytes(dirsBefore);
+	const { db, rows } = done;
+	if (mode === "point") {
+		const row = rows[0];
+		if (rows.length !== 1 || Number(row[0]) !== id || row[2].length !== payloadBytes)
+			throw new Error(`L: the point query returned ${rows.length} row(s), id ${row?.[0]}, a payload of ${row?.[2]?.length} bytes`);
+	} else {
+		const [count, sum] = rows[0].map(Number);
+		if (count !== imageRows || sum !== imageRows * payloadBytes) throw new Error(`L: the scan counted ${count} rows, ${sum} payload bytes`);
+	}
+	await db.close();
+	return {
+		ms,
+		kvCalls: ctx.usesKv ? spent.totalCalls : null,
+		kvKeysRead: ctx.usesKv ? spent.keysRead : null,
+		localDiskMiB: ctx.usesKv ? disk / 2 ** 20 : null,
+		localDiskPct: ctx.usesKv ? (100 * disk) / imageBytes : null,
+		violations: ctx.usesKv ? spent.violations : 0,
+	};
 };
 
 const LONG_QUERY = (n) => `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) SELECT count(*), sum(x) FROM c`;
@@ -423,6 +539,19 @@ const FIGURES = {
 	M: [
 		["rssPerDbKiB", "M RSS per open database", "KiB", "lower"],
 		["openMsPerDb", "M open + query per database", "ms", "lower"],
+		["localDiskPerDbKiB", "M local disk per open database", "KiB", "lower"],
+	],
+	// L's rows are "L point <image>" and "L scan <image>": the figures with a
+	// mode apply to that mode's rows only.
+	L: [
+		["ms", "L cold open + point query", "ms", "lower", "point"],
+		["kvCalls", "L open + point query: KV calls", "calls", "lower", "point"],
+		["kvKeysRead", "L open + point query: KV keys read", "keys", "lower", "point"],
+		["localDiskMiB", "L open + point query: local disk", "MiB", "lower", "point"],
+		["localDiskPct", "L local disk / database size", "%", "lower", "point"],
+		["ms", "L cold open + full scan", "ms", "lower", "scan"],
+		["kvCalls", "L open + full scan: KV calls", "calls", "lower", "scan"],
+		["kvKeysRead", "L open + full scan: KV keys read", "keys", "lower", "scan"],
 	],
 };
 
