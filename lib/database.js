@@ -85,7 +85,7 @@ class Database {
 		this.#reachedEngine = true;
 		const out = this.#engine.execute(sql, positional, named, collect);
 		if ((out[2] & SUSPENDED) === 0) return this.#decode(out);
-		return this.#engine.resume().then((finished) => {
+		return this.#persistence.finish(this.#engine.resume()).then((finished) => {
 			if (finished instanceof Error) throw finished;
 			return this.#decode(finished);
 		});
@@ -146,10 +146,7 @@ class Database {
 
 	/** The whole SQLite database file, as the KV holds it. */
 	export() {
-		return this.#enqueue(() => {
-			const bytes = this.#engine.export();
-			return () => bytes;
-		});
+		return this.#enqueue(() => this.#persistence.export().then((bytes) => () => bytes));
 	}
 
 	/**

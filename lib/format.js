@@ -76,6 +76,11 @@ function isDatabaseHeader(page) {
 	return page instanceof Uint8Array && page.length >= 100 && HEADER_MAGIC.equals(page.subarray(0, 16));
 }
 
+/** Whether the header in `page` (chunk 0) gives pages of one chunk each. */
+function hasChunkPages(page) {
+	return isDatabaseHeader(page) && new DataView(page.buffer, page.byteOffset, page.byteLength).getUint16(16) === CHUNK_SIZE;
+}
+
 /**
  * The database size, in bytes, that the header in `page` (chunk 0) gives,
  * when SQLite trusts it (its "in-header database size": non-zero, and the
@@ -113,6 +118,7 @@ module.exports = {
 	decodeMeta,
 	chunkCount,
 	isDatabaseHeader,
+	hasChunkPages,
 	headerSize,
 	describe,
 };

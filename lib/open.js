@@ -66,6 +66,10 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 	checkArguments(fileName, kv, options);
 	const limits = resolveLimits(options.limits);
 	const timeoutMs = resolveTimeout(options.timeoutMs);
+	const preload = options.preload;
+	if (preload !== undefined && typeof preload !== "boolean") {
+		throw new TypeError(`preload must be a boolean, got ${typeof preload}`);
+	}
 	// A database on this KV that is closing is waited for (an actor put to
 	// sleep and woken again at once); one that is open or opening is not.
 	while (kvInUse.has(kv)) {
@@ -82,7 +86,7 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 		engine = await createEngine(options.backend);
 		untrack = track(engine);
 		engine.setTimeout(timeoutMs);
-		const persistence = new Persistence(kv, limits, engine);
+		const persistence = new Persistence(kv, limits, engine, { preload });
 		await persistence.open();
 		const db = new Database(engine, persistence, fileName, async (db) => {
 			untrack();

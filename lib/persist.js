@@ -14,6 +14,7 @@ const {
 	decodeMeta,
 	chunkCount,
 	isDatabaseHeader,
+	hasChunkPages,
 	headerSize,
 	describe,
 } = require("./format");
@@ -22,6 +23,14 @@ const { buildJournal } = require("./journal");
 
 // getBatch calls in flight at once while loading a database.
 const LOAD_CONCURRENCY = 32;
+
+// Chunks read with the metadata by the first getBatch of an open: a database
+// of up to 64 KiB opens with that one call.
+const FIRST_CHUNKS = 16;
+
+// Databases up to this size are read whole at open (unless `preload: false`);
+// larger ones are paged lazily (see Persistence#open).
+const EAGER_SIZE = 1024 * 1024;
 
 function resolveLimits(overrides = {}) {
 	const limits = { ...DEFAULT_LIMITS };
@@ -80,18 +89,21 @@ async function forEachConcurrent(items, limit, task) {
 	if (failure) throw failure.error;
 }
 
+/** Chunk `index` as read from the KV, checked; a missing one is null. */
+function checkChunk(value, index) {
+	if (value === undefined || value === null) return null;
+	if (!(value instanceof Uint8Array)) {
+		throw corrupt(`corrupt chunk ${index} in the KV: expected a Uint8Array, got ${describe(value)}`);
+	}
+	if (value.length > CHUNK_SIZE) {
+		throw corrupt(`corrupt chunk ${index} in the KV: ${value.length} bytes, at most ${CHUNK_SIZE} expected`);
+	}
+	return value;
+}
+
 /** Chunks `first..` as read from the KV, checked; a missing one is null. */
 function checkChunks(values, first) {
-	return values.map((value, i) => {
-		if (value === undefined || value === null) return null;
-		if (!(value instanceof Uint8Array)) {
-			throw corrupt(`corrupt chunk ${first + i} in the KV: expected a Uint8Array, got ${describe(value)}`);
-		}
-		if (value.length > CHUNK_SIZE) {
-			throw corrupt(`corrupt chunk ${first + i} in the KV: ${value.length} bytes, at most ${CHUNK_SIZE} expected`);
-		}
-		return value;
-	});
+	return values.map((value, i) => checkChunk(value, first + i));
 }
 
 function range(start, end, step = 1) {
@@ -117,6 +129,8 @@ class Persistence {
 	#kv;
 	#limits;
 	#engine;
+	/** true: read the whole database at open; false: page lazily; undefined: by size. */
+	#preload;
 	/** The main file size the KV's metadata holds, or null if it has none (or may be wrong). */
 	#kvSize = null;
 	/**
@@ -124,14 +138,16 @@ class Persistence {
 	 * journal }`, the durable size and the durable bytes of every page the
 	 * failed write may have changed, and the journal it wrote (null if none).
 	 * Until the repair is done, the KV may hold any part of the failed write;
-	 * the journal, if any, keeps readers and crashes at the durable state.
+	 * the journal, if any, keeps readers and crashes at the durable state,
+	 * and pages read meanwhile come from `byIndex`, the durable pages by index.
 	 */
 	#repair = null;
 
-	constructor(kv, limits, engine) {
+	constructor(kv, limits, engine, { preload } = {}) {
 		this.#kv = kv;
 		this.#limits = limits;
 		this.#engine = engine;
+		this.#preload = preload;
 	}
 
 	/**
@@ -164,21 +180,32 @@ class Persistence {
 	}
 
 	/**
-	 * Reads the database (and a rollback journal, if the KV holds one) into
-	 * the engine and opens it. A hot journal (a commit cut short by a crash)
-	 * is rolled back by SQLite as the engine opens; that rollback is then made
-	 * durable (see #recover).
+	 * Opens the database the KV holds in the engine. A hot journal (a commit
+	 * cut short by a crash) is rolled back by SQLite as the engine opens; that
+	 * rollback is then made durable (see #recover).
+	 *
+	 * The first getBatch reads both files' metadata and the first chunks: a
+	 * database of up to 64 KiB opens with that one call. A database of up to
+	 * EAGER_SIZE is then read whole (a few getBatch calls at once: one round
+	 * trip, and every later call runs inline with no page to wait for). A
+	 * larger one is paged lazily by engines that can (see #readChunks): its
+	 * other chunks are read when SQLite first needs them, so opening costs
+	 * the same whatever the size, and the local file holds only what was read.
 	 */
 	async open() {
-		// The metadata and page 1 come in one call: a database of one page
-		// opens with a single getBatch.
-		const [mainMeta, journalMeta, page1] = await this.#getBatch([metaKey(TAG_MAIN), metaKey(TAG_JOURNAL), chunkKey(TAG_MAIN, 0)]);
+		const engine = this.#engine;
+		const head = Math.min(this.#limits.maxKeysPerCall - 2, FIRST_CHUNKS);
+		const keys = [metaKey(TAG_MAIN), metaKey(TAG_JOURNAL)];
+		for (let i = 0; i < head; i++) keys.push(chunkKey(TAG_MAIN, i));
+		const [mainMeta, journalMeta, ...chunks] = await this.#getBatch(keys);
 		const mainSize = mainMeta == null ? 0 : decodeMeta(mainMeta, TAG_MAIN);
 		const journalSize = journalMeta == null ? null : decodeMeta(journalMeta, TAG_JOURNAL);
 		this.#kvSize = mainMeta == null ? null : mainSize;
 		let loadSize = mainSize;
+		let loaded = 0;
+		let lazy = false;
 		if (mainSize > 0) {
-			const [first] = checkChunks([page1], 0);
+			const first = checkChunk(chunks[0], 0);
 			if (journalSize === null) {
 				// What SQLite would find on reading page 1, found before reading
 				// the rest: metadata claiming a huge file over a few pages
@@ -186,12 +213,112 @@ class Persistence {
 				if (!isDatabaseHeader(first)) throw new SqliteError("file is not a database", "SQLITE_NOTADB");
 				loadSize = Math.min(mainSize, headerSize(first) ?? mainSize);
 			}
-			this.#engine.loadChunks(TAG_MAIN, 0, [first]);
+			loaded = Math.min(head, chunkCount(loadSize));
+			engine.loadChunks(TAG_MAIN, 0, checkChunks(chunks.slice(0, loaded), 0));
+			lazy =
+				engine.pagesLazily === true &&
+				this.#preload !== true &&
+				loaded < chunkCount(loadSize) &&
+				(this.#preload === false || loadSize > EAGER_SIZE) &&
+				hasChunkPages(first);
 		}
-		await this.#loadFile(TAG_MAIN, loadSize, 1);
+		if (!lazy) await this.#loadFile(TAG_MAIN, loadSize, loaded);
 		if (journalSize !== null) await this.#loadFile(TAG_JOURNAL, journalSize, 0);
-		this.#engine.open(loadSize, journalSize);
+		if (engine.open(loadSize, journalSize, lazy ? loaded : null)) {
+			const opened = await this.finish(engine.resume());
+			if (opened instanceof Error) throw opened;
+		}
 		if (journalSize !== null) await this.#recover(journalSize);
+	}
+
+	/**
+	 * Waits for work the engine finishes on an engine thread (a promise from
+	 * `resume()`), reading the chunks it asks for on the way: the engine
+	 * thread waits while this thread reads them from the KV (the work may end
+	 * first: an interrupt or the deadline does not wait for the KV). Returns
+	 * what the work returns, or its error (an Error value). When a KV read
+	 * failed, the error is that failure (its code SQLITE_IOERR_READ, the KV's
+	 * error as cause; or SQLITE_CORRUPT for a chunk that is not one).
+	 */
+	async finish(promise) {
+		const engine = this.#engine;
+		let event = await promise;
+		let failure = null;
+		while (!(event instanceof Error) && !Array.isArray(event)) {
+			const next = engine.next();
+			const { id, chunks } = event;
+			const fail = (error) => {
+				failure = error;
+				engine.supply(id, null, error instanceof Error ? error.message : String(error));
+			};
+			this.#readChunks(chunks).then((values) => {
+				try {
+					engine.supply(id, values, null);
+				} catch (error) {
+					fail(error);
+				}
+			}, fail);
+			event = await next;
+		}
+		if (failure !== null && event instanceof Error && event.code === "SQLITE_IOERR_READ") return failure;
+		return event;
+	}
+
+	/**
+	 * Main-file chunks `indices`, as the durable state holds them (null: none):
+	 * from the KV, in getBatch calls of at most maxKeysPerCall keys, several
+	 * at once; pages a failed write may have changed in the KV come from the
+	 * pending repair instead.
+	 */
+	async #readChunks(indices) {
+		const out = new Array(indices.length).fill(null);
+		const repair = this.#repair?.byIndex;
+		const wanted = [];
+		indices.forEach((index, i) => {
+			const bytes = repair?.get(index);
+			if (bytes !== undefined) out[i] = bytes;
+			else wanted.push(i);
+		});
+		const step = this.#limits.maxKeysPerCall;
+		await forEachConcurrent(range(0, wanted.length, step), LOAD_CONCURRENCY, async (first) => {
+			const slots = wanted.slice(first, first + step);
+			const values = await this.#getBatch(slots.map((i) => chunkKey(TAG_MAIN, indices[i])));
+			slots.forEach((slot, k) => {
+				out[slot] = checkChunk(values[k], indices[slot]);
+			});
+		});
+		return out;
+	}
+
+	/**
+	 * The whole database file, as the KV holds it once pending changes are
+	 * written: the engine's local file, with the chunks it never read taken
+	 * from the KV.
+	 */
+	async export() {
+		const bytes = this.#engine.export();
+		const remote = this.#engine.remoteChunks?.() ?? [];
+		if (remote.length === 0) return bytes;
+		const chunks = await this.#readChunks(remote);
+		remote.forEach((index, i) => {
+			const start = index * CHUNK_SIZE;
+			if (start >= bytes.length) return;
+			const target = bytes.subarray(start, Math.min(start + CHUNK_SIZE, bytes.length));
+			target.fill(0);
+			if (chunks[i] !== null) target.set(chunks[i].subarray(0, target.length));
+		});
+		return bytes;
+	}
+
+	/**
+	 * Hands the engine the durable bytes of pages it wrote without reading
+	 * them (still remote then), which a journal or a repair may need. Read
+	 * before anything of the commit is sent, so the KV holds them.
+	 */
+	async #loadImages() {
+		const unknown = this.#engine.unknownImages?.() ?? [];
+		if (unknown.length === 0) return;
+		this.#engine.provideImages(Array.from(unknown), await this.#readChunks(unknown));
 	}
 
 	/** Loads chunks `from..` of file `tag`, `size` bytes long, into the engine. */
@@ -241,6 +368,7 @@ class Persistence {
 		let journal = null;
 		try {
 			await this.#finishRepair();
+			await this.#loadImages();
 			const batches = planBatches(this.#mainEntries(delta), this.#limits);
 			sent = true;
 			if (batches.length > 1) {
@@ -293,7 +421,7 @@ class Persistence {
 			const sent = new Set(delta.chunks.map(([index]) => index));
 			pages = pages.filter(([index]) => sent.has(index));
 		}
-		return { size: images.size, pages, journal };
+		return { size: images.size, pages, journal, byIndex: new Map(pages) };
 	}
 
 	/**

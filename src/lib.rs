@@ -11,7 +11,7 @@
 #![deny(clippy::all)]
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
@@ -21,6 +21,7 @@ use napi_derive::napi;
 use rivetkit_sqlite_engine::connection::{Database, Mode, Output, Step};
 use rivetkit_sqlite_engine::control::Control;
 use rivetkit_sqlite_engine::errors::{code_name, EngineError};
+use rivetkit_sqlite_engine::paging::{FetchError, Fetched, PageSource};
 use rivetkit_sqlite_engine::pool;
 use rivetkit_sqlite_engine::values::{Cell, Param, Params};
 
@@ -123,20 +124,151 @@ fn indexed_chunks<'env>(env: &'env Env, chunks: &[(u32, Vec<u8>)]) -> Result<Arr
     Ok(out)
 }
 
-/// The result of a call finished on an engine thread, made a JS value on the
-/// JS thread: the flat array of [`output`], or the error as a JS `Error`
-/// value (the promise resolves with it: a rejection could not carry the
-/// error's `code`).
-struct Finished(std::result::Result<Output, EngineError>);
+/// What an engine thread tells the JS thread, made a JS value there.
+enum Event {
+    /// The work is done: the flat array of [`output`], or the error as a JS
+    /// `Error` value (the promise resolves with it: a rejection could not
+    /// carry the error's `code`).
+    Finished(std::result::Result<Output, EngineError>),
+    /// The thread waits for these chunks of the main file: `{ id, chunks }`,
+    /// `chunks` a `Uint32Array` of indices. Read them from the KV and hand
+    /// them to `supply(id, …)`.
+    Pages(u32, Vec<u32>),
+}
 
-impl ToNapiValue for Finished {
+impl ToNapiValue for Event {
     unsafe fn to_napi_value(raw: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         let env = Env::from_raw(raw);
-        match val.0 {
+        match val {
             // SAFETY: `raw` is the live env napi-rs handed to this conversion.
-            Ok(out) => unsafe { Array::to_napi_value(raw, output(&env, out)?) },
+            Event::Finished(Ok(out)) => unsafe { Array::to_napi_value(raw, output(&env, out)?) },
             // SAFETY: as above.
-            Err(error) => Ok(unsafe { JsError::from(to_js(error)).into_value(raw) }),
+            Event::Finished(Err(error)) => {
+                Ok(unsafe { JsError::from(to_js(error)).into_value(raw) })
+            }
+            Event::Pages(id, indices) => {
+                let mut request = Object::new(&env)?;
+                request.set("id", id)?;
+                request.set("chunks", Uint32Array::new(indices))?;
+                // SAFETY: as above.
+                unsafe { Object::to_napi_value(raw, request) }
+            }
+        }
+    }
+}
+
+type Resolver = Box<dyn FnOnce(Env) -> Result<Event> + Send>;
+type Deferred = napi::JsDeferred<Event, Resolver>;
+
+fn settle(deferred: Deferred, event: Event) {
+    deferred.resolve(Box::new(move |_| Ok(event)));
+}
+
+/// The JS side of an engine thread's work: where its next [`Event`] goes (the
+/// promise JS awaits), and the chunks JS read for it.
+///
+/// JS starts the work (`resume()`). Each time the promise resolves with a
+/// page request, JS asks for the next event (`next()`) at once, then reads
+/// the chunks and hands them over (`supply()`). The work may end before they
+/// come (an interrupt, the deadline): its result goes to the promise JS
+/// already awaits, and the late chunks are dropped.
+#[derive(Default)]
+struct Link {
+    state: Mutex<LinkState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct LinkState {
+    /// The promise JS awaits, if it awaits one.
+    deferred: Option<Deferred>,
+    /// An event no promise awaited yet.
+    parked: Option<Event>,
+    /// The page request the engine thread waits for, if it waits.
+    waiting: Option<u32>,
+    /// The last page request's number.
+    requests: u32,
+    /// The answer to the page request, once JS supplied it.
+    reply: Option<std::result::Result<Fetched, String>>,
+}
+
+impl Link {
+    fn lock(&self) -> MutexGuard<'_, LinkState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// New work starts: its events go to `deferred`.
+    fn start(&self, deferred: Deferred) {
+        let mut state = self.lock();
+        state.deferred = Some(deferred);
+        state.parked = None;
+        state.waiting = None;
+        state.reply = None;
+    }
+
+    /// Sends `event` to the promise JS awaits, or keeps it for the next one.
+    fn emit(&self, event: Event) {
+        let mut state = self.lock();
+        match state.deferred.take() {
+            Some(deferred) => settle(deferred, event),
+            None => state.parked = Some(event),
+        }
+    }
+
+    /// JS awaits the next event with `deferred`.
+    fn next(&self, deferred: Deferred) {
+        let mut state = self.lock();
+        match state.parked.take() {
+            Some(event) => settle(deferred, event),
+            None => state.deferred = Some(deferred),
+        }
+    }
+
+    /// JS answers page request `id` (dropped if nothing waits for it now).
+    fn supply(&self, id: u32, reply: std::result::Result<Fetched, String>) {
+        let mut state = self.lock();
+        if state.waiting == Some(id) {
+            state.reply = Some(reply);
+            self.wake.notify_all();
+        }
+    }
+}
+
+impl PageSource for Link {
+    fn fetch(
+        &self,
+        indices: &[u32],
+        control: &Control,
+    ) -> std::result::Result<Fetched, FetchError> {
+        let mut state = self.lock();
+        let Some(deferred) = state.deferred.take() else {
+            return Err(FetchError::Failed(
+                "no reader waits for page requests".into(),
+            ));
+        };
+        state.requests = state.requests.wrapping_add(1);
+        let id = state.requests;
+        state.reply = None;
+        state.waiting = Some(id);
+        settle(deferred, Event::Pages(id, indices.to_vec()));
+        loop {
+            if let Some(reply) = state.reply.take() {
+                state.waiting = None;
+                return reply.map_err(FetchError::Failed);
+            }
+            // An interrupt or the deadline ends the wait; the chunks, when
+            // they come, are dropped.
+            if control.should_stop() {
+                state.waiting = None;
+                return Err(FetchError::Stopped);
+            }
+            state = self
+                .wake
+                .wait_timeout(state, Duration::from_millis(5))
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
         }
     }
 }
@@ -154,6 +286,7 @@ const SUSPENDED: u32 = 4;
 pub struct NativeDatabase {
     db: Arc<Mutex<Database>>,
     control: Arc<Control>,
+    link: Arc<Link>,
     directory: Option<String>,
 }
 
@@ -172,6 +305,7 @@ impl NativeDatabase {
         let db = Database::new().map_err(to_js)?;
         Ok(NativeDatabase {
             control: db.control(),
+            link: Arc::default(),
             directory: db.directory(),
             db: Arc::new(Mutex::new(db)),
         })
@@ -198,12 +332,30 @@ impl NativeDatabase {
             .map_err(to_js)
     }
 
-    /// Opens SQLite once the files hold what the KV holds.
+    /// Opens SQLite once the files hold what the KV holds, except chunks
+    /// `remoteFrom..` of the main file (if given), read from the KV when
+    /// SQLite first needs them. Returns true when that needs chunks now: then
+    /// `resume()` finishes opening.
     #[napi]
-    pub fn open(&self, main_size: f64, journal_size: Option<f64>) -> Result<(), String> {
+    pub fn open(
+        &self,
+        main_size: f64,
+        journal_size: Option<f64>,
+        remote_from: Option<u32>,
+    ) -> Result<bool, String> {
         self.lock()
-            .open(main_size as u64, journal_size.map(|s| s as u64))
+            .open(
+                main_size as u64,
+                journal_size.map(|s| s as u64),
+                remote_from,
+            )
             .map_err(to_js)
+    }
+
+    /// Whether chunks not yet read may be read lazily (see `open`).
+    #[napi(getter)]
+    pub fn pages_lazily(&self) -> bool {
+        true
     }
 
     /// The longest a call may run from now on, in milliseconds (null: no limit).
@@ -267,20 +419,51 @@ impl NativeDatabase {
         }
     }
 
-    /// Finishes the suspended call on an engine thread. Resolves to what
-    /// `execute` returns, or to the call's error (an `Error` value).
-    #[napi(ts_return_type = "Promise<[number, number | bigint, number, ...unknown[]] | Error>")]
+    /// Finishes the suspended call (or open) on an engine thread. Resolves to
+    /// what `execute` returns, or to the call's error (an `Error` value), or
+    /// to a page request, `{ id, chunks }`: call `next()`, read the chunks
+    /// (a `Uint32Array` of indices) from the KV and hand them to `supply()`.
+    #[napi(
+        ts_return_type = "Promise<[number, number | bigint, number, ...unknown[]] | Error | { id: number; chunks: Uint32Array }>"
+    )]
     pub fn resume<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        let (deferred, promise) = env.create_deferred()?;
+        let (deferred, promise) = env.create_deferred::<Event, Resolver>()?;
+        self.link.start(deferred);
         let db = self.db.clone();
+        let link = self.link.clone();
         pool::spawn(move || {
             let finished = {
                 let mut db = db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                db.resume()
+                db.resume(link.clone())
             };
-            deferred.resolve(move |_| Ok(Finished(finished)));
+            link.emit(Event::Finished(finished));
         });
         Ok(promise)
+    }
+
+    /// The promise of the next event of the work `resume()` started, asked
+    /// for as soon as a page request comes: what `resume()` resolves with.
+    #[napi(
+        ts_return_type = "Promise<[number, number | bigint, number, ...unknown[]] | Error | { id: number; chunks: Uint32Array }>"
+    )]
+    pub fn next<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred::<Event, Resolver>()?;
+        self.link.next(deferred);
+        Ok(promise)
+    }
+
+    /// Answers page request `id`: the chunks in the order asked for (null:
+    /// the KV has none), or null and the message of the KV's failure.
+    #[napi]
+    pub fn supply(&self, id: u32, chunks: Option<Vec<Option<Uint8Array>>>, error: Option<String>) {
+        let reply = match chunks {
+            Some(chunks) => Ok(chunks
+                .into_iter()
+                .map(|chunk| chunk.map(|bytes| bytes.to_vec()))
+                .collect()),
+            None => Err(error.unwrap_or_else(|| "the KV read failed".to_owned())),
+        };
+        self.link.supply(id, reply);
     }
 
     /// Whether no transaction is open.
@@ -338,6 +521,39 @@ impl NativeDatabase {
     #[napi]
     pub fn ack(&self) -> Result<(), String> {
         self.lock().ack().map_err(to_js)
+    }
+
+    /// Chunks changed since the durable state whose durable bytes the engine
+    /// does not have (written while still only in the KV): read them from
+    /// the KV, while it holds the durable state, and hand them to
+    /// `provideImages()` before `journal()`.
+    #[napi]
+    pub fn unknown_images(&self) -> Result<Uint32Array, String> {
+        self.lock()
+            .unknown_images()
+            .map(Uint32Array::new)
+            .map_err(to_js)
+    }
+
+    /// The KV's bytes of the chunks `unknownImages()` listed (null: none).
+    #[napi]
+    pub fn provide_images(
+        &self,
+        indices: Vec<u32>,
+        chunks: Vec<Option<Uint8Array>>,
+    ) -> Result<(), String> {
+        let slices: Vec<Option<&[u8]>> = chunks.iter().map(|c| c.as_deref()).collect();
+        self.lock().set_images(&indices, &slices).map_err(to_js)
+    }
+
+    /// The chunks of the main file still only in the KV (`export()` holds
+    /// whatever the local file has there).
+    #[napi]
+    pub fn remote_chunks(&self) -> Result<Uint32Array, String> {
+        self.lock()
+            .remote_chunks()
+            .map(Uint32Array::new)
+            .map_err(to_js)
     }
 
     /// Returns to the last durable state (after a failed persist).

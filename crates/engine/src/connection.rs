@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
@@ -15,6 +15,7 @@ use tempfile::TempDir;
 
 use crate::control::{Control, Stop, PROGRESS_OPS};
 use crate::errors::EngineError;
+use crate::paging::{FileState, PageSource};
 use crate::policy;
 use crate::pos_io;
 use crate::script;
@@ -73,15 +74,21 @@ pub enum Step {
     Suspended,
 }
 
-/// A call handed over to an engine thread: what is left of it.
+/// Work handed over to an engine thread: connecting SQLite (when it needs
+/// pages that are not local), then what is left of a call, if any.
 struct Suspended {
+    call: Option<Call>,
+}
+
+/// What is left of a call.
+struct Call {
     sql: String,
     /// Byte offset in `sql` of the first statement still to run.
     offset: usize,
     params: Params,
     collect: bool,
-    /// Whether `sql` is one statement (run through the statement cache).
-    single: bool,
+    /// Whether `sql` is one statement (run through the statement cache), if known.
+    single: Option<bool>,
     out: Output,
 }
 
@@ -92,7 +99,10 @@ pub struct Database {
     // Field order matters for Drop: the connection closes before the
     // directory holding its file is removed.
     conn: Option<Connection>,
-    tracker: Option<Arc<Mutex<Tracker>>>,
+    /// The main file's tracker and paging state (shared with the VFS shim),
+    /// from `open` to `close`. SQLite may be disconnected meanwhile (after
+    /// a restore): the next call connects it again.
+    file: Option<Arc<FileState>>,
     path: String,
     dir: Option<TempDir>,
     /// The tracker's seal count when the last call started.
@@ -123,7 +133,7 @@ impl Database {
             .map_err(|_| EngineError::Io(std::io::Error::other("temporary path is not UTF-8")))?;
         Ok(Database {
             conn: None,
-            tracker: None,
+            file: None,
             path,
             dir: Some(dir),
             seals_at_call: 0,
@@ -186,10 +196,20 @@ impl Database {
     }
 
     /// Sets the local files to the sizes the KV metadata gives (a journal of
-    /// size `None` is absent) and opens SQLite on them. A hot journal is
-    /// rolled back here; its effect is the pending delta (see [`Database::take`]).
-    pub fn open(&mut self, main_size: u64, journal_size: Option<u64>) -> Result<(), EngineError> {
-        if self.conn.is_some() {
+    /// size `None` is absent) and opens SQLite on them. Chunks `remote_from..`
+    /// of the main file (if given) were not loaded: they are read from the KV
+    /// when SQLite first needs them. A hot journal is rolled back here; its
+    /// effect is the pending delta (see [`Database::take`]).
+    ///
+    /// Returns `true` when connecting needs chunks that are not local: then
+    /// [`Database::resume`] finishes it, on an engine thread.
+    pub fn open(
+        &mut self,
+        main_size: u64,
+        journal_size: Option<u64>,
+        remote_from: Option<u32>,
+    ) -> Result<bool, EngineError> {
+        if self.file.is_some() {
             return Err(EngineError::Range("the database is already open".into()));
         }
         let main = OpenOptions::new().read(true).write(true).open(&self.path)?;
@@ -208,11 +228,36 @@ impl Database {
                 }
             }
         }
-        let tracker = Arc::new(Mutex::new(Tracker::new(main)?));
-        vfs::register_file(&self.path, tracker.clone());
-        self.tracker = Some(tracker);
-        self.connect()?;
-        self.seal_if_autocommit()
+        let remote_from = remote_from.filter(|&from| (from as u64) * CHUNK_SIZE < main_size);
+        let file = Arc::new(FileState::new(
+            Tracker::new(main, remote_from)?,
+            self.control.clone(),
+        ));
+        vfs::register_file(&self.path, file.clone());
+        self.file = Some(file);
+        self.control.start_call(self.timeout);
+        if !self.connect_inline()? {
+            self.suspended = Some(Suspended { call: None });
+            return Ok(true);
+        }
+        self.seal_if_autocommit()?;
+        Ok(false)
+    }
+
+    /// Connects SQLite on this (the JS) thread: `false` if that needs chunks
+    /// that are not local (an engine thread must do it).
+    fn connect_inline(&mut self) -> Result<bool, EngineError> {
+        match self.connect() {
+            Ok(()) => Ok(true),
+            Err(error) => {
+                let stop = self.control.stopped();
+                self.control.clear_stop();
+                match stop {
+                    Stop::Miss => Ok(false),
+                    _ => Err(error),
+                }
+            }
+        }
     }
 
     fn connect(&mut self) -> Result<(), EngineError> {
@@ -238,12 +283,30 @@ impl Database {
         Ok(())
     }
 
+    /// Connects SQLite if it is not (after `open` or a restore), where the
+    /// call runs. `false`: the call must go on on an engine thread.
+    fn ensure_connected(&mut self, mode: Mode) -> Result<bool, EngineError> {
+        if self.conn.is_some() {
+            return Ok(true);
+        }
+        self.file()?;
+        if mode == Mode::Thread {
+            self.connect()?;
+            return Ok(true);
+        }
+        self.connect_inline()
+    }
+
     fn conn(&self) -> Result<&Connection, EngineError> {
         self.conn.as_ref().ok_or(EngineError::Closed)
     }
 
-    fn tracker(&self) -> Result<&Arc<Mutex<Tracker>>, EngineError> {
-        self.tracker.as_ref().ok_or(EngineError::Closed)
+    fn file(&self) -> Result<&Arc<FileState>, EngineError> {
+        self.file.as_ref().ok_or(EngineError::Closed)
+    }
+
+    fn tracker(&self) -> Result<MutexGuard<'_, Tracker>, EngineError> {
+        Ok(self.file()?.tracker())
     }
 
     /// The limits of every call from now on: its deadline (None: none).
@@ -280,20 +343,35 @@ impl Database {
         mode: Mode,
     ) -> Result<Step, EngineError> {
         self.suspended = None;
-        let seals = vfs::lock(self.tracker()?).seals();
+        let seals = self.tracker()?.seals();
         self.seals_at_call = seals;
         self.wrote.set(false);
         self.control.start_call(self.timeout);
         let mut out = Output::default();
+        if !self.ensure_connected(mode)? {
+            self.suspended = Some(Suspended {
+                call: Some(Call {
+                    sql,
+                    offset: 0,
+                    params,
+                    collect,
+                    single: None,
+                    out,
+                }),
+            });
+            return Ok(Step::Suspended);
+        }
         match self.run(&sql, 0, None, &params, collect, &mut out, mode) {
             Ok(Some((offset, single))) => {
                 self.suspended = Some(Suspended {
-                    sql,
-                    offset,
-                    params,
-                    collect,
-                    single,
-                    out,
+                    call: Some(Call {
+                        sql,
+                        offset,
+                        params,
+                        collect,
+                        single: Some(single),
+                        out,
+                    }),
                 });
                 Ok(Step::Suspended)
             }
@@ -306,26 +384,41 @@ impl Database {
         }
     }
 
-    /// Finishes a call that [`Database::execute`] suspended, on this (an
-    /// engine) thread.
-    pub fn resume(&mut self) -> Result<Output, EngineError> {
-        let Suspended {
+    /// Finishes what [`Database::execute`] or [`Database::open`] suspended,
+    /// on this (an engine) thread, reading the chunks it needs from `source`.
+    pub fn resume(&mut self, source: Arc<dyn PageSource>) -> Result<Output, EngineError> {
+        let file = self.file()?.clone();
+        file.set_source(Some(source));
+        let result = self.resume_here();
+        file.set_source(None);
+        result
+    }
+
+    fn resume_here(&mut self) -> Result<Output, EngineError> {
+        let Suspended { call } = self
+            .suspended
+            .take()
+            .ok_or_else(|| EngineError::Range("nothing to resume: execute() finished it".into()))?;
+        // On an engine thread, no statement is cut short for time spent.
+        self.control.set_budget(None);
+        if let Err(error) = self.ensure_connected(Mode::Thread) {
+            return Err(self.stop_error(error));
+        }
+        let Some(Call {
             sql,
             offset,
             params,
             collect,
             single,
             mut out,
-        } = self
-            .suspended
-            .take()
-            .ok_or_else(|| EngineError::Range("no call to resume: execute() finished it".into()))?;
-        // On an engine thread, no statement is cut short for time spent.
-        self.control.set_budget(None);
+        }) = call
+        else {
+            return self.finish(Output::default());
+        };
         match self.run(
             &sql,
             offset,
-            Some(single),
+            single,
             &params,
             collect,
             &mut out,
@@ -347,7 +440,7 @@ impl Database {
         if conn.is_autocommit() {
             out.state |= AUTOCOMMIT;
         }
-        if vfs::lock(self.tracker()?).has_pending() {
+        if self.tracker()?.has_pending() {
             out.state |= PENDING;
         }
         Ok(out)
@@ -377,7 +470,9 @@ impl Database {
                 if mode == Mode::Inline && !self.may_run_inline(conn, &stmt, sql)? {
                     return Ok(Some((0, true)));
                 }
+                let sets = out.sets.len();
                 let ran = run_statement(conn, &mut stmt, collect, out);
+                let ran = self.swallowed_stop(ran, &stmt, out, sets);
                 self.control.set_budget(None);
                 if self.stopped_for_budget(ran)? {
                     return Ok(Some((0, true)));
@@ -397,12 +492,22 @@ impl Database {
             }
             self.seal_if_autocommit()?;
             let conn = self.conn()?;
-            let mut stmt = conn.prepare(text)?;
+            let mut stmt = match conn.prepare(text) {
+                Ok(stmt) => stmt,
+                // Preparing may read the schema, and miss a chunk.
+                Err(error) => {
+                    return self
+                        .suspend_on_stop(error.into())
+                        .map(|()| Some((at, false)))
+                }
+            };
             bind_all(&mut stmt, params, false)?;
             if mode == Mode::Inline && !self.may_run_inline(conn, &stmt, text)? {
                 return Ok(Some((at, false)));
             }
+            let sets = out.sets.len();
             let ran = run_statement(conn, &mut stmt, collect, out);
+            let ran = self.swallowed_stop(ran, &stmt, out, sets);
             self.control.set_budget(None);
             if self.stopped_for_budget(ran)? {
                 return Ok(Some((at, false)));
@@ -433,8 +538,12 @@ impl Database {
             return Ok(true);
         }
         // A write inside a transaction: stopping it would roll the whole
-        // transaction back. Quick ones run inline, to their end.
+        // transaction back. Quick ones run inline, to their end, if every
+        // page they may need is local (a miss would stop them too).
         self.control.set_budget(None);
+        if self.tracker()?.has_remote() {
+            return Ok(false);
+        }
         if let Some(&heavy) = self.heavy.borrow().get(text) {
             return Ok(!heavy);
         }
@@ -447,85 +556,174 @@ impl Database {
         Ok(!heavy)
     }
 
-    /// Whether a statement's result is a stop for the inline budget (which
-    /// the engine thread makes good); other results pass through.
+    /// A statement that succeeded although a page read of it was stopped
+    /// (`PRAGMA integrity_check` reports unreadable pages as text instead of
+    /// failing): its result is not to be trusted. A read-only one counts as
+    /// stopped (its rows are dropped; on a miss it runs again on an engine
+    /// thread); a write that did so fails.
+    fn swallowed_stop(
+        &self,
+        ran: Result<(), EngineError>,
+        stmt: &rusqlite::Statement<'_>,
+        out: &mut Output,
+        sets: usize,
+    ) -> Result<(), EngineError> {
+        if ran.is_err() || matches!(self.control.stopped(), Stop::None | Stop::Budget) {
+            return ran;
+        }
+        out.sets.truncate(sets);
+        let stopped = Err(EngineError::Sqlite {
+            code: rusqlite::ffi::SQLITE_INTERRUPT,
+            message: "interrupted".into(),
+        });
+        if stmt.readonly() {
+            return stopped;
+        }
+        if self.control.stopped() == Stop::Miss {
+            self.control.clear_stop();
+            return Err(EngineError::Sqlite {
+                code: rusqlite::ffi::SQLITE_IOERR_READ,
+                message: "a statement read a page that was not local yet".into(),
+            });
+        }
+        stopped
+    }
+
+    /// Whether a statement's result is a stop that the engine thread makes
+    /// good (the inline budget ran out, or a chunk was not local); other
+    /// results pass through, as what stopped them.
     fn stopped_for_budget(&self, ran: Result<(), EngineError>) -> Result<bool, EngineError> {
         match ran {
             Ok(()) => Ok(false),
-            Err(error) => {
-                let stop = self.control.stopped();
-                self.control.clear_stop();
-                match stop {
-                    Stop::Budget => Ok(true),
-                    Stop::Deadline => Err(EngineError::Sqlite {
-                        code: rusqlite::ffi::SQLITE_INTERRUPT,
-                        message: "interrupted: the call ran longer than its timeout".into(),
-                    }),
-                    Stop::Interrupt => Err(EngineError::Sqlite {
-                        code: rusqlite::ffi::SQLITE_INTERRUPT,
-                        message: "interrupted".into(),
-                    }),
-                    Stop::None => Err(error),
-                }
-            }
+            Err(error) => self.suspend_on_stop(error).map(|()| true),
         }
+    }
+
+    /// `Ok` if `error` comes from a stop that the engine thread makes good,
+    /// else the error to report.
+    fn suspend_on_stop(&self, error: EngineError) -> Result<(), EngineError> {
+        match self.control.stopped() {
+            Stop::Budget | Stop::Miss => {
+                self.control.clear_stop();
+                Ok(())
+            }
+            _ => Err(self.stop_error(error)),
+        }
+    }
+
+    /// The error a stopped statement reports: why it was stopped, if it was.
+    fn stop_error(&self, error: EngineError) -> EngineError {
+        let stop = self.control.stopped();
+        self.control.clear_stop();
+        let (code, message) = match stop {
+            Stop::Deadline => (
+                rusqlite::ffi::SQLITE_INTERRUPT,
+                "interrupted: the call ran longer than its timeout".to_owned(),
+            ),
+            Stop::Interrupt => (rusqlite::ffi::SQLITE_INTERRUPT, "interrupted".to_owned()),
+            Stop::ReadFailed => {
+                let detail = self
+                    .file
+                    .as_ref()
+                    .and_then(|file| file.take_failure())
+                    .unwrap_or_default();
+                (
+                    rusqlite::ffi::SQLITE_IOERR_READ,
+                    format!("reading a page from the KV failed: {detail}"),
+                )
+            }
+            Stop::Budget | Stop::Miss => (
+                rusqlite::ffi::SQLITE_INTERRUPT,
+                "interrupted: a page was not local".to_owned(),
+            ),
+            Stop::None => return error,
+        };
+        EngineError::Sqlite { code, message }
     }
 
     /// Seals the changes made so far, when no transaction is open.
     fn seal_if_autocommit(&self) -> Result<(), EngineError> {
-        if self.conn()?.is_autocommit() {
-            vfs::lock(self.tracker()?).seal()?;
+        if self.is_autocommit()? {
+            self.tracker()?.seal()?;
         }
         Ok(())
     }
 
+    /// Whether no transaction is open (none is while SQLite is disconnected).
     pub fn is_autocommit(&self) -> Result<bool, EngineError> {
-        Ok(self.conn()?.is_autocommit())
+        self.file()?;
+        Ok(self.conn.as_ref().is_none_or(Connection::is_autocommit))
     }
 
     /// Whether the last call (even a failed one) changed anything: sealed
     /// changes, or ran a statement that writes (inside a transaction too).
     pub fn last_call_changed(&self) -> Result<bool, EngineError> {
-        Ok(self.wrote.get() || vfs::lock(self.tracker()?).seals() != self.seals_at_call)
+        Ok(self.wrote.get() || self.tracker()?.seals() != self.seals_at_call)
     }
 
     /// Takes the pending delta, if any.
     pub fn take(&self) -> Result<Option<Delta>, EngineError> {
-        Ok(vfs::lock(self.tracker()?).take())
+        Ok(self.tracker()?.take())
     }
 
     /// The delta taken last is durable.
     pub fn ack(&self) -> Result<(), EngineError> {
-        vfs::lock(self.tracker()?).ack();
+        self.tracker()?.ack();
         Ok(())
     }
 
     /// The durable size and the durable bytes of the chunks changed since
-    /// (see [`Tracker::durable_images`]), copied.
+    /// (see [`Tracker::durable_images`]), copied. Fails while some of those
+    /// bytes are unknown: see [`Database::unknown_images`].
     pub fn journal_images(&self) -> Result<(u64, Chunks), EngineError> {
-        let tracker = vfs::lock(self.tracker()?);
-        let (size, images) = tracker.durable_images();
+        let tracker = self.tracker()?;
+        let (size, images) = tracker.durable_images().ok_or_else(|| {
+            EngineError::Range("the before-images of some pages are not loaded".into())
+        })?;
         Ok((
             size,
             images.into_iter().map(|(i, b)| (i, b.to_vec())).collect(),
         ))
     }
 
+    /// Chunks changed since the durable state whose durable bytes must be
+    /// read from the KV (they were written while still remote).
+    pub fn unknown_images(&self) -> Result<Vec<u32>, EngineError> {
+        Ok(self.tracker()?.unknown_images())
+    }
+
+    /// The KV's bytes of chunks [`Database::unknown_images`] listed, read
+    /// while the KV holds the durable state (`None`: the KV has no such chunk).
+    pub fn set_images(&self, indices: &[u32], chunks: &[Option<&[u8]>]) -> Result<(), EngineError> {
+        let mut tracker = self.tracker()?;
+        for (&index, chunk) in indices.iter().zip(chunks) {
+            tracker.set_image(index, chunk.unwrap_or(&[]));
+        }
+        Ok(())
+    }
+
+    /// The chunks of the main file that are only in the KV.
+    pub fn remote_chunks(&self) -> Result<Vec<u32>, EngineError> {
+        Ok(self.tracker()?.remote_chunks())
+    }
+
     /// Back to the last durable state: closes SQLite (rolling back any open
-    /// transaction), restores the file from its before-images and reopens.
+    /// transaction) and restores the file from its before-images. The next
+    /// call connects SQLite again.
     pub fn restore(&mut self) -> Result<(), EngineError> {
-        self.conn()?;
+        self.file()?;
+        self.suspended = None;
         if let Some(conn) = self.conn.take() {
             conn.close().map_err(|(_, error)| error)?;
         }
-        vfs::lock(self.tracker()?).restore()?;
-        self.connect()
+        self.tracker()?.restore()?;
+        Ok(())
     }
 
-    /// The whole database file.
+    /// The whole database file (chunks still remote read as whatever the
+    /// local file holds there: see [`Database::remote_chunks`]).
     pub fn export(&self) -> Result<Vec<u8>, EngineError> {
-        let conn = self.conn()?;
-        if !conn.is_autocommit() {
+        if !self.is_autocommit()? {
             return Err(EngineError::Sqlite {
                 code: rusqlite::ffi::SQLITE_MISUSE,
                 message: "cannot export while a transaction is open".into(),
@@ -541,7 +739,7 @@ impl Database {
             None => Ok(()),
         };
         vfs::unregister_file(&self.path);
-        self.tracker = None;
+        self.file = None;
         if let Some(dir) = self.dir.take() {
             dir.close()?;
         }

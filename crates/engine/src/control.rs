@@ -25,6 +25,11 @@ pub enum Stop {
     Deadline = 2,
     /// `interrupt()` was called.
     Interrupt = 3,
+    /// SQLite needed a page that is not local yet, on a thread that may not
+    /// wait for the KV: the call goes on on an engine thread.
+    Miss = 4,
+    /// Reading a page from the KV failed.
+    ReadFailed = 5,
 }
 
 /// Nanoseconds on a process-wide monotonic clock (never 0).
@@ -73,8 +78,15 @@ impl Control {
             1 => Stop::Budget,
             2 => Stop::Deadline,
             3 => Stop::Interrupt,
+            4 => Stop::Miss,
+            5 => Stop::ReadFailed,
             _ => Stop::None,
         }
+    }
+
+    /// Records why the VFS stopped the statement (a page it could not read).
+    pub fn stop_for(&self, stop: Stop) {
+        self.stopped.store(stop as u8, Ordering::SeqCst);
     }
 
     /// Clears the reason of a stop that has been handled.

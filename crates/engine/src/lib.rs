@@ -2,7 +2,8 @@
 //! local file that reports, after each call, which 4 KiB chunks changed. The
 //! napi binding crate (the repository root) exposes it to JS.
 //!
-//! Modules: `vfs` (the VFS shim), `tracker` (dirty chunks and before-images),
+//! Modules: `vfs` (the VFS shim), `tracker` (dirty chunks and before-images,
+//! and which chunks are still only in the KV), `paging` (reading those),
 //! `connection` (one database), `control` (inline budget, deadline and
 //! interrupt of a call), `pool` (the engine threads), `script` (statement
 //! boundaries, and which statements may run long), `policy` (what SQL may
@@ -14,6 +15,7 @@
 pub mod connection;
 pub mod control;
 pub mod errors;
+pub mod paging;
 pub mod policy;
 pub mod pool;
 pub mod pos_io;

@@ -18,6 +18,15 @@
 //! the KV, then acknowledges it ([`Tracker::ack`]) or goes back to the durable
 //! state ([`Tracker::restore`]).
 //!
+//! The local file is a page cache of the KV: a chunk may still be *remote*,
+//! its bytes only in the KV (the file has a hole there). SQLite never reads a
+//! remote chunk: the VFS asks for it first ([`Tracker::plan_fetch`], then
+//! [`Tracker::fill`]). SQLite may write a remote chunk without reading it (a
+//! page taken from the freelist); its before-image is then *unknown*: the
+//! bytes the KV holds, which the persistence layer reads and hands over
+//! ([`Tracker::unknown_images`], [`Tracker::set_image`]) before it writes
+//! anything that needs them.
+//!
 //! Everything here is safe Rust over a `std::fs::File` opened on the same
 //! local path that SQLite writes through the OS VFS.
 
@@ -32,6 +41,65 @@ pub const CHUNK_SIZE: u64 = 4096;
 
 /// Chunks by index, with their bytes.
 pub type Chunks = Vec<(u32, Vec<u8>)>;
+
+/// The durable size and the durable bytes of chunks, by index.
+pub type Images<'a> = (u64, Vec<(u32, &'a [u8])>);
+
+/// A chunk's bytes at some moment, or `None`: what the KV holds (the chunk
+/// was remote then).
+type Image = Option<Vec<u8>>;
+
+/// Fewest and most chunks one page fetch asks for: a miss far from the last
+/// one fetches [`MIN_WINDOW`] chunks; each miss just past the previous fetch
+/// doubles the window, up to [`MAX_WINDOW`] (eight `getBatch` calls of 128
+/// keys, sent at once), so a cold scan makes few round trips.
+pub const MIN_WINDOW: u32 = 1;
+pub const MAX_WINDOW: u32 = 1024;
+
+/// Which chunks are remote: a bit per chunk of the file as the KV held it.
+#[derive(Default)]
+struct Remote {
+    bits: Vec<u64>,
+    count: usize,
+}
+
+impl Remote {
+    fn new(from: u32, end: u32) -> Self {
+        let mut remote = Remote {
+            bits: vec![0; (end as usize).div_ceil(64)],
+            count: 0,
+        };
+        for index in from..end {
+            remote.set(index, true);
+        }
+        remote
+    }
+
+    fn get(&self, index: u32) -> bool {
+        let (word, bit) = (index as usize / 64, index % 64);
+        self.bits.get(word).is_some_and(|w| w & (1 << bit) != 0)
+    }
+
+    fn set(&mut self, index: u32, remote: bool) {
+        let (word, bit) = (index as usize / 64, index % 64);
+        let Some(w) = self.bits.get_mut(word) else {
+            // Past the file as the KV held it: never remote.
+            return;
+        };
+        if (*w & (1 << bit) != 0) != remote {
+            *w ^= 1 << bit;
+            if remote {
+                self.count += 1;
+            } else {
+                self.count -= 1;
+            }
+        }
+    }
+
+    fn len(&self) -> u32 {
+        (self.bits.len() * 64).min(u32::MAX as usize) as u32
+    }
+}
 
 /// What the seals since the last [`Tracker::take`] changed in the main file.
 pub struct Delta {
@@ -49,14 +117,18 @@ pub struct Tracker {
     durable_size: u64,
     sealed_size: u64,
     size: u64,
-    durable: HashMap<u32, Vec<u8>>,
-    sealed: HashMap<u32, Vec<u8>>,
+    durable: HashMap<u32, Image>,
+    sealed: HashMap<u32, Image>,
     /// Sealed changes not yet taken: chunk bytes at their last seal.
     pending: BTreeMap<u32, Vec<u8>>,
     /// `Some((size, max_size))` while a sealed delta waits to be taken.
     pending_size: Option<(u64, u64)>,
     /// Seals that added to the pending delta, ever (callers compare counts).
     seals: u64,
+    remote: Remote,
+    /// Read-ahead: where the last fetch's window ended, and its length.
+    window_end: u32,
+    window: u32,
 }
 
 fn chunk_range(start: u64, end: u64) -> std::ops::Range<u32> {
@@ -67,10 +139,16 @@ fn chunk_range(start: u64, end: u64) -> std::ops::Range<u32> {
 }
 
 impl Tracker {
-    /// Tracks `file`, whose current contents are what the KV holds.
-    pub fn new(file: File) -> io::Result<Self> {
+    /// Tracks `file`, whose contents are what the KV holds, except chunks
+    /// `remote_from..` (if given) that are still only in the KV.
+    pub fn new(file: File, remote_from: Option<u32>) -> io::Result<Self> {
         let size = file.metadata()?.len();
+        let end = size.div_ceil(CHUNK_SIZE).min(u32::MAX as u64) as u32;
+        let remote = remote_from.map_or_else(Remote::default, |from| Remote::new(from, end));
         Ok(Tracker {
+            remote,
+            window_end: 0,
+            window: MIN_WINDOW,
             file,
             durable_size: size,
             sealed_size: size,
@@ -105,7 +183,11 @@ impl Tracker {
         if !need_durable && !need_sealed {
             return Ok(());
         }
-        let bytes = self.read_chunk(index)?;
+        let bytes = if self.remote.get(index) {
+            None
+        } else {
+            Some(self.read_chunk(index)?)
+        };
         if need_durable && need_sealed {
             self.durable.insert(index, bytes.clone());
             self.sealed.insert(index, bytes);
@@ -128,8 +210,13 @@ impl Tracker {
         Ok(())
     }
 
-    /// Called after a successful write of `len` bytes at `offset`.
+    /// Called after a successful write of `len` bytes at `offset`. The chunks
+    /// it covers are local now (a write covers every remote chunk it touches
+    /// whole: see [`Tracker::plan_fetch_for_write`]).
     pub fn after_write(&mut self, offset: u64, len: u64) {
+        for index in chunk_range(offset, offset + len) {
+            self.remote.set(index, false);
+        }
         self.size = self.size.max(offset + len);
     }
 
@@ -146,9 +233,94 @@ impl Tracker {
         Ok(())
     }
 
-    /// Called after a successful truncate.
+    /// Called after a successful truncate. Chunks past the new end are no
+    /// longer the KV's (they read as zeros if the file grows again).
     pub fn after_truncate(&mut self, new_size: u64) {
+        for index in new_size.div_ceil(CHUNK_SIZE).min(u32::MAX as u64) as u32..self.remote.len() {
+            self.remote.set(index, false);
+        }
         self.size = new_size;
+    }
+
+    /// Whether some chunk is still only in the KV.
+    pub fn has_remote(&self) -> bool {
+        self.remote.count > 0
+    }
+
+    /// The remote chunks, in index order.
+    pub fn remote_chunks(&self) -> Vec<u32> {
+        (0..self.remote.len())
+            .filter(|&i| self.remote.get(i))
+            .collect()
+    }
+
+    /// Before SQLite reads `len` bytes at `offset`: the chunks to fetch from
+    /// the KV first (none if they are all local). Besides the remote chunks
+    /// the read touches, the request reads ahead: a miss just past the last
+    /// fetch doubles the window of chunks fetched after it.
+    pub fn plan_fetch(&mut self, offset: u64, len: u64) -> Option<Vec<u32>> {
+        let mut wanted: Vec<u32> = chunk_range(offset, offset + len)
+            .filter(|&i| self.remote.get(i))
+            .collect();
+        let first = *wanted.first()?;
+        let sequential = first >= self.window_end && first - self.window_end < self.window.max(16);
+        self.window = if sequential {
+            (self.window * 2).min(MAX_WINDOW)
+        } else {
+            MIN_WINDOW
+        };
+        let last = *wanted.last().unwrap_or(&first);
+        let end = first.saturating_add(self.window).min(self.remote.len());
+        wanted.extend((last + 1..end).filter(|&i| self.remote.get(i)));
+        self.window_end = end.max(last + 1);
+        Some(wanted)
+    }
+
+    /// Before SQLite writes `len` bytes at `offset`: the remote chunks the
+    /// write covers only in part, which must be fetched first.
+    pub fn plan_fetch_for_write(&self, offset: u64, len: u64) -> Option<Vec<u32>> {
+        let end = offset + len;
+        let partial: Vec<u32> = chunk_range(offset, end)
+            .filter(|&i| {
+                let start = i as u64 * CHUNK_SIZE;
+                let chunk_end = (start + CHUNK_SIZE).min(self.size.max(end));
+                self.remote.get(i) && (offset > start || end < chunk_end)
+            })
+            .collect();
+        (!partial.is_empty()).then_some(partial)
+    }
+
+    /// Writes chunks fetched from the KV into the local file (`None`: the KV
+    /// has no such chunk, it reads as zeros) and marks them local. Chunks no
+    /// longer remote (written meanwhile) are left alone.
+    pub fn fill(&mut self, indices: &[u32], chunks: &[Option<Vec<u8>>]) -> io::Result<()> {
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_start = 0u64;
+        let mut next = None;
+        for (&index, chunk) in indices.iter().zip(chunks) {
+            if !self.remote.get(index) {
+                continue;
+            }
+            let start = index as u64 * CHUNK_SIZE;
+            let len = self.size.saturating_sub(start).min(CHUNK_SIZE) as usize;
+            if next != Some(start) && !run.is_empty() {
+                pos_io::write_all_at(&self.file, &run, run_start)?;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_start = start;
+            }
+            let bytes = chunk.as_deref().unwrap_or(&[]);
+            let take = bytes.len().min(len);
+            run.extend_from_slice(&bytes[..take]);
+            run.resize(run.len() + (len - take), 0);
+            next = Some(start + CHUNK_SIZE);
+            self.remote.set(index, false);
+        }
+        if !run.is_empty() {
+            pos_io::write_all_at(&self.file, &run, run_start)?;
+        }
+        Ok(())
     }
 
     /// Whether anything changed since the last seal.
@@ -170,7 +342,8 @@ impl Tracker {
                 continue;
             }
             let now = self.read_chunk(index)?;
-            if now != before {
+            // An unknown before-image (the chunk was remote) counts as changed.
+            if before.as_ref() != Some(&now) {
                 self.pending.insert(index, now);
                 changed = true;
             }
@@ -226,10 +399,15 @@ impl Tracker {
     /// Puts the file back to the last durable state. SQLite must not hold the
     /// file open (its page cache would be stale).
     pub fn restore(&mut self) -> io::Result<()> {
-        for (index, bytes) in &self.durable {
-            let start = *index as u64 * CHUNK_SIZE;
-            if start < self.durable_size {
-                pos_io::write_all_at(&self.file, bytes, start)?;
+        for (index, image) in std::mem::take(&mut self.durable) {
+            let start = index as u64 * CHUNK_SIZE;
+            if start >= self.durable_size {
+                continue;
+            }
+            match image {
+                Some(bytes) => pos_io::write_all_at(&self.file, &bytes, start)?,
+                // Written while remote: the KV's bytes are the durable ones.
+                None => self.remote.set(index, true),
             }
         }
         self.file.set_len(self.durable_size)?;
@@ -244,15 +422,47 @@ impl Tracker {
 
     /// The durable size, and the durable bytes of every chunk changed since
     /// the durable state that lies within it, by index: what a rollback
-    /// journal for the pending commit must hold.
-    pub fn durable_images(&self) -> (u64, Vec<(u32, &[u8])>) {
-        let mut images: Vec<(u32, &[u8])> = self
+    /// journal for the pending commit must hold. `None` while some of them
+    /// are unknown (see [`Tracker::unknown_images`]).
+    pub fn durable_images(&self) -> Option<Images<'_>> {
+        let mut images = Vec::new();
+        for (index, image) in &self.durable {
+            if (*index as u64) * CHUNK_SIZE < self.durable_size {
+                images.push((*index, image.as_deref()?));
+            }
+        }
+        images.sort_unstable_by_key(|(index, _)| *index);
+        Some((self.durable_size, images))
+    }
+
+    /// The chunks changed since the durable state whose durable bytes are
+    /// not known here (they were remote when first written), in index order.
+    pub fn unknown_images(&self) -> Vec<u32> {
+        let mut unknown: Vec<u32> = self
             .durable
             .iter()
-            .filter(|(index, _)| (**index as u64) * CHUNK_SIZE < self.durable_size)
-            .map(|(index, bytes)| (*index, bytes.as_slice()))
+            .filter(|(index, image)| {
+                image.is_none() && (**index as u64) * CHUNK_SIZE < self.durable_size
+            })
+            .map(|(index, _)| *index)
             .collect();
-        images.sort_unstable_by_key(|(index, _)| *index);
-        (self.durable_size, images)
+        unknown.sort_unstable();
+        unknown
+    }
+
+    /// The KV's bytes of chunk `index`, read while the KV holds the durable
+    /// state: fills in its unknown before-images.
+    pub fn set_image(&mut self, index: u32, bytes: &[u8]) {
+        let len = self
+            .durable_size
+            .saturating_sub(index as u64 * CHUNK_SIZE)
+            .min(CHUNK_SIZE) as usize;
+        let mut image = bytes[..bytes.len().min(len)].to_vec();
+        image.resize(len, 0);
+        for map in [&mut self.durable, &mut self.sealed] {
+            if let Some(slot @ None) = map.get_mut(&index) {
+                *slot = Some(image.clone());
+            }
+        }
     }
 }

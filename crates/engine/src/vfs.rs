@@ -1,8 +1,10 @@
 //! The VFS shim: SQLite's default OS VFS, with three changes.
 //!
 //! 1. Writes and truncations of a registered main database file are reported
-//!    to that file's [`Tracker`] before they happen, so the engine knows which
-//!    4 KiB chunks changed since the last seal.
+//!    to that file's tracker before they happen, so the engine knows which
+//!    4 KiB chunks changed since the last seal; reads (and writes that cover
+//!    a chunk in part) of chunks still only in the KV fetch them first (see
+//!    [`crate::paging`]).
 //! 2. Only registered files (and their journals) can be opened, deleted or
 //!    probed. `ATTACH '/etc/passwd'`, `VACUUM INTO '/tmp/x'` and the like get
 //!    `SQLITE_CANTOPEN`: a statement can never reach a host file.
@@ -17,37 +19,29 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rusqlite::ffi;
 
-use crate::tracker::Tracker;
+use crate::paging::FileState;
 
 /// Name under which the shim is registered with SQLite.
 pub const VFS_NAME: &CStr = c"rivetkit-kv";
 
-type SharedTracker = Arc<Mutex<Tracker>>;
+type SharedState = Arc<FileState>;
 
-/// Main database paths the shim may open, with their trackers.
-fn registry() -> MutexGuard<'static, HashMap<String, SharedTracker>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<String, SharedTracker>>> = OnceLock::new();
+/// Main database paths the shim may open, with their states.
+fn registry() -> MutexGuard<'static, HashMap<String, SharedState>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<String, SharedState>>> = OnceLock::new();
     REGISTRY
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Allows SQLite to open `path` as a main database file, tracked by `tracker`.
-pub fn register_file(path: &str, tracker: SharedTracker) {
-    registry().insert(path.to_owned(), tracker);
+/// Allows SQLite to open `path` as a main database file, with `state`.
+pub fn register_file(path: &str, state: SharedState) {
+    registry().insert(path.to_owned(), state);
 }
 
 pub fn unregister_file(path: &str) {
     registry().remove(path);
-}
-
-/// Locks a tracker, ignoring poisoning (a panic never leaves it half-updated
-/// in a way that matters more than the error the caller already reported).
-pub fn lock(tracker: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
-    tracker
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether `path` is a registered main file or one of its sidecars.
@@ -150,7 +144,7 @@ fn unregister_others(ours: *mut ffi::sqlite3_vfs) {
 struct ShimFile {
     base: ffi::sqlite3_file,
     inner: *mut ffi::sqlite3_file,
-    tracker: Option<SharedTracker>,
+    state: Option<SharedState>,
 }
 
 const INNER_OFFSET: usize = std::mem::size_of::<ShimFile>().next_multiple_of(16);
@@ -206,10 +200,10 @@ unsafe extern "C" fn x_open(
 
     // SAFETY: `name` is null (a temporary file) or a path from xFullPathname.
     let path = unsafe { path_of(name) };
-    let tracker = match path {
+    let state = match path {
         None => None,
         Some(path) if flags & ffi::SQLITE_OPEN_MAIN_DB != 0 => match registry().get(path) {
-            Some(tracker) => Some(tracker.clone()),
+            Some(state) => Some(state.clone()),
             None => return ffi::SQLITE_CANTOPEN,
         },
         Some(path) if is_allowed(path) => None,
@@ -242,10 +236,10 @@ unsafe extern "C" fn x_open(
         return rc;
     }
     // SAFETY: the fields are uninitialised memory owned by SQLite; ptr::write
-    // avoids dropping garbage. x_close drops `tracker` again.
+    // avoids dropping garbage. x_close drops `state` again.
     unsafe {
         ptr::write(ptr::addr_of_mut!((*shim).inner), inner_file);
-        ptr::write(ptr::addr_of_mut!((*shim).tracker), tracker);
+        ptr::write(ptr::addr_of_mut!((*shim).state), state);
         (*shim).base.pMethods = &IO_METHODS;
     }
     ffi::SQLITE_OK
@@ -257,14 +251,14 @@ unsafe fn parts<'a>(
 ) -> (
     *mut ffi::sqlite3_file,
     &'a ffi::sqlite3_io_methods,
-    Option<&'a SharedTracker>,
+    Option<&'a SharedState>,
 ) {
-    // SAFETY: x_open initialised `inner` and `tracker`; the inner file's
+    // SAFETY: x_open initialised `inner` and `state`; the inner file's
     // methods are valid while it is open.
     unsafe {
         let shim = file.cast::<ShimFile>();
         let inner = (*shim).inner;
-        (inner, &*(*inner).pMethods, (*shim).tracker.as_ref())
+        (inner, &*(*inner).pMethods, (*shim).state.as_ref())
     }
 }
 
@@ -274,7 +268,7 @@ unsafe extern "C" fn x_close(file: *mut ffi::sqlite3_file) -> c_int {
         let (inner, methods, _) = parts(file);
         let rc = methods.xClose.map_or(ffi::SQLITE_OK, |close| close(inner));
         let shim = file.cast::<ShimFile>();
-        ptr::drop_in_place(ptr::addr_of_mut!((*shim).tracker));
+        ptr::drop_in_place(ptr::addr_of_mut!((*shim).state));
         rc
     }
 }
@@ -298,7 +292,7 @@ macro_rules! forward_to_inner_file {
 }
 
 forward_to_inner_file! {
-    x_read => xRead(buf: *mut c_void, amount: c_int, offset: ffi::sqlite3_int64) or ffi::SQLITE_IOERR_READ;
+    inner_read => xRead(buf: *mut c_void, amount: c_int, offset: ffi::sqlite3_int64) or ffi::SQLITE_IOERR_READ;
     x_sync => xSync(flags: c_int) or ffi::SQLITE_OK;
     x_file_size => xFileSize(size: *mut ffi::sqlite3_int64) or ffi::SQLITE_IOERR_FSTAT;
     x_lock => xLock(level: c_int) or ffi::SQLITE_OK;
@@ -309,6 +303,23 @@ forward_to_inner_file! {
     x_device_characteristics => xDeviceCharacteristics() or 0;
 }
 
+unsafe extern "C" fn x_read(
+    file: *mut ffi::sqlite3_file,
+    buf: *mut c_void,
+    amount: c_int,
+    offset: ffi::sqlite3_int64,
+) -> c_int {
+    // SAFETY: SQLite calls xRead only on a file x_open set up.
+    let (_, _, state) = unsafe { parts(file) };
+    if let Some(state) = state {
+        if let Err(rc) = state.make_local(offset as u64, amount as u64, false) {
+            return rc;
+        }
+    }
+    // SAFETY: as above; `buf` has room for `amount` bytes.
+    unsafe { inner_read(file, buf, amount, offset) }
+}
+
 unsafe extern "C" fn x_write(
     file: *mut ffi::sqlite3_file,
     buf: *const c_void,
@@ -316,9 +327,14 @@ unsafe extern "C" fn x_write(
     offset: ffi::sqlite3_int64,
 ) -> c_int {
     // SAFETY: forwarding an open file's call to its inner file.
-    let (inner, methods, tracker) = unsafe { parts(file) };
+    let (inner, methods, state) = unsafe { parts(file) };
     let (offset_u, amount_u) = (offset as u64, amount as u64);
-    let mut guard = tracker.map(|tracker| lock(tracker));
+    if let Some(state) = state {
+        if let Err(rc) = state.make_local(offset_u, amount_u, true) {
+            return rc;
+        }
+    }
+    let mut guard = state.map(|state| state.tracker());
     if let Some(tracker) = guard.as_mut() {
         if tracker.before_write(offset_u, amount_u).is_err() {
             return ffi::SQLITE_IOERR_WRITE;
@@ -340,10 +356,19 @@ unsafe extern "C" fn x_write(
 
 unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
     // SAFETY: forwarding an open file's call to its inner file.
-    let (inner, methods, tracker) = unsafe { parts(file) };
-    let mut guard = tracker.map(|tracker| lock(tracker));
+    let (inner, methods, state) = unsafe { parts(file) };
+    let size = size as u64;
+    if let Some(state) = state {
+        // The chunk the new end falls in keeps its head: fetch it if remote.
+        if !size.is_multiple_of(crate::tracker::CHUNK_SIZE) {
+            if let Err(rc) = state.make_local(size - 1, 1, true) {
+                return rc;
+            }
+        }
+    }
+    let mut guard = state.map(|state| state.tracker());
     if let Some(tracker) = guard.as_mut() {
-        if tracker.before_truncate(size as u64).is_err() {
+        if tracker.before_truncate(size).is_err() {
             return ffi::SQLITE_IOERR_TRUNCATE;
         }
     }
@@ -351,11 +376,13 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
     let rc = unsafe {
         methods
             .xTruncate
-            .map_or(ffi::SQLITE_IOERR_TRUNCATE, |truncate| truncate(inner, size))
+            .map_or(ffi::SQLITE_IOERR_TRUNCATE, |truncate| {
+                truncate(inner, size as ffi::sqlite3_int64)
+            })
     };
     if rc == ffi::SQLITE_OK {
         if let Some(tracker) = guard.as_mut() {
-            tracker.after_truncate(size as u64);
+            tracker.after_truncate(size);
         }
     }
     rc

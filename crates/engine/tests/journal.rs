@@ -5,7 +5,12 @@
 //! One test in its own binary: the engine's VFS shim, once registered, removes
 //! SQLite's own VFSes from the process, and the reference run needs them.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use rivetkit_sqlite_engine::connection::{Database, Mode, Step, AUTOCOMMIT, TAG_MAIN};
+use rivetkit_sqlite_engine::control::Control;
+use rivetkit_sqlite_engine::paging::{FetchError, Fetched, PageSource};
 use rivetkit_sqlite_engine::tracker::CHUNK_SIZE;
 use rivetkit_sqlite_engine::values::Params;
 use rusqlite::Connection;
@@ -56,6 +61,33 @@ fn parse_journal(bytes: &[u8]) -> (u32, Vec<(u32, Vec<u8>)>) {
     (original_pages, records)
 }
 
+/// A KV holding `bytes` as chunks, counting the chunks read.
+struct Kv {
+    bytes: Vec<u8>,
+    read: AtomicUsize,
+}
+
+impl PageSource for Kv {
+    fn fetch(&self, indices: &[u32], _: &Control) -> Result<Fetched, FetchError> {
+        self.read.fetch_add(indices.len(), Ordering::SeqCst);
+        Ok(indices
+            .iter()
+            .map(|&i| {
+                let start = i as usize * PAGE;
+                self.bytes.get(start..start + PAGE).map(<[u8]>::to_vec)
+            })
+            .collect())
+    }
+}
+
+/// Runs `sql` on `db`, finishing it with `source` if it needs pages.
+fn run(db: &mut Database, sql: String, source: &Arc<Kv>) -> u32 {
+    match db.execute(sql, Params::None, false, Mode::Inline).unwrap() {
+        Step::Done(out) => out.state,
+        Step::Suspended => db.resume(source.clone()).unwrap().state,
+    }
+}
+
 #[test]
 fn journal_images_are_the_records_of_sqlites_own_journal() {
     // Reference: SQLite itself, on a plain file, in rollback-journal mode
@@ -89,7 +121,7 @@ fn journal_images_are_the_records_of_sqlites_own_journal() {
     let mut db = Database::new().unwrap();
     let chunks: Vec<Option<&[u8]>> = before.chunks(PAGE).map(Some).collect();
     db.load_chunks(TAG_MAIN, 0, &chunks).unwrap();
-    db.open(before.len() as u64, None).unwrap();
+    db.open(before.len() as u64, None, None).unwrap();
     let step = db
         .execute(
             format!("BEGIN; {COMMIT} COMMIT;"),
@@ -130,4 +162,37 @@ fn journal_images_are_the_records_of_sqlites_own_journal() {
         let start = *index as usize * PAGE;
         assert!(*ours == &before[start..start + PAGE]);
     }
+
+    // The same commit on the same file opened lazily (only page 1 loaded):
+    // the same delta and, once the pages written blind are read from the
+    // KV, the same before-images.
+    let kv = Arc::new(Kv {
+        bytes: before.clone(),
+        read: AtomicUsize::new(0),
+    });
+    let mut lazy = Database::new().unwrap();
+    lazy.load_chunks(TAG_MAIN, 0, &[Some(&before[..PAGE])])
+        .unwrap();
+    if lazy.open(before.len() as u64, None, Some(1)).unwrap() {
+        lazy.resume(kv.clone()).unwrap();
+    }
+    let state = run(&mut lazy, format!("BEGIN; {COMMIT} COMMIT;"), &kv);
+    assert_ne!(state & AUTOCOMMIT, 0);
+    let lazy_delta = lazy.take().unwrap().expect("the commit is pending");
+    assert_eq!(lazy_delta.size, delta.size);
+    assert_eq!(lazy_delta.chunks, delta.chunks);
+    let unknown = lazy.unknown_images().unwrap();
+    let read: Vec<Option<&[u8]>> = unknown
+        .iter()
+        .map(|&i| before.get(i as usize * PAGE..(i as usize + 1) * PAGE))
+        .collect();
+    lazy.set_images(&unknown, &read).unwrap();
+    let (lazy_size, lazy_images) = lazy.journal_images().unwrap();
+    assert_eq!(lazy_size, durable_size);
+    assert!(lazy_images == images, "same before-images");
+    assert!(
+        kv.read.load(Ordering::SeqCst) < before.len() / PAGE,
+        "not every page was read"
+    );
+    lazy.close().unwrap();
 }

@@ -24,8 +24,11 @@ fn setup(chunks: u8) -> (tempfile::TempDir, File, Tracker) {
     for i in 0..chunks {
         writer.write_all(&[i + 1; CHUNK]).unwrap();
     }
-    let tracker =
-        Tracker::new(File::options().read(true).write(true).open(&path).unwrap()).unwrap();
+    let tracker = Tracker::new(
+        File::options().read(true).write(true).open(&path).unwrap(),
+        None,
+    )
+    .unwrap();
     (dir, writer, tracker)
 }
 
@@ -153,7 +156,7 @@ fn before_images_are_the_durable_bytes_until_ack() {
     // Sealed but not acknowledged: a second change to chunk 0, and chunk 1.
     write(&mut tracker, &mut file, 4, &[0xee; 8]);
     write(&mut tracker, &mut file, CHUNK_SIZE, &[0xff; 8]);
-    let (size, images) = tracker.durable_images();
+    let (size, images) = tracker.durable_images().unwrap();
     assert_eq!(size, 3 * CHUNK_SIZE);
     let indexes: Vec<u32> = images.iter().map(|(i, _)| *i).collect();
     assert_eq!(indexes, [0, 1, 2]);
@@ -165,7 +168,7 @@ fn before_images_are_the_durable_bytes_until_ack() {
     // After the ack, the durable state is the sealed one: chunk 2 is no
     // longer pending, chunks 0 and 1 keep their bytes as of the seal.
     tracker.ack();
-    let (_, images) = tracker.durable_images();
+    let (_, images) = tracker.durable_images().unwrap();
     let indexes: Vec<u32> = images.iter().map(|(i, _)| *i).collect();
     assert_eq!(indexes, [0, 1]);
     for (index, bytes) in images {
