@@ -2,8 +2,10 @@
 // fixed seeds): many seeds, longer workloads, each engine.
 //
 //   node scripts/differential.mjs [--seeds 1..200] [--steps 300] [--engines native,wasm]
-//                                 [--avoid 1,2,4,5] [--reference better-sqlite3|sql.js] [--trace]
+//                                 [--avoid 1,2,4,5] [--reference better-sqlite3|sql.js] [--lazy] [--trace]
 //
+// --lazy: every database is paged lazily (`preload: false`); faults then hit
+// KV writes only.
 // --seeds: a range `a..b` or a list `1,5,9`. --avoid: defects of issue 12 to
 // steer clear of (default: none, so every defect the workloads reach is
 // reported). Builds better-sqlite3's addon for this Node first if needed
@@ -24,6 +26,7 @@ const { values } = parseArgs({
 		avoid: { type: "string", default: "" },
 		reference: { type: "string" },
 		trace: { type: "boolean", default: false },
+		lazy: { type: "boolean", default: false },
 	},
 });
 
@@ -67,6 +70,7 @@ for (const backend of engines) {
 				backend,
 				avoid,
 				reference: values.reference,
+				preload: values.lazy ? false : undefined,
 				trace: values.trace ? (line) => console.log(`  ${line}`) : undefined,
 			});
 			const { reference, calls, resolved, kvFailures, faults, journaledWrites, copies, hotJournals, reopens, recoveryFaults } = stats;

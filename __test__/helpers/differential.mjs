@@ -67,7 +67,7 @@ export function createChaosKv(store, random, { latency = true } = {}) {
 		let mode = null;
 		if (plan?.at) mode = plan.at[n] ?? null;
 		else if (plan?.atMutation) mode = MUTATIONS.has(method) ? (plan.atMutation[++kv.mutations] ?? null) : null;
-		else if (plan?.rate && random() < plan.rate) {
+		else if (plan?.rate && (!plan.writesOnly || MUTATIONS.has(method)) && random() < plan.rate) {
 			const modes = plan.modes ?? FAULT_MODES;
 			mode = modes[Math.floor(random() * modes.length)];
 		}
@@ -311,11 +311,24 @@ function settleEpochs() {
  * such open fails at its `at`-th write), `crashCopies`
  * (probability of checking a copy of the KV after a mutation, mid-write),
  * `avoid` (numbers of issue 12's defects to steer clear of while they are
- * open), `trace` (a function given each line of the trace). Resolves to
- * statistics.
+ * open), `trace` (a function given each line of the trace), `preload`
+ * (the open option: false pages every database lazily; the workload's
+ * random faults then hit KV writes only, as the oracle models a failed
+ * write, not a failed page read). Resolves to statistics.
  */
 export async function runDifferential(options = {}) {
-	const { seed = 1, steps = 40, workload, backend, limits = LIMITS, reference, avoid = new Set(), crashCopies = 0.05, trace } = options;
+	const {
+		seed = 1,
+		steps = 40,
+		workload,
+		backend,
+		limits = LIMITS,
+		reference,
+		avoid = new Set(),
+		crashCopies = 0.05,
+		trace,
+		preload,
+	} = options;
 	// Defect 1 (an interrupted recovery corrupts the database): while it is
 	// open, opens of KV copies run into no faults.
 	const recoveryFaults = avoid.has(1) ? 0 : (options.recoveryFaults ?? 0.3);
@@ -381,7 +394,7 @@ export async function runDifferential(options = {}) {
 		}
 	};
 
-	let db = await open(name, kv, { backend, limits });
+	let db = await open(name, kv, { backend, limits, preload });
 	const calls = [];
 	const endPos = [];
 	const epoch = settleEpochs();
@@ -494,7 +507,7 @@ export async function runDifferential(options = {}) {
 		if (recovery) {
 			faulty.setPlan({ atMutation: { [recovery.at]: recovery.mode } });
 			try {
-				return { db: await open(name, faulty, { backend, limits }), what };
+				return { db: await open(name, faulty, { backend, limits, preload }), what };
 			} catch (error) {
 				if (!isKvFailure(error))
 					fail(`${what}: an open failing at KV write ${recovery.at} (${recovery.mode}) rejected with ${error.code}: ${error.message}`);
@@ -505,7 +518,7 @@ export async function runDifferential(options = {}) {
 			}
 		}
 		try {
-			return { db: await open(name, plain, { backend, limits }), what };
+			return { db: await open(name, plain, { backend, limits, preload }), what };
 		} catch (error) {
 			return fail(`${what}: open rejected with ${error.code}: ${error.message}`);
 		}
@@ -539,7 +552,7 @@ export async function runDifferential(options = {}) {
 	};
 
 	const runStep = async (batch) => {
-		kv.setPlan(batch.faults ?? null);
+		kv.setPlan(batch.faults && preload === false ? { ...batch.faults, writesOnly: true } : (batch.faults ?? null));
 		const faultCount = kv.faults.length;
 		const base = calls.length;
 		const settled = batch.calls.map((c, j) => {

@@ -1,0 +1,209 @@
+// Lazy paging (issue 11): a database larger than the preload size opens with
+// one getBatch, and the native engine reads each other chunk from the KV the
+// first time SQLite needs it, on an engine thread. The WASM engine reads
+// every database whole: the tests of what a user sees run on both engines,
+// the KV-traffic tests on the native one only.
+
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+
+import { SqliteError } from "../index.mjs";
+import { createTestKv, kvDump } from "./helpers/kv.mjs";
+import { open, rows, snapshot } from "./helpers/db.mjs";
+import { createGenerator, SETUP } from "./helpers/differential.mjs";
+import { prng } from "./helpers/random.mjs";
+
+const ROWS = 12_000;
+
+/** A KV holding a database of about 4.5 MB (1,100 chunks): table t, an index on k. */
+async function bigKv() {
+	const kv = createTestKv();
+	const db = await open(kv);
+	await db.exec(`CREATE TABLE t(id INTEGER PRIMARY KEY, k INTEGER, v TEXT);
+		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${ROWS})
+		INSERT INTO t(k, v) SELECT i % 1000, printf('%0300d', i) FROM n;
+		CREATE INDEX t_k ON t(k);`);
+	await db.close();
+	kv.resetCounts();
+	return kv;
+}
+
+const chunkCount = (kv) => Object.keys(kvDump(kv)).filter((key) => key.startsWith("08010100")).length;
+const keysRead = (kv) => kv.calls.filter((c) => c.method === "getBatch").reduce((n, c) => n + c.keys.length, 0);
+
+describe("lazy paging", () => {
+	test("a large database opens with one getBatch; a point query reads a few chunks", async (t) => {
+		const kv = await bigKv();
+		const db = await open(kv);
+		if (db.backend === "wasm") t.skip("the WASM engine reads the whole database at open");
+		assert.equal(kv.count(), 1, "open: one KV call");
+		assert.deepEqual(await rows(db, "SELECT id, length(v) FROM t WHERE id = ?", [7777]), [[7777, 300]]);
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t WHERE k = ?", [5]), [[12]]);
+		assert.ok(kv.count("getBatch") <= 10, `${kv.count("getBatch")} getBatch calls`);
+		assert.ok(keysRead(kv) < chunkCount(kv) / 10, `${keysRead(kv)} of ${chunkCount(kv)} chunks read`);
+		// What was read stays local: the same queries read nothing more.
+		kv.resetCounts();
+		await rows(db, "SELECT id, length(v) FROM t WHERE id = ?", [7777]);
+		assert.equal(kv.count(), 0);
+		await db.close();
+	});
+
+	test("a full scan reads each chunk once, many per getBatch", async (t) => {
+		const kv = await bigKv();
+		const db = await open(kv);
+		if (db.backend === "wasm") t.skip("the WASM engine reads the whole database at open");
+		assert.deepEqual(await rows(db, "SELECT count(*), sum(length(v)) FROM t"), [[ROWS, ROWS * 300]]);
+		const read = kv.calls.filter((c) => c.method === "getBatch").flatMap((c) => c.keys);
+		assert.equal(new Set(read).size, read.length, "no chunk read twice");
+		assert.ok(kv.count("getBatch") < chunkCount(kv) / 20, `${kv.count("getBatch")} getBatch calls for ${chunkCount(kv)} chunks`);
+		await db.close();
+	});
+
+	test("preload: true reads the whole database at open; preload must be a boolean", async () => {
+		const kv = await bigKv();
+		const db = await open(kv, { preload: true });
+		assert.ok(keysRead(kv) >= chunkCount(kv));
+		kv.resetCounts();
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[ROWS]]);
+		assert.equal(kv.count(), 0);
+		await db.close();
+		await assert.rejects(open(kv, { preload: "yes" }), TypeError);
+	});
+
+	test("export() of a database paged lazily is the whole file", async () => {
+		const kv = await bigKv();
+		const eager = await open(kv.clone(), { preload: true });
+		await eager.run("UPDATE t SET v = 'changed' WHERE id = 5");
+		const expected = await eager.export();
+		await eager.close();
+		const db = await open(kv);
+		await db.run("UPDATE t SET v = 'changed' WHERE id = 5");
+		assert.deepEqual(await db.export(), expected);
+		await db.close();
+	});
+});
+
+describe("lazy and eager give the same results and the same KV bytes", () => {
+	for (const seed of [11, 12]) {
+		test(`random workload, seed ${seed}`, async () => {
+			const base = await bigKv();
+			const lazyKv = base.clone();
+			const eagerKv = base.clone();
+			const lazy = await open(lazyKv, { preload: false });
+			const eager = await open(eagerKv, { preload: true });
+			await lazy.exec(SETUP.join("; "));
+			await eager.exec(SETUP.join("; "));
+			const generator = createGenerator(prng(seed));
+			const ref = { all: () => [[0]] };
+			const outcome = async (db, c) => {
+				try {
+					const out = c.method === "exec" ? await db.exec(c.sql) : await db[c.method](c.sql, c.params);
+					return { ok: out ?? null };
+				} catch (error) {
+					return { code: error.code, message: error.message };
+				}
+			};
+			for (let step = 0; step < 60; step++) {
+				const { calls } = generator.next(ref);
+				for (const c of calls) {
+					const a = await outcome(lazy, c);
+					const b = await outcome(eager, c);
+					assert.deepEqual(a, b, `step ${step}: ${c.method} ${c.sql.slice(0, 80)}`);
+					assert.equal(lazy.inTransaction, eager.inTransaction);
+				}
+				if (step % 20 === 19) assert.deepEqual(await snapshot(lazy), await snapshot(eager));
+			}
+			for (const db of [lazy, eager]) if (db.inTransaction) await db.exec("COMMIT");
+			assert.deepEqual(await lazy.export(), await eager.export());
+			await lazy.close();
+			await eager.close();
+			assert.deepEqual(kvDump(lazyKv), kvDump(eagerKv));
+		});
+	}
+});
+
+describe("KV failures and interrupts while reading pages", () => {
+	const isReadFailure = (error) =>
+		error instanceof SqliteError && error.code === "SQLITE_IOERR_READ" && /injected getBatch failure/.test(error.cause?.message);
+
+	test("a failed page read rejects the call with SQLITE_IOERR_READ, the KV's error as cause; the next call works", async (t) => {
+		const kv = await bigKv();
+		const db = await open(kv);
+		if (db.backend === "wasm") t.skip("the WASM engine reads no page after open");
+		kv.failWhen((call) => call.method === "getBatch");
+		await assert.rejects(db.query("SELECT v FROM t WHERE id = ?", [9000]), isReadFailure);
+		assert.ok(kv.errors.length > 0, "onError heard of it");
+		kv.clearFaults();
+		assert.deepEqual(await rows(db, "SELECT length(v) FROM t WHERE id = ?", [9000]), [[300]]);
+		await db.close();
+	});
+
+	test("inside a transaction, a failed read keeps the transaction; a failed write rolls it back", async (t) => {
+		const kv = await bigKv();
+		const db = await open(kv);
+		if (db.backend === "wasm") t.skip("the WASM engine reads no page after open");
+		await db.exec("BEGIN");
+		await db.run("INSERT INTO t(id, k, v) VALUES (100000, 1, 'in transaction')");
+		kv.failWhen((call) => call.method === "getBatch");
+		await assert.rejects(db.query("SELECT v FROM t WHERE id = ?", [3000]), isReadFailure);
+		assert.equal(db.inTransaction, true);
+		await assert.rejects(db.run("UPDATE t SET v = 'x' WHERE id = ?", [6000]), isReadFailure);
+		assert.equal(db.inTransaction, false);
+		kv.clearFaults();
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t WHERE id = 100000"), [[0]]);
+		await db.exec("BEGIN; UPDATE t SET v = 'y' WHERE id = 6000; COMMIT");
+		await db.close();
+		const reopened = await open(kv);
+		assert.deepEqual(await rows(reopened, "SELECT v FROM t WHERE id = 6000"), [["y"]]);
+		await reopened.close();
+	});
+
+	test("interrupt() and timeoutMs stop a call that waits for a slow KV read", async (t) => {
+		const base = await bigKv();
+		const kv = createTestKv({ inner: base.inner, latencyMs: 3_000 });
+		// Opening reads one getBatch: 3 s here.
+		const db = await open(kv, { timeoutMs: 500 });
+		if (db.backend === "wasm") t.skip("the WASM engine reads no page after open");
+		let started = performance.now();
+		await assert.rejects(
+			db.query("SELECT v FROM t WHERE id = ?", [4000]),
+			(e) => e.code === "SQLITE_INTERRUPT" && /timeout/.test(e.message),
+		);
+		assert.ok(performance.now() - started < 2_500, `timeout after ${performance.now() - started} ms`);
+		started = performance.now();
+		const pending = db.query("SELECT v FROM t WHERE id = ?", [8000]);
+		setTimeout(() => db.interrupt(), 50);
+		await assert.rejects(pending, (e) => e.code === "SQLITE_INTERRUPT");
+		assert.ok(performance.now() - started < 2_500, `interrupted after ${performance.now() - started} ms`);
+		assert.deepEqual(await rows(db, "SELECT 1"), [[1]]);
+		await db.close();
+	});
+
+	test("a write that fails after writing pages it never read leaves the durable state", async (t) => {
+		// Deleting rows puts pages on the freelist; SQLite reuses them without
+		// reading them, so their durable bytes must be read before the commit
+		// may need them (for its journal, or to undo it).
+		const kv = await bigKv();
+		let db = await open(kv, { limits: { maxKeysPerCall: 16 } });
+		if (db.backend === "wasm") t.skip("the WASM engine reads the whole database at open");
+		await db.run("DELETE FROM t WHERE id > 2000");
+		const before = await snapshot(db);
+		await db.close();
+		db = await open(kv, { limits: { maxKeysPerCall: 16 } });
+		kv.failWhen((call) => call.method === "putBatch", { applied: true });
+		await assert.rejects(
+			db.exec(
+				"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) INSERT INTO t(k, v) SELECT i, printf('%0200d', i) FROM n",
+			),
+			(e) => e.code === "SQLITE_IOERR_WRITE",
+		);
+		kv.clearFaults();
+		assert.deepEqual(await snapshot(db), before);
+		await db.run("INSERT INTO t(k, v) VALUES (1, 'after')");
+		await db.close();
+		const reopened = await open(kv, { preload: true });
+		assert.deepEqual(await rows(reopened, "PRAGMA integrity_check"), [["ok"]]);
+		assert.deepEqual(await rows(reopened, "SELECT count(*) FROM t"), [[before.t.length + 1]]);
+		await reopened.close();
+	});
+});
