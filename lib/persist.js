@@ -32,6 +32,31 @@ const FIRST_CHUNKS = 16;
 // larger ones are paged lazily (see Persistence#open).
 const EAGER_SIZE = 1024 * 1024;
 
+// A page request of at least this many chunks comes from a scan: as it is
+// read, as many chunks after it are read too (see #readPages), in at most
+// READ_AHEAD_WINDOWS windows kept at once.
+const READ_AHEAD_MIN = 512;
+const READ_AHEAD_WINDOWS = 3;
+
+/** Chunks as one buffer, end to end, and their lengths (-1: none). */
+function pack(chunks) {
+	let total = 0;
+	for (const chunk of chunks) if (chunk !== null) total += chunk.length;
+	const bytes = new Uint8Array(total);
+	const lengths = new Int32Array(chunks.length);
+	let at = 0;
+	chunks.forEach((chunk, i) => {
+		if (chunk === null) {
+			lengths[i] = -1;
+			return;
+		}
+		bytes.set(chunk, at);
+		at += chunk.length;
+		lengths[i] = chunk.length;
+	});
+	return [bytes, lengths];
+}
+
 function resolveLimits(overrides = {}) {
 	const limits = { ...DEFAULT_LIMITS };
 	for (const [name, value] of Object.entries(overrides)) {
@@ -142,6 +167,12 @@ class Persistence {
 	 * and pages read meanwhile come from `byIndex`, the durable pages by index.
 	 */
 	#repair = null;
+	/**
+	 * Windows of chunks read ahead of a scan: `{ first, end, chunks }`, chunks
+	 * `first..end` (a promise of them, null if the read failed). Dropped at
+	 * each write: they are the KV's bytes from before it.
+	 */
+	#ahead = [];
 
 	constructor(kv, limits, engine, { preload } = {}) {
 		this.#kv = kv;
@@ -249,11 +280,11 @@ class Persistence {
 			const { id, chunks } = event;
 			const fail = (error) => {
 				failure = error;
-				engine.supply(id, null, error instanceof Error ? error.message : String(error));
+				engine.supply(id, null, null, error instanceof Error ? error.message : String(error));
 			};
-			this.#readChunks(chunks).then((values) => {
+			this.#readPages(chunks).then((values) => {
 				try {
-					engine.supply(id, values, null);
+					engine.supply(id, ...pack(values), null);
 				} catch (error) {
 					fail(error);
 				}
@@ -262,6 +293,40 @@ class Persistence {
 		}
 		if (failure !== null && event instanceof Error && event.code === "SQLITE_IOERR_READ") return failure;
 		return event;
+	}
+
+	/**
+	 * The chunks of a page request (see #readChunks). Those read ahead come
+	 * from there. A large request comes from a scan: the same number of
+	 * chunks after it are read at once too, so the next request of the scan
+	 * finds them here (its KV round trip overlaps SQLite's work on this one).
+	 */
+	async #readPages(indices) {
+		const last = indices[indices.length - 1];
+		// Windows no request will come back for go (a scan moves forward).
+		const ahead = this.#ahead.filter((w) => w.end > indices[0]);
+		if (indices.length >= READ_AHEAD_MIN) {
+			const first = Math.max(last + 1, ...ahead.map((w) => w.end));
+			const end = Math.min(last + 1 + indices.length, chunkCount(this.#kvSize ?? 0));
+			if (first < end) ahead.push({ first, end, chunks: this.#readChunks(range(first, end)).catch(() => null) });
+		}
+		this.#ahead = ahead.slice(-READ_AHEAD_WINDOWS);
+		const out = new Array(indices.length).fill(null);
+		const rest = [];
+		for (let i = 0; i < indices.length; i++) {
+			const index = indices[i];
+			const window = ahead.find((w) => index >= w.first && index < w.end);
+			const chunks = window === undefined ? null : await window.chunks;
+			if (chunks === null) rest.push(i);
+			else out[i] = chunks[index - window.first];
+		}
+		if (rest.length > 0) {
+			const values = await this.#readChunks(rest.map((i) => indices[i]));
+			rest.forEach((slot, k) => {
+				out[slot] = values[k];
+			});
+		}
+		return out;
 	}
 
 	/**
@@ -364,6 +429,7 @@ class Persistence {
 		const engine = this.#engine;
 		const delta = engine.takeDelta();
 		if (delta === null) return;
+		this.#ahead = [];
 		let sent = false;
 		let journal = null;
 		try {
@@ -404,6 +470,7 @@ class Persistence {
 
 	/** Writes `delta` to the main file in as many calls as it takes (not atomic). */
 	async #putMain(delta) {
+		this.#ahead = [];
 		for (const batch of planBatches(this.#mainEntries(delta), this.#limits)) await this.#putBatch(batch);
 		this.#kvSize = delta.size;
 	}

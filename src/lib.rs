@@ -452,16 +452,26 @@ impl NativeDatabase {
         Ok(promise)
     }
 
-    /// Answers page request `id`: the chunks in the order asked for (null:
-    /// the KV has none), or null and the message of the KV's failure.
+    /// Answers page request `id`: the chunks in the order asked for, end to
+    /// end in `bytes`, with their `lengths` (-1: the KV has no such chunk);
+    /// or nulls and the message of the KV's failure.
     #[napi]
-    pub fn supply(&self, id: u32, chunks: Option<Vec<Option<Uint8Array>>>, error: Option<String>) {
-        let reply = match chunks {
-            Some(chunks) => Ok(chunks
-                .into_iter()
-                .map(|chunk| chunk.map(|bytes| bytes.to_vec()))
-                .collect()),
-            None => Err(error.unwrap_or_else(|| "the KV read failed".to_owned())),
+    pub fn supply(
+        &self,
+        id: u32,
+        bytes: Option<Uint8Array>,
+        lengths: Option<Int32Array>,
+        error: Option<String>,
+    ) {
+        let reply = match (bytes, lengths) {
+            (Some(bytes), Some(lengths)) => Ok(Fetched {
+                bytes: bytes.to_vec(),
+                lengths: lengths
+                    .iter()
+                    .map(|&len| usize::try_from(len).ok())
+                    .collect(),
+            }),
+            _ => Err(error.unwrap_or_else(|| "the KV read failed".to_owned())),
         };
         self.link.supply(id, reply);
     }

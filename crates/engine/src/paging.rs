@@ -15,8 +15,43 @@ use rusqlite::ffi;
 use crate::control::{Control, Stop};
 use crate::tracker::Tracker;
 
-/// Chunks read from the KV, in the order asked for (`None`: no such chunk).
-pub type Fetched = Vec<Option<Vec<u8>>>;
+/// Chunks read from the KV, in the order asked for: their bytes end to end
+/// (one buffer: a cold scan hands over thousands at a time), and the length
+/// of each (`None`: the KV has no such chunk).
+#[derive(Default)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    pub lengths: Vec<Option<usize>>,
+}
+
+impl Fetched {
+    /// From chunks one by one.
+    pub fn from_chunks<'a>(chunks: impl IntoIterator<Item = Option<&'a [u8]>>) -> Self {
+        let mut fetched = Fetched::default();
+        for chunk in chunks {
+            fetched.lengths.push(chunk.map(<[u8]>::len));
+            fetched.bytes.extend_from_slice(chunk.unwrap_or_default());
+        }
+        fetched
+    }
+
+    /// Each chunk, in order.
+    pub fn chunks(&self) -> Option<Vec<Option<&[u8]>>> {
+        let mut at = 0usize;
+        let mut out = Vec::with_capacity(self.lengths.len());
+        for length in &self.lengths {
+            out.push(match length {
+                Some(len) => {
+                    let chunk = self.bytes.get(at..at.checked_add(*len)?)?;
+                    at += len;
+                    Some(chunk)
+                }
+                None => None,
+            });
+        }
+        (at == self.bytes.len()).then_some(out)
+    }
+}
 
 /// Why a fetch gave no chunks.
 pub enum FetchError {
@@ -99,16 +134,16 @@ impl FileState {
                 return Err(ffi::SQLITE_INTERRUPT);
             };
             match source.fetch(&wanted, &self.control) {
-                Ok(chunks) => {
-                    if chunks.len() != wanted.len() {
+                Ok(fetched) => {
+                    let chunks = fetched.chunks().filter(|c| c.len() == wanted.len());
+                    let Some(chunks) = chunks else {
                         *lock(&self.failure) = Some(format!(
-                            "the KV returned {} chunks for {}",
-                            chunks.len(),
+                            "malformed answer to a request for {} chunks",
                             wanted.len()
                         ));
                         self.control.stop_for(Stop::ReadFailed);
                         return Err(ffi::SQLITE_INTERRUPT);
-                    }
+                    };
                     if self.tracker().fill(&wanted, &chunks).is_err() {
                         return Err(ffi::SQLITE_IOERR_READ);
                     }

@@ -50,7 +50,7 @@ pub type Images<'a> = (u64, Vec<(u32, &'a [u8])>);
 type Image = Option<Vec<u8>>;
 
 /// Fewest and most chunks one page fetch asks for: a miss far from the last
-/// one fetches [`MIN_WINDOW`] chunks; each miss just past the previous fetch
+/// one fetches [`MIN_WINDOW`] chunks; each miss near the previous fetch
 /// doubles the window, up to [`MAX_WINDOW`] (eight `getBatch` calls of 128
 /// keys, sent at once), so a cold scan makes few round trips.
 pub const MIN_WINDOW: u32 = 1;
@@ -126,7 +126,8 @@ pub struct Tracker {
     /// Seals that added to the pending delta, ever (callers compare counts).
     seals: u64,
     remote: Remote,
-    /// Read-ahead: where the last fetch's window ended, and its length.
+    /// Read-ahead: the span of the last fetch, and its window's length.
+    window_start: u32,
     window_end: u32,
     window: u32,
 }
@@ -147,6 +148,7 @@ impl Tracker {
         let remote = remote_from.map_or_else(Remote::default, |from| Remote::new(from, end));
         Ok(Tracker {
             remote,
+            window_start: 0,
             window_end: 0,
             window: MIN_WINDOW,
             file,
@@ -259,20 +261,32 @@ impl Tracker {
     /// the read touches, the request reads ahead: a miss just past the last
     /// fetch doubles the window of chunks fetched after it.
     pub fn plan_fetch(&mut self, offset: u64, len: u64) -> Option<Vec<u32>> {
-        let mut wanted: Vec<u32> = chunk_range(offset, offset + len)
+        let needed: Vec<u32> = chunk_range(offset, offset + len)
             .filter(|&i| self.remote.get(i))
             .collect();
-        let first = *wanted.first()?;
-        let sequential = first >= self.window_end && first - self.window_end < self.window.max(16);
-        self.window = if sequential {
-            (self.window * 2).min(MAX_WINDOW)
+        let (first, last) = (*needed.first()?, *needed.last()?);
+        // Near the last fetch (a scan reads pages roughly in order, an
+        // interior page now and then out of it): a longer window, from where
+        // the last one ended if the miss skipped some (they come next).
+        let slack = self.window.max(16);
+        let near = first.saturating_add(slack) >= self.window_start
+            && first < self.window_end.saturating_add(slack);
+        let start = if near {
+            self.window = (self.window * 2).min(MAX_WINDOW);
+            first.min(self.window_end).max(self.window_start)
         } else {
-            MIN_WINDOW
+            self.window = MIN_WINDOW;
+            first
         };
-        let last = *wanted.last().unwrap_or(&first);
-        let end = first.saturating_add(self.window).min(self.remote.len());
-        wanted.extend((last + 1..end).filter(|&i| self.remote.get(i)));
-        self.window_end = end.max(last + 1);
+        let end = first
+            .saturating_add(self.window)
+            .min(self.remote.len())
+            .max(last + 1);
+        let mut wanted = needed;
+        wanted.extend((start..end).filter(|&i| (i < first || i > last) && self.remote.get(i)));
+        wanted.sort_unstable();
+        self.window_start = start.min(first);
+        self.window_end = end;
         Some(wanted)
     }
 
@@ -293,7 +307,7 @@ impl Tracker {
     /// Writes chunks fetched from the KV into the local file (`None`: the KV
     /// has no such chunk, it reads as zeros) and marks them local. Chunks no
     /// longer remote (written meanwhile) are left alone.
-    pub fn fill(&mut self, indices: &[u32], chunks: &[Option<Vec<u8>>]) -> io::Result<()> {
+    pub fn fill(&mut self, indices: &[u32], chunks: &[Option<&[u8]>]) -> io::Result<()> {
         let mut run: Vec<u8> = Vec::new();
         let mut run_start = 0u64;
         let mut next = None;
@@ -310,7 +324,7 @@ impl Tracker {
             if run.is_empty() {
                 run_start = start;
             }
-            let bytes = chunk.as_deref().unwrap_or(&[]);
+            let bytes = chunk.unwrap_or_default();
             let take = bytes.len().min(len);
             run.extend_from_slice(&bytes[..take]);
             run.resize(run.len() + (len - take), 0);

@@ -70,13 +70,10 @@ struct Kv {
 impl PageSource for Kv {
     fn fetch(&self, indices: &[u32], _: &Control) -> Result<Fetched, FetchError> {
         self.read.fetch_add(indices.len(), Ordering::SeqCst);
-        Ok(indices
-            .iter()
-            .map(|&i| {
-                let start = i as usize * PAGE;
-                self.bytes.get(start..start + PAGE).map(<[u8]>::to_vec)
-            })
-            .collect())
+        Ok(Fetched::from_chunks(indices.iter().map(|&i| {
+            let start = i as usize * PAGE;
+            self.bytes.get(start..start + PAGE)
+        })))
     }
 }
 
