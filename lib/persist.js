@@ -29,8 +29,13 @@ const LOAD_CONCURRENCY = 32;
 const FIRST_CHUNKS = 16;
 
 // Databases up to this size are read whole at open (unless `preload: false`);
-// larger ones are paged lazily (see Persistence#open).
-const EAGER_SIZE = 1024 * 1024;
+// larger ones are paged lazily (see Persistence#open). Measured at 1 ms of KV
+// latency (bench/eager-threshold.mjs):
+// reading 4 MiB whole takes about 10 ms (its getBatch calls go at once), as
+// much as a lazy open plus its first 10 cold point queries; and then every
+// call runs inline with no page to wait for. 8 MiB took 27 ms: past 4 MiB the
+// eager load grows with the size, while a lazy session pays for what it reads.
+const EAGER_SIZE = 4 * 1024 * 1024;
 
 // A page request of at least this many chunks comes from a scan: as it is
 // read, as many chunks after it are read too (see #readPages), in at most
