@@ -40,6 +40,12 @@ export interface OpenOptions {
 	 * in milliseconds (default 30000; 0, Infinity or null: no limit).
 	 */
 	timeoutMs?: number | null;
+	/**
+	 * true: read the whole database at open; false: page it lazily, reading
+	 * each page from the KV when SQLite first needs it (native engine).
+	 * Default: databases of up to 4 MiB are read whole, larger ones paged lazily.
+	 */
+	preload?: boolean;
 }
 
 /** A value SQLite returns: INTEGER beyond ±(2^53 − 1) comes back as bigint. */

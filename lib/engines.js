@@ -3,12 +3,16 @@
 // Engine selection. An engine is one SQLite database on a local file (or in
 // memory) that reports which 4 KiB chunks changed; see lib/database.js for
 // how it is driven and lib/persist.js for the commit sequence. Methods:
-// loadChunks(tag, firstIndex, chunks), open(mainSize, journalSize),
-// execute(sql, positional, named, collect) (seals at every point with no
-// transaction open), resume() (native: finishes a call that execute() handed
-// to an engine thread), setTimeout(ms), interrupt(), isAutocommit(),
-// lastCallChanged(), takeDelta(), journal(), ack(), restore(), export(),
-// close(), and the `backend` property.
+// loadChunks(tag, firstIndex, chunks), open(mainSize, journalSize,
+// remoteFrom) (true: finish it with resume()), execute(sql, positional,
+// named, collect) (seals at every point with no transaction open), resume()
+// (native: finishes on an engine thread what open() or execute() handed
+// over; resolves with the result, or with a page request `{ id, chunks }`
+// that next() and supply() answer), setTimeout(ms), interrupt(),
+// isAutocommit(), lastCallChanged(), takeDelta(), journal(), ack(),
+// restore(), export(), close(), and the `backend` property. Engines that
+// page lazily (native: `pagesLazily`) also have unknownImages(),
+// provideImages(indices, chunks) and remoteChunks().
 //
 // The native engine (napi-rs addon) comes first; when its binding is not
 // installed or fails to load, the WASM engine (lib/wasm/) takes over. The

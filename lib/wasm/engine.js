@@ -236,7 +236,11 @@ class WasmDatabase {
 		}
 	}
 
-	/** Sets the files to the sizes the KV metadata gives (journal null: absent) and opens SQLite. */
+	/**
+	 * Sets the files to the sizes the KV metadata gives (journal null: absent)
+	 * and opens SQLite. Every chunk is loaded (this engine does not page
+	 * lazily), so opening never needs resume(): returns false.
+	 */
 	open(mainSize, journalSize) {
 		if (this.#closed) throw closedError();
 		if (this.#s.db) throw rangeError("the database is already open");
@@ -249,6 +253,7 @@ class WasmDatabase {
 		this.#connect();
 		// A hot journal was rolled back: its effect is the pending delta.
 		this.#sealIfAutocommit();
+		return false;
 	}
 
 	#sealIfAutocommit() {
