@@ -64,14 +64,15 @@ struct Remote {
 }
 
 impl Remote {
+    /// Chunks `from..end` remote.
     fn new(from: u32, end: u32) -> Self {
+        let words = (end as usize).div_ceil(64);
         let mut remote = Remote {
-            bits: vec![0; (end as usize).div_ceil(64)],
-            count: 0,
+            bits: vec![u64::MAX; words],
+            count: words * 64,
         };
-        for index in from..end {
-            remote.set(index, true);
-        }
+        remote.clear_from(end);
+        remote.clear_range(0, from);
         remote
     }
 
@@ -96,8 +97,41 @@ impl Remote {
         }
     }
 
+    /// No chunk `from..` is remote (a word at a time: the file may be huge).
+    fn clear_from(&mut self, from: u32) {
+        self.clear_range(from, self.len());
+    }
+
+    fn clear_range(&mut self, from: u32, end: u32) {
+        let mut index = from;
+        while index < end {
+            let (word, bit) = (index as usize / 64, index % 64);
+            if bit == 0 && end - index >= 64 {
+                self.count -= self.bits[word].count_ones() as usize;
+                self.bits[word] = 0;
+                index += 64;
+            } else {
+                self.set(index, false);
+                index += 1;
+            }
+        }
+    }
+
     fn len(&self) -> u32 {
         (self.bits.len() * 64).min(u32::MAX as usize) as u32
+    }
+
+    /// The remote chunks, in order.
+    fn indices(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.count);
+        for (w, &word) in self.bits.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                out.push((w * 64) as u32 + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
+        out
     }
 }
 
@@ -148,8 +182,9 @@ impl Tracker {
         let remote = remote_from.map_or_else(Remote::default, |from| Remote::new(from, end));
         Ok(Tracker {
             remote,
-            window_start: 0,
-            window_end: 0,
+            // No fetch yet: no miss is near it.
+            window_start: u32::MAX,
+            window_end: u32::MAX,
             window: MIN_WINDOW,
             file,
             durable_size: size,
@@ -238,9 +273,8 @@ impl Tracker {
     /// Called after a successful truncate. Chunks past the new end are no
     /// longer the KV's (they read as zeros if the file grows again).
     pub fn after_truncate(&mut self, new_size: u64) {
-        for index in new_size.div_ceil(CHUNK_SIZE).min(u32::MAX as u64) as u32..self.remote.len() {
-            self.remote.set(index, false);
-        }
+        self.remote
+            .clear_from(new_size.div_ceil(CHUNK_SIZE).min(u32::MAX as u64) as u32);
         self.size = new_size;
     }
 
@@ -251,9 +285,7 @@ impl Tracker {
 
     /// The remote chunks, in index order.
     pub fn remote_chunks(&self) -> Vec<u32> {
-        (0..self.remote.len())
-            .filter(|&i| self.remote.get(i))
-            .collect()
+        self.remote.indices()
     }
 
     /// Before SQLite reads `len` bytes at `offset`: the chunks to fetch from

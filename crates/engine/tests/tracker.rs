@@ -197,3 +197,89 @@ fn restore_puts_the_file_back_to_the_durable_state() {
     );
     assert_eq!(delta.chunks.iter().map(|c| c.0).collect::<Vec<_>>(), [0]);
 }
+
+#[test]
+fn remote_chunks_are_fetched_marked_local_and_restored_as_remote() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    // A sparse file of 200 chunks, of which only chunk 0 is local.
+    let file = File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    file.set_len(200 * CHUNK_SIZE).unwrap();
+    let mut writer = File::options().write(true).open(&path).unwrap();
+    let mut tracker = Tracker::new(file, Some(1)).unwrap();
+    assert_eq!(tracker.remote_chunks(), (1..200).collect::<Vec<u32>>());
+
+    // A read of chunk 10 asks for it alone; the next, just past it, for more.
+    let first = tracker
+        .plan_fetch(10 * CHUNK_SIZE, CHUNK_SIZE)
+        .unwrap();
+    assert_eq!(first, vec![10]);
+    tracker.fill(&first, &[Some(&[7u8; CHUNK][..])]).unwrap();
+    assert!(
+        tracker.plan_fetch(10 * CHUNK_SIZE, 100).is_none(),
+        "local now"
+    );
+    let next = tracker
+        .plan_fetch(11 * CHUNK_SIZE, CHUNK_SIZE)
+        .unwrap();
+    assert_eq!(next, vec![11, 12]);
+    let chunks: Vec<Option<&[u8]>> = vec![None, Some(&[9u8; 100][..])];
+    tracker.fill(&next, &chunks).unwrap();
+    let mut bytes = vec![0u8; 3 * CHUNK];
+    let mut reader = File::open(&path).unwrap();
+    reader.seek(SeekFrom::Start(10 * CHUNK_SIZE)).unwrap();
+    reader.read_exact(&mut bytes).unwrap();
+    assert!(bytes[..CHUNK].iter().all(|&b| b == 7));
+    assert!(
+        bytes[CHUNK..2 * CHUNK].iter().all(|&b| b == 0),
+        "a missing chunk reads as zeros"
+    );
+    assert!(bytes[2 * CHUNK..2 * CHUNK + 100].iter().all(|&b| b == 9));
+    assert!(
+        bytes[2 * CHUNK + 100..].iter().all(|&b| b == 0),
+        "a short chunk ends in zeros"
+    );
+
+    // A remote chunk written whole, without being read: its before-image is
+    // unknown until the KV's bytes are handed over.
+    assert!(tracker
+        .plan_fetch_for_write(50 * CHUNK_SIZE, CHUNK_SIZE)
+        .is_none());
+    assert_eq!(
+        tracker.plan_fetch_for_write(60 * CHUNK_SIZE, 10),
+        Some(vec![60])
+    );
+    write(&mut tracker, &mut writer, 50 * CHUNK_SIZE, &[5u8; CHUNK]);
+    tracker.seal().unwrap();
+    assert!(tracker.take().is_some());
+    assert_eq!(tracker.unknown_images(), vec![50]);
+    assert!(tracker.durable_images().is_none());
+    tracker.set_image(50, &[3u8; CHUNK]);
+    assert!(tracker.unknown_images().is_empty());
+    assert_eq!(
+        tracker.durable_images().unwrap().1,
+        vec![(50, &[3u8; CHUNK][..])]
+    );
+
+    // Truncating drops the remote chunks past the end; a restore brings back
+    // the durable state, the chunks written while remote remote again.
+    tracker.before_truncate(100 * CHUNK_SIZE).unwrap();
+    writer.set_len(100 * CHUNK_SIZE).unwrap();
+    tracker.after_truncate(100 * CHUNK_SIZE);
+    assert!(tracker.remote_chunks().iter().all(|&i| i < 100));
+    let mut tracker2 = {
+        // The same, written blind and never given its image: restored remote.
+        let file = File::options().read(true).write(true).open(&path).unwrap();
+        Tracker::new(file, Some(1)).unwrap()
+    };
+    write(&mut tracker2, &mut writer, 70 * CHUNK_SIZE, &[1u8; CHUNK]);
+    assert!(!tracker2.remote_chunks().contains(&70));
+    tracker2.restore().unwrap();
+    assert!(tracker2.remote_chunks().contains(&70));
+}
