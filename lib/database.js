@@ -21,23 +21,8 @@ const QUERY = 2;
 const EXPORT = 3;
 const CLOSE = 4;
 
-/**
- * The result sets of an engine's `out` (see Database#execute), from index
- * `at`: `[{ rows, columns }, …]`.
- */
-function resultSets(out, at = 3) {
-	const sets = [];
-	while (at < out.length) {
-		const columns = out[at].split("\0");
-		const count = out[at + 1];
-		const width = columns.length;
-		at += 2;
-		const rows = [];
-		for (let end = at + count * width; at < end; at += width) rows.push(out.slice(at, at + width));
-		sets.push({ rows, columns });
-	}
-	return sets;
-}
+// Column lists kept per database (see Database#columns).
+const COLUMN_LISTS = 256;
 
 /** A call waiting for its turn, then for its outcome to settle. */
 class Job {
@@ -147,6 +132,39 @@ class Database {
 		});
 	}
 
+	/** Column lists by their names joined by "\0", as engines give them. */
+	#columnLists = new Map();
+
+	/**
+	 * The column list `joined` names, a new array (callers may change it).
+	 * Splitting the names for every call costs more than looking them up.
+	 */
+	#columns(joined) {
+		let columns = this.#columnLists.get(joined);
+		if (columns === undefined) {
+			if (this.#columnLists.size >= COLUMN_LISTS) this.#columnLists.clear();
+			columns = joined.split("\0");
+			this.#columnLists.set(joined, columns);
+		}
+		return columns.slice();
+	}
+
+	/** The result sets of an engine's `out` (see #execute): `[{ rows, columns }, …]`. */
+	#resultSets(out) {
+		const sets = [];
+		let at = 3;
+		while (at < out.length) {
+			const columns = this.#columns(out[at]);
+			const count = out[at + 1];
+			const width = columns.length;
+			at += 2;
+			const rows = [];
+			for (let end = at + count * width; at < end; at += width) rows.push(out.slice(at, at + width));
+			sets.push({ rows, columns });
+		}
+		return sets;
+	}
+
 	/** What a call of `kind` resolves to (before #finish), from the engine's `out`. */
 	#result(kind, out) {
 		const state = out[2];
@@ -157,14 +175,14 @@ class Database {
 				return { changes: out[0], lastInsertRowid: out[1] };
 			case QUERY: {
 				if (out.length === 3) return { rows: [], columns: [] };
-				const sets = resultSets(out);
+				const sets = this.#resultSets(out);
 				if (sets.length === 1) return sets[0];
 				// Several statements: their rows concatenated, the first's columns.
 				return { rows: sets.flatMap((set) => set.rows), columns: sets[0].columns };
 			}
 			default:
 				// exec: the result sets, for its callback.
-				return out.length === 3 ? null : resultSets(out);
+				return out.length === 3 ? null : this.#resultSets(out);
 		}
 	}
 

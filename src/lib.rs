@@ -128,41 +128,136 @@ fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
     }
 }
 
+/// Values pushed per `Array.prototype.push` call (well within the number of
+/// arguments a call may take).
+const PUSH_CHUNK: usize = 4096;
+
+/// Up to this many values (a result without rows), an array is filled
+/// element by element: one `push` call costs about as much as setting a
+/// handful of elements.
+const SET_AT_MOST: usize = 4;
+
+/// Builds a JS array of a known length. Setting elements one by one costs a
+/// property store across N-API per element, the largest part of making a
+/// result; past [`SET_AT_MOST`] values, they are appended with
+/// `Array.prototype.push` calls that take many values each.
+struct Packer<'env> {
+    env: &'env Env,
+    array: Array<'env>,
+    /// The array's `push` method, when values are pushed.
+    push: Option<napi::sys::napi_value>,
+    values: Vec<napi::sys::napi_value>,
+    /// Values set so far, when they are set one by one.
+    set: u32,
+}
+
+impl<'env> Packer<'env> {
+    fn new(env: &'env Env, len: usize) -> Result<Self> {
+        if len <= SET_AT_MOST {
+            return Ok(Packer {
+                env,
+                array: env.create_array(len as u32)?,
+                push: None,
+                values: Vec::new(),
+                set: 0,
+            });
+        }
+        let array = env.create_array(0)?;
+        let push = array.get_named_property_unchecked::<Unknown>("push")?;
+        Ok(Packer {
+            env,
+            array,
+            push: Some(push.raw()),
+            values: Vec::with_capacity(len.min(PUSH_CHUNK)),
+            set: 0,
+        })
+    }
+
+    fn add<T: ToNapiValue>(&mut self, value: T) -> Result<()> {
+        if self.push.is_none() {
+            self.array.set(self.set, value)?;
+            self.set += 1;
+            return Ok(());
+        }
+        // SAFETY: `self.env` is the live env of the current call.
+        let value = unsafe { T::to_napi_value(self.env.raw(), value)? };
+        self.values.push(value);
+        if self.values.len() == PUSH_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let Some(push) = self.push else {
+            return Ok(());
+        };
+        if self.values.is_empty() {
+            return Ok(());
+        }
+        let mut ignored = std::ptr::null_mut();
+        // SAFETY: the array, its `push` method and every value are handles
+        // made in the current call's scope on `self.env`; `values` holds
+        // `values.len()` of them.
+        let status = unsafe {
+            napi::sys::napi_call_function(
+                self.env.raw(),
+                self.array.raw(),
+                push,
+                self.values.len(),
+                self.values.as_ptr(),
+                &mut ignored,
+            )
+        };
+        if status != napi::sys::Status::napi_ok {
+            return Err(Error::new(
+                Status::from(status),
+                "Array.prototype.push failed".to_owned(),
+            ));
+        }
+        self.values.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Array<'env>> {
+        self.flush()?;
+        Ok(self.array)
+    }
+}
+
 /// The result of `execute` as one flat array (each array or object made
-/// across N-API costs several calls; one array and its elements is the
-/// least): `[changes, lastInsertRowid, state, columns₀, rowCount₀, cells₀…,
-/// columns₁, rowCount₁, cells₁…]`, one group per statement that returns
-/// columns: its column names joined by NUL (which no name holds), its row
-/// count, then every cell of every row, row after row. `state` has bit 1 set
-/// when no transaction is open, bit 2 when a sealed delta waits to be taken,
-/// and bit 4 ([`SUSPENDED`]) when the call goes on on an engine thread.
+/// across N-API costs several calls; one array, see [`Packer`], is the
+/// least): `[changes, lastInsertRowid, state, columns₀,
+/// rowCount₀, cells₀…, columns₁, rowCount₁, cells₁…]`, one group per
+/// statement that returns columns: its column names joined by NUL (which no
+/// name holds), its row count, then every cell of every row, row after row.
+/// `state` has bit 1 set when no transaction is open, bit 2 when a sealed
+/// delta waits to be taken, and bit 4 ([`SUSPENDED`]) when the call goes on
+/// on an engine thread.
 fn output<'env>(env: &'env Env, out: Output) -> Result<Array<'env>> {
     let len: usize = out
         .sets
         .iter()
         .map(|set| 2 + set.columns.len() * set.rows.len())
         .sum();
-    let mut result = env.create_array((3 + len) as u32)?;
-    result.set(0, out.changes as f64)?;
-    result.set(1, integer(env, out.last_insert_rowid)?)?;
-    result.set(2, out.state)?;
-    let mut at = 3;
+    let mut result = Packer::new(env, 3 + len)?;
+    result.add(out.changes as f64)?;
+    result.add(integer(env, out.last_insert_rowid)?)?;
+    result.add(out.state)?;
     for set in out.sets {
-        result.set(at, set.columns.join("\0"))?;
-        result.set(at + 1, set.rows.len() as u32)?;
-        at += 2;
+        result.add(set.columns.join("\0"))?;
+        result.add(set.rows.len() as u32)?;
         for cell in set.rows.into_iter().flatten() {
             match cell {
-                Cell::Null => result.set(at, Null)?,
-                Cell::Integer(v) => result.set(at, integer(env, v)?)?,
-                Cell::Real(v) => result.set(at, v)?,
-                Cell::Text(v) => result.set(at, v)?,
-                Cell::Blob(v) => result.set(at, Uint8ArraySlice::copy_from(env, v)?)?,
+                Cell::Null => result.add(Null)?,
+                Cell::Integer(v) => result.add(integer(env, v)?)?,
+                Cell::Real(v) => result.add(v)?,
+                Cell::Text(v) => result.add(v)?,
+                Cell::Blob(v) => result.add(Uint8ArraySlice::copy_from(env, v)?)?,
             }
-            at += 1;
         }
     }
-    Ok(result)
+    result.finish()
 }
 
 /// `[[index, bytes], ...]` as a JS array of pairs.
