@@ -118,6 +118,46 @@ fn params(positional: Option<Array<'_>>, named: Option<Object<'_>>) -> Result<Pa
     Ok(Params::Named(params))
 }
 
+/// SQL text up to this many bytes is read in one N-API call.
+const SQL_BUFFER: usize = 1024;
+
+/// The SQL text of a call. napi-rs's `String` conversion asks for the
+/// length, zeroes a buffer, then copies: two N-API calls on every call;
+/// here text that fits [`SQL_BUFFER`] takes one.
+fn sql_text(value: Unknown<'_>) -> Result<String, String> {
+    let mut buffer = [std::mem::MaybeUninit::<u8>::uninit(); SQL_BUFFER];
+    let mut len = 0;
+    // SAFETY: the value and its env are those of the current call; the
+    // buffer is writable for SQL_BUFFER bytes, of which N-API writes `len`
+    // plus a NUL.
+    let status = unsafe {
+        napi::sys::napi_get_value_string_utf8(
+            value.value().env,
+            value.raw(),
+            buffer.as_mut_ptr().cast(),
+            SQL_BUFFER,
+            &mut len,
+        )
+    };
+    if status != napi::sys::Status::napi_ok {
+        return Err(Error::new(
+            "ERR_INVALID_ARG_TYPE".to_owned(),
+            "SQL must be a string".to_owned(),
+        ));
+    }
+    if len + 1 < SQL_BUFFER {
+        // SAFETY: N-API wrote the first `len` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), len) };
+        // N-API writes whole characters only, so this is valid UTF-8.
+        return Ok(match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        });
+    }
+    // SAFETY: `value` is a string (the call above succeeded).
+    unsafe { value.cast::<String>() }.map_err(napi_err)
+}
+
 /// Integers within ±(2^53 − 1) become numbers, others BigInt.
 fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
     const MAX_SAFE: i64 = 9_007_199_254_740_991;
@@ -380,11 +420,12 @@ impl NativeDatabase {
     pub fn execute<'env>(
         &self,
         env: &'env Env,
-        sql: String,
+        #[napi(ts_arg_type = "string")] sql: Unknown<'_>,
         #[napi(ts_arg_type = "unknown[] | null")] positional: Option<Array<'_>>,
         #[napi(ts_arg_type = "Record<string, unknown> | null")] named: Option<Object<'_>>,
         collect: bool,
     ) -> Result<Array<'env>, String> {
+        let sql = sql_text(sql)?;
         let params = params(positional, named)?;
         let step = self
             .lock()
