@@ -11,12 +11,13 @@
 // `insert` (autocommit insert, W1), `tx` (1,024 inserts of 1 KiB in one
 // transaction, W2b-like), `engine` (the native engine's execute() alone,
 // no Database, no persistence: what the N-API crossing and SQLite cost).
-// Prints µs per call (median over rounds) and the ratio to bs3-mem. Run it
+// Prints µs per call (the best round; rounds alternate between backends)
+// and the ratio to bs3-mem. Run it
 // under `--cpu-prof` to see where a call's time goes.
 
 const { BenchKv } = require("./kv");
 const { backendById } = require("./backends");
-const { SCHEMA, bulkInsert, median } = require("./workloads");
+const { SCHEMA, bulkInsert } = require("./workloads");
 
 const INSERT = "INSERT INTO t (k, v) VALUES (?, ?)";
 const SELECT = "SELECT id, k, v FROM t WHERE id = ?";
@@ -103,25 +104,29 @@ class Timer {
 }
 
 async function main() {
-	const table = {};
+	// Rounds alternate between the backends, and the best round counts: on a
+	// busy machine, that is the one least disturbed.
+	const created = [];
 	for (const id of backendIds) {
 		const entry = backendById(id);
-		const backend = await entry.create();
-		for (const name of cases) {
-			const times = [];
-			for (let r = 0; r < rounds; r++) {
+		created.push({ id, entry, backend: await entry.create() });
+	}
+	const table = {};
+	for (const name of cases) {
+		table[name] = {};
+		for (let r = 0; r < rounds; r++) {
+			for (const { id, entry, backend } of created) {
 				const kv = new BenchKv();
 				const db = await backend.open(`percall-${name}-${r}`, kv);
 				const timer = new Timer();
 				const n = await CASES[name](db, timer, entry);
-				times.push(timer.stop(n));
+				const us = timer.stop(n);
 				await db.close();
+				table[name][id] = Math.min(table[name][id] ?? Number.POSITIVE_INFINITY, us);
 			}
-			table[name] ??= {};
-			table[name][id] = median(times);
 		}
-		await backend.destroy?.();
 	}
+	for (const { backend } of created) await backend.destroy?.();
 	for (const name of cases) {
 		const row = table[name];
 		const parts = backendIds.map((id) => `${id} ${row[id].toFixed(2)} µs`);
