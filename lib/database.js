@@ -14,8 +14,32 @@ const AUTOCOMMIT = 1;
 const PENDING = 2;
 const SUSPENDED = 4;
 
-/** `fn(value)`, or, if `value` is a promise, a promise of it. */
-const then = (value, fn) => (value instanceof Promise ? value.then(fn) : fn(value));
+// Kinds of call.
+const EXEC = 0;
+const RUN = 1;
+const QUERY = 2;
+const EXPORT = 3;
+const CLOSE = 4;
+
+// Column lists kept per database (see Database#columns).
+const COLUMN_LISTS = 256;
+
+/** A call waiting for its turn, then for its outcome to settle. */
+class Job {
+	constructor(kind, sql, params, callback, resolve, reject) {
+		this.kind = kind;
+		this.sql = sql;
+		this.params = params;
+		this.callback = callback;
+		this.resolve = resolve;
+		this.reject = reject;
+		this.ok = false;
+		this.value = undefined;
+		this.error = undefined;
+		/** Whether a failed call had effects (see #failed). */
+		this.effects = false;
+	}
+}
 
 class Database {
 	#engine;
@@ -73,30 +97,93 @@ class Database {
 	}
 
 	/**
-	 * Runs `sql` on the engine. Engines return `[changes, lastInsertRowid,
-	 * state, columns₀, rows₀, …]` (a flat array is much cheaper to build
-	 * across N-API than objects); `state` has bit 1 set when no transaction is
-	 * open, bit 2 when the engine holds a sealed delta to write, and bit 4
-	 * when the call goes on on an engine thread (the native engine suspends
-	 * calls that would hold the JS thread too long): `resume()` finishes it.
-	 * Returns the decoded result, or a promise of it.
+	 * Runs `sql` on the engine. Engines return one flat array (the cheapest
+	 * to build across N-API): `[changes, lastInsertRowid, state, columns₀,
+	 * rowCount₀, cells₀…, columns₁, …]`, for each statement that returns
+	 * columns its column names joined by "\0", its row count, and its cells
+	 * row after row; `state` has bit 1 set when no transaction is open, bit 2
+	 * when the engine holds a sealed delta to write, and bit 4 when the call
+	 * goes on on an engine thread (the native engine suspends calls that
+	 * would hold the JS thread too long): `resume()` finishes it. Returns the
+	 * call's result (see #result), or a promise of it.
 	 */
-	#execute(sql, positional, named, collect) {
+	#execute(job) {
+		const kind = job.kind;
+		checkSql(job.sql);
+		let positional = null;
+		let named = null;
+		let collect = kind === QUERY;
+		if (kind === EXEC) {
+			if (job.callback !== undefined) {
+				if (typeof job.callback !== "function") throw new TypeError("exec callback must be a function");
+				collect = true;
+			}
+		} else {
+			const values = normalizeParams(job.params);
+			if (Array.isArray(values)) positional = values;
+			else named = values;
+		}
 		this.#reachedEngine = true;
-		const out = this.#engine.execute(sql, positional, named, collect);
-		if ((out[2] & SUSPENDED) === 0) return this.#decode(out);
+		const out = this.#engine.execute(job.sql, positional, named, collect);
+		if ((out[2] & SUSPENDED) === 0) return this.#result(kind, out);
 		return this.#persistence.finish(this.#engine.resume()).then((finished) => {
 			if (finished instanceof Error) throw finished;
-			return this.#decode(finished);
+			return this.#result(kind, finished);
 		});
 	}
 
-	#decode(out) {
-		this.#state = out[2];
-		this.#autocommit = (out[2] & AUTOCOMMIT) !== 0;
+	/** Column lists by their names joined by "\0", as engines give them. */
+	#columnLists = new Map();
+
+	/**
+	 * The column list `joined` names, a new array (callers may change it).
+	 * Splitting the names for every call costs more than looking them up.
+	 */
+	#columns(joined) {
+		let columns = this.#columnLists.get(joined);
+		if (columns === undefined) {
+			if (this.#columnLists.size >= COLUMN_LISTS) this.#columnLists.clear();
+			columns = joined.split("\0");
+			this.#columnLists.set(joined, columns);
+		}
+		return columns.slice();
+	}
+
+	/** The result sets of an engine's `out` (see #execute): `[{ rows, columns }, …]`. */
+	#resultSets(out) {
 		const sets = [];
-		for (let i = 3; i < out.length; i += 2) sets.push({ columns: out[i], rows: out[i + 1] });
-		return { changes: out[0], lastInsertRowid: out[1], sets };
+		let at = 3;
+		while (at < out.length) {
+			const columns = this.#columns(out[at]);
+			const count = out[at + 1];
+			const width = columns.length;
+			at += 2;
+			const rows = [];
+			for (let end = at + count * width; at < end; at += width) rows.push(out.slice(at, at + width));
+			sets.push({ rows, columns });
+		}
+		return sets;
+	}
+
+	/** What a call of `kind` resolves to (before #finish), from the engine's `out`. */
+	#result(kind, out) {
+		const state = out[2];
+		this.#state = state;
+		this.#autocommit = (state & AUTOCOMMIT) !== 0;
+		switch (kind) {
+			case RUN:
+				return { changes: out[0], lastInsertRowid: out[1] };
+			case QUERY: {
+				if (out.length === 3) return { rows: [], columns: [] };
+				const sets = this.#resultSets(out);
+				if (sets.length === 1) return sets[0];
+				// Several statements: their rows concatenated, the first's columns.
+				return { rows: sets.flatMap((set) => set.rows), columns: sets[0].columns };
+			}
+			default:
+				// exec: the result sets, for its callback.
+				return out.length === 3 ? null : this.#resultSets(out);
+		}
 	}
 
 	/**
@@ -104,49 +191,22 @@ class Database {
 	 * `(row, columns)` for each result row, once the call's writes are durable.
 	 */
 	exec(sql, callback) {
-		return this.#enqueue(() => {
-			checkSql(sql);
-			if (callback !== undefined && typeof callback !== "function") {
-				throw new TypeError("exec callback must be a function");
-			}
-			return then(this.#execute(sql, null, null, callback !== undefined), (out) => () => {
-				if (callback) {
-					for (const set of out.sets) for (const row of set.rows) callback(row, set.columns);
-				}
-			});
-		});
+		return this.#enqueue(EXEC, sql, undefined, callback);
 	}
 
 	/** Runs `sql` with `params`; resolves to `{ changes, lastInsertRowid }`. */
 	run(sql, params) {
-		return this.#enqueue(() => {
-			checkSql(sql);
-			const { positional, named } = normalizeParams(params);
-			return then(this.#execute(sql, positional, named, false), (out) => {
-				const result = { changes: out.changes, lastInsertRowid: out.lastInsertRowid };
-				return () => result;
-			});
-		});
+		return this.#enqueue(RUN, sql, params, undefined);
 	}
 
 	/** Runs `sql` with `params`; resolves to `{ rows, columns }`. */
 	query(sql, params) {
-		return this.#enqueue(() => {
-			checkSql(sql);
-			const { positional, named } = normalizeParams(params);
-			return then(this.#execute(sql, positional, named, true), (out) => {
-				const result =
-					out.sets.length === 1
-						? { rows: out.sets[0].rows, columns: out.sets[0].columns }
-						: { rows: out.sets.flatMap((set) => set.rows), columns: out.sets[0]?.columns ?? [] };
-				return () => result;
-			});
-		});
+		return this.#enqueue(QUERY, sql, params, undefined);
 	}
 
 	/** The whole SQLite database file, as the KV holds it. */
 	export() {
-		return this.#enqueue(() => this.#persistence.export().then((bytes) => () => bytes));
+		return this.#enqueue(EXPORT, undefined, undefined, undefined);
 	}
 
 	/**
@@ -157,96 +217,224 @@ class Database {
 		if (this.#closing) return this.#closing;
 		this.#closed = true;
 		this.#closing = new Promise((resolve, reject) => {
-			this.#queue.push({ op: null, resolve, reject });
-			this.#pump();
+			this.#queue.push(new Job(CLOSE, undefined, undefined, undefined, resolve, reject));
+			if (!this.#pumping) this.#pump();
 		});
 		return this.#closing;
 	}
 
-	#enqueue(op) {
+	/**
+	 * A call. When nothing else is queued or running, it runs at once, and if
+	 * it needs no write (a read, a call inside a transaction) it costs one
+	 * settled promise; otherwise it waits for its turn.
+	 */
+	#enqueue(kind, sql, params, callback) {
 		if (this.#closed) {
 			return Promise.reject(new Error(`Database "${this.#fileName}" is closed`));
 		}
+		const job = new Job(kind, sql, params, callback, null, null);
+		if (!this.#pumping) {
+			this.#pumping = true;
+			const ran = this.#runJob(job);
+			if (ran === false) {
+				let settled;
+				try {
+					settled = job.ok ? Promise.resolve(this.#finish(job)) : Promise.reject(job.error);
+				} catch (error) {
+					settled = Promise.reject(error);
+				}
+				this.#pumping = false;
+				// Calls made by an exec callback.
+				if (this.#queue.length > 0) this.#pump();
+				return settled;
+			}
+			return new Promise((resolve, reject) => {
+				job.resolve = resolve;
+				job.reject = reject;
+				this.#continue(this.#joinBatch(job, ran));
+			});
+		}
 		return new Promise((resolve, reject) => {
-			this.#queue.push({ op, resolve, reject });
-			this.#pump();
+			job.resolve = resolve;
+			job.reject = reject;
+			this.#queue.push(job);
 		});
 	}
 
-	async #pump() {
-		if (this.#pumping) return;
+	/** Goes on pumping once `written` (a batch's write, a close) is done. */
+	#continue(written) {
+		written.then(
+			() => this.#pump(),
+			() => this.#pump(),
+		);
+	}
+
+	/**
+	 * Runs the queued calls, batch after batch, until none is left or a batch
+	 * waits (for its write, for a call on an engine thread): it goes on when
+	 * that is done.
+	 */
+	#pump() {
 		this.#pumping = true;
-		try {
-			while (this.#queue.length > 0) {
-				const jobs = this.#takeBatch();
-				if (jobs.length === 0) {
-					await this.#finishClose(this.#queue.shift());
-					continue;
-				}
-				await this.#runBatch(jobs);
+		while (this.#queue.length > 0) {
+			if (this.#queue[0].kind === CLOSE) {
+				this.#continue(this.#finishClose(this.#queue.shift()));
+				return;
 			}
-		} finally {
-			this.#pumping = false;
+			const waiting = this.#runBatch(this.#takeBatch());
+			if (waiting !== undefined) {
+				this.#continue(waiting);
+				return;
+			}
 		}
+		this.#pumping = false;
 	}
 
 	/** The queued calls up to (not including) a close. */
 	#takeBatch() {
-		const end = this.#queue.findIndex((job) => job.op === null);
-		return this.#queue.splice(0, end === -1 ? this.#queue.length : end);
+		const queue = this.#queue;
+		const end = queue.findIndex((job) => job.kind === CLOSE);
+		if (end === -1) {
+			this.#queue = [];
+			return queue;
+		}
+		return queue.splice(0, end);
 	}
 
-	async #runBatch(jobs) {
-		const outcomes = [];
+	/**
+	 * Runs a batch's calls one after another, then writes what they sealed
+	 * (group commit) and settles them. Returns undefined when all that was
+	 * done at once, or a promise of its end.
+	 */
+	#runBatch(jobs) {
 		let pending = false;
-		for (const job of jobs) {
-			this.#reachedEngine = false;
-			const autocommitBefore = this.#autocommit;
-			try {
-				let value = job.op();
-				// A call finished on an engine thread: the next one waits for it.
-				if (value instanceof Promise) value = await value;
-				outcomes.push({ ok: true, value });
-				pending ||= (this.#state & PENDING) !== 0;
-			} catch (error) {
-				// A failed call may still have had effects: the statements of a
-				// script before the failing one (sealed, or inside a transaction
-				// that a later call of the batch commits), a transaction it
-				// opened, or the transaction it ran in (which a failed write of
-				// its batch rolls back).
-				const changed = this.#reachedEngine && this.#changedByLastCall();
-				pending ||= changed;
-				const effects = changed || !autocommitBefore || !this.#autocommit;
-				outcomes.push({ ok: false, error: fromEngine(error), effects });
-			}
-		}
-		if (pending) {
-			try {
-				await this.#persistence.commit();
-			} catch (error) {
-				// Persistence put the engine back to the state the KV holds
-				// (no transaction open): every call of the batch lost its
-				// effects, and says so.
-				this.#autocommit = true;
-				jobs.forEach((job, i) => {
-					const outcome = outcomes[i];
-					if (outcome.ok) job.reject(error);
-					else job.reject(outcome.effects ? lostEffects(outcome.error, error) : outcome.error);
-				});
-				return;
-			}
-		}
 		for (let i = 0; i < jobs.length; i++) {
-			const outcome = outcomes[i];
-			if (!outcome.ok) {
-				jobs[i].reject(outcome.error);
+			const ran = this.#runJob(jobs[i]);
+			// A call finished on an engine thread: the next one waits for it.
+			if (ran !== true && ran !== false) return this.#runRest(jobs, i, ran, pending);
+			pending ||= ran;
+		}
+		return this.#finishBatch(jobs, pending);
+	}
+
+	/**
+	 * The batch of a call that ran at once (`ran`: true, or the promise of a
+	 * call on an engine thread) and needs a write: the calls made meanwhile,
+	 * those made in the same tick at least, join it and share its write.
+	 */
+	async #joinBatch(job, ran) {
+		let pending = await ran;
+		const jobs = [job];
+		for (const next of this.#takeBatch()) {
+			jobs.push(next);
+			const nextPending = await this.#runJob(next);
+			pending ||= nextPending;
+		}
+		await this.#finishBatch(jobs, pending);
+	}
+
+	/** #runBatch from call `i`, which ran on an engine thread (`ran` its promise). */
+	async #runRest(jobs, i, ran, pending) {
+		const first = await ran;
+		pending ||= first;
+		for (i++; i < jobs.length; i++) {
+			const next = await this.#runJob(jobs[i]);
+			pending ||= next;
+		}
+		await this.#finishBatch(jobs, pending);
+	}
+
+	/**
+	 * Runs one call and notes its outcome on `job`. Returns whether it left a
+	 * sealed delta to write, or a promise of that when it goes on on an engine
+	 * thread.
+	 */
+	#runJob(job) {
+		this.#reachedEngine = false;
+		const autocommitBefore = this.#autocommit;
+		try {
+			const value = job.kind === EXPORT ? this.#persistence.export() : this.#execute(job);
+			if (value instanceof Promise) {
+				return value.then(
+					(finished) => this.#succeeded(job, finished),
+					(error) => this.#failed(job, error, autocommitBefore),
+				);
+			}
+			return this.#succeeded(job, value);
+		} catch (error) {
+			return this.#failed(job, error, autocommitBefore);
+		}
+	}
+
+	#succeeded(job, value) {
+		job.ok = true;
+		job.value = value;
+		return job.kind !== EXPORT && (this.#state & PENDING) !== 0;
+	}
+
+	#failed(job, error, autocommitBefore) {
+		// A failed call may still have had effects: the statements of a
+		// script before the failing one (sealed, or inside a transaction
+		// that a later call of the batch commits), a transaction it
+		// opened, or the transaction it ran in (which a failed write of
+		// its batch rolls back).
+		const changed = this.#reachedEngine && this.#changedByLastCall();
+		job.error = fromEngine(error);
+		job.effects = changed || !autocommitBefore || !this.#autocommit;
+		return changed;
+	}
+
+	/** Writes what the batch sealed, if anything, then settles its calls. */
+	#finishBatch(jobs, pending) {
+		if (!pending) {
+			this.#settle(jobs);
+			return undefined;
+		}
+		let written;
+		try {
+			written = this.#persistence.commit();
+		} catch (error) {
+			written = Promise.reject(error);
+		}
+		return written.then(
+			() => this.#settle(jobs),
+			(error) => this.#settleFailedWrite(jobs, error),
+		);
+	}
+
+	/** What a call resolves to; an exec callback runs here, once the call's writes are durable. */
+	#finish(job) {
+		if (job.kind !== EXEC) return job.value;
+		const callback = job.callback;
+		if (callback !== undefined && job.value !== null) {
+			for (const { columns, rows } of job.value) for (const row of rows) callback(row, columns);
+		}
+		return undefined;
+	}
+
+	#settle(jobs) {
+		for (const job of jobs) {
+			if (!job.ok) {
+				job.reject(job.error);
 				continue;
 			}
 			try {
-				jobs[i].resolve(outcome.value());
+				job.resolve(this.#finish(job));
 			} catch (error) {
-				jobs[i].reject(error);
+				job.reject(error);
 			}
+		}
+	}
+
+	/**
+	 * Persistence put the engine back to the state the KV holds (no
+	 * transaction open): every call of the batch lost its effects, and says so.
+	 */
+	#settleFailedWrite(jobs, error) {
+		this.#autocommit = true;
+		for (const job of jobs) {
+			if (job.ok) job.reject(error);
+			else job.reject(job.effects ? lostEffects(job.error, error) : job.error);
 		}
 	}
 

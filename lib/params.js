@@ -40,13 +40,21 @@ function normalizeValue(value, name) {
 }
 
 /**
- * Returns `{ positional, named }` (at most one set) for the engine. Named
- * keys may carry their sigil (":x", "@x", "$x") or not ("x").
+ * The parameters for the engine: null (none), an array (positional) or a
+ * null-prototype object (named, keys without their sigil). Named keys may
+ * carry their sigil (":x", "@x", "$x") or not ("x"). An array whose values
+ * all bind as they are is passed on as it is (engines only read it).
  */
 function normalizeParams(params) {
-	if (params === undefined || params === null) return { positional: null, named: null };
+	if (params === undefined || params === null) return null;
 	if (Array.isArray(params)) {
-		return { positional: params.map((value, i) => normalizeValue(value, `${i + 1}`)), named: null };
+		for (let i = 0; i < params.length; i++) {
+			const value = params[i];
+			const type = typeof value;
+			if (type === "number" || type === "string" || value === null || value instanceof Uint8Array) continue;
+			return params.map((value, i) => normalizeValue(value, `${i + 1}`));
+		}
+		return params;
 	}
 	if (typeof params === "object" && !ArrayBuffer.isView(params)) {
 		const proto = Object.getPrototypeOf(params);
@@ -56,7 +64,7 @@ function normalizeParams(params) {
 				const bare = /^[:@$]/.test(key) ? key.slice(1) : key;
 				named[bare] = normalizeValue(params[key], `"${key}"`);
 			}
-			return { positional: null, named };
+			return named;
 		}
 	}
 	throw new TypeError("Parameters must be an array (positional) or a plain object (named)");

@@ -48,25 +48,115 @@ fn napi_err(error: Error) -> Error<String> {
     Error::new(error.status.as_ref().to_owned(), error.reason.clone())
 }
 
-/// A parameter value as JS hands it over (booleans were made 0/1 in JS).
-type JsParam = Either5<Null, f64, BigInt, String, Uint8Array>;
-
-fn param(value: JsParam) -> Result<Param, String> {
-    Ok(match value {
-        Either5::A(_) => Param::Null,
-        Either5::B(n) => Param::number(n),
-        Either5::C(big) => {
-            let (value, lossless) = big.get_i64();
+/// A parameter value as JS hands it over: null, number, bigint, string,
+/// boolean (1 / 0) or Uint8Array (the JS layer has checked the types and
+/// named the parameter in its errors; `name` only serves a value that
+/// changed since). One `typeof` and one read per value.
+fn param(value: Unknown<'_>, name: &dyn std::fmt::Display) -> Result<Param, String> {
+    let value_type = value.get_type().map_err(napi_err)?;
+    // SAFETY (each `cast`): the value is of the type `get_type` just read.
+    let param = match value_type {
+        ValueType::Null => Param::Null,
+        ValueType::Number => Param::number(unsafe { value.cast::<f64>() }.map_err(napi_err)?),
+        ValueType::String => Param::Text(unsafe { value.cast::<String>() }.map_err(napi_err)?),
+        ValueType::Boolean => {
+            Param::Integer(unsafe { value.cast::<bool>() }.map_err(napi_err)? as i64)
+        }
+        ValueType::BigInt => {
+            let (value, lossless) = unsafe { value.cast::<BigInt>() }
+                .map_err(napi_err)?
+                .get_i64();
             if !lossless {
-                return Err(to_js(EngineError::Range(
-                    "BigInt parameter does not fit in 64 bits".into(),
-                )));
+                return Err(to_js(EngineError::Range(format!(
+                    "Parameter {name}: BigInt does not fit in a signed 64-bit integer"
+                ))));
             }
             Param::Integer(value)
         }
-        Either5::D(text) => Param::Text(text),
-        Either5::E(bytes) => Param::Blob(bytes.to_vec()),
-    })
+        // A typed array of another kind fails here (its type is checked).
+        ValueType::Object => match unsafe { value.cast::<&[u8]>() } {
+            Ok(bytes) => Param::Blob(bytes.to_vec()),
+            Err(_) => return Err(unbindable(name)),
+        },
+        _ => return Err(unbindable(name)),
+    };
+    Ok(param)
+}
+
+fn unbindable(name: &dyn std::fmt::Display) -> Error<String> {
+    Error::new(
+        "ERR_INVALID_ARG_TYPE".to_owned(),
+        format!("Parameter {name}: only null, numbers, bigints, strings, booleans and Uint8Arrays can be bound"),
+    )
+}
+
+/// The parameters of a call: an array (positional), an object keyed by name
+/// without its sigil (named), or neither.
+fn params(positional: Option<Array<'_>>, named: Option<Object<'_>>) -> Result<Params, String> {
+    if let Some(values) = positional {
+        let mut params = Vec::with_capacity(values.len() as usize);
+        for i in 0..values.len() {
+            let value = values.get::<Unknown>(i).map_err(napi_err)?;
+            params.push(match value {
+                Some(value) => param(value, &(i + 1))?,
+                None => Param::Null,
+            });
+        }
+        return Ok(Params::Positional(params));
+    }
+    let Some(values) = named else {
+        return Ok(Params::None);
+    };
+    let keys = Object::keys(&values).map_err(napi_err)?;
+    let mut params = HashMap::with_capacity(keys.len());
+    for key in keys {
+        let value = values
+            .get_named_property::<Unknown>(&key)
+            .map_err(napi_err)?;
+        let value = param(value, &format_args!("\"{key}\""))?;
+        params.insert(key, value);
+    }
+    Ok(Params::Named(params))
+}
+
+/// SQL text up to this many bytes is read in one N-API call.
+const SQL_BUFFER: usize = 1024;
+
+/// The SQL text of a call. napi-rs's `String` conversion asks for the
+/// length, zeroes a buffer, then copies: two N-API calls on every call;
+/// here text that fits [`SQL_BUFFER`] takes one.
+fn sql_text(value: Unknown<'_>) -> Result<String, String> {
+    let mut buffer = [std::mem::MaybeUninit::<u8>::uninit(); SQL_BUFFER];
+    let mut len = 0;
+    // SAFETY: the value and its env are those of the current call; the
+    // buffer is writable for SQL_BUFFER bytes, of which N-API writes `len`
+    // plus a NUL.
+    let status = unsafe {
+        napi::sys::napi_get_value_string_utf8(
+            value.value().env,
+            value.raw(),
+            buffer.as_mut_ptr().cast(),
+            SQL_BUFFER,
+            &mut len,
+        )
+    };
+    if status != napi::sys::Status::napi_ok {
+        return Err(Error::new(
+            "ERR_INVALID_ARG_TYPE".to_owned(),
+            "SQL must be a string".to_owned(),
+        ));
+    }
+    if len + 1 < SQL_BUFFER {
+        // SAFETY: N-API wrote the first `len` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), len) };
+        // N-API writes whole characters only, so this is valid UTF-8.
+        return Ok(match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        });
+    }
+    // SAFETY: `value` is a string (the call above succeeded).
+    unsafe { value.cast::<String>() }.map_err(napi_err)
 }
 
 /// Integers within ±(2^53 − 1) become numbers, others BigInt.
@@ -79,37 +169,136 @@ fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
     }
 }
 
-/// The result of `execute` as one flat array (much cheaper to build than
-/// objects with named properties): `[changes, lastInsertRowid, state,
-/// columns₀, rows₀, columns₁, rows₁, …]`, one (columns, rows) pair per
-/// statement that returns columns; `state` has bit 1 set when no transaction
-/// is open, bit 2 when a sealed delta waits to be taken, and bit 4
-/// ([`SUSPENDED`]) when the call goes on on an engine thread.
-fn output<'env>(env: &'env Env, out: Output) -> Result<Array<'env>> {
-    let mut result = env.create_array(3 + 2 * out.sets.len() as u32)?;
-    result.set(0, out.changes as f64)?;
-    result.set(1, integer(env, out.last_insert_rowid)?)?;
-    result.set(2, out.state)?;
-    for (i, set) in out.sets.into_iter().enumerate() {
-        let mut rows = env.create_array(set.rows.len() as u32)?;
-        for (r, cells) in set.rows.into_iter().enumerate() {
-            let mut row = env.create_array(cells.len() as u32)?;
-            for (c, cell) in cells.into_iter().enumerate() {
-                let c = c as u32;
-                match cell {
-                    Cell::Null => row.set(c, Null)?,
-                    Cell::Integer(v) => row.set(c, integer(env, v)?)?,
-                    Cell::Real(v) => row.set(c, v)?,
-                    Cell::Text(v) => row.set(c, v)?,
-                    Cell::Blob(v) => row.set(c, Uint8ArraySlice::copy_from(env, v)?)?,
-                }
-            }
-            rows.set(r as u32, row)?;
+/// Values pushed per `Array.prototype.push` call (well within the number of
+/// arguments a call may take).
+const PUSH_CHUNK: usize = 4096;
+
+/// Up to this many values (a result without rows), an array is filled
+/// element by element: one `push` call costs about as much as setting a
+/// handful of elements.
+const SET_AT_MOST: usize = 4;
+
+/// Builds a JS array of a known length. Setting elements one by one costs a
+/// property store across N-API per element, the largest part of making a
+/// result; past [`SET_AT_MOST`] values, they are appended with
+/// `Array.prototype.push` calls that take many values each.
+struct Packer<'env> {
+    env: &'env Env,
+    array: Array<'env>,
+    /// The array's `push` method, when values are pushed.
+    push: Option<napi::sys::napi_value>,
+    values: Vec<napi::sys::napi_value>,
+    /// Values set so far, when they are set one by one.
+    set: u32,
+}
+
+impl<'env> Packer<'env> {
+    fn new(env: &'env Env, len: usize) -> Result<Self> {
+        if len <= SET_AT_MOST {
+            return Ok(Packer {
+                env,
+                array: env.create_array(len as u32)?,
+                push: None,
+                values: Vec::new(),
+                set: 0,
+            });
         }
-        result.set(3 + 2 * i as u32, set.columns)?;
-        result.set(4 + 2 * i as u32, rows)?;
+        let array = env.create_array(0)?;
+        let push = array.get_named_property_unchecked::<Unknown>("push")?;
+        Ok(Packer {
+            env,
+            array,
+            push: Some(push.raw()),
+            values: Vec::with_capacity(len.min(PUSH_CHUNK)),
+            set: 0,
+        })
     }
-    Ok(result)
+
+    fn add<T: ToNapiValue>(&mut self, value: T) -> Result<()> {
+        if self.push.is_none() {
+            self.array.set(self.set, value)?;
+            self.set += 1;
+            return Ok(());
+        }
+        // SAFETY: `self.env` is the live env of the current call.
+        let value = unsafe { T::to_napi_value(self.env.raw(), value)? };
+        self.values.push(value);
+        if self.values.len() == PUSH_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let Some(push) = self.push else {
+            return Ok(());
+        };
+        if self.values.is_empty() {
+            return Ok(());
+        }
+        let mut ignored = std::ptr::null_mut();
+        // SAFETY: the array, its `push` method and every value are handles
+        // made in the current call's scope on `self.env`; `values` holds
+        // `values.len()` of them.
+        let status = unsafe {
+            napi::sys::napi_call_function(
+                self.env.raw(),
+                self.array.raw(),
+                push,
+                self.values.len(),
+                self.values.as_ptr(),
+                &mut ignored,
+            )
+        };
+        if status != napi::sys::Status::napi_ok {
+            return Err(Error::new(
+                Status::from(status),
+                "Array.prototype.push failed".to_owned(),
+            ));
+        }
+        self.values.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Array<'env>> {
+        self.flush()?;
+        Ok(self.array)
+    }
+}
+
+/// The result of `execute` as one flat array (each array or object made
+/// across N-API costs several calls; one array, see [`Packer`], is the
+/// least): `[changes, lastInsertRowid, state, columns₀,
+/// rowCount₀, cells₀…, columns₁, rowCount₁, cells₁…]`, one group per
+/// statement that returns columns: its column names joined by NUL (which no
+/// name holds), its row count, then every cell of every row, row after row.
+/// `state` has bit 1 set when no transaction is open, bit 2 when a sealed
+/// delta waits to be taken, and bit 4 ([`SUSPENDED`]) when the call goes on
+/// on an engine thread.
+fn output<'env>(env: &'env Env, out: Output) -> Result<Array<'env>> {
+    let len: usize = out
+        .sets
+        .iter()
+        .map(|set| 2 + set.columns.len() * set.rows.len())
+        .sum();
+    let mut result = Packer::new(env, 3 + len)?;
+    result.add(out.changes as f64)?;
+    result.add(integer(env, out.last_insert_rowid)?)?;
+    result.add(out.state)?;
+    for set in out.sets {
+        result.add(set.columns.join("\0"))?;
+        result.add(set.rows.len() as u32)?;
+        for cell in set.rows.into_iter().flatten() {
+            match cell {
+                Cell::Null => result.add(Null)?,
+                Cell::Integer(v) => result.add(integer(env, v)?)?,
+                Cell::Real(v) => result.add(v)?,
+                Cell::Text(v) => result.add(v)?,
+                Cell::Blob(v) => result.add(Uint8ArraySlice::copy_from(env, v)?)?,
+            }
+        }
+    }
+    result.finish()
 }
 
 /// `[[index, bytes], ...]` as a JS array of pairs.
@@ -375,34 +564,21 @@ impl NativeDatabase {
     }
 
     /// Runs `sql`. Returns `[changes, lastInsertRowid, state, columns₀,
-    /// rows₀, …]` (see [`output`]); with the [`SUSPENDED`] bit set in
-    /// `state`, the call goes on on an engine thread: call `resume()`.
+    /// rowCount₀, cells₀…, …]` (see [`output`]); with the [`SUSPENDED`] bit
+    /// set in `state`, the call goes on on an engine thread: call `resume()`.
     #[napi(
-        ts_return_type = "[changes: number, lastInsertRowid: number | bigint, state: number, ...columnsAndRows: (string[] | unknown[][])[]]"
+        ts_return_type = "[changes: number, lastInsertRowid: number | bigint, state: number, ...columnsRowCountsAndCells: unknown[]]"
     )]
     pub fn execute<'env>(
         &self,
         env: &'env Env,
-        sql: String,
-        positional: Option<Vec<JsParam>>,
-        named: Option<HashMap<String, JsParam>>,
+        #[napi(ts_arg_type = "string")] sql: Unknown<'_>,
+        #[napi(ts_arg_type = "unknown[] | null")] positional: Option<Array<'_>>,
+        #[napi(ts_arg_type = "Record<string, unknown> | null")] named: Option<Object<'_>>,
         collect: bool,
     ) -> Result<Array<'env>, String> {
-        let params = match (positional, named) {
-            (Some(values), _) => Params::Positional(
-                values
-                    .into_iter()
-                    .map(param)
-                    .collect::<Result<_, String>>()?,
-            ),
-            (None, Some(values)) => Params::Named(
-                values
-                    .into_iter()
-                    .map(|(k, v)| Ok((k, param(v)?)))
-                    .collect::<Result<_, String>>()?,
-            ),
-            (None, None) => Params::None,
-        };
+        let sql = sql_text(sql)?;
+        let params = params(positional, named)?;
         let step = self
             .lock()
             .execute(sql, params, collect, Mode::Inline)

@@ -449,9 +449,10 @@ class WasmDatabase {
 	}
 
 	/**
-	 * Runs `sql`. Returns `[changes, lastInsertRowid, state, columns₀, rows₀,
-	 * …]` as the native engine does (src/lib.rs `output`): a (columns, rows)
-	 * pair per statement that returns columns; `state` has bit 1 set when no
+	 * Runs `sql`. Returns `[changes, lastInsertRowid, state, columns₀,
+	 * rowCount₀, cells₀…, …]` as the native engine does (src/lib.rs
+	 * `output`): per statement that returns columns, its column names joined
+	 * by "\0", its row count and its cells row after row; `state` has bit 1 set when no
 	 * transaction is open and bit 2 when a sealed delta waits to be taken.
 	 * Seals as src/connection.rs execute does: at the end of the call and
 	 * before each statement of a script, when no transaction is open, even
@@ -510,7 +511,10 @@ class WasmDatabase {
 		this.#sealIfAutocommit();
 		const state = (x.sqlite3_get_autocommit(db) !== 0 ? 1 : 0) | (tracker.pendingSize !== null ? 2 : 0);
 		const result = [out.changes, integer(x.sqlite3_last_insert_rowid(db)), state];
-		for (const set of out.sets) result.push(set.columns, set.rows);
+		for (const set of out.sets) {
+			result.push(set.columns.join("\0"), set.count);
+			for (const cell of set.cells) result.push(cell);
+		}
 		return result;
 	}
 
@@ -630,13 +634,16 @@ class WasmDatabase {
 		if (collect && columnCount > 0) {
 			const columns = [];
 			for (let i = 0; i < columnCount; i++) columns.push(api.cstr(x.sqlite3_column_name(stmt, i)));
-			set = { columns, rows: [] };
+			set = { columns, count: 0, cells: [] };
 		}
 		try {
 			for (;;) {
 				const rc = x.sqlite3_step(stmt);
 				if (rc === SQLITE_ROW) {
-					if (set !== null) set.rows.push(this.#readRow(stmt, columnCount));
+					if (set !== null) {
+						this.#readRow(stmt, columnCount, set.cells);
+						set.count++;
+					}
 				} else if (rc === SQLITE_DONE) {
 					break;
 				} else {
@@ -651,37 +658,37 @@ class WasmDatabase {
 		if (x.sqlite3_stmt_readonly(stmt) === 0) this.#wrote = true;
 	}
 
-	/** src/values.rs read_row, then the conversion of src/lib.rs output. */
-	#readRow(stmt, columnCount) {
+	/** src/values.rs read_row, then the conversion of src/lib.rs output: appends the row's cells to `cells`. */
+	#readRow(stmt, columnCount, cells) {
 		const x = this.#x;
 		const api = this.#api;
-		const row = new Array(columnCount);
 		for (let i = 0; i < columnCount; i++) {
+			let cell;
 			switch (x.sqlite3_column_type(stmt, i)) {
 				case SQLITE_INTEGER:
-					row[i] = integer(x.sqlite3_column_int64(stmt, i));
+					cell = integer(x.sqlite3_column_int64(stmt, i));
 					break;
 				case SQLITE_FLOAT:
-					row[i] = x.sqlite3_column_double(stmt, i);
+					cell = x.sqlite3_column_double(stmt, i);
 					break;
 				case SQLITE_TEXT: {
 					const p = x.sqlite3_column_text(stmt, i);
 					const len = x.sqlite3_column_bytes(stmt, i);
 					// Every byte, NUL included; invalid UTF-8 becomes U+FFFD.
-					row[i] = len === 0 ? "" : api.decoder.decode(api.heap().subarray(p, p + len));
+					cell = len === 0 ? "" : api.decoder.decode(api.heap().subarray(p, p + len));
 					break;
 				}
 				case SQLITE_BLOB: {
 					const p = x.sqlite3_column_blob(stmt, i);
 					const len = x.sqlite3_column_bytes(stmt, i);
-					row[i] = len === 0 ? new Uint8Array(0) : api.heap().slice(p, p + len);
+					cell = len === 0 ? new Uint8Array(0) : api.heap().slice(p, p + len);
 					break;
 				}
 				default:
-					row[i] = null;
+					cell = null;
 			}
+			cells.push(cell);
 		}
-		return row;
 	}
 
 	/** Whether no transaction is open. */

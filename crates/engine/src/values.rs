@@ -133,7 +133,12 @@ pub fn read_row(row: &Row<'_>, column_count: usize) -> Result<Vec<Cell>, EngineE
             ValueRef::Real(v) => Cell::Real(v),
             // TEXT keeps every byte, NUL included; bytes that are not UTF-8
             // (only possible through casts) become U+FFFD.
-            ValueRef::Text(bytes) => Cell::Text(String::from_utf8_lossy(bytes).into_owned()),
+            // (Checking for UTF-8 first is much faster than a lossy
+            // conversion of text that is valid, as nearly all is.)
+            ValueRef::Text(bytes) => Cell::Text(match std::str::from_utf8(bytes) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+            }),
             ValueRef::Blob(bytes) => Cell::Blob(bytes.to_vec()),
         });
     }
