@@ -136,6 +136,14 @@ function checkChunks(values, first) {
 	return values.map((value, i) => checkChunk(value, first + i));
 }
 
+/** The engine's pending delta, `[size, maxSize, index₀, bytes₀, …]` or null, as `{ size, maxSize, chunks }`. */
+function readDelta(flat) {
+	if (flat === null) return null;
+	const chunks = [];
+	for (let i = 2; i < flat.length; i += 2) chunks.push([flat[i], flat[i + 1]]);
+	return { size: flat[0], maxSize: flat[1], chunks };
+}
+
 function range(start, end, step = 1) {
 	const out = [];
 	for (let i = start; i < end; i += step) out.push(i);
@@ -161,6 +169,8 @@ class Persistence {
 	#engine;
 	/** true: read the whole database at open; false: page lazily; undefined: by size. */
 	#preload;
+	/** Whether the database was opened paged lazily (it may then write pages it never read). */
+	#lazy = false;
 	/** The main file size the KV's metadata holds, or null if it has none (or may be wrong). */
 	#kvSize = null;
 	/**
@@ -258,6 +268,7 @@ class Persistence {
 				(this.#preload === false || loadSize > EAGER_SIZE) &&
 				hasChunkPages(first);
 		}
+		this.#lazy = lazy;
 		if (!lazy) await this.#loadFile(TAG_MAIN, loadSize, loaded);
 		if (journalSize !== null) await this.#loadFile(TAG_JOURNAL, journalSize, 0);
 		if (engine.open(loadSize, journalSize, lazy ? loaded : null)) {
@@ -386,7 +397,8 @@ class Persistence {
 	 * before anything of the commit is sent, so the KV holds them.
 	 */
 	async #loadImages() {
-		const unknown = this.#engine.unknownImages?.() ?? [];
+		if (!this.#lazy) return;
+		const unknown = this.#engine.unknownImages();
 		if (unknown.length === 0) return;
 		this.#engine.provideImages(Array.from(unknown), await this.#readChunks(unknown));
 	}
@@ -411,7 +423,7 @@ class Persistence {
 	 * recovery's commit point.
 	 */
 	async #recover(journalSize) {
-		const delta = this.#engine.takeDelta();
+		const delta = readDelta(this.#engine.takeDelta());
 		if (delta !== null) await this.#putMain(delta);
 		await this.#removeFile(TAG_JOURNAL, journalSize);
 		this.#engine.ack();
@@ -432,7 +444,7 @@ class Persistence {
 	 */
 	async commit() {
 		const engine = this.#engine;
-		const delta = engine.takeDelta();
+		const delta = readDelta(engine.takeDelta());
 		if (delta === null) return;
 		this.#ahead = [];
 		let sent = false;

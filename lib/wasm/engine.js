@@ -696,9 +696,10 @@ class WasmDatabase {
 		return this.#x.sqlite3_get_autocommit(this.#conn()) !== 0;
 	}
 
-	/** Takes the pending delta `{ size, maxSize, chunks }`, or null when nothing is pending. */
+	/** Takes the pending delta `[size, maxSize, index₀, bytes₀, …]`, or null when nothing is pending. */
 	takeDelta() {
-		return this.#trackerOrThrow().take();
+		const delta = this.#trackerOrThrow().take();
+		return delta === null ? null : [delta.size, delta.maxSize, ...delta.chunks.flat()];
 	}
 
 	/**

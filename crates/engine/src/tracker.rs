@@ -33,6 +33,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io;
+use std::sync::Arc;
 
 use crate::pos_io;
 
@@ -47,7 +48,12 @@ pub type Images<'a> = (u64, Vec<(u32, &'a [u8])>);
 
 /// A chunk's bytes at some moment, or `None`: what the KV holds (the chunk
 /// was remote then).
-type Image = Option<Vec<u8>>;
+/// Shared: the durable and sealed images of a chunk are often the same bytes.
+type Image = Option<Arc<Vec<u8>>>;
+
+/// Most chunks whose latest bytes the tracker keeps between two seals (a
+/// larger transaction's chunks are read back at the seal).
+const LATEST_CAPACITY: usize = 1024;
 
 /// Fewest and most chunks one page fetch asks for: a miss far from the last
 /// one fetches [`MIN_WINDOW`] chunks; each miss near the previous fetch
@@ -160,6 +166,10 @@ pub struct Tracker {
     /// Seals that added to the pending delta, ever (callers compare counts).
     seals: u64,
     remote: Remote,
+    /// The bytes SQLite last wrote to whole chunks since the last seal, so a
+    /// seal need not read them back (at most [`LATEST_CAPACITY`] chunks; a
+    /// chunk written in part, or truncated, is read back).
+    latest: HashMap<u32, Vec<u8>>,
     /// Read-ahead: the span of the last fetch, and its window's length.
     window_start: u32,
     window_end: u32,
@@ -181,6 +191,7 @@ impl Tracker {
         let end = size.div_ceil(CHUNK_SIZE).min(u32::MAX as u64) as u32;
         let remote = remote_from.map_or_else(Remote::default, |from| Remote::new(from, end));
         Ok(Tracker {
+            latest: HashMap::new(),
             remote,
             // No fetch yet: no miss is near it.
             window_start: u32::MAX,
@@ -223,7 +234,7 @@ impl Tracker {
         let bytes = if self.remote.get(index) {
             None
         } else {
-            Some(self.read_chunk(index)?)
+            Some(Arc::new(self.read_chunk(index)?))
         };
         if need_durable && need_sealed {
             self.durable.insert(index, bytes.clone());
@@ -253,8 +264,27 @@ impl Tracker {
     pub fn after_write(&mut self, offset: u64, len: u64) {
         for index in chunk_range(offset, offset + len) {
             self.remote.set(index, false);
+            self.latest.remove(&index);
         }
         self.size = self.size.max(offset + len);
+    }
+
+    /// [`Tracker::after_write`] of `bytes`, written at `offset`: keeps the
+    /// bytes of the whole chunks it wrote for the next seal.
+    pub fn after_write_bytes(&mut self, offset: u64, bytes: &[u8]) {
+        self.after_write(offset, bytes.len() as u64);
+        if self.latest.len() >= LATEST_CAPACITY {
+            return;
+        }
+        let end = offset + bytes.len() as u64;
+        for index in chunk_range(offset, end) {
+            let start = index as u64 * CHUNK_SIZE;
+            if start >= offset && start + CHUNK_SIZE <= end {
+                let at = (start - offset) as usize;
+                self.latest
+                    .insert(index, bytes[at..at + CHUNK_SIZE as usize].to_vec());
+            }
+        }
     }
 
     /// Called before SQLite truncates (or extends) the file to `new_size`.
@@ -273,6 +303,8 @@ impl Tracker {
     /// Called after a successful truncate. Chunks past the new end are no
     /// longer the KV's (they read as zeros if the file grows again).
     pub fn after_truncate(&mut self, new_size: u64) {
+        let end = new_size / CHUNK_SIZE;
+        self.latest.retain(|&index, _| (index as u64) < end);
         self.remote
             .clear_from(new_size.div_ceil(CHUNK_SIZE).min(u32::MAX as u64) as u32);
         self.size = new_size;
@@ -382,14 +414,22 @@ impl Tracker {
             return Ok(());
         }
         let sealed = std::mem::take(&mut self.sealed);
+        let mut latest = std::mem::take(&mut self.latest);
         let mut changed = false;
         for (index, before) in sealed {
-            if index as u64 * CHUNK_SIZE >= self.size {
+            let start = index as u64 * CHUNK_SIZE;
+            if start >= self.size {
                 continue;
             }
-            let now = self.read_chunk(index)?;
+            let now = match latest.remove(&index) {
+                Some(mut bytes) => {
+                    bytes.truncate(self.size.saturating_sub(start).min(CHUNK_SIZE) as usize);
+                    bytes
+                }
+                None => self.read_chunk(index)?,
+            };
             // An unknown before-image (the chunk was remote) counts as changed.
-            if before.as_ref() != Some(&now) {
+            if before.as_deref() != Some(&now) {
                 self.pending.insert(index, now);
                 changed = true;
             }
@@ -459,6 +499,7 @@ impl Tracker {
         self.file.set_len(self.durable_size)?;
         self.durable.clear();
         self.sealed.clear();
+        self.latest.clear();
         self.pending.clear();
         self.pending_size = None;
         self.size = self.durable_size;
@@ -474,7 +515,7 @@ impl Tracker {
         let mut images = Vec::new();
         for (index, image) in &self.durable {
             if (*index as u64) * CHUNK_SIZE < self.durable_size {
-                images.push((*index, image.as_deref()?));
+                images.push((*index, image.as_deref()?.as_slice()));
             }
         }
         images.sort_unstable_by_key(|(index, _)| *index);
@@ -505,6 +546,7 @@ impl Tracker {
             .min(CHUNK_SIZE) as usize;
         let mut image = bytes[..bytes.len().min(len)].to_vec();
         image.resize(len, 0);
+        let image = Arc::new(image);
         for map in [&mut self.durable, &mut self.sealed] {
             if let Some(slot @ None) = map.get_mut(&index) {
                 *slot = Some(image.clone());

@@ -348,7 +348,10 @@ unsafe extern "C" fn x_write(
     };
     if rc == ffi::SQLITE_OK {
         if let Some(tracker) = guard.as_mut() {
-            tracker.after_write(offset_u, amount_u);
+            // SAFETY: `buf` holds `amount` bytes per SQLite's contract, and
+            // SQLite does not change them during the call.
+            let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), amount_u as usize) };
+            tracker.after_write_bytes(offset_u, bytes);
         }
     }
     rc

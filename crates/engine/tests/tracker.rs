@@ -216,18 +216,14 @@ fn remote_chunks_are_fetched_marked_local_and_restored_as_remote() {
     assert_eq!(tracker.remote_chunks(), (1..200).collect::<Vec<u32>>());
 
     // A read of chunk 10 asks for it alone; the next, just past it, for more.
-    let first = tracker
-        .plan_fetch(10 * CHUNK_SIZE, CHUNK_SIZE)
-        .unwrap();
+    let first = tracker.plan_fetch(10 * CHUNK_SIZE, CHUNK_SIZE).unwrap();
     assert_eq!(first, vec![10]);
     tracker.fill(&first, &[Some(&[7u8; CHUNK][..])]).unwrap();
     assert!(
         tracker.plan_fetch(10 * CHUNK_SIZE, 100).is_none(),
         "local now"
     );
-    let next = tracker
-        .plan_fetch(11 * CHUNK_SIZE, CHUNK_SIZE)
-        .unwrap();
+    let next = tracker.plan_fetch(11 * CHUNK_SIZE, CHUNK_SIZE).unwrap();
     assert_eq!(next, vec![11, 12]);
     let chunks: Vec<Option<&[u8]>> = vec![None, Some(&[9u8; 100][..])];
     tracker.fill(&next, &chunks).unwrap();
