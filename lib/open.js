@@ -45,6 +45,20 @@ function checkArguments(fileName, kv, options) {
 	}
 }
 
+/**
+ * Waits while `map` holds, under `key`, a database that is closing (an actor
+ * put to sleep and woken at once); throws `busy()` if it holds one that is
+ * open or opening (null). `check()` runs after each wait.
+ */
+async function waitForClosing(map, key, busy, check = () => {}) {
+	while (map.has(key)) {
+		const current = map.get(key);
+		if (current === null || !current.closed) throw busy();
+		await current.close().catch(() => {});
+		check();
+	}
+}
+
 /** The longest one call may run unless `timeoutMs` says otherwise. */
 const DEFAULT_TIMEOUT_MS = 30_000;
 
@@ -70,15 +84,7 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 	if (preload !== undefined && typeof preload !== "boolean") {
 		throw new TypeError(`preload must be a boolean, got ${typeof preload}`);
 	}
-	// A database on this KV that is closing is waited for (an actor put to
-	// sleep and woken again at once); one that is open or opening is not.
-	while (kvInUse.has(kv)) {
-		const current = kvInUse.get(kv);
-		if (current === null || !current.closed) {
-			throw new Error(`This KV store already has an open database (opening "${fileName}")`);
-		}
-		await current.close().catch(() => {});
-	}
+	await waitForClosing(kvInUse, kv, () => new Error(`This KV store already has an open database (opening "${fileName}")`));
 	kvInUse.set(kv, null);
 	let engine = null;
 	let untrack = null;
@@ -117,15 +123,14 @@ class SqliteVfs {
 
 	async open(fileName, kv, options) {
 		if (this.#destroyed) throw new Error("SqliteVfs is closed");
-		// A database of this name that is closing is waited for.
-		while (this.#databases.has(fileName)) {
-			const current = this.#databases.get(fileName);
-			if (current === null || !current.closed) {
-				throw new Error(`SqliteVfs: fileName "${fileName}" is already open on this instance`);
-			}
-			await current.close().catch(() => {});
-			if (this.#destroyed) throw new Error("SqliteVfs is closed");
-		}
+		await waitForClosing(
+			this.#databases,
+			fileName,
+			() => new Error(`SqliteVfs: fileName "${fileName}" is already open on this instance`),
+			() => {
+				if (this.#destroyed) throw new Error("SqliteVfs is closed");
+			},
+		);
 		this.#databases.set(fileName, null);
 		let db;
 		try {
