@@ -180,4 +180,32 @@ describe("interrupt()", () => {
 		await db.close();
 		await other.close();
 	});
+
+	test("a write made long by a trigger created since it last ran leaves the JS thread", async (t) => {
+		const db = await open(createTestKv());
+		if (db.backend !== "native") {
+			t.skip("the WASM engine runs calls on the JS thread");
+			await db.close();
+			return;
+		}
+		await db.exec("CREATE TABLE t(v); CREATE TABLE log(n)");
+		const insert = "INSERT INTO t(v) VALUES (?)";
+		await db.exec("BEGIN");
+		// A quick write inside a transaction runs inline: the engine learns it is quick.
+		await db.run(insert, [1]);
+		await db.exec(
+			"CREATE TRIGGER slow AFTER INSERT ON t BEGIN INSERT INTO log SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT x FROM c); END",
+		);
+		let ticks = 0;
+		const timer = setInterval(() => ticks++, 10);
+		const started = performance.now();
+		await db.run(insert, [2]);
+		const elapsed = performance.now() - started;
+		clearInterval(timer);
+		assert.ok(ticks >= Math.min(5, elapsed / 40), `${ticks} timer ticks in ${Math.round(elapsed)} ms`);
+		assert.equal(db.inTransaction, true);
+		await db.exec("COMMIT");
+		assert.deepEqual(await rows(db, "SELECT n FROM log"), [[3_000_000]]);
+		await db.close();
+	});
 });

@@ -629,20 +629,20 @@ class WasmDatabase {
 		const x = this.#x;
 		const api = this.#api;
 		const before = x.sqlite3_total_changes64(db);
-		const columnCount = x.sqlite3_column_count(stmt);
-		let set = null;
-		if (collect && columnCount > 0) {
-			const columns = [];
-			for (let i = 0; i < columnCount; i++) columns.push(api.cstr(x.sqlite3_column_name(stmt, i)));
-			set = { columns, count: 0, cells: [] };
-		}
+		// The columns are read once the statement has stepped: a statement
+		// prepared before a schema change is prepared again by its first
+		// step, and only then has the new columns.
+		let columnCount = -1;
+		const cells = [];
+		let count = 0;
 		try {
 			for (;;) {
 				const rc = x.sqlite3_step(stmt);
 				if (rc === SQLITE_ROW) {
-					if (set !== null) {
-						this.#readRow(stmt, columnCount, set.cells);
-						set.count++;
+					if (collect) {
+						if (columnCount === -1) columnCount = x.sqlite3_column_count(stmt);
+						this.#readRow(stmt, columnCount, cells);
+						count++;
 					}
 				} else if (rc === SQLITE_DONE) {
 					break;
@@ -652,6 +652,13 @@ class WasmDatabase {
 			}
 		} finally {
 			x.sqlite3_reset(stmt);
+		}
+		let set = null;
+		columnCount = x.sqlite3_column_count(stmt);
+		if (collect && columnCount > 0) {
+			const columns = [];
+			for (let i = 0; i < columnCount; i++) columns.push(api.cstr(x.sqlite3_column_name(stmt, i)));
+			set = { columns, count, cells };
 		}
 		if (x.sqlite3_total_changes64(db) !== before) out.changes += Number(x.sqlite3_changes64(db));
 		if (set !== null) out.sets.push(set);

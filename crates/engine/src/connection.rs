@@ -5,6 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
@@ -115,6 +116,9 @@ pub struct Database {
     suspended: Option<Suspended>,
     /// Whether a statement (by its SQL) may run long: see [`script::is_heavy`], by SQL text.
     heavy: RefCell<HashMap<String, bool>>,
+    /// Set by the authorizer when a statement that changes the schema is
+    /// prepared: what `heavy` knows may then be wrong (a new trigger).
+    schema_changed: Arc<AtomicBool>,
 }
 
 impl Database {
@@ -142,6 +146,7 @@ impl Database {
             timeout: None,
             suspended: None,
             heavy: RefCell::default(),
+            schema_changed: Arc::default(),
         })
     }
 
@@ -276,7 +281,13 @@ impl Database {
         configure(&conn)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2)?;
         conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_LENGTH)?;
-        conn.authorizer(Some(policy::authorize))?;
+        let schema_changed = self.schema_changed.clone();
+        conn.authorizer(Some(move |context: rusqlite::hooks::AuthContext<'_>| {
+            if policy::changes_schema(&context.action) {
+                schema_changed.store(true, Ordering::Relaxed);
+            }
+            policy::authorize(context)
+        }))?;
         let control = self.control.clone();
         conn.progress_handler(PROGRESS_OPS, Some(move || control.should_stop()))?;
         self.conn = Some(conn);
@@ -522,6 +533,9 @@ impl Database {
     fn note_write(&self, stmt: &rusqlite::Statement<'_>) {
         if !stmt.readonly() {
             self.wrote.set(true);
+            if self.schema_changed.swap(false, Ordering::Relaxed) {
+                self.heavy.borrow_mut().clear();
+            }
         }
     }
 
@@ -787,19 +801,25 @@ fn run_statement(
     out: &mut Output,
 ) -> Result<(), EngineError> {
     let before = conn.total_changes();
-    let column_count = stmt.column_count();
-    let mut set = (collect && column_count > 0).then(|| ResultSet {
-        columns: stmt.column_names().map(str::to_owned).collect(),
-        rows: Vec::new(),
-    });
+    // The columns are read once the statement has stepped: if the schema
+    // changed since it was prepared (a cached statement after ALTER TABLE),
+    // SQLite prepares it again on its first step, and only then does it
+    // have the new columns.
+    let mut collected = Vec::new();
     {
         let mut rows = stmt.raw_query();
+        let mut column_count = None;
         while let Some(row) = rows.next()? {
-            if let Some(set) = set.as_mut() {
-                set.rows.push(read_row(row, column_count)?);
+            if collect {
+                let count = *column_count.get_or_insert_with(|| row.as_ref().column_count());
+                collected.push(read_row(row, count)?);
             }
         }
     }
+    let set = (collect && stmt.column_count() > 0).then(|| ResultSet {
+        columns: stmt.column_names().map(str::to_owned).collect(),
+        rows: collected,
+    });
     if conn.total_changes() != before {
         out.changes += conn.changes();
     }

@@ -58,3 +58,25 @@ pub fn authorize(context: AuthContext<'_>) -> Authorization {
         _ => Authorization::Allow,
     }
 }
+
+/// Whether a statement doing `action` changes the schema in a way that can
+/// change what other statements do (a trigger, or a table or view that may
+/// carry triggers, created, dropped or altered).
+pub fn changes_schema(action: &AuthAction<'_>) -> bool {
+    matches!(
+        action,
+        AuthAction::CreateTrigger { .. }
+            | AuthAction::CreateTempTrigger { .. }
+            | AuthAction::DropTrigger { .. }
+            | AuthAction::DropTempTrigger { .. }
+            | AuthAction::CreateTable { .. }
+            | AuthAction::CreateTempTable { .. }
+            | AuthAction::DropTable { .. }
+            | AuthAction::DropTempTable { .. }
+            | AuthAction::CreateView { .. }
+            | AuthAction::CreateTempView { .. }
+            | AuthAction::DropView { .. }
+            | AuthAction::DropTempView { .. }
+            | AuthAction::AlterTable { .. }
+    )
+}

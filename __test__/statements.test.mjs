@@ -1,0 +1,121 @@
+// The same SQL text run again and again (the engines keep its prepared
+// statement, and what they learnt of it): results stay those of a fresh run
+// across schema changes, many distinct texts, calls finished on an engine
+// thread, failed KV writes and errors.
+
+import { test, describe } from "node:test";
+import assert from "node:assert/strict";
+
+import { SqliteError } from "../index.mjs";
+import { createTestKv } from "./helpers/kv.mjs";
+import { open, rows } from "./helpers/db.mjs";
+
+/** A finite query that runs long enough (tens of ms or more) to leave the JS thread. */
+const SLOW = (n = 300_000) =>
+	`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) SELECT count(*), sum(x) FROM c`;
+
+const isCode = (code) => (error) => error instanceof SqliteError && error.code === code;
+
+describe("the same SQL text across calls", () => {
+	// A cached statement is prepared again by SQLite at its first step after
+	// a schema change: its columns were once read before that step, and came
+	// out stale (both engines).
+	test("follows schema changes between calls", async () => {
+		const db = await open(createTestKv());
+		await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, a)");
+		await db.run("INSERT INTO t VALUES (1, 'one')");
+		const select = "SELECT * FROM t WHERE id = ?";
+		const insert = "INSERT INTO t(id, a) VALUES (?, ?)";
+		for (let i = 0; i < 3; i++) {
+			assert.deepEqual(await db.query(select, [1]), { rows: [[1, "one"]], columns: ["id", "a"] });
+		}
+		await db.exec("ALTER TABLE t ADD COLUMN b DEFAULT 'bee'");
+		assert.deepEqual(await db.query(select, [1]), { rows: [[1, "one", "bee"]], columns: ["id", "a", "b"] });
+		await db.run(insert, [2, "two"]);
+		await db.exec("DROP TABLE t; CREATE TABLE t(id INTEGER PRIMARY KEY, x, y, a)");
+		assert.deepEqual(await db.query(select, [1]), { rows: [], columns: ["id", "x", "y", "a"] });
+		await db.run(insert, [1, "uno"]);
+		assert.deepEqual(await db.query(select, [1]), { rows: [[1, null, null, "uno"]], columns: ["id", "x", "y", "a"] });
+		await db.exec("DROP TABLE t");
+		await assert.rejects(db.query(select, [1]), (e) => isCode("SQLITE_ERROR")(e) && /no such table/.test(e.message));
+		await assert.rejects(db.run(insert, [1, "x"]), isCode("SQLITE_ERROR"));
+		await db.exec("CREATE TABLE t(a, id INTEGER PRIMARY KEY)");
+		await db.run(insert, [7, "seven"]);
+		assert.deepEqual(await rows(db, select, [7]), [["seven", 7]]);
+		await db.close();
+	});
+
+	test("many distinct texts, beyond what is kept, interleaved with hot ones", async () => {
+		const db = await open(createTestKv());
+		await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v)");
+		const hot = "SELECT count(*), coalesce(sum(v), 0) FROM t";
+		let count = 0;
+		let sum = 0;
+		for (let round = 0; round < 3; round++) {
+			for (let i = 0; i < 400; i++) {
+				// Each text distinct; every text runs once per round.
+				await db.run(`INSERT INTO t(v) VALUES (? + ${i})`, [round]);
+				count++;
+				sum += round + i;
+				if (i % 50 === 0) assert.deepEqual(await rows(db, hot), [[count, sum]]);
+				const [[v]] = await rows(db, `SELECT v FROM t WHERE id = ? AND ${i} = ${i}`, [count]);
+				assert.equal(v, round + i);
+			}
+		}
+		// Scripts of several statements, run again and again, run whole.
+		const script = "INSERT INTO t(v) VALUES (1); INSERT INTO t(v) VALUES (2)";
+		for (let i = 0; i < 4; i++) await db.exec(script);
+		assert.deepEqual(await rows(db, hot), [[count + 8, sum + 12]]);
+		const two = "SELECT 1 AS a; SELECT 2 AS b";
+		for (let i = 0; i < 3; i++) assert.deepEqual(await db.query(two), { rows: [[1], [2]], columns: ["a"] });
+		await db.close();
+	});
+
+	test("a statement finished on an engine thread gives what an inline run gives", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+		const n = 300_000;
+		for (let i = 0; i < 3; i++) assert.deepEqual(await rows(db, SLOW(n)), [[n, (n * (n + 1)) / 2]]);
+		const fill = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) INSERT INTO t(v) SELECT 'r' || x FROM c";
+		const update = "UPDATE t SET v = v || '+' WHERE id > ?";
+		const light = "INSERT INTO t(v) VALUES (?)";
+		for (let i = 0; i < 3; i++) {
+			// A long write inside a transaction runs to its end on an engine
+			// thread, the transaction still open; a quick one runs inline.
+			await db.exec("BEGIN");
+			assert.equal((await db.run(fill, [20_000])).changes, 20_000);
+			assert.equal((await db.run(update, [0])).changes, 20_000 * (i + 1) + i);
+			assert.equal((await db.run(light, ["light"])).changes, 1);
+			assert.equal(db.inTransaction, true);
+			await db.exec("COMMIT");
+		}
+		assert.deepEqual(await rows(db, "SELECT count(*), sum(v LIKE 'light%') FROM t"), [[60_003, 3]]);
+		const copy = await open(kv.clone());
+		assert.deepEqual(await rows(copy, "SELECT count(*), sum(length(v)) FROM t"), await rows(db, "SELECT count(*), sum(length(v)) FROM t"));
+		await copy.close();
+		await db.close();
+	});
+
+	test("errors, and a failed KV write that undoes a call", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v UNIQUE)");
+		const insert = "INSERT INTO t(v) VALUES (?)";
+		await db.run(insert, ["a"]);
+		for (let i = 0; i < 3; i++) {
+			await assert.rejects(db.run(insert, ["a"]), isCode("SQLITE_CONSTRAINT_UNIQUE"));
+			await assert.rejects(db.run(insert, []), RangeError);
+			await assert.rejects(db.run(insert, ["b", "c"]), RangeError);
+		}
+		kv.failWhen((call) => call.method === "putBatch" || call.method === "put");
+		await assert.rejects(db.run(insert, ["lost"]), isCode("SQLITE_IOERR_WRITE"));
+		kv.clearFaults();
+		for (let i = 0; i < 3; i++) await db.run(insert, [`kept${i}`]);
+		assert.deepEqual(await rows(db, "SELECT v FROM t ORDER BY id"), [["a"], ["kept0"], ["kept1"], ["kept2"]]);
+		const copy = await open(kv.clone());
+		assert.deepEqual(await rows(copy, "SELECT v FROM t ORDER BY id"), [["a"], ["kept0"], ["kept1"], ["kept2"]]);
+		await copy.close();
+		await db.close();
+	});
+});
