@@ -731,6 +731,9 @@ impl Database {
             conn.close().map_err(|(_, error)| error)?;
         }
         self.tracker()?.restore()?;
+        // The schema may be back to an older one (a trigger the failed
+        // write dropped): what was learnt of statements since may be wrong.
+        self.heavy.borrow_mut().clear();
         Ok(())
     }
 
