@@ -76,6 +76,19 @@ describe("lazy paging", () => {
 		await assert.rejects(open(kv, { preload: "yes" }), TypeError);
 	});
 
+	test("with the smallest KV limits (2 keys per call), every call keeps to them", async () => {
+		const kv = await bigKv();
+		for (const preload of [false, true]) {
+			kv.resetCounts();
+			const db = await open(kv, { preload, limits: { maxKeysPerCall: 2 } });
+			assert.deepEqual(await rows(db, "SELECT length(v) FROM t WHERE id = ?", [4321]), [[300]]);
+			assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[ROWS]]);
+			await db.close();
+			const widest = Math.max(...kv.calls.map((c) => c.keys.length));
+			assert.ok(widest <= 2, `a call with ${widest} keys`);
+		}
+	});
+
 	test("export() of a database paged lazily is the whole file", async () => {
 		const kv = await bigKv();
 		const eager = await open(kv.clone(), { preload: true });

@@ -244,6 +244,8 @@ class Persistence {
 		const keys = [metaKey(TAG_MAIN), metaKey(TAG_JOURNAL)];
 		for (let i = 0; i < head; i++) keys.push(chunkKey(TAG_MAIN, i));
 		const [mainMeta, journalMeta, ...chunks] = await this.#getBatch(keys);
+		// A KV that takes only two keys per call gets page 1 in a call of its own.
+		if (head === 0 && mainMeta != null) chunks.push(...(await this.#getBatch([chunkKey(TAG_MAIN, 0)])));
 		const mainSize = mainMeta == null ? 0 : decodeMeta(mainMeta, TAG_MAIN);
 		const journalSize = journalMeta == null ? null : decodeMeta(journalMeta, TAG_JOURNAL);
 		this.#kvSize = mainMeta == null ? null : mainSize;
@@ -259,7 +261,7 @@ class Persistence {
 				if (!isDatabaseHeader(first)) throw new SqliteError("file is not a database", "SQLITE_NOTADB");
 				loadSize = Math.min(mainSize, headerSize(first) ?? mainSize);
 			}
-			loaded = Math.min(head, chunkCount(loadSize));
+			loaded = Math.min(chunks.length, chunkCount(loadSize));
 			engine.loadChunks(TAG_MAIN, 0, checkChunks(chunks.slice(0, loaded), 0));
 			lazy =
 				engine.pagesLazily === true &&
