@@ -329,15 +329,18 @@ class Persistence {
 			if (first < end) ahead.push({ first, end, chunks: this.#readChunks(range(first, end)).catch(() => null) });
 		}
 		this.#ahead = ahead.slice(-READ_AHEAD_WINDOWS);
+		// Each window that holds some of the chunks is awaited once.
+		const windowOf = (index) => ahead.findIndex((w) => index >= w.first && index < w.end);
+		const used = new Set(indices.map(windowOf));
+		const read = await Promise.all(ahead.map((w, k) => (used.has(k) ? w.chunks : null)));
 		const out = new Array(indices.length).fill(null);
 		const rest = [];
-		for (let i = 0; i < indices.length; i++) {
-			const index = indices[i];
-			const window = ahead.find((w) => index >= w.first && index < w.end);
-			const chunks = window === undefined ? null : await window.chunks;
+		indices.forEach((index, i) => {
+			const k = windowOf(index);
+			const chunks = k === -1 ? null : read[k];
 			if (chunks === null) rest.push(i);
-			else out[i] = chunks[index - window.first];
-		}
+			else out[i] = chunks[index - ahead[k].first];
+		});
 		if (rest.length > 0) {
 			const values = await this.#readChunks(rest.map((i) => indices[i]));
 			rest.forEach((slot, k) => {
