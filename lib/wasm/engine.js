@@ -705,8 +705,7 @@ class WasmDatabase {
 
 	/** Takes the pending delta `[size, maxSize, index₀, bytes₀, …]`, or null when nothing is pending. */
 	takeDelta() {
-		const delta = this.#trackerOrThrow().take();
-		return delta === null ? null : [delta.size, delta.maxSize, ...delta.chunks.flat()];
+		return this.#trackerOrThrow().take();
 	}
 
 	/**

@@ -187,11 +187,11 @@ class Tracker {
 		this.seals++;
 	}
 
-	/** Takes the pending delta `{ size, maxSize, chunks }` (chunks sorted), or null. */
+	/** Takes the pending delta `[size, maxSize, index₀, bytes₀, …]` (chunks sorted), or null. */
 	take() {
 		if (this.pendingSize === null) return null;
-		const chunks = [...this.pending].sort((a, b) => a[0] - b[0]);
-		const delta = { ...this.pendingSize, chunks };
+		const delta = [this.pendingSize.size, this.pendingSize.maxSize];
+		for (const [index, bytes] of [...this.pending].sort((a, b) => a[0] - b[0])) delta.push(index, bytes);
 		this.pending = new Map();
 		this.pendingSize = null;
 		return delta;
