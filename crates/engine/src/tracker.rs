@@ -55,6 +55,13 @@ type Image = Option<Arc<Vec<u8>>>;
 /// larger transaction's chunks are read back at the seal).
 const LATEST_CAPACITY: usize = 1024;
 
+/// A seal of at most this many chunks keeps their bytes for the next
+/// transaction: the pages a small commit wrote (the header, a table's last
+/// leaf) are most often the ones the next one writes, and their
+/// before-images then need no read of the file. A larger seal keeps none
+/// (an idle database holds little memory).
+const KEEP_AFTER_SEAL: usize = 32;
+
 /// Fewest and most chunks one page fetch asks for: a miss far from the last
 /// one fetches [`MIN_WINDOW`] chunks; each miss near the previous fetch
 /// doubles the window, up to [`MAX_WINDOW`] (eight `getBatch` calls of 128
@@ -149,7 +156,7 @@ pub struct Delta {
     pub max_size: u64,
     /// Chunks whose bytes changed, in index order, each with its bytes at the
     /// last seal that changed it, within `size` (the last may be shorter).
-    pub chunks: Chunks,
+    pub chunks: Vec<(u32, Arc<Vec<u8>>)>,
 }
 
 pub struct Tracker {
@@ -160,16 +167,19 @@ pub struct Tracker {
     durable: HashMap<u32, Image>,
     sealed: HashMap<u32, Image>,
     /// Sealed changes not yet taken: chunk bytes at their last seal.
-    pending: BTreeMap<u32, Vec<u8>>,
+    pending: BTreeMap<u32, Arc<Vec<u8>>>,
     /// `Some((size, max_size))` while a sealed delta waits to be taken.
     pending_size: Option<(u64, u64)>,
     /// Seals that added to the pending delta, ever (callers compare counts).
     seals: u64,
     remote: Remote,
-    /// The bytes SQLite last wrote to whole chunks since the last seal, so a
-    /// seal need not read them back (at most [`LATEST_CAPACITY`] chunks; a
-    /// chunk written in part, or truncated, is read back).
-    latest: HashMap<u32, Vec<u8>>,
+    /// The file's bytes of some whole chunks, as SQLite last wrote them: the
+    /// chunks written since the last seal (at most [`LATEST_CAPACITY`]; a
+    /// chunk written in part, or truncated, is dropped), and those of the
+    /// last seal if it was small (see [`KEEP_AFTER_SEAL`]). A seal takes a
+    /// chunk's bytes from here, and so does a before-image, instead of
+    /// reading the file.
+    latest: HashMap<u32, Arc<Vec<u8>>>,
     /// Read-ahead: the span of the last fetch, and its window's length.
     window_start: u32,
     window_end: u32,
@@ -233,6 +243,8 @@ impl Tracker {
         }
         let bytes = if self.remote.get(index) {
             None
+        } else if let Some(bytes) = self.latest.get(&index) {
+            Some(bytes.clone())
         } else {
             Some(Arc::new(self.read_chunk(index)?))
         };
@@ -281,9 +293,19 @@ impl Tracker {
             let start = index as u64 * CHUNK_SIZE;
             if start >= offset && start + CHUNK_SIZE <= end {
                 let at = (start - offset) as usize;
-                self.latest
-                    .insert(index, bytes[at..at + CHUNK_SIZE as usize].to_vec());
+                self.latest.insert(
+                    index,
+                    Arc::new(bytes[at..at + CHUNK_SIZE as usize].to_vec()),
+                );
             }
+        }
+    }
+
+    /// Called after a failed write of `len` bytes at `offset`: the chunks it
+    /// covers may hold any part of it, so their bytes are read back.
+    pub fn write_failed(&mut self, offset: u64, len: u64) {
+        for index in chunk_range(offset, offset + len) {
+            self.latest.remove(&index);
         }
     }
 
@@ -415,18 +437,23 @@ impl Tracker {
         }
         let sealed = std::mem::take(&mut self.sealed);
         let mut latest = std::mem::take(&mut self.latest);
+        let keep = sealed.len() <= KEEP_AFTER_SEAL;
         let mut changed = false;
         for (index, before) in sealed {
             let start = index as u64 * CHUNK_SIZE;
             if start >= self.size {
                 continue;
             }
+            let len = self.size.saturating_sub(start).min(CHUNK_SIZE) as usize;
             let now = match latest.remove(&index) {
-                Some(mut bytes) => {
-                    bytes.truncate(self.size.saturating_sub(start).min(CHUNK_SIZE) as usize);
+                Some(bytes) if bytes.len() == len => {
+                    if keep {
+                        self.latest.insert(index, bytes.clone());
+                    }
                     bytes
                 }
-                None => self.read_chunk(index)?,
+                Some(bytes) => Arc::new(bytes[..len.min(bytes.len())].to_vec()),
+                None => Arc::new(self.read_chunk(index)?),
             };
             // An unknown before-image (the chunk was remote) counts as changed.
             if before.as_deref() != Some(&now) {

@@ -353,6 +353,8 @@ unsafe extern "C" fn x_write(
             let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), amount_u as usize) };
             tracker.after_write_bytes(offset_u, bytes);
         }
+    } else if let Some(tracker) = guard.as_mut() {
+        tracker.write_failed(offset_u, amount_u);
     }
     rc
 }
