@@ -9,8 +9,10 @@
 // (native: finishes on an engine thread what open() or execute() handed
 // over; resolves with the result, or with a page request `{ id, chunks }`
 // that next() and supply() answer), setTimeout(ms), interrupt(),
-// isAutocommit(), lastCallChanged(), takeDelta(), journal(), ack(),
-// restore(), export(), close(), and the `backend` property. Engines that
+// isAutocommit(), lastCallChanged(), takeDelta(slab, at) (the sealed delta,
+// its bytes copied into `slab` from `at` if they fit: see persist.js),
+// journal(), ack(), restore(), export(), close(), and the `backend`
+// property. Engines that
 // page lazily (native: `pagesLazily`) also have unknownImages(),
 // provideImages(indices, chunks) and remoteChunks().
 //

@@ -703,9 +703,9 @@ class WasmDatabase {
 		return this.#x.sqlite3_get_autocommit(this.#conn()) !== 0;
 	}
 
-	/** Takes the pending delta `[size, maxSize, index₀, bytes₀, …]`, or null when nothing is pending. */
-	takeDelta() {
-		return this.#trackerOrThrow().take();
+	/** Takes the pending delta (see Tracker#take), or null when nothing is pending. */
+	takeDelta(slab, at) {
+		return this.#trackerOrThrow().take(slab, at);
 	}
 
 	/**

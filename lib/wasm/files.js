@@ -187,11 +187,25 @@ class Tracker {
 		this.seals++;
 	}
 
-	/** Takes the pending delta `[size, maxSize, index₀, bytes₀, …]` (chunks sorted), or null. */
-	take() {
+	/**
+	 * Takes the pending delta, or null: `[size, maxSize, where, index₀,
+	 * length₀, …]`, chunks sorted, their bytes end to end in `slab` from `at`
+	 * if they fit (`where` is then `at`), else in a new array (`where`).
+	 */
+	take(slab, at) {
 		if (this.pendingSize === null) return null;
-		const delta = [this.pendingSize.size, this.pendingSize.maxSize];
-		for (const [index, bytes] of [...this.pending].sort((a, b) => a[0] - b[0])) delta.push(index, bytes);
+		const chunks = [...this.pending].sort((a, b) => a[0] - b[0]);
+		let total = 0;
+		for (const [, bytes] of chunks) total += bytes.length;
+		const fits = at + total <= slab.length;
+		const target = fits ? slab : new Uint8Array(total);
+		const delta = [this.pendingSize.size, this.pendingSize.maxSize, fits ? at : target];
+		let offset = fits ? at : 0;
+		for (const [index, bytes] of chunks) {
+			target.set(bytes, offset);
+			offset += bytes.length;
+			delta.push(index, bytes.length);
+		}
 		this.pending = new Map();
 		this.pendingSize = null;
 		return delta;
