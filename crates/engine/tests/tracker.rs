@@ -279,3 +279,60 @@ fn remote_chunks_are_fetched_marked_local_and_restored_as_remote() {
     tracker2.restore().unwrap();
     assert!(tracker2.remote_chunks().contains(&70));
 }
+
+/// As SQLite's writes reach the tracker through the VFS shim: with their
+/// bytes, which the tracker may keep.
+fn write_bytes(tracker: &mut Tracker, file: &mut File, offset: u64, bytes: &[u8]) {
+    tracker.before_write(offset, bytes.len() as u64).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(bytes).unwrap();
+    tracker.after_write_bytes(offset, bytes);
+}
+
+#[test]
+fn bytes_kept_from_a_small_seal_are_the_next_before_images() {
+    let (_dir, mut file, mut tracker) = setup(3);
+    // A small commit of whole chunks: their bytes stay known after the seal.
+    write_bytes(&mut tracker, &mut file, CHUNK_SIZE, &[9; CHUNK]);
+    write_bytes(&mut tracker, &mut file, 2 * CHUNK_SIZE, &[8; CHUNK]);
+    let delta = seal(&mut tracker);
+    assert_eq!(delta.chunks.iter().map(|c| c.0).collect::<Vec<_>>(), [1, 2]);
+    tracker.ack();
+    // The next transaction: a whole chunk, a chunk in part, and a shrink
+    // that drops the kept bytes of chunk 2.
+    write_bytes(&mut tracker, &mut file, CHUNK_SIZE, &[7; CHUNK]);
+    write_bytes(&mut tracker, &mut file, 10, &[6; 4]);
+    truncate(&mut tracker, &file, 2 * CHUNK_SIZE);
+    write_bytes(&mut tracker, &mut file, 2 * CHUNK_SIZE, &[5; CHUNK]);
+    let journal = tracker.durable_images().unwrap();
+    assert_eq!(journal.0, 3 * CHUNK_SIZE);
+    let images: Vec<(u32, Vec<u8>)> = journal.1.iter().map(|(i, b)| (*i, b.to_vec())).collect();
+    assert_eq!(
+        images,
+        [
+            (0, vec![1; CHUNK]),
+            (1, vec![9; CHUNK]),
+            (2, vec![8; CHUNK])
+        ]
+    );
+    // Put back, the file is what the first commit left.
+    tracker.restore().unwrap();
+    let mut expected = vec![1; CHUNK];
+    expected.extend([9; CHUNK]);
+    expected.extend([8; CHUNK]);
+    assert_eq!(contents(&mut file), expected);
+    // A failed write leaves chunk 1 holding any part of it: its bytes are
+    // read back, not taken from what was kept.
+    write_bytes(&mut tracker, &mut file, CHUNK_SIZE, &[3; CHUNK]);
+    seal(&mut tracker);
+    tracker.ack();
+    tracker.before_write(CHUNK_SIZE, CHUNK_SIZE).unwrap();
+    file.seek(SeekFrom::Start(CHUNK_SIZE)).unwrap();
+    file.write_all(&[4; 100]).unwrap();
+    tracker.write_failed(CHUNK_SIZE, CHUNK_SIZE);
+    let delta = seal(&mut tracker);
+    assert_eq!(delta.chunks.len(), 1);
+    let mut now = vec![4; 100];
+    now.extend([3; CHUNK - 100]);
+    assert_eq!(*delta.chunks[0].1, now);
+}
