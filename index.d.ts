@@ -8,7 +8,11 @@ export interface KvVfsOptions {
 	getBatch: (keys: Uint8Array[]) => Promise<(Uint8Array | null)[]>;
 	/** Put a single key-value pair. */
 	put: (key: Uint8Array, value: Uint8Array) => Promise<void>;
-	/** Put several key-value pairs, atomically. */
+	/**
+	 * Put several key-value pairs, atomically. Values may be views into a
+	 * larger shared buffer (their bytes never change): a store that keeps
+	 * them in memory should copy them.
+	 */
 	putBatch: (entries: [Uint8Array, Uint8Array][]) => Promise<void>;
 	/** Delete several keys. */
 	deleteBatch: (keys: Uint8Array[]) => Promise<void>;
