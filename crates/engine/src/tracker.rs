@@ -58,9 +58,9 @@ const LATEST_CAPACITY: usize = 1024;
 /// A seal of at most this many chunks keeps their bytes for the next
 /// transaction: the pages a small commit wrote (the header, a table's last
 /// leaf) are most often the ones the next one writes, and their
-/// before-images then need no read of the file. A larger seal keeps none
-/// (an idle database holds little memory).
-const KEEP_AFTER_SEAL: usize = 32;
+/// before-images then need no read of the file. A larger seal keeps none:
+/// an idle database holds at most this many chunks (32 KiB) this way.
+const KEEP_AFTER_SEAL: usize = 8;
 
 /// Fewest and most chunks one page fetch asks for: a miss far from the last
 /// one fetches [`MIN_WINDOW`] chunks; each miss near the previous fetch
