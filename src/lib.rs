@@ -680,19 +680,23 @@ impl NativeDatabase {
         };
         let total: usize = delta.chunks.iter().map(|(_, bytes)| bytes.len()).sum();
         let at = at as usize;
-        let mut build = || -> Result<Array<'env>> {
+        let fits = at.checked_add(total).is_some_and(|end| end <= slab.len());
+        if fits {
+            // SAFETY: no N-API call, hence no JS, has run since `slab` was
+            // read from the arguments: its memory is live and nothing else
+            // reads or writes it while this slice lives.
+            let target = unsafe { slab.as_mut() };
+            let mut offset = at;
+            for (_, bytes) in &delta.chunks {
+                target[offset..offset + bytes.len()].copy_from_slice(bytes);
+                offset += bytes.len();
+            }
+        }
+        let build = || -> Result<Array<'env>> {
             let mut flat = env.create_array(3 + 2 * delta.chunks.len() as u32)?;
             flat.set(0, delta.size as f64)?;
             flat.set(1, delta.max_size as f64)?;
-            if at.checked_add(total).is_some_and(|end| end <= slab.len()) {
-                // SAFETY: no JS runs during this call, so nothing else reads
-                // or writes the slab's bytes while this slice lives.
-                let target = unsafe { slab.as_mut() };
-                let mut offset = at;
-                for (_, bytes) in &delta.chunks {
-                    target[offset..offset + bytes.len()].copy_from_slice(bytes);
-                    offset += bytes.len();
-                }
+            if fits {
                 flat.set(2, at as f64)?;
             } else {
                 let mut joined = Vec::with_capacity(total);
