@@ -445,6 +445,7 @@ impl Tracker {
                 continue;
             }
             let len = self.size.saturating_sub(start).min(CHUNK_SIZE) as usize;
+            // Kept bytes are whole chunks; a chunk the file's end cuts is read.
             let now = match latest.remove(&index) {
                 Some(bytes) if bytes.len() == len => {
                     if keep {
@@ -452,8 +453,7 @@ impl Tracker {
                     }
                     bytes
                 }
-                Some(bytes) => Arc::new(bytes[..len.min(bytes.len())].to_vec()),
-                None => Arc::new(self.read_chunk(index)?),
+                _ => Arc::new(self.read_chunk(index)?),
             };
             // An unknown before-image (the chunk was remote) counts as changed.
             if before.as_deref() != Some(&now) {
