@@ -26,7 +26,12 @@ const LIMITS = Object.freeze({
 
 const METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
 
+// Keys up to this many bytes are made strings without a Buffer: reading
+// `key.buffer` of a small typed array makes V8 move its bytes off its heap.
+const SHORT_KEY = 64;
+
 function keyString(key) {
+	if (key.length <= SHORT_KEY) return String.fromCharCode.apply(null, key);
 	return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
 
@@ -134,10 +139,27 @@ class BenchKv {
 		if (value.length > LIMITS.maxValueSize) this.#violation(`${method}: value over ${LIMITS.maxValueSize} bytes`);
 	}
 
-	async #begin(method) {
+	/**
+	 * Counts a call and carries it out (`apply`): at once when there is no
+	 * latency and no backing store (one settled promise, the least a call
+	 * can cost), else after the latency.
+	 */
+	#call(method, apply) {
 		this.#counters.calls[method]++;
 		this.#counters.totalCalls++;
+		if (this.#latencyMs === 0 && this.#backing === null) {
+			try {
+				return Promise.resolve(apply());
+			} catch (error) {
+				return Promise.reject(error);
+			}
+		}
+		return this.#later(apply);
+	}
+
+	async #later(apply) {
 		if (this.#latencyMs > 0) await new Promise((resolve) => setTimeout(resolve, this.#latencyMs));
+		return apply();
 	}
 
 	#counted(value) {
@@ -147,63 +169,60 @@ class BenchKv {
 		return value;
 	}
 
-	async #read(keys) {
-		if (this.#backing) return (await this.#backing.getBatch(keys)).map((value) => this.#counted(value));
+	#read(keys) {
+		if (this.#backing) return this.#backing.getBatch(keys).then((values) => values.map((value) => this.#counted(value)));
 		return copyValues(keys.map((key) => this.#counted(this.#store.get(keyString(key)))));
 	}
 
-	async #write(entries) {
+	#write(entries) {
 		for (const [key, value] of entries) {
 			this.#counters.keysWritten++;
 			this.#counters.bytesWritten += key.length + value.length;
 		}
-		if (this.#backing) await this.#backing.putBatch(entries);
-		else {
-			const values = copyValues(entries.map((entry) => entry[1]));
-			entries.forEach(([key], i) => this.#store.set(keyString(key), values[i]));
-		}
+		if (this.#backing) return this.#backing.putBatch(entries);
+		const values = copyValues(entries.map((entry) => entry[1]));
+		for (let i = 0; i < entries.length; i++) this.#store.set(keyString(entries[i][0]), values[i]);
+		return undefined;
 	}
 
-	async get(key) {
+	get(key) {
 		this.#checkKeys("get", [key]);
-		await this.#begin("get");
-		return (await this.#read([key]))[0];
+		return this.#call("get", () => this.#read([key])).then((values) => values[0]);
 	}
 
-	async getBatch(keys) {
+	getBatch(keys) {
 		this.#checkKeys("getBatch", keys);
-		await this.#begin("getBatch");
-		return this.#read(keys);
+		return this.#call("getBatch", () => this.#read(keys));
 	}
 
-	async put(key, value) {
+	put(key, value) {
 		this.#checkKeys("put", [key]);
 		this.#checkValue("put", value);
-		await this.#begin("put");
-		await this.#write([[key, value]]);
+		return this.#call("put", () => this.#write([[key, value]]));
 	}
 
-	async putBatch(entries) {
-		this.#checkKeys(
-			"putBatch",
-			entries.map(([key]) => key),
-		);
+	putBatch(entries) {
 		let bytes = 0;
 		for (const [key, value] of entries) {
 			this.#checkValue("putBatch", value);
 			bytes += key.length + value.length;
 		}
+		this.#checkKeys(
+			"putBatch",
+			entries.map(([key]) => key),
+		);
 		if (bytes > LIMITS.maxBatchBytes) this.#violation(`putBatch: over ${LIMITS.maxBatchBytes} bytes`);
-		await this.#begin("putBatch");
-		await this.#write(entries);
+		return this.#call("putBatch", () => this.#write(entries));
 	}
 
-	async deleteBatch(keys) {
+	deleteBatch(keys) {
 		this.#checkKeys("deleteBatch", keys);
-		await this.#begin("deleteBatch");
-		this.#counters.keysDeleted += keys.length;
-		if (this.#backing) await this.#backing.deleteBatch(keys);
-		else for (const key of keys) this.#store.delete(keyString(key));
+		return this.#call("deleteBatch", () => {
+			this.#counters.keysDeleted += keys.length;
+			if (this.#backing) return this.#backing.deleteBatch(keys);
+			for (const key of keys) this.#store.delete(keyString(key));
+			return undefined;
+		});
 	}
 
 	/** Every [key, value] pair, without copying or counting. */

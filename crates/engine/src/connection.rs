@@ -746,6 +746,8 @@ impl Database {
                 message: "cannot export while a transaction is open".into(),
             });
         }
+        // Chunks the tracker held back go to the file first.
+        self.tracker()?.flush()?;
         Ok(std::fs::read(&self.path)?)
     }
 

@@ -27,10 +27,17 @@
 //! ([`Tracker::unknown_images`], [`Tracker::set_image`]) before it writes
 //! anything that needs them.
 //!
+//! The tracker also holds back SQLite's writes of whole chunks (write-back):
+//! their bytes, which it keeps anyway, reach the file only when they leave
+//! its memory or something reads the file there ([`Tracker::write`]). A
+//! small commit then costs no file system call: the pages it writes (the
+//! header, a table's last leaf) are most often the ones the next one
+//! writes again.
+//!
 //! Everything here is safe Rust over a `std::fs::File` opened on the same
 //! local path that SQLite writes through the OS VFS.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::io;
 use std::sync::Arc;
@@ -180,6 +187,11 @@ pub struct Tracker {
     /// chunk's bytes from here, and so does a before-image, instead of
     /// reading the file.
     latest: HashMap<u32, Arc<Vec<u8>>>,
+    /// Chunks of `latest` whose bytes the file does not have yet: SQLite
+    /// wrote them whole, and the tracker held the write back (see
+    /// [`Tracker::write`]). They are written to the file before they leave
+    /// `latest`, and before anything reads or changes the file there.
+    unwritten: BTreeSet<u32>,
     /// Read-ahead: the span of the last fetch, and its window's length.
     window_start: u32,
     window_end: u32,
@@ -202,6 +214,7 @@ impl Tracker {
         let remote = remote_from.map_or_else(Remote::default, |from| Remote::new(from, end));
         Ok(Tracker {
             latest: HashMap::new(),
+            unwritten: BTreeSet::new(),
             remote,
             // No fetch yet: no miss is near it.
             window_start: u32::MAX,
@@ -219,7 +232,9 @@ impl Tracker {
         })
     }
 
-    fn read_chunk(&self, index: u32) -> io::Result<Vec<u8>> {
+    /// Chunk `index` as the file holds it (within the file's size).
+    fn read_chunk(&mut self, index: u32) -> io::Result<Vec<u8>> {
+        self.write_out(index)?;
         let start = index as u64 * CHUNK_SIZE;
         let len = self.size.saturating_sub(start).min(CHUNK_SIZE) as usize;
         let mut buf = vec![0u8; len];
@@ -259,8 +274,8 @@ impl Tracker {
         Ok(())
     }
 
-    /// Called before SQLite writes `len` bytes at `offset`.
-    pub fn before_write(&mut self, offset: u64, len: u64) -> io::Result<()> {
+    /// Takes the before-images a write of `len` bytes at `offset` needs.
+    fn capture_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
         // A write past the end also changes the gap between the old end and
         // the write (it reads as zeros now, the KV may hold stale chunks).
         let start = offset.min(self.size);
@@ -268,6 +283,82 @@ impl Tracker {
             self.capture(index)?;
         }
         Ok(())
+    }
+
+    /// Called before SQLite's write of `len` bytes at `offset` goes to the
+    /// file; [`Tracker::after_write`] (or [`Tracker::write_failed`]) follows.
+    pub fn before_write(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        self.capture_range(offset, len)?;
+        // Held-back bytes the write changes in part go to the file first.
+        self.flush_range(offset, len)
+    }
+
+    /// SQLite writes `bytes` at `offset`. A write of one whole chunk, when
+    /// the tracker has room to keep it, is held back: its bytes stay here
+    /// (the chunk is *unwritten*) and SQLite's write must not reach the file;
+    /// returns true then. Otherwise it is [`Tracker::before_write`], and
+    /// returns false: write the file, then call
+    /// [`Tracker::after_write_bytes`] (or [`Tracker::write_failed`]).
+    pub fn write(&mut self, offset: u64, bytes: &[u8]) -> io::Result<bool> {
+        let len = bytes.len() as u64;
+        let index = offset / CHUNK_SIZE;
+        let whole = offset.is_multiple_of(CHUNK_SIZE) && len == CHUNK_SIZE;
+        let room = index <= u32::MAX as u64
+            && (self.latest.len() < LATEST_CAPACITY || self.latest.contains_key(&(index as u32)));
+        if !(whole && room) {
+            self.before_write(offset, len)?;
+            return Ok(false);
+        }
+        self.capture_range(offset, len)?;
+        let index = index as u32;
+        self.remote.set(index, false);
+        self.latest.insert(index, Arc::new(bytes.to_vec()));
+        self.unwritten.insert(index);
+        self.size = self.size.max(offset + len);
+        Ok(true)
+    }
+
+    /// Writes chunk `index` to the file if the tracker held its bytes back.
+    fn write_out(&mut self, index: u32) -> io::Result<()> {
+        if !self.unwritten.contains(&index) {
+            return Ok(());
+        }
+        if let Some(bytes) = self.latest.get(&index) {
+            pos_io::write_all_at(&self.file, bytes, index as u64 * CHUNK_SIZE)?;
+        }
+        self.unwritten.remove(&index);
+        Ok(())
+    }
+
+    /// Writes the held-back chunks among those `len` bytes at `offset` cover
+    /// to the file: before the file is read there, or written in part.
+    pub fn flush_range(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        if self.unwritten.is_empty() {
+            return Ok(());
+        }
+        let range = chunk_range(offset, offset + len);
+        let indices: Vec<u32> = self.unwritten.range(range).copied().collect();
+        for index in indices {
+            self.write_out(index)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every held-back chunk to the file: before something reads the
+    /// file whole, truncates it or puts it back.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while let Some(&index) = self.unwritten.first() {
+            self.write_out(index)?;
+        }
+        Ok(())
+    }
+
+    /// The file's size counting the chunks held back (the file itself may
+    /// end before them).
+    pub fn size_with_unwritten(&self, file_size: u64) -> u64 {
+        self.unwritten.last().map_or(file_size, |&last| {
+            file_size.max((last as u64 + 1) * CHUNK_SIZE)
+        })
     }
 
     /// Called after a successful write of `len` bytes at `offset`. The chunks
@@ -311,6 +402,7 @@ impl Tracker {
 
     /// Called before SQLite truncates (or extends) the file to `new_size`.
     pub fn before_truncate(&mut self, new_size: u64) -> io::Result<()> {
+        self.flush()?;
         let (low, high) = if new_size < self.size {
             (new_size, self.size)
         } else {
@@ -327,6 +419,8 @@ impl Tracker {
     pub fn after_truncate(&mut self, new_size: u64) {
         let end = new_size / CHUNK_SIZE;
         self.latest.retain(|&index, _| (index as u64) < end);
+        // (None is held back: before_truncate wrote them all.)
+        self.unwritten.retain(|&index| (index as u64) < end);
         self.remote
             .clear_from(new_size.div_ceil(CHUNK_SIZE).min(u32::MAX as u64) as u32);
         self.size = new_size;
@@ -435,9 +529,22 @@ impl Tracker {
         if !self.has_changes() {
             return Ok(());
         }
+        let keep = self.sealed.len() <= KEEP_AFTER_SEAL;
+        // Held-back chunks whose bytes this seal does not keep go to the file.
+        let size = self.size;
+        let leaving: Vec<u32> = self
+            .unwritten
+            .iter()
+            .filter(|&&index| {
+                !(keep && self.sealed.contains_key(&index) && (index as u64) * CHUNK_SIZE < size)
+            })
+            .copied()
+            .collect();
+        for index in leaving {
+            self.write_out(index)?;
+        }
         let sealed = std::mem::take(&mut self.sealed);
         let mut latest = std::mem::take(&mut self.latest);
-        let keep = sealed.len() <= KEEP_AFTER_SEAL;
         let mut changed = false;
         for (index, before) in sealed {
             let start = index as u64 * CHUNK_SIZE;
@@ -512,6 +619,9 @@ impl Tracker {
     /// Puts the file back to the last durable state. SQLite must not hold the
     /// file open (its page cache would be stale).
     pub fn restore(&mut self) -> io::Result<()> {
+        // Chunks changed since the durable state get their durable bytes
+        // below; held-back ones that did not change since must reach the file.
+        self.flush()?;
         for (index, image) in std::mem::take(&mut self.durable) {
             let start = index as u64 * CHUNK_SIZE;
             if start >= self.durable_size {

@@ -8,6 +8,9 @@
 //! 2. Only registered files (and their journals) can be opened, deleted or
 //!    probed. `ATTACH '/etc/passwd'`, `VACUUM INTO '/tmp/x'` and the like get
 //!    `SQLITE_CANTOPEN`: a statement can never reach a host file.
+//!    The tracker may hold back a write of a whole chunk (see
+//!    [`crate::tracker::Tracker::write`]): reads, and the file's size, then
+//!    account for the bytes it holds.
 //! 3. Files expose version 1 of the I/O methods: no shared memory and no
 //!    memory mapping, so every page SQLite changes passes through `xWrite`.
 //!    Extension loading (`xDlOpen`) always fails.
@@ -294,7 +297,7 @@ macro_rules! forward_to_inner_file {
 forward_to_inner_file! {
     inner_read => xRead(buf: *mut c_void, amount: c_int, offset: ffi::sqlite3_int64) or ffi::SQLITE_IOERR_READ;
     x_sync => xSync(flags: c_int) or ffi::SQLITE_OK;
-    x_file_size => xFileSize(size: *mut ffi::sqlite3_int64) or ffi::SQLITE_IOERR_FSTAT;
+    inner_file_size => xFileSize(size: *mut ffi::sqlite3_int64) or ffi::SQLITE_IOERR_FSTAT;
     x_lock => xLock(level: c_int) or ffi::SQLITE_OK;
     x_unlock => xUnlock(level: c_int) or ffi::SQLITE_OK;
     x_check_reserved_lock => xCheckReservedLock(out: *mut c_int) or ffi::SQLITE_OK;
@@ -315,9 +318,34 @@ unsafe extern "C" fn x_read(
         if let Err(rc) = state.make_local(offset as u64, amount as u64, false) {
             return rc;
         }
+        // Chunks the tracker held back go to the file before it is read.
+        if state
+            .tracker()
+            .flush_range(offset as u64, amount as u64)
+            .is_err()
+        {
+            return ffi::SQLITE_IOERR_READ;
+        }
     }
     // SAFETY: as above; `buf` has room for `amount` bytes.
     unsafe { inner_read(file, buf, amount, offset) }
+}
+
+unsafe extern "C" fn x_file_size(
+    file: *mut ffi::sqlite3_file,
+    size: *mut ffi::sqlite3_int64,
+) -> c_int {
+    // SAFETY: SQLite calls xFileSize only on a file x_open set up, with
+    // `size` pointing to an integer it provides.
+    unsafe {
+        let rc = inner_file_size(file, size);
+        let (_, _, state) = parts(file);
+        if let (ffi::SQLITE_OK, Some(state)) = (rc, state) {
+            let counted = state.tracker().size_with_unwritten(*size as u64);
+            *size = counted as ffi::sqlite3_int64;
+        }
+        rc
+    }
 }
 
 unsafe extern "C" fn x_write(
@@ -334,10 +362,16 @@ unsafe extern "C" fn x_write(
             return rc;
         }
     }
+    // SAFETY: `buf` holds `amount` bytes per SQLite's contract, and SQLite
+    // does not change them during the call.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), amount_u as usize) };
     let mut guard = state.map(|state| state.tracker());
     if let Some(tracker) = guard.as_mut() {
-        if tracker.before_write(offset_u, amount_u).is_err() {
-            return ffi::SQLITE_IOERR_WRITE;
+        match tracker.write(offset_u, bytes) {
+            // Held back: the tracker has the bytes.
+            Ok(true) => return ffi::SQLITE_OK,
+            Ok(false) => {}
+            Err(_) => return ffi::SQLITE_IOERR_WRITE,
         }
     }
     // SAFETY: as above; `buf` holds `amount` bytes per SQLite's contract.
@@ -348,9 +382,6 @@ unsafe extern "C" fn x_write(
     };
     if rc == ffi::SQLITE_OK {
         if let Some(tracker) = guard.as_mut() {
-            // SAFETY: `buf` holds `amount` bytes per SQLite's contract, and
-            // SQLite does not change them during the call.
-            let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), amount_u as usize) };
             tracker.after_write_bytes(offset_u, bytes);
         }
     } else if let Some(tracker) = guard.as_mut() {

@@ -336,3 +336,84 @@ fn bytes_kept_from_a_small_seal_are_the_next_before_images() {
     now.extend([3; CHUNK - 100]);
     assert_eq!(*delta.chunks[0].1, now);
 }
+
+/// As the VFS shim hands SQLite's writes over: the tracker may hold one back
+/// (true), else the file gets it.
+fn write_held(tracker: &mut Tracker, file: &mut File, offset: u64, bytes: &[u8]) -> bool {
+    if tracker.write(offset, bytes).unwrap() {
+        return true;
+    }
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    file.write_all(bytes).unwrap();
+    tracker.after_write_bytes(offset, bytes);
+    false
+}
+
+#[test]
+fn held_back_writes_reach_the_file_before_anything_reads_or_restores_it() {
+    let (_dir, mut file, mut tracker) = setup(3);
+    // Whole chunks are held back: the file keeps its bytes, its size counts them.
+    assert!(write_held(&mut tracker, &mut file, CHUNK_SIZE, &[9; CHUNK]));
+    assert!(write_held(
+        &mut tracker,
+        &mut file,
+        3 * CHUNK_SIZE,
+        &[8; CHUNK]
+    ));
+    assert_eq!(contents(&mut file).len(), 3 * CHUNK);
+    assert_eq!(tracker.size_with_unwritten(3 * CHUNK_SIZE), 4 * CHUNK_SIZE);
+    // A write of part of a chunk goes to the file, after the chunk's held bytes.
+    assert!(!write_held(
+        &mut tracker,
+        &mut file,
+        CHUNK_SIZE + 10,
+        &[7; 4]
+    ));
+    assert_eq!(
+        contents(&mut file)[CHUNK..CHUNK + 12],
+        [9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 7, 7]
+    );
+    // The seal sends the held bytes, and keeps holding those of a small seal.
+    let delta = seal(&mut tracker);
+    assert_eq!(delta.chunks.iter().map(|c| c.0).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(*delta.chunks[1].1, vec![8; CHUNK]);
+    assert_eq!(delta.size, 4 * CHUNK_SIZE);
+    tracker.ack();
+    assert_eq!(contents(&mut file).len(), 3 * CHUNK);
+    // A read of the file there writes them out first.
+    tracker.flush_range(3 * CHUNK_SIZE, 100).unwrap();
+    assert_eq!(contents(&mut file)[3 * CHUNK..], [8; CHUNK]);
+    // Chunk 0, durable and still held back, leaves the tracker's memory at
+    // the next seal (not among its chunks): it must reach the file then, or
+    // putting back that seal's failed commit (of chunk 2) would lose it.
+    assert!(write_held(&mut tracker, &mut file, 0, &[6; CHUNK]));
+    seal(&mut tracker);
+    tracker.ack();
+    assert!(write_held(
+        &mut tracker,
+        &mut file,
+        2 * CHUNK_SIZE,
+        &[5; CHUNK]
+    ));
+    seal(&mut tracker);
+    tracker.restore().unwrap();
+    let now = contents(&mut file);
+    assert_eq!(now[..CHUNK], [6; CHUNK]);
+    assert_eq!(now[2 * CHUNK..3 * CHUNK], [3; CHUNK]);
+    assert_eq!(now[3 * CHUNK..], [8; CHUNK]);
+    // A seal of more chunks than it keeps writes them all to the file.
+    for i in 0..10u8 {
+        assert!(write_held(
+            &mut tracker,
+            &mut file,
+            i as u64 * CHUNK_SIZE,
+            &[20 + i; CHUNK]
+        ));
+    }
+    seal(&mut tracker);
+    let now = contents(&mut file);
+    assert_eq!(now.len(), 10 * CHUNK);
+    for i in 0..10 {
+        assert_eq!(now[i * CHUNK..(i + 1) * CHUNK], [20 + i as u8; CHUNK]);
+    }
+}
