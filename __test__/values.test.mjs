@@ -49,6 +49,27 @@ describe("values and parameters", () => {
 		assert.deepEqual(await roundTrip("a\0b\0"), { back: "a\0b\0", type: "text" });
 	});
 
+	test("SQL and text parameters with multi-byte characters of any length arrive whole", async () => {
+		// Around the lengths where the engine reads text in one piece or in
+		// two, a character of 2, 3 or 4 bytes in UTF-8 lands on every byte
+		// position: none may be cut off.
+		for (const lengths of [
+			[980, 1040],
+			[4060, 4110],
+		]) {
+			for (let n = lengths[0]; n < lengths[1]; n++) {
+				for (const character of ["é", "€", "😀"]) {
+					const literal = `${"a".repeat(n)}${character}`;
+					const [[length, tail]] = await rows(db, `SELECT length('${literal}'), substr('${literal}', -2)`);
+					assert.deepEqual([length, tail], [n + 1, `a${character}`], `SQL with ${n} + 1 characters`);
+					const value = `${literal}z`;
+					const [[back, length2]] = await rows(db, "SELECT ?1, length(?1)", [value]);
+					assert.deepEqual([back, length2], [value, n + 2], `a parameter of ${n} + 2 characters`);
+				}
+			}
+		}
+	});
+
 	test("blobs come back as Uint8Array, an empty one too", async () => {
 		const { back, type } = await roundTrip(new Uint8Array([0, 1, 255]));
 		assert.equal(type, "blob");

@@ -58,7 +58,7 @@ fn param(value: Unknown<'_>, name: &dyn std::fmt::Display) -> Result<Param, Stri
     let param = match value_type {
         ValueType::Null => Param::Null,
         ValueType::Number => Param::number(unsafe { value.cast::<f64>() }.map_err(napi_err)?),
-        ValueType::String => Param::Text(unsafe { value.cast::<String>() }.map_err(napi_err)?),
+        ValueType::String => Param::Text(text(value).ok_or_else(|| unbindable(name))?),
         ValueType::Boolean => {
             Param::Integer(unsafe { value.cast::<bool>() }.map_err(napi_err)? as i64)
         }
@@ -119,44 +119,54 @@ fn params(positional: Option<Array<'_>>, named: Option<Object<'_>>) -> Result<Pa
     Ok(Params::Named(params))
 }
 
-/// SQL text up to this many bytes is read in one N-API call.
-const SQL_BUFFER: usize = 1024;
+/// Text up to about this many bytes (in UTF-8) is read in one N-API call.
+const TEXT_BUFFER: usize = 4096;
 
-/// The SQL text of a call. napi-rs's `String` conversion asks for the
-/// length, zeroes a buffer, then copies: two N-API calls on every call;
-/// here text that fits [`SQL_BUFFER`] takes one.
-fn sql_text(value: Unknown<'_>) -> Result<String, String> {
-    let mut buffer = [std::mem::MaybeUninit::<u8>::uninit(); SQL_BUFFER];
+/// A JS string's text, or None if `value` is not a string. napi-rs's
+/// `String` conversion asks for the length, then copies: two N-API calls,
+/// each of which transcodes the whole string; here text that fits
+/// [`TEXT_BUFFER`] takes one.
+fn text(value: Unknown<'_>) -> Option<String> {
+    let mut buffer = [std::mem::MaybeUninit::<u8>::uninit(); TEXT_BUFFER];
     let mut len = 0;
     // SAFETY: the value and its env are those of the current call; the
-    // buffer is writable for SQL_BUFFER bytes, of which N-API writes `len`
+    // buffer is writable for TEXT_BUFFER bytes, of which N-API writes `len`
     // plus a NUL.
     let status = unsafe {
         napi::sys::napi_get_value_string_utf8(
             value.value().env,
             value.raw(),
             buffer.as_mut_ptr().cast(),
-            SQL_BUFFER,
+            TEXT_BUFFER,
             &mut len,
         )
     };
     if status != napi::sys::Status::napi_ok {
-        return Err(Error::new(
-            "ERR_INVALID_ARG_TYPE".to_owned(),
-            "SQL must be a string".to_owned(),
-        ));
+        return None;
     }
-    if len + 1 < SQL_BUFFER {
+    // N-API writes whole characters only: text cut short stops less than
+    // one character (4 bytes) before the end of the buffer. Text that ends
+    // further from it is whole.
+    if len + 1 + 4 <= TEXT_BUFFER {
         // SAFETY: N-API wrote the first `len` bytes.
         let bytes = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), len) };
-        // N-API writes whole characters only, so this is valid UTF-8.
-        return Ok(match std::str::from_utf8(bytes) {
+        return Some(match std::str::from_utf8(bytes) {
             Ok(text) => text.to_owned(),
             Err(_) => String::from_utf8_lossy(bytes).into_owned(),
         });
     }
     // SAFETY: `value` is a string (the call above succeeded).
-    unsafe { value.cast::<String>() }.map_err(napi_err)
+    unsafe { value.cast::<String>() }.ok()
+}
+
+/// The SQL text of a call.
+fn sql_text(value: Unknown<'_>) -> Result<String, String> {
+    text(value).ok_or_else(|| {
+        Error::new(
+            "ERR_INVALID_ARG_TYPE".to_owned(),
+            "SQL must be a string".to_owned(),
+        )
+    })
 }
 
 /// Integers within ±(2^53 − 1) become numbers, others BigInt.
@@ -462,6 +472,12 @@ impl PageSource for Link {
     }
 }
 
+/// What [`NativeDatabase::take_delta`] returns when no delta is pending.
+const NOTHING_PENDING: i32 = -1;
+
+/// What [`NativeDatabase::take_delta`] returns when its arrays are too small.
+const TOO_SMALL: i32 = -2;
+
 /// [`output`]'s `state` bit of a call that goes on on an engine thread:
 /// finish it with `resume()`.
 const SUSPENDED: u32 = 4;
@@ -658,61 +674,56 @@ impl NativeDatabase {
         self.lock().is_autocommit().map_err(to_js)
     }
 
-    /// Takes the pending delta, as one flat array (cheaper to build across
-    /// N-API than objects): `[size, maxSize, where, index₀, length₀, index₁,
-    /// …]`, the file size at its last seal, the largest size at any of its
-    /// seals, and the changed chunks in index order, their bytes end to end
-    /// in `slab` from byte `at` when they fit there (`where` is then `at`),
-    /// else in a new array (`where`); or null when nothing is pending.
-    /// Copying into a slab the caller shares between deltas spares an
-    /// `ArrayBuffer` per chunk, which costs V8 far more than the copy.
-    #[napi(
-        ts_return_type = "[size: number, maxSize: number, where: number | Uint8Array, ...chunks: number[]] | null"
-    )]
-    pub fn take_delta<'env>(
+    /// Takes the pending delta: its bytes end to end into `slab` from byte
+    /// `at`, and into `meta` the file size at its last seal, the largest
+    /// size at any of its seals, then each changed chunk's index and length,
+    /// in index order: `[size, maxSize, index₀, length₀, index₁, …]`.
+    /// Returns the number of chunks, or [`NOTHING_PENDING`], or
+    /// [`TOO_SMALL`]: then `meta[0]` holds the bytes and `meta[1]` the
+    /// `meta` length the delta needs, and it stays pending. Filling arrays the
+    /// caller owns (a slab shared between deltas) spares an `ArrayBuffer` per
+    /// chunk and an array per delta, which cost V8 far more than the copy.
+    #[napi]
+    pub fn take_delta(
         &self,
-        env: &'env Env,
         mut slab: Uint8ArraySlice<'_>,
         at: u32,
-    ) -> Result<Option<Array<'env>>, String> {
-        let Some(delta) = self.lock().take().map_err(to_js)? else {
-            return Ok(None);
-        };
-        let total: usize = delta.chunks.iter().map(|(_, bytes)| bytes.len()).sum();
-        let at = at as usize;
-        let fits = at.checked_add(total).is_some_and(|end| end <= slab.len());
-        if fits {
-            // SAFETY: no N-API call, hence no JS, has run since `slab` was
-            // read from the arguments: its memory is live and nothing else
-            // reads or writes it while this slice lives.
-            let target = unsafe { slab.as_mut() };
-            let mut offset = at;
-            for (_, bytes) in &delta.chunks {
-                target[offset..offset + bytes.len()].copy_from_slice(bytes);
-                offset += bytes.len();
-            }
+        mut meta: Float64ArraySlice<'_>,
+    ) -> Result<i32, String> {
+        if meta.len() < 2 {
+            return Err(to_js(EngineError::Range(
+                "takeDelta: meta must have at least 2 entries".into(),
+            )));
         }
-        let build = || -> Result<Array<'env>> {
-            let mut flat = env.create_array(3 + 2 * delta.chunks.len() as u32)?;
-            flat.set(0, delta.size as f64)?;
-            flat.set(1, delta.max_size as f64)?;
-            if fits {
-                flat.set(2, at as f64)?;
-            } else {
-                let mut joined = Vec::with_capacity(total);
-                for (_, bytes) in &delta.chunks {
-                    joined.extend_from_slice(bytes);
-                }
-                flat.set(2, Uint8ArraySlice::copy_from(env, joined)?)?;
-            }
-            for (i, (index, bytes)) in delta.chunks.iter().enumerate() {
-                let k = 3 + 2 * i as u32;
-                flat.set(k, *index)?;
-                flat.set(k + 1, bytes.len() as u32)?;
-            }
-            Ok(flat)
+        let db = self.lock();
+        let (bytes, chunks) = match db.pending_extent().map_err(to_js)? {
+            Some(extent) => extent,
+            None => return Ok(NOTHING_PENDING),
         };
-        build().map(Some).map_err(napi_err)
+        let at = at as usize;
+        let entries = 2 + 2 * chunks;
+        // SAFETY (both): no N-API call, hence no JS, runs while these
+        // slices live: the memory of the arrays read from the arguments is
+        // live and nothing else reads or writes it meanwhile.
+        let (target, meta) = unsafe { (slab.as_mut(), meta.as_mut()) };
+        let fits = at.checked_add(bytes).is_some_and(|end| end <= target.len());
+        if !fits || meta.len() < entries {
+            meta[..2].copy_from_slice(&[bytes as f64, entries as f64]);
+            return Ok(TOO_SMALL);
+        }
+        let Some(delta) = db.take().map_err(to_js)? else {
+            return Ok(NOTHING_PENDING);
+        };
+        meta[0] = delta.size as f64;
+        meta[1] = delta.max_size as f64;
+        let mut offset = at;
+        for (i, (index, chunk)) in delta.chunks.iter().enumerate() {
+            target[offset..offset + chunk.len()].copy_from_slice(chunk);
+            offset += chunk.len();
+            meta[2 + 2 * i] = *index as f64;
+            meta[3 + 2 * i] = chunk.len() as f64;
+        }
+        Ok(delta.chunks.len() as i32)
     }
 
     /// Whether the last `execute` (even one that failed) changed anything:
