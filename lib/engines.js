@@ -9,10 +9,10 @@
 // (native: finishes on an engine thread what open() or execute() handed
 // over; resolves with the result, or with a page request `{ id, chunks }`
 // that next() and supply() answer), setTimeout(ms), interrupt(),
-// isAutocommit(), lastCallChanged(), takeDelta(slab, at) (the sealed delta,
-// its bytes copied into `slab` from `at` if they fit: see persist.js),
-// journal(), ack(), restore(), export(), close(), and the `backend`
-// property. Engines that
+// isAutocommit(), lastCallChanged(), takeDelta(slab, at, meta) (the sealed
+// delta into the caller's arrays: see persist.js; returns the number of
+// chunks, NOTHING_PENDING or TOO_SMALL), journal(), ack(), restore(),
+// export(), close(), and the `backend` property. Engines that
 // page lazily (native: `pagesLazily`) also have unknownImages(),
 // provideImages(indices, chunks) and remoteChunks().
 //
@@ -20,6 +20,11 @@
 // installed or fails to load, the WASM engine (lib/wasm/) takes over. The
 // `backend` option of open() ("native" or "wasm") or else the environment
 // variable RIVETKIT_SQLITE_BACKEND forces one.
+
+/** What takeDelta returns when no delta is pending. */
+const NOTHING_PENDING = -1;
+/** What takeDelta returns when `slab` or `meta` is too small: `meta[0]` bytes and `meta[1]` entries are needed. */
+const TOO_SMALL = -2;
 
 const BACKENDS = ["native", "wasm"];
 const ENV_VAR = "RIVETKIT_SQLITE_BACKEND";
@@ -105,4 +110,4 @@ async function createEngine(backend) {
 	}
 }
 
-module.exports = { createEngine };
+module.exports = { createEngine, NOTHING_PENDING, TOO_SMALL };

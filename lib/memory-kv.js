@@ -6,7 +6,12 @@
 
 const { createChecks } = require("./kv/checks");
 
+// Keys up to this many bytes become strings without a Buffer: reading
+// `key.buffer` of a small typed array makes V8 move its bytes off its heap.
+const SHORT_KEY = 64;
+
 function keyString(key) {
+	if (key.length <= SHORT_KEY) return String.fromCharCode.apply(null, key);
 	return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
 

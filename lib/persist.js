@@ -20,6 +20,7 @@ const {
 } = require("./format");
 const { SqliteError, kvFailure, corrupt } = require("./errors");
 const { buildJournal } = require("./journal");
+const { NOTHING_PENDING, TOO_SMALL } = require("./engines");
 
 // getBatch calls in flight at once while loading a database.
 const LOAD_CONCURRENCY = 32;
@@ -140,32 +141,54 @@ function checkChunks(values, first) {
 // process, and the KV gets views of it: a new ArrayBuffer per chunk costs V8
 // about 3 µs (its allocation and collection), more than the rest of a small
 // commit's JS work. A slab's bytes are never written again once handed out.
+// The delta's sizes, indices and lengths come in `meta`, also shared: an
+// array made across N-API costs a call per element.
 const SLAB_SIZE = 64 * 1024;
-let slab = new Uint8Array(SLAB_SIZE);
+// Entries of the shared `meta`: a delta of up to 64 chunks.
+const META_SIZE = 2 + 2 * 64;
+let slab = newSlab(SLAB_SIZE);
 let slabUsed = 0;
+const meta = new Float64Array(META_SIZE);
+
+/**
+ * A slab of `size` bytes, not zeroed (only bytes an engine wrote are ever
+ * handed out), as a plain Uint8Array.
+ */
+function newSlab(size) {
+	return new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+}
 
 /**
  * Takes the engine's pending delta (see lib/engines.js) as `{ size, maxSize,
  * chunks: [[index, bytes], …] }`, or null when it has none.
  */
 function takeDelta(engine) {
-	if (slabUsed > SLAB_SIZE - CHUNK_SIZE) {
-		slab = new Uint8Array(SLAB_SIZE);
+	if (slab.length - slabUsed < CHUNK_SIZE) {
+		slab = newSlab(SLAB_SIZE);
 		slabUsed = 0;
 	}
-	const flat = engine.takeDelta(slab, slabUsed);
-	if (flat === null) return null;
-	const inSlab = typeof flat[2] === "number";
-	const bytes = inSlab ? slab : flat[2];
-	let at = inSlab ? flat[2] : 0;
-	const chunks = [];
-	for (let i = 3; i < flat.length; i += 2) {
-		const end = at + flat[i + 1];
-		chunks.push([flat[i], bytes.subarray(at, end)]);
+	let into = meta;
+	let count = engine.takeDelta(slab, slabUsed, into);
+	if (count === NOTHING_PENDING) return null;
+	if (count === TOO_SMALL) {
+		// A large delta: a slab and a `meta` of its own size.
+		const [bytes, entries] = into;
+		if (bytes > slab.length - slabUsed) {
+			slab = newSlab(Math.max(SLAB_SIZE, bytes));
+			slabUsed = 0;
+		}
+		if (entries > into.length) into = new Float64Array(entries);
+		count = engine.takeDelta(slab, slabUsed, into);
+	}
+	const chunks = new Array(count);
+	let at = slabUsed;
+	for (let i = 0; i < count; i++) {
+		const end = at + into[3 + 2 * i];
+		chunks[i] = [into[2 + 2 * i], slab.subarray(at, end)];
 		at = end;
 	}
-	if (inSlab) slabUsed = at;
-	return { size: flat[0], maxSize: flat[1], chunks };
+	slabUsed = at;
+	return { size: into[0], maxSize: into[1], chunks };
 }
 
 function range(start, end, step = 1) {

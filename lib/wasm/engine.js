@@ -703,9 +703,9 @@ class WasmDatabase {
 		return this.#x.sqlite3_get_autocommit(this.#conn()) !== 0;
 	}
 
-	/** Takes the pending delta (see Tracker#take), or null when nothing is pending. */
-	takeDelta(slab, at) {
-		return this.#trackerOrThrow().take(slab, at);
+	/** Takes the pending delta into `slab` and `meta` (see Tracker#take). */
+	takeDelta(slab, at, meta) {
+		return this.#trackerOrThrow().take(slab, at, meta);
 	}
 
 	/**

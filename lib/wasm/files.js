@@ -4,6 +4,8 @@
 // database file: a line-by-line port of src/tracker.rs, over a MemFile
 // instead of a local file.
 
+const { NOTHING_PENDING, TOO_SMALL } = require("../engines");
+
 const CHUNK_SIZE = 4096;
 
 /**
@@ -188,27 +190,36 @@ class Tracker {
 	}
 
 	/**
-	 * Takes the pending delta, or null: `[size, maxSize, where, index₀,
-	 * length₀, …]`, chunks sorted, their bytes end to end in `slab` from `at`
-	 * if they fit (`where` is then `at`), else in a new array (`where`).
+	 * Takes the pending delta into arrays the caller owns (see the native
+	 * engine's takeDelta): its bytes end to end into `slab` from `at`, and
+	 * `[size, maxSize, index₀, length₀, …]` (chunks sorted) into `meta`.
+	 * Returns the number of chunks, NOTHING_PENDING, or TOO_SMALL: then
+	 * `meta[0]` holds the bytes and `meta[1]` the `meta` length it needs,
+	 * and it stays pending.
 	 */
-	take(slab, at) {
-		if (this.pendingSize === null) return null;
+	take(slab, at, meta) {
+		if (this.pendingSize === null) return NOTHING_PENDING;
 		const chunks = [...this.pending].sort((a, b) => a[0] - b[0]);
 		let total = 0;
 		for (const [, bytes] of chunks) total += bytes.length;
-		const fits = at + total <= slab.length;
-		const target = fits ? slab : new Uint8Array(total);
-		const delta = [this.pendingSize.size, this.pendingSize.maxSize, fits ? at : target];
-		let offset = fits ? at : 0;
-		for (const [index, bytes] of chunks) {
-			target.set(bytes, offset);
-			offset += bytes.length;
-			delta.push(index, bytes.length);
+		const entries = 2 + 2 * chunks.length;
+		if (at + total > slab.length || entries > meta.length) {
+			meta[0] = total;
+			meta[1] = entries;
+			return TOO_SMALL;
 		}
+		meta[0] = this.pendingSize.size;
+		meta[1] = this.pendingSize.maxSize;
+		let offset = at;
+		chunks.forEach(([index, bytes], i) => {
+			slab.set(bytes, offset);
+			offset += bytes.length;
+			meta[2 + 2 * i] = index;
+			meta[3 + 2 * i] = bytes.length;
+		});
 		this.pending = new Map();
 		this.pendingSize = null;
-		return delta;
+		return chunks.length;
 	}
 
 	/** The delta taken last (and everything before it) is durable in the KV. */

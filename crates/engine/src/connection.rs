@@ -675,6 +675,11 @@ impl Database {
         Ok(self.wrote.get() || self.tracker()?.seals() != self.seals_at_call)
     }
 
+    /// The pending delta's bytes and number of chunks, if one is pending.
+    pub fn pending_extent(&self) -> Result<Option<(usize, usize)>, EngineError> {
+        Ok(self.tracker()?.pending_extent())
+    }
+
     /// Takes the pending delta, if any.
     pub fn take(&self) -> Result<Option<Delta>, EngineError> {
         Ok(self.tracker()?.take())

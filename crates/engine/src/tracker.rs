@@ -598,6 +598,14 @@ impl Tracker {
         self.pending_size.is_some()
     }
 
+    /// The pending delta's bytes and number of chunks, if one waits to be
+    /// taken: the extent of what [`Tracker::take`] will return.
+    pub fn pending_extent(&self) -> Option<(usize, usize)> {
+        self.pending_size?;
+        let bytes = self.pending.values().map(|chunk| chunk.len()).sum();
+        Some((bytes, self.pending.len()))
+    }
+
     /// Takes the pending delta, if any, for the persistence layer to write.
     pub fn take(&mut self) -> Option<Delta> {
         let (size, max_size) = self.pending_size.take()?;
