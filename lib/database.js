@@ -24,6 +24,11 @@ const CLOSE = 4;
 // Column lists kept per database (see Database#columns).
 const COLUMN_LISTS = 256;
 
+// Where engines may put `[changes, lastInsertRowid, state]` of a call that
+// returns no columns, instead of a new array (see #execute). Shared by every
+// database: it is read as soon as the call returns.
+const STATUS = new Float64Array(3);
+
 /** A call waiting for its turn, then for its outcome to settle. */
 class Job {
 	constructor(kind, sql, params, callback, resolve, reject) {
@@ -104,8 +109,10 @@ class Database {
 	 * row after row; `state` has bit 1 set when no transaction is open, bit 2
 	 * when the engine holds a sealed delta to write, and bit 4 when the call
 	 * goes on on an engine thread (the native engine suspends calls that
-	 * would hold the JS thread too long): `resume()` finishes it. Returns the
-	 * call's result (see #result), or a promise of it.
+	 * would hold the JS thread too long): `resume()` finishes it. An engine
+	 * may instead return null for a call that returns no columns, with
+	 * `[changes, lastInsertRowid, state]` in STATUS. Returns the call's
+	 * result (see #result), or a promise of it.
 	 */
 	#execute(job) {
 		const kind = job.kind;
@@ -124,8 +131,8 @@ class Database {
 			else named = values;
 		}
 		this.#reachedEngine = true;
-		const out = this.#engine.execute(job.sql, positional, named, collect);
-		if ((out[2] & SUSPENDED) === 0) return this.#result(kind, out);
+		const out = this.#engine.execute(job.sql, positional, named, collect, STATUS);
+		if (((out === null ? STATUS[2] : out[2]) & SUSPENDED) === 0) return this.#result(kind, out);
 		return this.#persistence.finish(this.#engine.resume()).then((finished) => {
 			if (finished instanceof Error) throw finished;
 			return this.#result(kind, finished);
@@ -165,16 +172,19 @@ class Database {
 		return sets;
 	}
 
-	/** What a call of `kind` resolves to (before #finish), from the engine's `out`. */
+	/**
+	 * What a call of `kind` resolves to (before #finish), from the engine's
+	 * `out` (null: read STATUS).
+	 */
 	#result(kind, out) {
-		const state = out[2];
+		const state = out === null ? STATUS[2] : out[2];
 		this.#state = state;
 		this.#autocommit = (state & AUTOCOMMIT) !== 0;
 		switch (kind) {
 			case RUN:
-				return { changes: out[0], lastInsertRowid: out[1] };
+				return out === null ? { changes: STATUS[0], lastInsertRowid: STATUS[1] } : { changes: out[0], lastInsertRowid: out[1] };
 			case QUERY: {
-				if (out.length === 3) return { rows: [], columns: [] };
+				if (out === null || out.length === 3) return { rows: [], columns: [] };
 				const sets = this.#resultSets(out);
 				if (sets.length === 1) return sets[0];
 				// Several statements: their rows concatenated, the first's columns.
@@ -182,7 +192,7 @@ class Database {
 			}
 			default:
 				// exec: the result sets, for its callback.
-				return out.length === 3 ? null : this.#resultSets(out);
+				return out === null || out.length === 3 ? null : this.#resultSets(out);
 		}
 	}
 

@@ -5,7 +5,9 @@
 // how it is driven and lib/persist.js for the commit sequence. Methods:
 // loadChunks(tag, firstIndex, chunks), open(mainSize, journalSize,
 // remoteFrom) (true: finish it with resume()), execute(sql, positional,
-// named, collect) (seals at every point with no transaction open), resume()
+// named, collect, status) (seals at every point with no transaction open;
+// may return null for a call that returns no columns, with its changes,
+// lastInsertRowid and state in the Float64Array `status`), resume()
 // (native: finishes on an engine thread what open() or execute() handed
 // over; resolves with the result, or with a page request `{ id, chunks }`
 // that next() and supply() answer), setTimeout(ms), interrupt(),

@@ -169,9 +169,11 @@ fn sql_text(value: Unknown<'_>) -> Result<String, String> {
     })
 }
 
+/// The largest integer a JS number holds exactly: 2^53 − 1.
+const MAX_SAFE: i64 = 9_007_199_254_740_991;
+
 /// Integers within ±(2^53 − 1) become numbers, others BigInt.
 fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
-    const MAX_SAFE: i64 = 9_007_199_254_740_991;
     if (-MAX_SAFE..=MAX_SAFE).contains(&value) {
         (value as f64).into_unknown(env)
     } else {
@@ -582,8 +584,12 @@ impl NativeDatabase {
     /// Runs `sql`. Returns `[changes, lastInsertRowid, state, columns₀,
     /// rowCount₀, cells₀…, …]` (see [`output`]); with the [`SUSPENDED`] bit
     /// set in `state`, the call goes on on an engine thread: call `resume()`.
+    /// Given `status` (3 entries or more), a call that returns no columns
+    /// (and a `lastInsertRowid` that is a safe integer) returns null and
+    /// puts `[changes, lastInsertRowid, state]` there: a result array built
+    /// across N-API costs a call per element.
     #[napi(
-        ts_return_type = "[changes: number, lastInsertRowid: number | bigint, state: number, ...columnsRowCountsAndCells: unknown[]]"
+        ts_return_type = "[changes: number, lastInsertRowid: number | bigint, state: number, ...columnsRowCountsAndCells: unknown[]] | null"
     )]
     pub fn execute<'env>(
         &self,
@@ -592,23 +598,33 @@ impl NativeDatabase {
         #[napi(ts_arg_type = "unknown[] | null")] positional: Option<Array<'_>>,
         #[napi(ts_arg_type = "Record<string, unknown> | null")] named: Option<Object<'_>>,
         collect: bool,
-    ) -> Result<Array<'env>, String> {
+        status: Option<Float64ArraySlice<'_>>,
+    ) -> Result<Option<Array<'env>>, String> {
         let sql = sql_text(sql)?;
         let params = params(positional, named)?;
         let step = self
             .lock()
             .execute(sql, params, collect, Mode::Inline)
             .map_err(to_js)?;
-        match step {
-            Step::Done(out) => output(env, out).map_err(napi_err),
-            Step::Suspended => {
-                let out = Output {
-                    state: SUSPENDED,
-                    ..Output::default()
-                };
-                output(env, out).map_err(napi_err)
+        let out = match step {
+            Step::Done(out) => out,
+            Step::Suspended => Output {
+                state: SUSPENDED,
+                ..Output::default()
+            },
+        };
+        if let Some(mut status) = status {
+            let rowid = out.last_insert_rowid;
+            if out.sets.is_empty() && status.len() >= 3 && (-MAX_SAFE..=MAX_SAFE).contains(&rowid) {
+                // SAFETY: no N-API call, hence no JS, runs while this slice
+                // lives: the memory of the array read from the arguments is
+                // live and nothing else reads or writes it meanwhile.
+                let status = unsafe { status.as_mut() };
+                status[..3].copy_from_slice(&[out.changes as f64, rowid as f64, out.state as f64]);
+                return Ok(None);
             }
         }
+        output(env, out).map(Some).map_err(napi_err)
     }
 
     /// Finishes the suspended call (or open) on an engine thread. Resolves to
