@@ -36,6 +36,16 @@ describe("engines", () => {
 	});
 
 	test("both engines write identical KV bytes for the same statements", async () => {
+		// One difference is allowed, in page 1 only: when the native engine
+		// moves a statement that ran over its inline budget to an engine
+		// thread (on a loaded machine), SQLite counts the stopped attempt as
+		// a rollback, and its next commit bumps the file change counter
+		// (bytes 24–27 and 92–95 of page 1), writing page 1 where the other
+		// engine may not. Page 1's other bytes, and every other key, match.
+		const PAGE_1 = "0801010000000000";
+		// What a putBatch sends for page 1: its key and a whole page.
+		const PAGE_1_BYTES = 8 + 4096;
+		const counterless = (page) => `${page.slice(0, 48)}${page.slice(56, 184)}${page.slice(192)}`;
 		const dumps = {};
 		for (const backend of ["native", "wasm"]) {
 			const kv = createTestKv();
@@ -45,10 +55,17 @@ describe("engines", () => {
 			for (const sql of WORKLOAD) {
 				kv.resetCounts();
 				await db.exec(sql);
-				calls.push(kv.calls.map((c) => [c.method, c.keys.length, c.bytes]));
+				calls.push(
+					kv.calls.map((c) => {
+						const page1 = c.method === "putBatch" && c.keys.includes(PAGE_1);
+						return [c.method, c.keys.filter((key) => key !== PAGE_1), c.bytes - (page1 ? PAGE_1_BYTES : 0)];
+					}),
+				);
 			}
 			await db.close();
-			dumps[backend] = { kv: kvDump(kv), calls };
+			const contents = kvDump(kv);
+			contents[PAGE_1] = counterless(contents[PAGE_1]);
+			dumps[backend] = { kv: contents, calls };
 		}
 		assert.deepEqual(dumps.wasm.calls, dumps.native.calls, "the same KV calls per statement");
 		assert.deepEqual(dumps.wasm.kv, dumps.native.kv, "the same KV contents");
