@@ -168,26 +168,30 @@ function takeDelta(engine) {
 		slabUsed = 0;
 	}
 	let into = meta;
-	let count = engine.takeDelta(slab, slabUsed, into);
+	let target = slab;
+	let count = engine.takeDelta(target, slabUsed, into);
 	if (count === NOTHING_PENDING) return null;
 	if (count === TOO_SMALL) {
-		// A large delta: a slab and a `meta` of its own size.
 		const [bytes, entries] = into;
-		if (bytes > slab.length - slabUsed) {
-			slab = newSlab(Math.max(SLAB_SIZE, bytes));
-			slabUsed = 0;
-		}
 		if (entries > into.length) into = new Float64Array(entries);
-		count = engine.takeDelta(slab, slabUsed, into);
+		if (bytes > SLAB_SIZE) {
+			// A delta larger than a slab gets one of its own, not kept.
+			target = newSlab(bytes);
+		} else if (bytes > slab.length - slabUsed) {
+			slab = newSlab(SLAB_SIZE);
+			slabUsed = 0;
+			target = slab;
+		}
+		count = engine.takeDelta(target, target === slab ? slabUsed : 0, into);
 	}
 	const chunks = new Array(count);
-	let at = slabUsed;
+	let at = target === slab ? slabUsed : 0;
 	for (let i = 0; i < count; i++) {
 		const end = at + into[3 + 2 * i];
-		chunks[i] = [into[2 + 2 * i], slab.subarray(at, end)];
+		chunks[i] = [into[2 + 2 * i], target.subarray(at, end)];
 		at = end;
 	}
-	slabUsed = at;
+	if (target === slab) slabUsed = at;
 	return { size: into[0], maxSize: into[1], chunks };
 }
 
