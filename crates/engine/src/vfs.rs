@@ -5,12 +5,12 @@
 //!    4 KiB chunks changed since the last seal; reads (and writes that cover
 //!    a chunk in part) of chunks still only in the KV fetch them first (see
 //!    [`crate::paging`]).
-//! 2. Only registered files (and their journals) can be opened, deleted or
-//!    probed. `ATTACH '/etc/passwd'`, `VACUUM INTO '/tmp/x'` and the like get
-//!    `SQLITE_CANTOPEN`: a statement can never reach a host file.
 //!    The tracker may hold back a write of a whole chunk (see
 //!    [`crate::tracker::Tracker::write`]): reads, and the file's size, then
 //!    account for the bytes it holds.
+//! 2. Only registered files (and their journals) can be opened, deleted or
+//!    probed. `ATTACH '/etc/passwd'`, `VACUUM INTO '/tmp/x'` and the like get
+//!    `SQLITE_CANTOPEN`: a statement can never reach a host file.
 //! 3. Files expose version 1 of the I/O methods: no shared memory and no
 //!    memory mapping, so every page SQLite changes passes through `xWrite`.
 //!    Extension loading (`xDlOpen`) always fails.
