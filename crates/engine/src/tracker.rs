@@ -530,13 +530,16 @@ impl Tracker {
             return Ok(());
         }
         let keep = self.sealed.len() <= KEEP_AFTER_SEAL;
-        // Held-back chunks whose bytes this seal does not keep go to the file.
+        // Held-back chunks whose bytes this seal does not keep go to the file
+        // (all but whole chunks of this seal, which the loop below keeps:
+        // it reads any other chunk from the file).
         let size = self.size;
         let leaving: Vec<u32> = self
             .unwritten
             .iter()
             .filter(|&&index| {
-                !(keep && self.sealed.contains_key(&index) && (index as u64) * CHUNK_SIZE < size)
+                let end = (index as u64 + 1) * CHUNK_SIZE;
+                !(keep && self.sealed.contains_key(&index) && end <= size)
             })
             .copied()
             .collect();
