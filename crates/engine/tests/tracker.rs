@@ -417,3 +417,45 @@ fn held_back_writes_reach_the_file_before_anything_reads_or_restores_it() {
         assert_eq!(now[i * CHUNK..(i + 1) * CHUNK], [20 + i as u8; CHUNK]);
     }
 }
+
+#[test]
+fn held_back_runs_of_chunks_reach_the_file_with_every_byte_in_place() {
+    let (_dir, mut file, mut tracker) = setup(1);
+    // 200 chunks, with gaps, in runs longer than one write takes: each chunk
+    // gets its own bytes, so a chunk written at another's place shows.
+    let held: Vec<u32> = (0..200).filter(|i| i % 37 != 5).collect();
+    let bytes = |i: u32| -> Vec<u8> { (0..CHUNK).map(|at| (i as usize * 7 + at) as u8).collect() };
+    for &i in held.iter().rev() {
+        assert!(write_held(
+            &mut tracker,
+            &mut file,
+            i as u64 * CHUNK_SIZE,
+            &bytes(i)
+        ));
+    }
+    // A read of part of them writes those out, and no other.
+    tracker
+        .flush_range(60 * CHUNK_SIZE, 10 * CHUNK_SIZE)
+        .unwrap();
+    let now = contents(&mut file);
+    assert_eq!(now.len(), 70 * CHUNK);
+    for i in 60..70u32 {
+        assert_eq!(now[i as usize * CHUNK..(i as usize + 1) * CHUNK], bytes(i));
+    }
+    assert_eq!(now[1..CHUNK], [1; CHUNK - 1][..]);
+    assert_eq!(now[CHUNK..60 * CHUNK], vec![0; 59 * CHUNK][..]);
+    // The seal writes the rest; the gaps read as zeros (and changed: the
+    // file grew over them).
+    let delta = seal(&mut tracker);
+    assert_eq!(delta.chunks.len(), 200);
+    let now = contents(&mut file);
+    assert_eq!(now.len(), 200 * CHUNK);
+    for i in 0..200u32 {
+        let chunk = &now[i as usize * CHUNK..(i as usize + 1) * CHUNK];
+        if held.contains(&i) {
+            assert_eq!(chunk, bytes(i), "chunk {i}");
+        } else {
+            assert_eq!(chunk, [0; CHUNK], "chunk {i}");
+        }
+    }
+}
