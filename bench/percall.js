@@ -73,8 +73,8 @@ const CASES = {
 	},
 	async engine(_db, timer, backend) {
 		if (backend.id !== "native") return 0;
-		const { NativeDatabase } = require("../binding.js");
-		const engine = new NativeDatabase();
+		const { NativeEngine } = require("../lib/native.js");
+		const engine = new NativeEngine(require("../binding.js"));
 		engine.open(0, null);
 		engine.execute(SCHEMA, null, null, false);
 		engine.execute(bulkInsert("t", 1000), null, null, false);

@@ -18,7 +18,7 @@
 // page lazily (native: `pagesLazily`) also have unknownImages(),
 // provideImages(indices, chunks) and remoteChunks().
 //
-// The native engine (napi-rs addon) comes first; when its binding is not
+// The native engine (napi-rs addon, see lib/native.js) comes first; when its binding is not
 // installed or fails to load, the WASM engine (lib/wasm/) takes over. The
 // `backend` option of open() ("native" or "wasm") or else the environment
 // variable RIVETKIT_SQLITE_BACKEND forces one.
@@ -27,6 +27,8 @@
 const NOTHING_PENDING = -1;
 /** What takeDelta returns when `slab` or `meta` is too small: `meta[0]` bytes and `meta[1]` entries are needed. */
 const TOO_SMALL = -2;
+
+const { NativeEngine } = require("./native");
 
 const BACKENDS = ["native", "wasm"];
 const ENV_VAR = "RIVETKIT_SQLITE_BACKEND";
@@ -98,7 +100,7 @@ async function createEngine(backend) {
 		}
 	}
 	const { binding, error: nativeError } = loadNative();
-	if (binding) return new binding.NativeDatabase();
+	if (binding) return new NativeEngine(binding);
 	if (request.backend === "native") {
 		throw loadFailure(`The native SQLite engine could not be loaded (forced by ${request.source})`, [["native", nativeError]]);
 	}
