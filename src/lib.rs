@@ -291,19 +291,16 @@ impl<'env> Packer<'env> {
 /// delta waits to be taken, and bit 4 ([`SUSPENDED`]) when the call goes on
 /// on an engine thread.
 fn output<'env>(env: &'env Env, out: Output) -> Result<Array<'env>> {
-    let len: usize = out
-        .sets
-        .iter()
-        .map(|set| 2 + set.columns.len() * set.rows.len())
-        .sum();
+    let len: usize = out.sets.iter().map(|set| 2 + set.cells.len()).sum();
     let mut result = Packer::new(env, 3 + len)?;
     result.add(out.changes as f64)?;
     result.add(integer(env, out.last_insert_rowid)?)?;
     result.add(out.state)?;
     for set in out.sets {
-        result.add(set.columns.join("\0"))?;
-        result.add(set.rows.len() as u32)?;
-        for cell in set.rows.into_iter().flatten() {
+        let rows = set.row_count() as u32;
+        result.add(set.columns)?;
+        result.add(rows)?;
+        for cell in set.cells {
             match cell {
                 Cell::Null => result.add(Null)?,
                 Cell::Integer(v) => result.add(integer(env, v)?)?,

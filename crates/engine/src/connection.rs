@@ -30,8 +30,20 @@ pub const TAG_JOURNAL: u32 = 1;
 
 /// The rows one statement produced.
 pub struct ResultSet {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Cell>>,
+    /// The column names joined by NUL (which no name holds): the form JS
+    /// gets them in, made without a string per name.
+    pub columns: String,
+    /// How many columns.
+    pub width: usize,
+    /// Every cell of every row, row after row.
+    pub cells: Vec<Cell>,
+}
+
+impl ResultSet {
+    /// How many rows.
+    pub fn row_count(&self) -> usize {
+        self.cells.len().checked_div(self.width).unwrap_or(0)
+    }
 }
 
 /// What one call produced.
@@ -815,20 +827,31 @@ fn run_statement(
     // changed since it was prepared (a cached statement after ALTER TABLE),
     // SQLite prepares it again on its first step, and only then does it
     // have the new columns.
-    let mut collected = Vec::new();
+    let mut cells = Vec::new();
     {
         let mut rows = stmt.raw_query();
         let mut column_count = None;
         while let Some(row) = rows.next()? {
             if collect {
                 let count = *column_count.get_or_insert_with(|| row.as_ref().column_count());
-                collected.push(read_row(row, count)?);
+                read_row(row, count, &mut cells)?;
             }
         }
     }
-    let set = (collect && stmt.column_count() > 0).then(|| ResultSet {
-        columns: stmt.column_names().map(str::to_owned).collect(),
-        rows: collected,
+    let width = stmt.column_count();
+    let set = (collect && width > 0).then(|| {
+        let mut columns = String::new();
+        for (i, name) in stmt.column_names().enumerate() {
+            if i > 0 {
+                columns.push('\0');
+            }
+            columns.push_str(name);
+        }
+        ResultSet {
+            columns,
+            width,
+            cells,
+        }
     });
     if conn.total_changes() != before {
         out.changes += conn.changes();

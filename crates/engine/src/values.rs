@@ -124,8 +124,13 @@ pub enum Cell {
     Blob(Vec<u8>),
 }
 
-pub fn read_row(row: &Row<'_>, column_count: usize) -> Result<Vec<Cell>, EngineError> {
-    let mut cells = Vec::with_capacity(column_count);
+/// Appends the `column_count` cells of `row` to `cells`.
+pub fn read_row(
+    row: &Row<'_>,
+    column_count: usize,
+    cells: &mut Vec<Cell>,
+) -> Result<(), EngineError> {
+    cells.reserve(column_count);
     for i in 0..column_count {
         cells.push(match row.get_ref(i)? {
             ValueRef::Null => Cell::Null,
@@ -142,5 +147,5 @@ pub fn read_row(row: &Row<'_>, column_count: usize) -> Result<Vec<Cell>, EngineE
             ValueRef::Blob(bytes) => Cell::Blob(bytes.to_vec()),
         });
     }
-    Ok(cells)
+    Ok(())
 }
