@@ -39,10 +39,38 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::sync::Arc;
 
 use crate::pos_io;
+
+/// Hashes chunk indices for the tracker's maps: a multiplication (Fibonacci
+/// hashing) instead of the standard SipHash, which costs several times as
+/// much and guards against keys chosen to collide. Chunk indices are
+/// page numbers SQLite assigns, a few per write: a workload cannot choose
+/// them freely, and the maps hold at most what one transaction changed.
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u32(&mut self, index: u32) {
+        self.0 = u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by chunk index.
+type IndexMap<V> = HashMap<u32, V, BuildHasherDefault<IndexHasher>>;
 
 /// Bytes per KV chunk: one SQLite page.
 pub const CHUNK_SIZE: u64 = 4096;
@@ -175,8 +203,8 @@ pub struct Tracker {
     durable_size: u64,
     sealed_size: u64,
     size: u64,
-    durable: HashMap<u32, Image>,
-    sealed: HashMap<u32, Image>,
+    durable: IndexMap<Image>,
+    sealed: IndexMap<Image>,
     /// Sealed changes not yet taken: chunk bytes at their last seal.
     pending: BTreeMap<u32, Arc<Vec<u8>>>,
     /// `Some((size, max_size))` while a sealed delta waits to be taken.
@@ -190,7 +218,7 @@ pub struct Tracker {
     /// last seal if it was small (see [`KEEP_AFTER_SEAL`]). A seal takes a
     /// chunk's bytes from here, and so does a before-image, instead of
     /// reading the file.
-    latest: HashMap<u32, Arc<Vec<u8>>>,
+    latest: IndexMap<Arc<Vec<u8>>>,
     /// Chunks of `latest` whose bytes the file does not have yet: SQLite
     /// wrote them whole, and the tracker held the write back (see
     /// [`Tracker::write`]). They are written to the file before they leave
@@ -217,7 +245,7 @@ impl Tracker {
         let end = size.div_ceil(CHUNK_SIZE).min(u32::MAX as u64) as u32;
         let remote = remote_from.map_or_else(Remote::default, |from| Remote::new(from, end));
         Ok(Tracker {
-            latest: HashMap::new(),
+            latest: IndexMap::default(),
             unwritten: BTreeSet::new(),
             remote,
             // No fetch yet: no miss is near it.
@@ -228,8 +256,8 @@ impl Tracker {
             durable_size: size,
             sealed_size: size,
             size,
-            durable: HashMap::new(),
-            sealed: HashMap::new(),
+            durable: IndexMap::default(),
+            sealed: IndexMap::default(),
             pending: BTreeMap::new(),
             pending_size: None,
             seals: 0,
