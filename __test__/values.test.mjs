@@ -106,6 +106,27 @@ describe("values and parameters", () => {
 		assert.deepEqual(await rows(db, "SELECT :a, :b", [1, 2]), [[1, 2]]);
 	});
 
+	test("any number of positional parameters binds each value at its place", async () => {
+		const values = [7, "s", null, new Uint8Array([1, 2]), 2.5, 2n ** 60n, true, "é€"];
+		const expected = [7, "s", null, new Uint8Array([1, 2]), 2.5, 2n ** 60n, 1, "é€"];
+		for (let n = 1; n <= 12; n++) {
+			// Rotated, so every kind of value comes at every place.
+			for (let shift = 0; shift < values.length; shift++) {
+				const params = Array.from({ length: n }, (_, i) => values[(i + shift) % values.length]);
+				const want = Array.from({ length: n }, (_, i) => expected[(i + shift) % values.length]);
+				const sql = `SELECT ${params.map((_, i) => `?${i + 1}`).join(", ")}`;
+				assert.deepEqual(await rows(db, sql, params), [want], `${n} parameters, shifted by ${shift}`);
+			}
+			// A hole is undefined, which no parameter takes.
+			if (n > 1) {
+				const sparse = new Array(n);
+				sparse[0] = 1;
+				const sql = `SELECT ${Array.from({ length: n }, (_, i) => `?${i + 1}`).join(", ")}`;
+				await assert.rejects(db.query(sql, sparse), { name: "TypeError", message: /Parameter 2: undefined/ });
+			}
+		}
+	});
+
 	test("unsupported parameter types are a TypeError naming the parameter", async () => {
 		await assert.rejects(db.query("SELECT ?", [undefined]), { name: "TypeError", message: /Parameter 1/ });
 		await assert.rejects(db.query("SELECT ?, ?", [1, {}]), { name: "TypeError", message: /Parameter 2/ });

@@ -30,8 +30,16 @@ class NativeEngine {
 		return this.#db.directory;
 	}
 
+	/**
+	 * Up to 4 positional parameters go as arguments of their own: reading
+	 * an element of an array costs an N-API call, an argument nothing.
+	 */
 	execute(sql, positional, named, collect, status) {
-		return this.#binding.execute(this.#calls, sql, positional, named, collect, status);
+		const execute = this.#binding.execute;
+		if (positional === null) return execute(this.#calls, sql, named, collect, status, -1);
+		const n = positional.length;
+		if (n > 4) return execute(this.#calls, sql, null, collect, status, n, undefined, undefined, undefined, undefined, positional);
+		return execute(this.#calls, sql, null, collect, status, n, positional[0], positional[1], positional[2], positional[3], null);
 	}
 
 	takeDelta(slab, at, meta) {

@@ -52,7 +52,8 @@ function normalizeParams(params) {
 			const value = params[i];
 			const type = typeof value;
 			if (type === "number" || type === "string" || value === null || value instanceof Uint8Array) continue;
-			return params.map((value, i) => normalizeValue(value, `${i + 1}`));
+			// (Array.from, not map: a hole is undefined, refused as such.)
+			return Array.from(params, (value, i) => normalizeValue(value, `${i + 1}`));
 		}
 		return params;
 	}

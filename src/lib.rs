@@ -93,6 +93,9 @@ fn unbindable(name: &dyn std::fmt::Display) -> Error<String> {
     )
 }
 
+/// Most positional parameters `execute` takes as arguments of its own.
+const DIRECT_PARAMS: usize = 4;
+
 /// The parameters of a call: an array (positional), an object keyed by name
 /// without its sigil (named), or neither.
 fn params(positional: Option<Array<'_>>, named: Option<Object<'_>>) -> Result<Params, String> {
@@ -760,20 +763,43 @@ impl Calls {
 /// (and a `lastInsertRowid` that is a safe integer) returns null and
 /// puts `[changes, lastInsertRowid, state]` there: a result array built
 /// across N-API costs a call per element.
+///
+/// Parameters: `named` (an object keyed by name without its sigil), or
+/// `count` positional ones (-1: none), up to [`DIRECT_PARAMS`] of them as
+/// the arguments `p0`…, more in the
+/// array `positional`. An argument costs nothing to read; an element of an
+/// array costs an N-API call (about 600 instructions).
 #[napi(
     ts_return_type = "[changes: number, lastInsertRowid: number | bigint, state: number, ...columnsRowCountsAndCells: unknown[]] | null"
 )]
+#[allow(clippy::too_many_arguments)]
 pub fn execute<'env>(
     #[napi(ts_arg_type = "ExternalObject<\"NativeCalls\">")] calls: &External<Calls>,
     env: &'env Env,
     #[napi(ts_arg_type = "string")] sql: Unknown<'_>,
-    #[napi(ts_arg_type = "unknown[] | null")] positional: Option<Array<'_>>,
     #[napi(ts_arg_type = "Record<string, unknown> | null")] named: Option<Object<'_>>,
     collect: bool,
     status: Option<Float64ArraySlice<'_>>,
+    count: i32,
+    #[napi(ts_arg_type = "unknown")] p0: Unknown<'_>,
+    #[napi(ts_arg_type = "unknown")] p1: Unknown<'_>,
+    #[napi(ts_arg_type = "unknown")] p2: Unknown<'_>,
+    #[napi(ts_arg_type = "unknown")] p3: Unknown<'_>,
+    #[napi(ts_arg_type = "unknown[] | null")] positional: Option<Array<'_>>,
 ) -> Result<Option<Array<'env>>, String> {
     let sql = sql_text(sql)?;
-    let params = params(positional, named)?;
+    let params = if count < 0 {
+        params(None, named)?
+    } else if count as usize <= DIRECT_PARAMS {
+        let direct = [p0, p1, p2, p3];
+        let mut values = Vec::with_capacity(count as usize);
+        for (i, value) in direct.into_iter().take(count as usize).enumerate() {
+            values.push(param(value, &(i + 1))?);
+        }
+        Params::Positional(values)
+    } else {
+        params(positional, None)?
+    };
     let step = calls
         .lock()
         .execute(sql, params, collect, Mode::Inline)
