@@ -127,7 +127,9 @@ pub struct Database {
     timeout: Option<Duration>,
     suspended: Option<Suspended>,
     /// Whether a statement (by its SQL) may run long: see [`script::is_heavy`], by SQL text.
-    heavy: RefCell<HashMap<String, bool>>,
+    /// (foldhash: SipHash of the SQL cost about 400 instructions a write
+    /// inside a transaction; the map is bounded, and cleared when full.)
+    heavy: RefCell<HashMap<String, bool, foldhash::fast::RandomState>>,
     /// Set by the authorizer when a statement that changes the schema is
     /// prepared: what `heavy` knows may then be wrong (a new trigger).
     schema_changed: Arc<AtomicBool>,
