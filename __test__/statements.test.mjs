@@ -118,4 +118,44 @@ describe("the same SQL text across calls", () => {
 		await copy.close();
 		await db.close();
 	});
+
+	// The native engine is handed a text only when it differs from the last
+	// call's: every way a call can end must leave the next one running its
+	// own text.
+	test("each call runs its own text, whatever the call before it did", async () => {
+		const db = await open(createTestKv());
+		await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v)");
+		const a = "SELECT 'a', ?";
+		const b = "SELECT 'b', ?";
+		const endings = [
+			() => db.query(b, [1]),
+			() => db.query("SELECT 'b' FROM nowhere"),
+			() => db.query(b, [1, 2]),
+			() => db.query(b, [undefined]),
+			() => db.query(b, [2n ** 70n]),
+			() => db.query(b, { x: 1 }),
+			() => db.query(b),
+			() => db.query(SLOW(), []),
+			() => db.exec("SELECT 'b'; SELECT nope"),
+			() => db.query(""),
+			() => db.run("INSERT INTO t(v) VALUES (?)", ["b"]),
+		];
+		for (const [i, ending] of endings.entries()) {
+			assert.deepEqual(await rows(db, a, [i]), [["a", i]], `before ending ${i}`);
+			await ending().catch(() => {});
+			assert.deepEqual(await rows(db, a, [i]), [["a", i]], `after ending ${i}`);
+			// The same text, in another string with the same characters.
+			assert.deepEqual(await rows(db, ["SELECT 'a',", "?"].join(" "), [i]), [["a", i]]);
+			await ending().catch(() => {});
+			assert.deepEqual(await rows(db, `SELECT 'a', ?`, [i]), [["a", i]], `after ending ${i} twice`);
+			// And the text of the ending, right after it.
+			await ending().catch(() => {});
+			assert.deepEqual(await rows(db, b, [i]), [["b", i]], `b after ending ${i}`);
+		}
+		// An empty text, twice, is still nothing to run.
+		assert.deepEqual(await db.query(""), { rows: [], columns: [] });
+		assert.deepEqual(await db.query(""), { rows: [], columns: [] });
+		assert.deepEqual(await rows(db, b, [9]), [["b", 9]]);
+		await db.close();
+	});
 });

@@ -11,6 +11,8 @@ class NativeEngine {
 	#binding;
 	#db;
 	#calls;
+	/** The SQL the addon keeps from the last call that returned, or null. */
+	#lastSql = null;
 
 	constructor(binding) {
 		this.#binding = binding;
@@ -31,10 +33,22 @@ class NativeEngine {
 	}
 
 	/**
-	 * Up to 4 positional parameters go as arguments of their own: reading
-	 * an element of an array costs an N-API call, an argument nothing.
+	 * The SQL goes across only when it differs from the last call's (null
+	 * stands for that, which the addon keeps): copying it costs more than
+	 * comparing it. Up to 4 positional parameters go as arguments of their
+	 * own: reading an element of an array costs an N-API call, an argument
+	 * nothing.
 	 */
 	execute(sql, positional, named, collect, status) {
+		const text = sql === this.#lastSql ? null : sql;
+		// Until the call returns, the addon's last SQL is not known here.
+		this.#lastSql = null;
+		const out = this.#execute(text, positional, named, collect, status);
+		this.#lastSql = sql;
+		return out;
+	}
+
+	#execute(sql, positional, named, collect, status) {
 		const execute = this.#binding.execute;
 		if (positional === null) return execute(this.#calls, sql, named, collect, status, -1);
 		const n = positional.length;

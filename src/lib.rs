@@ -13,6 +13,7 @@
 
 #![deny(clippy::all)]
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -734,6 +735,7 @@ impl NativeDatabase {
     pub fn calls(&self) -> External<Calls> {
         External::new(Calls {
             db: self.db.clone(),
+            sql: RefCell::new(None),
         })
     }
 }
@@ -746,6 +748,10 @@ impl NativeDatabase {
 /// part of a `takeDelta` or an `ack`.
 pub struct Calls {
     db: Arc<Mutex<Database>>,
+    /// The SQL of the last `execute` that got as far as running it: a call
+    /// that repeats it passes null instead (copying the SQL across N-API
+    /// cost about 500 instructions a call). No JS runs while it is taken.
+    sql: RefCell<Option<String>>,
 }
 
 impl Calls {
@@ -764,6 +770,9 @@ impl Calls {
 /// puts `[changes, lastInsertRowid, state]` there: a result array built
 /// across N-API costs a call per element.
 ///
+/// `sql` null stands for the SQL of the last call that returned (or failed
+/// in SQLite): the JS layer passes it again only when it changed.
+///
 /// Parameters: `named` (an object keyed by name without its sigil), or
 /// `count` positional ones (-1: none), up to [`DIRECT_PARAMS`] of them as
 /// the arguments `p0`…, more in the
@@ -776,7 +785,7 @@ impl Calls {
 pub fn execute<'env>(
     #[napi(ts_arg_type = "ExternalObject<\"NativeCalls\">")] calls: &External<Calls>,
     env: &'env Env,
-    #[napi(ts_arg_type = "string")] sql: Unknown<'_>,
+    #[napi(ts_arg_type = "string | null")] sql: Unknown<'_>,
     #[napi(ts_arg_type = "Record<string, unknown> | null")] named: Option<Object<'_>>,
     collect: bool,
     status: Option<Float64ArraySlice<'_>>,
@@ -787,7 +796,6 @@ pub fn execute<'env>(
     #[napi(ts_arg_type = "unknown")] p3: Unknown<'_>,
     #[napi(ts_arg_type = "unknown[] | null")] positional: Option<Array<'_>>,
 ) -> Result<Option<Array<'env>>, String> {
-    let sql = sql_text(sql)?;
     let params = if count < 0 {
         params(None, named)?
     } else if count as usize <= DIRECT_PARAMS {
@@ -800,10 +808,18 @@ pub fn execute<'env>(
     } else {
         params(positional, None)?
     };
-    let step = calls
-        .lock()
-        .execute(sql, params, collect, Mode::Inline)
-        .map_err(to_js)?;
+    // The SQL: as given, or (null) that of the last call, kept here.
+    let sql = match sql.get_type().map_err(napi_err)? {
+        ValueType::Null => calls.sql.borrow_mut().take().ok_or_else(|| {
+            to_js(EngineError::Range(
+                "execute: no SQL was given before (null stands for the last call's)".into(),
+            ))
+        })?,
+        _ => sql_text(sql)?,
+    };
+    let step = calls.lock().execute(&sql, params, collect, Mode::Inline);
+    *calls.sql.borrow_mut() = Some(sql);
+    let step = step.map_err(to_js)?;
     let out = match step {
         Step::Done(out) => out,
         Step::Suspended => Output {

@@ -362,7 +362,7 @@ impl Database {
     /// rest.
     pub fn execute(
         &mut self,
-        sql: String,
+        sql: &str,
         params: Params,
         collect: bool,
         mode: Mode,
@@ -376,7 +376,7 @@ impl Database {
         if !self.ensure_connected(mode)? {
             self.suspended = Some(Suspended {
                 call: Some(Call {
-                    sql,
+                    sql: sql.to_owned(),
                     offset: 0,
                     params,
                     collect,
@@ -386,11 +386,11 @@ impl Database {
             });
             return Ok(Step::Suspended);
         }
-        match self.run(&sql, 0, None, &params, collect, &mut out, mode) {
+        match self.run(sql, 0, None, &params, collect, &mut out, mode) {
             Ok(Some((offset, single))) => {
                 self.suspended = Some(Suspended {
                     call: Some(Call {
-                        sql,
+                        sql: sql.to_owned(),
                         offset,
                         params,
                         collect,

@@ -79,7 +79,7 @@ impl PageSource for Kv {
 
 /// Runs `sql` on `db`, finishing it with `source` if it needs pages.
 fn run(db: &mut Database, sql: String, source: &Arc<Kv>) -> u32 {
-    match db.execute(sql, Params::None, false, Mode::Inline).unwrap() {
+    match db.execute(&sql, Params::None, false, Mode::Inline).unwrap() {
         Step::Done(out) => out.state,
         Step::Suspended => db.resume(source.clone()).unwrap().state,
     }
@@ -121,7 +121,7 @@ fn journal_images_are_the_records_of_sqlites_own_journal() {
     db.open(before.len() as u64, None, None).unwrap();
     let step = db
         .execute(
-            format!("BEGIN; {COMMIT} COMMIT;"),
+            &format!("BEGIN; {COMMIT} COMMIT;"),
             Params::None,
             false,
             Mode::Thread,
