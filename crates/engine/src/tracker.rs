@@ -97,10 +97,6 @@ const LATEST_CAPACITY: usize = 1024;
 /// an idle database holds at most this many chunks (32 KiB) this way.
 const KEEP_AFTER_SEAL: usize = 8;
 
-/// Most held-back chunks written to the file in one call (256 KiB: larger
-/// writes gained nothing more in a measurement on ext4).
-const WRITE_RUN: usize = 64;
-
 /// Fewest and most chunks one page fetch asks for: a miss far from the last
 /// one fetches [`MIN_WINDOW`] chunks; each miss near the previous fetch
 /// doubles the window, up to [`MAX_WINDOW`] (eight `getBatch` calls of 128
@@ -359,41 +355,18 @@ impl Tracker {
     }
 
     /// Writes the held-back chunks `indices` (in increasing order, each held
-    /// back) to the file. Neighbouring chunks go in one write of up to
-    /// [`WRITE_RUN`] chunks: a file system charges much of its cost per call
-    /// (ext4 takes about five times as long to append 1 MiB a page at a
-    /// time as in one write). A chunk stays held back until a write of it
-    /// succeeded.
+    /// back) to the file, neighbours in one write (see [`pos_io::Runs`]).
+    /// They stay held back unless every write succeeded.
     fn write_out_sorted(&mut self, indices: &[u32]) -> io::Result<()> {
-        let mut run: Vec<u8> = Vec::new();
-        let mut at = 0;
-        while at < indices.len() {
-            let first = indices[at];
-            let mut end = at + 1;
-            while self.latest.contains_key(&first)
-                && end < indices.len()
-                && end - at < WRITE_RUN
-                && indices[end] == indices[end - 1] + 1
-                && self.latest.contains_key(&indices[end])
-            {
-                end += 1;
+        let mut runs = pos_io::Runs::new(&self.file);
+        for index in indices {
+            if let Some(bytes) = self.latest.get(index) {
+                runs.write(*index as u64 * CHUNK_SIZE, bytes)?;
             }
-            let offset = first as u64 * CHUNK_SIZE;
-            if end - at == 1 {
-                if let Some(bytes) = self.latest.get(&first) {
-                    pos_io::write_all_at(&self.file, bytes, offset)?;
-                }
-            } else {
-                run.clear();
-                for index in &indices[at..end] {
-                    run.extend_from_slice(&self.latest[index]);
-                }
-                pos_io::write_all_at(&self.file, &run, offset)?;
-            }
-            for index in &indices[at..end] {
-                self.unwritten.remove(index);
-            }
-            at = end;
+        }
+        runs.flush()?;
+        for index in indices {
+            self.unwritten.remove(index);
         }
         Ok(())
     }
@@ -551,33 +524,21 @@ impl Tracker {
     /// has no such chunk, it reads as zeros) and marks them local. Chunks no
     /// longer remote (written meanwhile) are left alone.
     pub fn fill(&mut self, indices: &[u32], chunks: &[Option<&[u8]>]) -> io::Result<()> {
-        let mut run: Vec<u8> = Vec::new();
-        let mut run_start = 0u64;
-        let mut next = None;
+        static ZEROS: [u8; CHUNK_SIZE as usize] = [0; CHUNK_SIZE as usize];
+        let mut runs = pos_io::Runs::new(&self.file);
         for (&index, chunk) in indices.iter().zip(chunks) {
             if !self.remote.get(index) {
                 continue;
             }
             let start = index as u64 * CHUNK_SIZE;
             let len = self.size.saturating_sub(start).min(CHUNK_SIZE) as usize;
-            if next != Some(start) && !run.is_empty() {
-                pos_io::write_all_at(&self.file, &run, run_start)?;
-                run.clear();
-            }
-            if run.is_empty() {
-                run_start = start;
-            }
             let bytes = chunk.unwrap_or_default();
             let take = bytes.len().min(len);
-            run.extend_from_slice(&bytes[..take]);
-            run.resize(run.len() + (len - take), 0);
-            next = Some(start + CHUNK_SIZE);
+            runs.write(start, &bytes[..take])?;
+            runs.write(start + take as u64, &ZEROS[..len - take])?;
             self.remote.set(index, false);
         }
-        if !run.is_empty() {
-            pos_io::write_all_at(&self.file, &run, run_start)?;
-        }
-        Ok(())
+        runs.flush()
     }
 
     /// Whether anything changed since the last seal.
