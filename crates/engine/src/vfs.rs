@@ -63,6 +63,14 @@ fn is_allowed(path: &str) -> bool {
 pub fn ensure_registered() -> c_int {
     static RESULT: OnceLock<c_int> = OnceLock::new();
     *RESULT.get_or_init(|| {
+        // SQLite's memory statistics off: with them on, every sqlite3_malloc
+        // and sqlite3_free takes one process-wide mutex, which every engine
+        // thread shares, and a write makes a dozen of them. Nothing here
+        // reads the statistics (no soft or hard heap limit).
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int. Before SQLite is
+        // initialised it only records the setting; after, it changes nothing
+        // and returns SQLITE_MISUSE, which is fine to ignore.
+        unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int) };
         // SAFETY: sqlite3_initialize and sqlite3_vfs_find are thread-safe
         // (SQLITE_THREADSAFE=1); a null name asks for the default VFS.
         let inner = unsafe {
