@@ -251,17 +251,26 @@ class Persistence {
 	 * Calls the KV. A KV that throws synchronously is treated like one that
 	 * rejects; either way `onError` hears of it and the error keeps it as cause.
 	 */
-	async #call(method, arg, code) {
+	#call(method, arg, code) {
+		let result;
 		try {
-			return await this.#kv[method](arg);
+			result = this.#kv[method](arg);
 		} catch (error) {
-			try {
-				this.#kv.onError?.(error);
-			} catch {
-				// A failing onError must not hide the KV's error.
-			}
-			throw kvFailure(method, error, code);
+			return Promise.reject(this.#failure(method, error, code));
 		}
+		return Promise.resolve(result).catch((error) => {
+			throw this.#failure(method, error, code);
+		});
+	}
+
+	/** The error a failed KV call is reported as, once `onError` has heard of it. */
+	#failure(method, error, code) {
+		try {
+			this.#kv.onError?.(error);
+		} catch {
+			// A failing onError must not hide the KV's error.
+		}
+		return kvFailure(method, error, code);
 	}
 
 	async #getBatch(keys) {
