@@ -6,7 +6,8 @@ import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-import { BACKEND } from "./helpers/db.mjs";
+import { createMemoryKv } from "../index.mjs";
+import { BACKEND, open, rows } from "./helpers/db.mjs";
 
 // A private temporary directory, so other processes' databases do not count.
 const privateTmp = fs.mkdtempSync(path.join(os.tmpdir(), "sqlite-vfs-resources-"));
@@ -56,5 +57,45 @@ describe("resource hygiene", () => {
 		const created = JSON.parse(child.stdout.trim().split("\n").at(-1));
 		if (BACKEND !== "wasm") assert.equal(created.length, 5, "the child created its directories");
 		assert.deepEqual(fs.readdirSync(tmp), [], "directories left behind");
+	});
+
+	// A full disk under the temporary directory, as a file size limit (1 MiB)
+	// on a child process: the native engine's local file cannot grow past it.
+	// (The WASM engine keeps its pages in memory.)
+	test("a full local disk fails the write that needs it with SQLITE_FULL; reads go on and the KV stays whole", {
+		skip: process.platform !== "linux" || BACKEND === "wasm",
+	}, async () => {
+		const tmp = fs.mkdtempSync(path.join(privateTmp, "full-"));
+		// An ignored SIGXFSZ stays ignored through exec: writes past the limit fail with EFBIG.
+		const child = spawnSync(
+			"bash",
+			["-c", 'trap "" XFSZ; ulimit -f 1024; exec "$0" "$1"', process.execPath, path.join(here, "helpers", "full-disk.mjs")],
+			{
+				encoding: "utf8",
+				maxBuffer: 64 * 1024 * 1024,
+				env: { ...process.env, TMPDIR: tmp },
+			},
+		);
+		assert.equal(child.status, 0, child.stderr);
+		const report = JSON.parse(child.stdout.trim().split("\n").at(-1));
+		if (report.backend !== "native") return;
+		assert.equal(report.error?.code, "SQLITE_FULL", JSON.stringify(report.error));
+		assert.equal(report.error.name, "SqliteError");
+		assert.ok(report.resolved > 100 && report.resolved < 1000, `${report.resolved} inserts resolved`);
+		// The failed insert has no effects; reads still work while the disk is full.
+		assert.equal(report.countWhileFull, report.resolved);
+		assert.equal(report.integrityWhileFull, "ok");
+		// A write that needs the disk fails the same way, and leaves nothing behind.
+		assert.equal(report.secondWrite?.code, "SQLITE_FULL", JSON.stringify(report.secondWrite));
+		assert.equal(report.inTransaction, false);
+		assert.equal(report.countAfterSecondWrite, report.resolved);
+		// The KV holds exactly the inserts that resolved.
+		const kv = createMemoryKv();
+		const entries = report.entries.map(([key, value]) => [Buffer.from(key, "hex"), Buffer.from(value, "hex")]);
+		for (let i = 0; i < entries.length; i += 100) await kv.putBatch(entries.slice(i, i + 100));
+		const db = await open(kv);
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[report.resolved]]);
+		assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
+		await db.close();
 	});
 });

@@ -41,6 +41,18 @@ fn to_js(error: EngineError) -> Error<String> {
             "ERR_SQLITE_CLOSED".to_owned(),
             "The database is closed".to_owned(),
         ),
+        // As SQLite's own VFS reports a full disk.
+        EngineError::Io(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
+            ) =>
+        {
+            Error::new(
+                "SQLITE_FULL".to_owned(),
+                format!("local file I/O failed: {error}"),
+            )
+        }
         EngineError::Io(error) => Error::new(
             "SQLITE_IOERR".to_owned(),
             format!("local file I/O failed: {error}"),

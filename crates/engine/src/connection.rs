@@ -388,8 +388,10 @@ impl Database {
             }
             Ok(None) => self.finish(out).map(Step::Done),
             Err(error) => {
-                // The statements that ran before the failure keep their effects.
-                self.seal_if_autocommit()?;
+                // The statements that ran before the failure keep their
+                // effects, unless they cannot be sealed. Either way the call
+                // fails with its own error.
+                let _sealed = self.seal_if_autocommit();
                 Err(error)
             }
         }
@@ -437,7 +439,7 @@ impl Database {
         ) {
             Ok(_) => self.finish(out),
             Err(error) => {
-                self.seal_if_autocommit()?;
+                let _sealed = self.seal_if_autocommit();
                 Err(error)
             }
         }
@@ -501,7 +503,7 @@ impl Database {
                 at += len;
                 continue;
             }
-            self.seal_if_autocommit()?;
+            self.seal_between_statements()?;
             let conn = self.conn()?;
             let mut stmt = match conn.prepare(text) {
                 Ok(stmt) => stmt,
@@ -655,11 +657,39 @@ impl Database {
         EngineError::Sqlite { code, message }
     }
 
-    /// Seals the changes made so far, when no transaction is open.
-    fn seal_if_autocommit(&self) -> Result<(), EngineError> {
+    /// Seals the changes made so far, when no transaction is open. Changes
+    /// that cannot be sealed (a write to the local file failed) are
+    /// discarded: SQLite is disconnected, and the file put back to the last
+    /// seal. The call that made them fails, and has no effects.
+    fn seal_if_autocommit(&mut self) -> Result<(), EngineError> {
+        match self.seal_between_statements() {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.discard_unsealed()?;
+                Err(error)
+            }
+        }
+    }
+
+    /// [`Database::seal_if_autocommit`] between the statements of a script,
+    /// without the discarding: a failure ends the script, and the call's
+    /// error path seals (or discards) again.
+    fn seal_between_statements(&self) -> Result<(), EngineError> {
         if self.is_autocommit()? {
             self.tracker()?.seal()?;
         }
+        Ok(())
+    }
+
+    /// See [`Tracker::discard_unsealed`].
+    fn discard_unsealed(&mut self) -> Result<(), EngineError> {
+        self.suspended = None;
+        if let Some(conn) = self.conn.take() {
+            conn.close().map_err(|(_, error)| error)?;
+        }
+        self.tracker()?.discard_unsealed()?;
+        // The schema may be back to an older one.
+        self.heavy.borrow_mut().clear();
         Ok(())
     }
 

@@ -207,6 +207,10 @@ pub struct Tracker {
     pending_size: Option<(u64, u64)>,
     /// Seals that added to the pending delta, ever (callers compare counts).
     seals: u64,
+    /// A write or truncate of the file failed since the last seal: the file
+    /// may hold any part of it. The next seal refuses, and the changes since
+    /// the last seal are discarded (see [`Tracker::discard_unsealed`]).
+    damaged: bool,
     remote: Remote,
     /// The file's bytes of some whole chunks, as SQLite last wrote them: the
     /// chunks written since the last seal (at most [`LATEST_CAPACITY`]; a
@@ -257,6 +261,7 @@ impl Tracker {
             pending: BTreeMap::new(),
             pending_size: None,
             seals: 0,
+            damaged: false,
         })
     }
 
@@ -346,6 +351,30 @@ impl Tracker {
         Ok(true)
     }
 
+    /// Copies the bytes at `offset` into `buf` if they lie within one chunk
+    /// the tracker holds back (the file does not have them yet): true then.
+    /// Such a read needs no write of the file first.
+    pub fn read_held_back(&self, offset: u64, buf: &mut [u8]) -> bool {
+        let within = offset % CHUNK_SIZE;
+        if buf.is_empty() || within + buf.len() as u64 > CHUNK_SIZE {
+            return false;
+        }
+        let Ok(index) = u32::try_from(offset / CHUNK_SIZE) else {
+            return false;
+        };
+        if !self.unwritten.contains(&index) {
+            return false;
+        }
+        match self.latest.get(&index) {
+            Some(bytes) => {
+                let at = within as usize;
+                buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Writes chunk `index` to the file if the tracker held its bytes back.
     fn write_out(&mut self, index: u32) -> io::Result<()> {
         if self.unwritten.contains(&index) {
@@ -429,11 +458,19 @@ impl Tracker {
     }
 
     /// Called after a failed write of `len` bytes at `offset`: the chunks it
-    /// covers may hold any part of it, so their bytes are read back.
+    /// covers may hold any part of it, so their bytes are read back, and the
+    /// changes since the last seal will not be sealed.
     pub fn write_failed(&mut self, offset: u64, len: u64) {
         for index in chunk_range(offset, offset + len) {
             self.latest.remove(&index);
         }
+        self.damaged = true;
+    }
+
+    /// Called after a failed truncate: as [`Tracker::write_failed`], the
+    /// changes since the last seal will not be sealed.
+    pub fn truncate_failed(&mut self) {
+        self.damaged = true;
     }
 
     /// Called before SQLite truncates (or extends) the file to `new_size`.
@@ -549,7 +586,24 @@ impl Tracker {
     /// Adds what changed since the last seal to the pending delta. Only at a
     /// point where no transaction is open: the file then holds a state the KV
     /// may take.
+    ///
+    /// Fails, changing nothing, if a write to the file failed since the last
+    /// seal, or if this seal's own writes or reads fail: the changes since
+    /// the last seal must then be discarded ([`Tracker::discard_unsealed`]).
     pub fn seal(&mut self) -> io::Result<()> {
+        if self.damaged {
+            return Err(io::Error::other(
+                "a write to the local file failed: the changes since the last seal are discarded",
+            ));
+        }
+        let sealed = self.seal_changes();
+        if sealed.is_err() {
+            self.damaged = true;
+        }
+        sealed
+    }
+
+    fn seal_changes(&mut self) -> io::Result<()> {
         if !self.has_changes() {
             return Ok(());
         }
@@ -568,28 +622,37 @@ impl Tracker {
             .copied()
             .collect();
         self.write_out_sorted(&leaving)?;
-        let sealed = std::mem::take(&mut self.sealed);
-        let mut latest = std::mem::take(&mut self.latest);
-        let mut changed = false;
-        for (index, before) in sealed {
+        // Every chunk's bytes now, before anything changes: a failed read
+        // leaves the tracker as it was.
+        let entries: Vec<(u32, Image)> = self
+            .sealed
+            .iter()
+            .map(|(&index, before)| (index, before.clone()))
+            .collect();
+        let mut now = Vec::with_capacity(entries.len());
+        for (index, before) in entries {
             let start = index as u64 * CHUNK_SIZE;
             if start >= self.size {
                 continue;
             }
             let len = self.size.saturating_sub(start).min(CHUNK_SIZE) as usize;
             // Kept bytes are whole chunks; a chunk the file's end cuts is read.
-            let now = match latest.remove(&index) {
-                Some(bytes) if bytes.len() == len => {
-                    if keep {
-                        self.latest.insert(index, bytes.clone());
-                    }
-                    bytes
-                }
-                _ => Arc::new(self.read_chunk(index)?),
+            let (bytes, kept) = match self.latest.get(&index) {
+                Some(bytes) if bytes.len() == len => (bytes.clone(), true),
+                _ => (Arc::new(self.read_chunk(index)?), false),
             };
+            now.push((index, before, bytes, kept));
+        }
+        self.sealed.clear();
+        self.latest.clear();
+        let mut changed = false;
+        for (index, before, bytes, kept) in now {
+            if keep && kept {
+                self.latest.insert(index, bytes.clone());
+            }
             // An unknown before-image (the chunk was remote) counts as changed.
-            if before.as_deref() != Some(&now) {
-                self.pending.insert(index, now);
+            if before.as_deref() != Some(&bytes) {
+                self.pending.insert(index, bytes);
                 changed = true;
             }
         }
@@ -674,6 +737,56 @@ impl Tracker {
         self.pending_size = None;
         self.size = self.durable_size;
         self.sealed_size = self.durable_size;
+        Ok(())
+    }
+
+    /// Puts the file back to its state at the last seal, dropping every
+    /// change since (a call whose changes cannot be sealed has no effects).
+    /// SQLite must not hold the file open (its page cache would be stale).
+    ///
+    /// The sealed bytes of whole chunks are held back (see
+    /// [`Tracker::write`]) rather than written: a full disk, which may be
+    /// why the changes could not be sealed, does not stop this. On failure
+    /// nothing changed: the tracker stays damaged, and a later call tries
+    /// again.
+    pub fn discard_unsealed(&mut self) -> io::Result<()> {
+        let size = self.sealed_size;
+        let end = size.div_ceil(CHUNK_SIZE);
+        // A chunk the end cuts cannot be held back: it goes to the file.
+        for (&index, image) in &self.sealed {
+            let start = index as u64 * CHUNK_SIZE;
+            if let Some(bytes) = image {
+                if start < size && (bytes.len() as u64) < CHUNK_SIZE {
+                    pos_io::write_all_at(&self.file, bytes, start)?;
+                }
+            }
+        }
+        if self.file.metadata()?.len() > size {
+            self.file.set_len(size)?;
+        }
+        // Held-back chunks that changed since the seal, or lie past its end,
+        // are dropped; the others hold the sealed bytes, and stay.
+        let sealed = std::mem::take(&mut self.sealed);
+        let dropped = |index: &u32| sealed.contains_key(index) || *index as u64 >= end;
+        self.latest.retain(|index, _| !dropped(index));
+        self.unwritten.retain(|index| !dropped(index));
+        for (index, image) in sealed {
+            if index as u64 >= end {
+                continue;
+            }
+            match image {
+                Some(bytes) if bytes.len() as u64 == CHUNK_SIZE => {
+                    self.latest.insert(index, bytes);
+                    self.unwritten.insert(index);
+                }
+                Some(_) => {}
+                // Written while remote: the KV's bytes are the sealed ones.
+                None => self.remote.set(index, true),
+            }
+        }
+        self.remote.clear_from(end.min(u32::MAX as u64) as u32);
+        self.size = size;
+        self.damaged = false;
         Ok(())
     }
 

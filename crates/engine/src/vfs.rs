@@ -326,12 +326,15 @@ unsafe extern "C" fn x_read(
         if let Err(rc) = state.make_local(offset as u64, amount as u64, false) {
             return rc;
         }
-        // Chunks the tracker held back go to the file before it is read.
-        if state
-            .tracker()
-            .flush_range(offset as u64, amount as u64)
-            .is_err()
-        {
+        let mut tracker = state.tracker();
+        // SAFETY: `buf` has room for `amount` bytes per SQLite's contract.
+        let out = unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), amount as usize) };
+        // A read within one held-back chunk is served from its bytes; other
+        // held-back chunks go to the file before it is read.
+        if tracker.read_held_back(offset as u64, out) {
+            return ffi::SQLITE_OK;
+        }
+        if tracker.flush_range(offset as u64, amount as u64).is_err() {
             return ffi::SQLITE_IOERR_READ;
         }
     }
@@ -379,7 +382,10 @@ unsafe extern "C" fn x_write(
             // Held back: the tracker has the bytes.
             Ok(true) => return ffi::SQLITE_OK,
             Ok(false) => {}
-            Err(_) => return ffi::SQLITE_IOERR_WRITE,
+            Err(error) => {
+                tracker.write_failed(offset_u, amount_u);
+                return io_code(&error, ffi::SQLITE_IOERR_WRITE);
+            }
         }
     }
     // SAFETY: as above; `buf` holds `amount` bytes per SQLite's contract.
@@ -412,8 +418,9 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
     }
     let mut guard = state.map(|state| state.tracker());
     if let Some(tracker) = guard.as_mut() {
-        if tracker.before_truncate(size).is_err() {
-            return ffi::SQLITE_IOERR_TRUNCATE;
+        if let Err(error) = tracker.before_truncate(size) {
+            tracker.truncate_failed();
+            return io_code(&error, ffi::SQLITE_IOERR_TRUNCATE);
         }
     }
     // SAFETY: as above.
@@ -424,12 +431,24 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
                 truncate(inner, size as ffi::sqlite3_int64)
             })
     };
-    if rc == ffi::SQLITE_OK {
-        if let Some(tracker) = guard.as_mut() {
+    if let Some(tracker) = guard.as_mut() {
+        if rc == ffi::SQLITE_OK {
             tracker.after_truncate(size);
+        } else {
+            tracker.truncate_failed();
         }
     }
     rc
+}
+
+/// SQLite's code for a failed write of the local file: SQLITE_FULL when the
+/// disk (or the file size limit) is full, as SQLite's own VFS reports it,
+/// else `code`.
+fn io_code(error: &std::io::Error, code: c_int) -> c_int {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge => ffi::SQLITE_FULL,
+        _ => code,
+    }
 }
 
 /// SAFETY (for callers): `name` must be null or a NUL-terminated string.

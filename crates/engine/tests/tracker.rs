@@ -321,8 +321,8 @@ fn bytes_kept_from_a_small_seal_are_the_next_before_images() {
     expected.extend([9; CHUNK]);
     expected.extend([8; CHUNK]);
     assert_eq!(contents(&mut file), expected);
-    // A failed write leaves chunk 1 holding any part of it: its bytes are
-    // read back, not taken from what was kept.
+    // A failed write leaves chunk 1 holding any part of it: nothing since
+    // the last seal is sealed, and discarding puts the sealed bytes back.
     write_bytes(&mut tracker, &mut file, CHUNK_SIZE, &[3; CHUNK]);
     seal(&mut tracker);
     tracker.ack();
@@ -330,11 +330,15 @@ fn bytes_kept_from_a_small_seal_are_the_next_before_images() {
     file.seek(SeekFrom::Start(CHUNK_SIZE)).unwrap();
     file.write_all(&[4; 100]).unwrap();
     tracker.write_failed(CHUNK_SIZE, CHUNK_SIZE);
-    let delta = seal(&mut tracker);
-    assert_eq!(delta.chunks.len(), 1);
-    let mut now = vec![4; 100];
-    now.extend([3; CHUNK - 100]);
-    assert_eq!(*delta.chunks[0].1, now);
+    assert!(tracker.seal().is_err());
+    assert!(tracker.seal().is_err(), "a refused seal refuses again");
+    tracker.discard_unsealed().unwrap();
+    tracker.flush().unwrap();
+    let mut expected = vec![1; CHUNK];
+    expected.extend([3; CHUNK]);
+    expected.extend([8; CHUNK]);
+    assert_eq!(contents(&mut file), expected);
+    assert!(seal(&mut tracker).chunks.is_empty());
 }
 
 /// As the VFS shim hands SQLite's writes over: the tracker may hold one back
@@ -458,4 +462,51 @@ fn held_back_runs_of_chunks_reach_the_file_with_every_byte_in_place() {
             assert_eq!(chunk, [0; CHUNK], "chunk {i}");
         }
     }
+}
+
+#[test]
+fn changes_that_cannot_be_sealed_are_discarded_without_writing_the_file() {
+    // A tracker whose file refuses every write, as a full disk would: held
+    // back chunks are all it can take.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    std::fs::write(&path, [[1u8; CHUNK], [2u8; CHUNK]].concat()).unwrap();
+    let mut tracker = Tracker::new(File::open(&path).unwrap(), None).unwrap();
+    let held = |tracker: &mut Tracker, index: u64, byte: u8| {
+        assert!(tracker.write(index * CHUNK_SIZE, &[byte; CHUNK]).unwrap());
+    };
+    let read = |tracker: &Tracker, offset: u64| {
+        let mut buf = [0u8; 16];
+        tracker.read_held_back(offset, &mut buf).then_some(buf[0])
+    };
+    // A small seal keeps its chunks held back: it writes nothing.
+    held(&mut tracker, 2, 9);
+    tracker.seal().unwrap();
+    assert_eq!(tracker.take().unwrap().chunks.len(), 1);
+    tracker.ack();
+    assert_eq!(read(&tracker, 2 * CHUNK_SIZE + 100), Some(9));
+    assert_eq!(read(&tracker, CHUNK_SIZE), None, "chunk 1 is not held back");
+    // A larger one must write the file, and cannot: it refuses, and so does
+    // every seal after, until the changes are discarded.
+    held(&mut tracker, 0, 5);
+    for index in 3..12 {
+        held(&mut tracker, index, 6);
+    }
+    assert!(tracker.seal().is_err());
+    assert!(tracker.seal().is_err());
+    tracker.discard_unsealed().unwrap();
+    // The last seal's state: chunk 0's sealed bytes and chunk 2 held back,
+    // the chunks past its end gone.
+    assert_eq!(tracker.size_with_unwritten(2 * CHUNK_SIZE), 3 * CHUNK_SIZE);
+    assert_eq!(read(&tracker, 0), Some(1));
+    assert_eq!(read(&tracker, 2 * CHUNK_SIZE), Some(9));
+    assert_eq!(read(&tracker, 3 * CHUNK_SIZE), None);
+    assert!(seal(&mut tracker).chunks.is_empty());
+    // While the file takes no writes, a seal that must write the held-back
+    // chunks (not its own) refuses too, and discarding works again.
+    held(&mut tracker, 1, 7);
+    assert!(tracker.seal().is_err());
+    tracker.discard_unsealed().unwrap();
+    assert_eq!(read(&tracker, CHUNK_SIZE), Some(2));
+    assert_eq!(read(&tracker, 2 * CHUNK_SIZE), Some(9));
 }

@@ -1,0 +1,37 @@
+// Fills a database until its local file cannot grow (the parent runs this
+// under a file size limit, as a full disk), then reports what a user sees:
+// the failed call's error, reads and writes while full, and the KV's entries
+// (hex) for the parent to open. Prints one JSON line.
+
+import { open, createMemoryKv } from "../../index.mjs";
+
+const backend = process.env.RIVETKIT_SQLITE_BACKEND || undefined;
+const kv = createMemoryKv();
+const db = await open("full-disk", kv, { backend });
+const report = { backend: db.backend, resolved: 0, error: null };
+const failure = (error) => ({ name: error.name, code: error.code, message: error.message });
+
+await db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)");
+for (let i = 0; i < 1000; i++) {
+	try {
+		await db.run("INSERT INTO t (v) VALUES (randomblob(3000))");
+		report.resolved++;
+	} catch (error) {
+		report.error = failure(error);
+		break;
+	}
+}
+const count = async () => (await db.query("SELECT count(*) FROM t")).rows[0][0];
+report.countWhileFull = await count();
+report.integrityWhileFull = (await db.query("PRAGMA integrity_check")).rows[0][0];
+try {
+	await db.exec("BEGIN; INSERT INTO t (v) VALUES (randomblob(3000)); INSERT INTO t (v) VALUES (randomblob(3000)); COMMIT");
+	report.secondWrite = "resolved";
+} catch (error) {
+	report.secondWrite = failure(error);
+}
+report.inTransaction = db.inTransaction;
+report.countAfterSecondWrite = await count();
+await db.close();
+report.entries = [...kv.entries()].map(([key, value]) => [Buffer.from(key).toString("hex"), Buffer.from(value).toString("hex")]);
+console.log(JSON.stringify(report));
