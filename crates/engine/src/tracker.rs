@@ -86,6 +86,15 @@ pub type Images<'a> = (u64, Vec<(u32, &'a [u8])>);
 /// Shared: the durable and sealed images of a chunk are often the same bytes.
 type Image = Option<Arc<Vec<u8>>>;
 
+/// A past state of the file that [`Tracker`] can put back.
+#[derive(Clone, Copy)]
+enum State {
+    /// What the KV holds: the state at the last acknowledged seal.
+    Durable,
+    /// The state at the last seal.
+    Sealed,
+}
+
 /// Most chunks whose latest bytes the tracker keeps between two seals (a
 /// larger transaction's chunks are read back at the seal).
 const LATEST_CAPACITY: usize = 1024;
@@ -713,29 +722,13 @@ impl Tracker {
     }
 
     /// Puts the file back to the last durable state. SQLite must not hold the
-    /// file open (its page cache would be stale).
+    /// file open (its page cache would be stale). Writes no more than
+    /// [`Tracker::discard_unsealed`] does.
     pub fn restore(&mut self) -> io::Result<()> {
-        // Chunks changed since the durable state get their durable bytes
-        // below; held-back ones that did not change since must reach the file.
-        self.flush()?;
-        for (index, image) in std::mem::take(&mut self.durable) {
-            let start = index as u64 * CHUNK_SIZE;
-            if start >= self.durable_size {
-                continue;
-            }
-            match image {
-                Some(bytes) => pos_io::write_all_at(&self.file, &bytes, start)?,
-                // Written while remote: the KV's bytes are the durable ones.
-                None => self.remote.set(index, true),
-            }
-        }
-        self.file.set_len(self.durable_size)?;
-        self.durable.clear();
-        self.sealed.clear();
-        self.latest.clear();
+        self.put_back(State::Durable)?;
         self.pending.clear();
         self.pending_size = None;
-        self.size = self.durable_size;
+        self.sealed.clear();
         self.sealed_size = self.durable_size;
         Ok(())
     }
@@ -743,17 +736,24 @@ impl Tracker {
     /// Puts the file back to its state at the last seal, dropping every
     /// change since (a call whose changes cannot be sealed has no effects).
     /// SQLite must not hold the file open (its page cache would be stale).
-    ///
-    /// The sealed bytes of whole chunks are held back (see
-    /// [`Tracker::write`]) rather than written: a full disk, which may be
-    /// why the changes could not be sealed, does not stop this. On failure
-    /// nothing changed: the tracker stays damaged, and a later call tries
-    /// again.
+    /// On failure the tracker stays damaged, and a later call tries again.
     pub fn discard_unsealed(&mut self) -> io::Result<()> {
-        let size = self.sealed_size;
+        self.put_back(State::Sealed)
+    }
+
+    /// Puts the file back to `state`, from the images of the chunks changed
+    /// since (the durable or the sealed ones). The bytes of whole chunks are
+    /// held back (see [`Tracker::write`]) rather than written: a full disk,
+    /// which may be why the file must be put back, does not stop it. Only a
+    /// chunk the end cuts is written, and a longer file shortened. On failure
+    /// nothing changed.
+    fn put_back(&mut self, state: State) -> io::Result<()> {
+        let (images, size) = match state {
+            State::Durable => (&self.durable, self.durable_size),
+            State::Sealed => (&self.sealed, self.sealed_size),
+        };
         let end = size.div_ceil(CHUNK_SIZE);
-        // A chunk the end cuts cannot be held back: it goes to the file.
-        for (&index, image) in &self.sealed {
+        for (&index, image) in images {
             let start = index as u64 * CHUNK_SIZE;
             if let Some(bytes) = image {
                 if start < size && (bytes.len() as u64) < CHUNK_SIZE {
@@ -764,13 +764,16 @@ impl Tracker {
         if self.file.metadata()?.len() > size {
             self.file.set_len(size)?;
         }
-        // Held-back chunks that changed since the seal, or lie past its end,
-        // are dropped; the others hold the sealed bytes, and stay.
-        let sealed = std::mem::take(&mut self.sealed);
-        let dropped = |index: &u32| sealed.contains_key(index) || *index as u64 >= end;
+        let images = std::mem::take(match state {
+            State::Durable => &mut self.durable,
+            State::Sealed => &mut self.sealed,
+        });
+        // Held-back chunks that changed since, or lie past the end, are
+        // dropped; the others hold the bytes of then, and stay.
+        let dropped = |index: &u32| images.contains_key(index) || *index as u64 >= end;
         self.latest.retain(|index, _| !dropped(index));
         self.unwritten.retain(|index| !dropped(index));
-        for (index, image) in sealed {
+        for (index, image) in images {
             if index as u64 >= end {
                 continue;
             }
@@ -780,7 +783,7 @@ impl Tracker {
                     self.unwritten.insert(index);
                 }
                 Some(_) => {}
-                // Written while remote: the KV's bytes are the sealed ones.
+                // Written while remote: the KV's bytes are the ones of then.
                 None => self.remote.set(index, true),
             }
         }
