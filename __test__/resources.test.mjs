@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 import { createMemoryKv } from "../index.mjs";
@@ -61,35 +61,55 @@ describe("resource hygiene", () => {
 
 	// A full disk under the temporary directory, as a file size limit (1 MiB)
 	// on a child process: the native engine's local file cannot grow past it.
-	// (The WASM engine keeps its pages in memory.)
-	test("a full local disk fails the write that needs it with SQLITE_FULL; reads go on and the KV stays whole", {
+	// (The WASM engine keeps its pages in memory.) Once the child is full, the
+	// limit is lifted (prlimit, from util-linux), as when space is freed.
+	test("a full local disk fails the write that needs it with SQLITE_FULL; reads go on, the KV stays whole, writes resume with space", {
 		skip: process.platform !== "linux" || BACKEND === "wasm",
 	}, async () => {
 		const tmp = fs.mkdtempSync(path.join(privateTmp, "full-"));
+		const prlimit = ["/usr/bin/prlimit", "/bin/prlimit"].find((file) => fs.existsSync(file));
 		// An ignored SIGXFSZ stays ignored through exec: writes past the limit fail with EFBIG.
-		const child = spawnSync(
+		const child = spawn(
 			"bash",
-			["-c", 'trap "" XFSZ; ulimit -f 1024; exec "$0" "$1"', process.execPath, path.join(here, "helpers", "full-disk.mjs")],
-			{
-				encoding: "utf8",
-				maxBuffer: 64 * 1024 * 1024,
-				env: { ...process.env, TMPDIR: tmp },
-			},
+			["-c", 'trap "" XFSZ; ulimit -S -f 1024; exec "$0" "$1"', process.execPath, path.join(here, "helpers", "full-disk.mjs")],
+			{ env: { ...process.env, TMPDIR: tmp, RECOVER: prlimit ? "1" : "" }, stdio: ["pipe", "pipe", "pipe"] },
 		);
-		assert.equal(child.status, 0, child.stderr);
-		const report = JSON.parse(child.stdout.trim().split("\n").at(-1));
+		let stdout = "";
+		let stderr = "";
+		child.stderr.on("data", (chunk) => {
+			stderr += chunk;
+		});
+		child.stdout.on("data", (chunk) => {
+			stdout += chunk;
+			if (prlimit && stdout.includes("FULL\n") && !child.lifted) {
+				child.lifted = true;
+				const lifted = spawnSync(prlimit, ["--pid", String(child.pid), "--fsize=unlimited"], { encoding: "utf8" });
+				assert.equal(lifted.status, 0, lifted.stderr);
+				child.stdin.end("go\n");
+			}
+		});
+		const status = await new Promise((resolve) => child.on("close", resolve));
+		assert.equal(status, 0, stderr);
+		const report = JSON.parse(stdout.trim().split("\n").at(-1));
 		if (report.backend !== "native") return;
 		assert.equal(report.error?.code, "SQLITE_FULL", JSON.stringify(report.error));
 		assert.equal(report.error.name, "SqliteError");
-		assert.ok(report.resolved > 100 && report.resolved < 1000, `${report.resolved} inserts resolved`);
+		const full = report.resolvedWhenFull;
+		assert.ok(full > 100 && full < 1000, `${full} inserts resolved before the disk was full`);
 		// The failed insert has no effects; reads still work while the disk is full.
-		assert.equal(report.countWhileFull, report.resolved);
+		assert.equal(report.countWhileFull, full);
 		assert.equal(report.integrityWhileFull, "ok");
 		// A write that needs the disk fails the same way, and leaves nothing behind.
 		assert.equal(report.secondWrite?.code, "SQLITE_FULL", JSON.stringify(report.secondWrite));
 		assert.equal(report.inTransaction, false);
-		assert.equal(report.countAfterSecondWrite, report.resolved);
+		assert.equal(report.countAfterSecondWrite, full);
+		if (prlimit) {
+			// With space again, the next write goes through.
+			assert.equal(report.afterSpace, "resolved", JSON.stringify(report.afterSpace));
+			assert.equal(report.countAfterSpace, full + 1);
+		}
 		// The KV holds exactly the inserts that resolved.
+		assert.equal(report.resolved, prlimit ? full + 1 : full);
 		const kv = createMemoryKv();
 		const entries = report.entries.map(([key, value]) => [Buffer.from(key, "hex"), Buffer.from(value, "hex")]);
 		for (let i = 0; i < entries.length; i += 100) await kv.putBatch(entries.slice(i, i + 100));

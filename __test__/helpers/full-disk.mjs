@@ -1,7 +1,8 @@
 // Fills a database until its local file cannot grow (the parent runs this
 // under a file size limit, as a full disk), then reports what a user sees:
 // the failed call's error, reads and writes while full, and the KV's entries
-// (hex) for the parent to open. Prints one JSON line.
+// (hex) for the parent to open, and, if the parent frees space, a write
+// after. Prints one JSON line.
 
 import { open, createMemoryKv } from "../../index.mjs";
 
@@ -21,6 +22,7 @@ for (let i = 0; i < 1000; i++) {
 		break;
 	}
 }
+report.resolvedWhenFull = report.resolved;
 const count = async () => (await db.query("SELECT count(*) FROM t")).rows[0][0];
 report.countWhileFull = await count();
 report.integrityWhileFull = (await db.query("PRAGMA integrity_check")).rows[0][0];
@@ -32,6 +34,21 @@ try {
 }
 report.inTransaction = db.inTransaction;
 report.countAfterSecondWrite = await count();
+// With RECOVER set, the parent lifts the limit (space is freed) once it
+// reads this line, and says so on stdin.
+if (process.env.RECOVER) {
+	console.log("FULL");
+	await new Promise((resolve) => process.stdin.once("data", resolve));
+	process.stdin.pause();
+	try {
+		await db.run("INSERT INTO t (v) VALUES (randomblob(3000))");
+		report.resolved++;
+		report.afterSpace = "resolved";
+	} catch (error) {
+		report.afterSpace = failure(error);
+	}
+	report.countAfterSpace = await count();
+}
 await db.close();
 report.entries = [...kv.entries()].map(([key, value]) => [Buffer.from(key).toString("hex"), Buffer.from(value).toString("hex")]);
 console.log(JSON.stringify(report));

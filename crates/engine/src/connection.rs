@@ -354,7 +354,15 @@ impl Database {
         mode: Mode,
     ) -> Result<Step, EngineError> {
         self.suspended = None;
-        let seals = self.tracker()?.seals();
+        let (seals, damaged) = {
+            let tracker = self.tracker()?;
+            (tracker.seals(), tracker.is_damaged())
+        };
+        // A discard that failed at the end of an earlier call is tried again
+        // first: SQLite never runs on a file holding part of a failed write.
+        if damaged && self.is_autocommit()? {
+            self.discard_unsealed()?;
+        }
         self.seals_at_call = seals;
         self.wrote.set(false);
         self.control.start_call(self.timeout);

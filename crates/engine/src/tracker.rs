@@ -482,6 +482,12 @@ impl Tracker {
         self.damaged = true;
     }
 
+    /// Whether a write or truncate of the file failed since the last seal
+    /// (or a seal failed): the changes since must be discarded.
+    pub fn is_damaged(&self) -> bool {
+        self.damaged
+    }
+
     /// Called before SQLite truncates (or extends) the file to `new_size`.
     pub fn before_truncate(&mut self, new_size: u64) -> io::Result<()> {
         self.flush()?;
@@ -753,32 +759,56 @@ impl Tracker {
             State::Sealed => (&self.sealed, self.sealed_size),
         };
         let end = size.div_ceil(CHUNK_SIZE);
+        // A chunk is held back if it is whole then; else its bytes of then,
+        // up to the end, are written.
+        let whole = |index: u32, bytes: &[u8]| {
+            bytes.len() as u64 == CHUNK_SIZE && (index as u64 + 1) * CHUNK_SIZE <= size
+        };
         for (&index, image) in images {
             let start = index as u64 * CHUNK_SIZE;
             if let Some(bytes) = image {
-                if start < size && (bytes.len() as u64) < CHUNK_SIZE {
-                    pos_io::write_all_at(&self.file, bytes, start)?;
+                if start < size && !whole(index, bytes) {
+                    let len = bytes.len().min((size - start) as usize);
+                    pos_io::write_all_at(&self.file, &bytes[..len], start)?;
                 }
             }
         }
-        if self.file.metadata()?.len() > size {
+        // The file ends at `size`: past it nothing is kept, and up to it
+        // held-back chunks or the file itself reach.
+        let dropped = |images: &IndexMap<Image>, index: &u32| {
+            images.contains_key(index) || *index as u64 >= end
+        };
+        let last_held = self
+            .unwritten
+            .iter()
+            .filter(|index| !dropped(images, index))
+            .chain(
+                images
+                    .iter()
+                    .filter(|(index, image)| {
+                        (**index as u64) < end
+                            && image.as_deref().is_some_and(|bytes| whole(**index, bytes))
+                    })
+                    .map(|(index, _)| index),
+            )
+            .max()
+            .map_or(0, |&index| (index as u64 + 1) * CHUNK_SIZE);
+        let physical = self.file.metadata()?.len();
+        if physical > size || physical.max(last_held) < size {
             self.file.set_len(size)?;
         }
         let images = std::mem::take(match state {
             State::Durable => &mut self.durable,
             State::Sealed => &mut self.sealed,
         });
-        // Held-back chunks that changed since, or lie past the end, are
-        // dropped; the others hold the bytes of then, and stay.
-        let dropped = |index: &u32| images.contains_key(index) || *index as u64 >= end;
-        self.latest.retain(|index, _| !dropped(index));
-        self.unwritten.retain(|index| !dropped(index));
+        self.latest.retain(|index, _| !dropped(&images, index));
+        self.unwritten.retain(|index| !dropped(&images, index));
         for (index, image) in images {
             if index as u64 >= end {
                 continue;
             }
             match image {
-                Some(bytes) if bytes.len() as u64 == CHUNK_SIZE => {
+                Some(bytes) if whole(index, &bytes) => {
                     self.latest.insert(index, bytes);
                     self.unwritten.insert(index);
                 }

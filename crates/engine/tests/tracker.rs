@@ -526,3 +526,36 @@ fn changes_that_cannot_be_sealed_are_discarded_without_writing_the_file() {
     assert_eq!(read(&tracker, 0), Some(1));
     assert_eq!(read(&tracker, 2 * CHUNK_SIZE), Some(9));
 }
+
+#[test]
+fn restore_puts_back_a_file_that_ends_within_a_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let original: Vec<u8> = (0..2 * CHUNK + 100).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &original).unwrap();
+    let mut file = File::options().read(true).write(true).open(&path).unwrap();
+    let mut tracker = Tracker::new(
+        File::options().read(true).write(true).open(&path).unwrap(),
+        None,
+    )
+    .unwrap();
+    // The last chunk grows whole, a chunk is rewritten whole, then the file
+    // shrinks to within the first chunk.
+    write_held(&mut tracker, &mut file, 2 * CHUNK_SIZE, &[7; CHUNK]);
+    write_held(&mut tracker, &mut file, CHUNK_SIZE, &[8; CHUNK]);
+    truncate(&mut tracker, &file, 10);
+    tracker.restore().unwrap();
+    tracker.flush().unwrap();
+    assert_eq!(contents(&mut file), original);
+    assert_eq!(
+        tracker.size_with_unwritten(file.metadata().unwrap().len()),
+        original.len() as u64
+    );
+    // The same, put back to the last seal.
+    write_held(&mut tracker, &mut file, 2 * CHUNK_SIZE, &[7; CHUNK]);
+    tracker.write_failed(0, 1);
+    tracker.seal().unwrap_err();
+    tracker.discard_unsealed().unwrap();
+    tracker.flush().unwrap();
+    assert_eq!(contents(&mut file), original);
+}
