@@ -24,7 +24,7 @@ use napi_derive::napi;
 
 use rivetkit_sqlite_engine::connection::{Database, Mode, Output, Step};
 use rivetkit_sqlite_engine::control::Control;
-use rivetkit_sqlite_engine::errors::{code_name, EngineError};
+use rivetkit_sqlite_engine::errors::{code_name, disk_full, EngineError};
 use rivetkit_sqlite_engine::paging::{FetchError, Fetched, PageSource};
 use rivetkit_sqlite_engine::pool;
 use rivetkit_sqlite_engine::values::{Cell, Param, Params};
@@ -41,18 +41,10 @@ fn to_js(error: EngineError) -> Error<String> {
             "ERR_SQLITE_CLOSED".to_owned(),
             "The database is closed".to_owned(),
         ),
-        // As SQLite's own VFS reports a full disk.
-        EngineError::Io(error)
-            if matches!(
-                error.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
-            ) =>
-        {
-            Error::new(
-                "SQLITE_FULL".to_owned(),
-                format!("local file I/O failed: {error}"),
-            )
-        }
+        EngineError::Io(error) if disk_full(&error) => Error::new(
+            "SQLITE_FULL".to_owned(),
+            format!("local file I/O failed: {error}"),
+        ),
         EngineError::Io(error) => Error::new(
             "SQLITE_IOERR".to_owned(),
             format!("local file I/O failed: {error}"),

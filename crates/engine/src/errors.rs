@@ -167,3 +167,12 @@ impl From<std::io::Error> for EngineError {
         EngineError::Io(error)
     }
 }
+
+/// Whether a failed write of the local file means the disk (or the file
+/// size limit) is full: SQLite's own VFS reports that as SQLITE_FULL.
+pub fn disk_full(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge
+    )
+}

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rusqlite::ffi;
 
+use crate::errors::disk_full;
 use crate::paging::FileState;
 
 /// Name under which the shim is registered with SQLite.
@@ -442,12 +443,12 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
 }
 
 /// SQLite's code for a failed write of the local file: SQLITE_FULL when the
-/// disk (or the file size limit) is full, as SQLite's own VFS reports it,
-/// else `code`.
+/// disk is full (see [`disk_full`]), else `code`.
 fn io_code(error: &std::io::Error, code: c_int) -> c_int {
-    match error.kind() {
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::FileTooLarge => ffi::SQLITE_FULL,
-        _ => code,
+    if disk_full(error) {
+        ffi::SQLITE_FULL
+    } else {
+        code
     }
 }
 
