@@ -691,12 +691,23 @@ impl Database {
 
     /// See [`Tracker::discard_unsealed`].
     fn discard_unsealed(&mut self) -> Result<(), EngineError> {
+        self.put_back(Tracker::discard_unsealed)
+    }
+
+    /// Disconnects SQLite (its page cache is stale then) and puts the file
+    /// back with `put_back`, the tracker's restore or discard. The next call
+    /// connects SQLite again.
+    fn put_back(
+        &mut self,
+        put_back: fn(&mut Tracker) -> std::io::Result<()>,
+    ) -> Result<(), EngineError> {
         self.suspended = None;
         if let Some(conn) = self.conn.take() {
             conn.close().map_err(|(_, error)| error)?;
         }
-        self.tracker()?.discard_unsealed()?;
-        // The schema may be back to an older one.
+        put_back(&mut *self.tracker()?)?;
+        // The schema may be back to an older one (a trigger the undone
+        // write dropped): what was learnt of statements since may be wrong.
         self.heavy.borrow_mut().clear();
         Ok(())
     }
@@ -769,15 +780,7 @@ impl Database {
     /// call connects SQLite again.
     pub fn restore(&mut self) -> Result<(), EngineError> {
         self.file()?;
-        self.suspended = None;
-        if let Some(conn) = self.conn.take() {
-            conn.close().map_err(|(_, error)| error)?;
-        }
-        self.tracker()?.restore()?;
-        // The schema may be back to an older one (a trigger the failed
-        // write dropped): what was learnt of statements since may be wrong.
-        self.heavy.borrow_mut().clear();
-        Ok(())
+        self.put_back(Tracker::restore)
     }
 
     /// The whole database file (chunks still remote read as whatever the
