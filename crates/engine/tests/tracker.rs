@@ -55,6 +55,11 @@ fn seal(tracker: &mut Tracker) -> Delta {
     })
 }
 
+/// Whole chunks, chunk `i` filled with `bytes[i]`.
+fn chunks_of(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().flat_map(|&byte| [byte; CHUNK]).collect()
+}
+
 fn contents(file: &mut File) -> Vec<u8> {
     let mut bytes = Vec::new();
     file.seek(SeekFrom::Start(0)).unwrap();
@@ -321,10 +326,7 @@ fn bytes_kept_from_a_small_seal_are_the_next_before_images() {
     tracker.restore().unwrap();
     // (Held-back chunks reach the file before anything reads it there.)
     tracker.flush().unwrap();
-    let mut expected = vec![1; CHUNK];
-    expected.extend([9; CHUNK]);
-    expected.extend([8; CHUNK]);
-    assert_eq!(contents(&mut file), expected);
+    assert_eq!(contents(&mut file), chunks_of(&[1, 9, 8]));
     // A failed write leaves chunk 1 holding any part of it: nothing since
     // the last seal is sealed, and discarding puts the sealed bytes back.
     write_bytes(&mut tracker, &mut file, CHUNK_SIZE, &[3; CHUNK]);
@@ -338,10 +340,7 @@ fn bytes_kept_from_a_small_seal_are_the_next_before_images() {
     assert!(tracker.seal().is_err(), "a refused seal refuses again");
     tracker.discard_unsealed().unwrap();
     tracker.flush().unwrap();
-    let mut expected = vec![1; CHUNK];
-    expected.extend([3; CHUNK]);
-    expected.extend([8; CHUNK]);
-    assert_eq!(contents(&mut file), expected);
+    assert_eq!(contents(&mut file), chunks_of(&[1, 3, 8]));
     assert!(seal(&mut tracker).chunks.is_empty());
 }
 
