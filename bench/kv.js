@@ -42,16 +42,22 @@ function keyBytes(str) {
 /** Copies of `values` (null stays null), all views of one new buffer. */
 function copyValues(values) {
 	let total = 0;
-	for (const value of values) if (value != null) total += value.length;
+	for (let i = 0; i < values.length; i++) if (values[i] != null) total += values[i].length;
 	const buffer = new Uint8Array(total);
+	const out = new Array(values.length);
 	let at = 0;
-	return values.map((value) => {
-		if (value == null) return null;
+	for (let i = 0; i < values.length; i++) {
+		const value = values[i];
+		if (value == null) {
+			out[i] = null;
+			continue;
+		}
 		const copy = buffer.subarray(at, at + value.length);
 		copy.set(value);
 		at += value.length;
-		return copy;
-	});
+		out[i] = copy;
+	}
+	return out;
 }
 
 function emptyCounters() {
@@ -130,9 +136,11 @@ class BenchKv {
 
 	#checkKeys(method, keys) {
 		if (keys.length > LIMITS.maxKeysPerCall) this.#violation(`${method}: more than ${LIMITS.maxKeysPerCall} keys`);
-		for (const key of keys) {
-			if (key.length > LIMITS.maxKeySize) this.#violation(`${method}: key over ${LIMITS.maxKeySize} bytes`);
-		}
+		for (let i = 0; i < keys.length; i++) this.#checkKey(method, keys[i]);
+	}
+
+	#checkKey(method, key) {
+		if (key.length > LIMITS.maxKeySize) this.#violation(`${method}: key over ${LIMITS.maxKeySize} bytes`);
 	}
 
 	#checkValue(method, value) {
@@ -175,13 +183,17 @@ class BenchKv {
 	}
 
 	#write(entries) {
-		for (const [key, value] of entries) {
-			this.#counters.keysWritten++;
-			this.#counters.bytesWritten += key.length + value.length;
+		const counters = this.#counters;
+		const values = new Array(entries.length);
+		for (let i = 0; i < entries.length; i++) {
+			const entry = entries[i];
+			counters.keysWritten++;
+			counters.bytesWritten += entry[0].length + entry[1].length;
+			values[i] = entry[1];
 		}
 		if (this.#backing) return this.#backing.putBatch(entries);
-		const values = copyValues(entries.map((entry) => entry[1]));
-		for (let i = 0; i < entries.length; i++) this.#store.set(keyString(entries[i][0]), values[i]);
+		const copies = copyValues(values);
+		for (let i = 0; i < entries.length; i++) this.#store.set(keyString(entries[i][0]), copies[i]);
 		return undefined;
 	}
 
@@ -202,15 +214,14 @@ class BenchKv {
 	}
 
 	putBatch(entries) {
+		if (entries.length > LIMITS.maxKeysPerCall) this.#violation(`putBatch: more than ${LIMITS.maxKeysPerCall} keys`);
 		let bytes = 0;
-		for (const [key, value] of entries) {
-			this.#checkValue("putBatch", value);
-			bytes += key.length + value.length;
+		for (let i = 0; i < entries.length; i++) {
+			const entry = entries[i];
+			this.#checkKey("putBatch", entry[0]);
+			this.#checkValue("putBatch", entry[1]);
+			bytes += entry[0].length + entry[1].length;
 		}
-		this.#checkKeys(
-			"putBatch",
-			entries.map(([key]) => key),
-		);
 		if (bytes > LIMITS.maxBatchBytes) this.#violation(`putBatch: over ${LIMITS.maxBatchBytes} bytes`);
 		return this.#call("putBatch", () => this.#write(entries));
 	}
