@@ -102,7 +102,10 @@ export declare class Database implements IDatabase {
 	export(): Promise<Uint8Array>;
 	/** Stops the call that is running, if any: it rejects with SQLITE_INTERRUPT. */
 	interrupt(): void;
-	/** Waits for pending calls, then closes. Idempotent. */
+	/**
+	 * Waits for pending calls, then closes. Idempotent. Rejects (closing all
+	 * the same) when a failed write the KV may have applied cannot be undone.
+	 */
 	close(): Promise<void>;
 }
 

@@ -159,6 +159,65 @@ describe("recovery", () => {
 			await db.close();
 		}
 	});
+	test("a KV write that fails after it was applied is undone at close, when no write follows", async () => {
+		const STEPS = [
+			(db) => db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB); INSERT INTO t(v) VALUES ('first')"),
+			(db) => db.run("INSERT INTO t(v, b) VALUES ('second', randomblob(3000))"),
+			(db) =>
+				db.exec(
+					"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) INSERT INTO t(v, b) SELECT 'bulk' || i, randomblob(600) FROM n",
+				),
+			(db) => db.run("DELETE FROM t WHERE id > 20"),
+		];
+		const probe = createTestKv({ limits: LIMITS });
+		const probeDb = await open(probe, { limits: LIMITS });
+		for (const step of STEPS) await step(probeDb);
+		await probeDb.close();
+		const writes = probe.calls.flatMap((c, i) => (c.method === "putBatch" ? [i + 1] : []));
+		assert.ok(writes.length > 10, `${writes.length} KV writes`);
+		for (const k of writes) {
+			const kv = createTestKv({ limits: LIMITS });
+			const boom = new Error(`applied, then failed: call ${k}`);
+			kv.failWhen((_, n) => n === k, { error: boom, applied: true });
+			const db = await open(kv, { limits: LIMITS });
+			let failed = false;
+			for (let i = 0; i < STEPS.length && !failed; i++) {
+				failed = await STEPS[i](db).then(
+					() => false,
+					(error) => {
+						assert.ok(error instanceof SqliteError && error.cause === boom, `call ${k}, step ${i}: ${error}`);
+						return true;
+					},
+				);
+			}
+			assert.ok(failed, `call ${k} failed a step`);
+			const live = await state(db);
+			await db.close();
+			// The failed call has no effects, in the KV too.
+			assert.equal(await opened(kv), live, `after a failure at KV call ${k}`);
+			assert.ok(!hasJournal(kv), "no journal left behind");
+		}
+	});
+
+	test("close() rejects with the KV's error when a failed write cannot be undone, and closes anyway", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v)");
+		const boom = new Error("the KV is gone");
+		kv.failWhen((call) => call.method === "putBatch", { error: boom, applied: true });
+		await assert.rejects(db.run("INSERT INTO t VALUES ('lost?')"), (error) => error.cause === boom);
+		await assert.rejects(
+			db.close(),
+			(error) => error instanceof SqliteError && error.code === "SQLITE_IOERR_WRITE" && error.cause === boom,
+		);
+		assert.equal(db.closed, true);
+		await assert.rejects(db.query("SELECT 1"), /closed/);
+		kv.clearFaults();
+		// The KV holds either state, whole.
+		const again = await open(kv);
+		assert.ok([0, 1].includes((await rows(again, "SELECT count(*) FROM t"))[0][0]));
+		await again.close();
+	});
 });
 
 describe("resolved means durable", () => {

@@ -118,4 +118,55 @@ describe("resource hygiene", () => {
 		assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
 		await db.close();
 	});
+
+	test("a failed write whose local undoing fails reports the KV's error; no call sees the write until the file is put back", {
+		skip: process.platform !== "linux" || BACKEND === "wasm",
+	}, async (t) => {
+		const prlimit = ["/usr/bin/prlimit", "/bin/prlimit"].find((file) => fs.existsSync(file));
+		if (!prlimit) return t.skip("prlimit (util-linux) is not installed");
+		const tmp = fs.mkdtempSync(path.join(privateTmp, "restore-"));
+		const child = spawn("bash", ["-c", 'trap "" XFSZ; exec "$0" "$1"', process.execPath, path.join(here, "helpers", "restore-fails.mjs")], {
+			env: { ...process.env, TMPDIR: tmp },
+			stdio: ["pipe", "pipe", "pipe"],
+		});
+		let stdout = "";
+		let stderr = "";
+		child.stderr.on("data", (chunk) => {
+			stderr += chunk;
+		});
+		const limit = (value) => {
+			const set = spawnSync(prlimit, ["--pid", String(child.pid), `--fsize=${value}`], { encoding: "utf8" });
+			assert.equal(set.status, 0, set.stderr);
+			child.stdin.write("go\n");
+		};
+		child.stdout.on("data", (chunk) => {
+			const seen = stdout.length;
+			stdout += chunk;
+			if (stdout.indexOf("LOWER\n", seen - 5) !== -1) limit("4096:unlimited");
+			if (stdout.indexOf("LIFT\n", seen - 4) !== -1) {
+				limit("unlimited:unlimited");
+				child.stdin.end();
+			}
+		});
+		const status = await new Promise((resolve) => child.on("close", resolve));
+		assert.equal(status, 0, stderr);
+		const report = JSON.parse(stdout.trim().split("\n").at(-1));
+		assert.equal(report.pageSize, 1024);
+		assert.equal(report.size % 4096 !== 0, true, `the file (${report.size} bytes) ends within a chunk`);
+		// The call fails with the KV's error, not the local one.
+		assert.equal(report.failedWrite?.code, "SQLITE_IOERR_WRITE", JSON.stringify(report.failedWrite));
+		assert.equal(report.failedWrite.cause, "KV unreachable");
+		// While the file cannot be put back, calls fail with the local error
+		// rather than see the failed write.
+		assert.equal(report.readWhileLimited?.code, "SQLITE_FULL", JSON.stringify(report.readWhileLimited));
+		// Then the database is at the state the KV holds, and goes on.
+		assert.equal(report.readAfter, 10);
+		assert.equal(report.countAfterWrite, 11);
+		const kv = createMemoryKv();
+		await kv.putBatch(report.entries.map(([key, value]) => [Buffer.from(key, "hex"), Buffer.from(value, "hex")]));
+		const db = await open(kv);
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[11]]);
+		assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
+		await db.close();
+	});
 });

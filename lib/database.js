@@ -130,6 +130,7 @@ class Database {
 			if (Array.isArray(values)) positional = values;
 			else named = values;
 		}
+		this.#persistence.ready();
 		this.#reachedEngine = true;
 		const out = this.#engine.execute(job.sql, positional, named, collect, STATUS);
 		if (((out === null ? STATUS[2] : out[2]) & SUSPENDED) === 0) return this.#result(kind, out);
@@ -457,12 +458,27 @@ class Database {
 		}
 	}
 
+	/**
+	 * Closes the engine, once a failed write that may have been applied is
+	 * undone in the KV (see Persistence#repairBeforeClose). The database is
+	 * closed either way; if that undoing failed, close() rejects with the
+	 * KV's error: the KV may then hold the failed write.
+	 */
 	async #finishClose(job) {
+		let failure = null;
+		try {
+			await this.#persistence.repairBeforeClose();
+		} catch (error) {
+			failure = error;
+		}
 		try {
 			this.#engine.close();
-			job.resolve();
 		} catch (error) {
-			job.reject(fromEngine(error));
+			failure ??= fromEngine(error);
+		}
+		try {
+			if (failure === null) job.resolve();
+			else job.reject(failure);
 		} finally {
 			// Anything queued behind close() was refused at enqueue time.
 			try {

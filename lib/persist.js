@@ -243,6 +243,8 @@ class Persistence {
 	 * each write: they are the KV's bytes from before it.
 	 */
 	#ahead = [];
+	/** Whether putting the engine back to the durable state failed (see #restore). */
+	#unrestored = false;
 
 	constructor(kv, limits, engine, { preload } = {}) {
 		this.#kv = kv;
@@ -446,6 +448,7 @@ class Persistence {
 	 * from the KV.
 	 */
 	async export() {
+		this.ready();
 		const bytes = this.#engine.export();
 		const remote = this.#engine.remoteChunks?.() ?? [];
 		if (remote.length === 0) return bytes;
@@ -554,7 +557,7 @@ class Persistence {
 			}
 		} catch (error) {
 			if (!sent) {
-				this.#engine.restore();
+				this.#restore();
 				throw error;
 			}
 			throw this.#uncommitted(delta, journal, error);
@@ -578,8 +581,44 @@ class Persistence {
 	 */
 	#uncommitted(delta, journal, error) {
 		this.#repair = this.#repairFor(delta, journal);
-		this.#engine.restore();
+		this.#restore();
 		return error;
+	}
+
+	/**
+	 * Puts the engine back to the durable state after a failed write. If
+	 * that fails too (the local disk), the write's failure is still the one
+	 * reported, and the engine is put back before it runs anything else (see
+	 * ready), as SQLite's pager does after a failed rollback.
+	 */
+	#restore() {
+		try {
+			this.#engine.restore();
+			this.#unrestored = false;
+		} catch {
+			this.#unrestored = true;
+		}
+	}
+
+	/**
+	 * Called before the engine runs a call. If putting it back to the durable
+	 * state failed, tries again, and throws that error while it fails: until
+	 * then the engine's file may hold changes the KV does not, which no call
+	 * may see (nor a later commit write).
+	 */
+	ready() {
+		if (!this.#unrestored) return;
+		this.#engine.restore();
+		this.#unrestored = false;
+	}
+
+	/**
+	 * Before the database closes: a failed write may have been applied (see
+	 * #repair), and no later write will put the KV back, so it is done now.
+	 * Throws the KV's error if that fails too.
+	 */
+	async repairBeforeClose() {
+		await this.#finishRepair();
 	}
 
 	/** Whether pages written without being read need their durable bytes before a commit (see #loadImages). */
