@@ -1,7 +1,14 @@
 "use strict";
 
-// Builds better-sqlite3's native addon on demand, for the running Node. npm
-// here runs no install scripts, so `npm install` leaves it unbuilt; node-gyp
+// Provides better-sqlite3 for the running Node. On Node 22 and later that is
+// better-sqlite3 13 (devDependency alias `better-sqlite3-13`), whose package
+// holds prebuilt Node-API addons: nothing to build. Version 12, on Node-API's
+// predecessor, aborts the process on Node 24 when V8 collects one of its
+// statements (its ObjectWrap destructors: nodejs/node#65446), and 13 needs
+// Node 22, so Node 20 keeps 12, built here.
+//
+// Version 12's addon is built on demand: npm here runs no install scripts,
+// so `npm install` leaves it unbuilt; node-gyp
 // compiles it from source against the headers of the running Node (found
 // locally: no download). The build goes to the benchmark's own folder,
 // bench/results/better-sqlite3/node-abi<N>/ (gitignored), one per Node ABI,
@@ -18,24 +25,32 @@ const path = require("node:path");
 
 const RESULTS = path.join(__dirname, "results");
 
+/** Whether this Node runs better-sqlite3 13 (prebuilt) rather than 12 (built here). */
+const PREBUILT = Number(process.versions.node.split(".")[0]) >= 22;
+
+/** The package the benchmark loads as better-sqlite3 on this Node. */
+const PACKAGE = PREBUILT ? "better-sqlite3-13" : "better-sqlite3";
+
 /** Where this Node's build of the addon lives. */
 function buildDir() {
 	return path.join(RESULTS, "better-sqlite3", `node-abi${process.versions.modules}`);
 }
 
-/** The addon built for the running Node (it may not exist yet). */
+/** The addon built for the running Node (it may not exist yet), or null where the package's own is used. */
 function nativeBindingPath() {
+	if (PREBUILT) return null;
 	return path.join(buildDir(), "build", "Release", "better_sqlite3.node");
 }
 
-/** Whether better-sqlite3 runs with `binding` in a fresh process; the error text if not. */
+/** Whether better-sqlite3 runs with `binding` (null: its own) in a fresh process; the error text if not. */
 function loads(binding) {
 	const check = spawnSync(
 		process.execPath,
 		[
 			"-e",
-			"const D = require('better-sqlite3'); new D(':memory:', { nativeBinding: process.argv[1] }).prepare('select 1').get();",
-			binding,
+			"const D = require(process.argv[1]); const b = process.argv[2]; new D(':memory:', b ? { nativeBinding: b } : {}).prepare('select 1').get();",
+			PACKAGE,
+			binding ?? "",
 		],
 		{ cwd: __dirname, encoding: "utf8", timeout: 60_000 },
 	);
@@ -92,9 +107,14 @@ function findNodeGyp() {
 function ensureBetterSqlite3({ log = console.log } = {}) {
 	let packageDir;
 	try {
-		packageDir = path.dirname(require.resolve("better-sqlite3/package.json"));
+		packageDir = path.dirname(require.resolve(`${PACKAGE}/package.json`));
 	} catch {
-		return { available: false, reason: "better-sqlite3 is not installed (npm install)" };
+		return { available: false, reason: `${PACKAGE} is not installed (npm install)` };
+	}
+	if (PREBUILT) {
+		const error = loads(null);
+		if (error !== null) return { available: false, reason: `its prebuilt addon does not load: ${error}` };
+		return { available: true, built: false, binding: null };
 	}
 	const binding = nativeBindingPath();
 	if (fs.existsSync(binding) && loads(binding) === null) return { available: true, built: false, binding };
@@ -143,4 +163,4 @@ if (require.main === module) {
 	console.log(result.available ? "better-sqlite3: available" : `better-sqlite3: n/a (${result.reason})`);
 }
 
-module.exports = { ensureBetterSqlite3, nativeBindingPath };
+module.exports = { ensureBetterSqlite3, nativeBindingPath, PACKAGE };

@@ -3,11 +3,13 @@
 //
 // better-sqlite3 (a devDependency) when its native addon loads in this
 // runtime: npm here runs no install scripts, so it is the build that
-// `node bench/setup.js` makes for the running Node (the differential script
-// runs it first), or one in node_modules/better-sqlite3/build. Otherwise, and
-// always under Bun (better-sqlite3 is a V8 addon that Bun cannot load), sql.js
-// (also a devDependency): the same SQLite 3.54.1 compiled to WebAssembly,
-// pure JS, in memory. Both give SQLite's own error messages.
+// `node bench/setup.js` makes on Node 20 (the differential script runs it
+// first; from Node 22 the benchmark runs better-sqlite3 13 instead, whose
+// SQLite is another version), or one in node_modules/better-sqlite3/build.
+// Otherwise, and always under Bun (better-sqlite3 is a V8 addon that Bun
+// cannot load), sql.js (also a devDependency): the same SQLite 3.54.1
+// compiled to WebAssembly, pure JS, in memory. Both give SQLite's own error
+// messages.
 
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";

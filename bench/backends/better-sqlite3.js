@@ -12,7 +12,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const { readFile } = require("../kv-file");
-const { nativeBindingPath } = require("../setup");
+const { nativeBindingPath, PACKAGE } = require("../setup");
 
 function wrap(db) {
 	const statements = new Map();
@@ -45,10 +45,13 @@ function wrap(db) {
 
 function create(mode) {
 	return async function createBackend() {
-		const Database = require("better-sqlite3");
-		// The addon bench/setup.js built for this Node (see there).
+		const Database = require(PACKAGE);
+		// The addon bench/setup.js built for this Node, or null: the package's own (see there).
 		const nativeBinding = nativeBindingPath();
-		if (!fs.existsSync(nativeBinding)) throw new Error(`better-sqlite3 is not built for Node ${process.version}: run node bench/setup.js`);
+		if (nativeBinding !== null && !fs.existsSync(nativeBinding)) {
+			throw new Error(`better-sqlite3 is not built for Node ${process.version}: run node bench/setup.js`);
+		}
+		const options = nativeBinding === null ? {} : { nativeBinding };
 		const dir = mode === "file" ? fs.mkdtempSync(path.join(os.tmpdir(), "bench-bs3-")) : null;
 		const images = new Map();
 		const fileOf = (name) => path.join(dir, `${encodeURIComponent(name)}.db`);
@@ -56,12 +59,12 @@ function create(mode) {
 			async open(name) {
 				let db;
 				if (mode === "file") {
-					db = new Database(fileOf(name), { nativeBinding });
+					db = new Database(fileOf(name), options);
 					db.pragma("journal_mode = WAL");
 					db.pragma("synchronous = NORMAL");
 				} else {
 					const image = images.get(name);
-					db = new Database(image ?? ":memory:", { nativeBinding });
+					db = new Database(image ?? ":memory:", options);
 				}
 				return wrap(db);
 			},
