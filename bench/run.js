@@ -103,6 +103,8 @@ function machine() {
 		cpu: cpuinfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? os.cpus()[0]?.model ?? "unknown",
 		memoryGiB: Math.round(os.totalmem() / 2 ** 30),
 		node: process.version,
+		// Bun reports a Node version of its own (its compatibility level).
+		runtime: process.versions.bun ? `Bun ${process.versions.bun}` : `Node ${process.version}`,
 		platform: `${os.type()} ${os.release()} ${process.arch}`,
 		loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
 	};
@@ -259,7 +261,7 @@ async function main() {
 	log(
 		`bench: ${cfg.quick ? "quick" : "full"} run, ${cfg.rounds} round(s), ${cfg.timeMs} ms loops, KV latencies ${cfg.latencies.join(", ")} ms`,
 	);
-	log(`machine: ${info.nproc} cores, ${info.cpu}, Node ${info.node}`);
+	log(`machine: ${info.nproc} cores, ${info.cpu}, ${info.runtime}`);
 
 	// A throwaway PostgreSQL cluster (Unix socket only, fsync on as deployed)
 	// for the native-pg backend.
@@ -338,7 +340,7 @@ async function runRounds(cfg, log, started, info) {
 
 	const text = render(rows, targets, backends);
 	console.log(
-		`\n${cfg.quick ? "Quick" : "Full"} run: ${cfg.rounds} round(s), ${cfg.timeMs} ms loops; ${info.nproc} cores, ${info.cpu}, Node ${info.node}\n`,
+		`\n${cfg.quick ? "Quick" : "Full"} run: ${cfg.rounds} round(s), ${cfg.timeMs} ms loops; ${info.nproc} cores, ${info.cpu}, ${info.runtime}\n`,
 	);
 	console.log(text);
 	console.log(
