@@ -523,18 +523,27 @@ class Persistence {
 		const delta = takeDelta(this.#engine);
 		if (delta === null) return DONE;
 		this.#ahead = [];
-		if (this.#repair === null && !this.#needsImages()) {
-			const batches = planBatches(this.#mainEntries(delta), this.#limits);
-			if (batches.length === 1) {
-				return this.#putBatch(batches[0]).then(
-					() => this.#committed(delta),
-					(error) => {
-						throw this.#uncommitted(delta, null, error);
-					},
-				);
-			}
+		let batch;
+		try {
+			batch = this.#oneBatch(delta);
+		} catch (error) {
+			this.#restore();
+			return Promise.reject(error);
 		}
-		return this.#commitInSteps(delta);
+		if (batch === null) return this.#commitInSteps(delta);
+		return this.#putBatch(batch).then(
+			() => this.#committed(delta),
+			(error) => {
+				throw this.#uncommitted(delta, null, error);
+			},
+		);
+	}
+
+	/** The one putBatch that commits `delta` when no repair is pending and no page image is to be read first, else null. */
+	#oneBatch(delta) {
+		if (this.#repair !== null || this.#needsImages()) return null;
+		const batches = planBatches(this.#mainEntries(delta), this.#limits);
+		return batches.length === 1 ? batches[0] : null;
 	}
 
 	/** commit() of `delta` in as many steps as it takes (see commit). */
