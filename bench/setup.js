@@ -2,10 +2,10 @@
 
 // Provides better-sqlite3 for the running Node. On Node 22 and later that is
 // better-sqlite3 13 (devDependency alias `better-sqlite3-13`), whose package
-// holds prebuilt Node-API addons: nothing to build. Version 12, on Node-API's
-// predecessor, aborts the process on Node 24 when V8 collects one of its
-// statements (its ObjectWrap destructors: nodejs/node#65446), and 13 needs
-// Node 22, so Node 20 keeps 12, built here.
+// holds prebuilt Node-API addons: nothing to build. Version 12, an addon on
+// V8's and Node's C++ APIs, aborts the process on Node 24 when V8 collects
+// one of its statements (its node::ObjectWrap destructors: nodejs/node#65446),
+// and 13 needs Node 22, so Node 20 keeps 12, built here.
 //
 // Version 12's addon is built on demand: npm here runs no install scripts,
 // so `npm install` leaves it unbuilt; node-gyp
