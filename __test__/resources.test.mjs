@@ -103,6 +103,11 @@ describe("resource hygiene", () => {
 		assert.equal(report.secondWrite?.code, "SQLITE_FULL", JSON.stringify(report.secondWrite));
 		assert.equal(report.inTransaction, false);
 		assert.equal(report.countAfterSecondWrite, full);
+		// While it is full, a write that needs no new page fails too (pages held
+		// back in memory must reach the file first), with no effects.
+		assert.equal(report.script?.code, "SQLITE_FULL", JSON.stringify(report.script));
+		assert.equal(report.firstRowAfterScript, 3000);
+		assert.equal(report.countAfterScript, full);
 		if (prlimit) {
 			// With space again, the next write goes through.
 			assert.equal(report.afterSpace, "resolved", JSON.stringify(report.afterSpace));
@@ -115,6 +120,7 @@ describe("resource hygiene", () => {
 		for (let i = 0; i < entries.length; i += 100) await kv.putBatch(entries.slice(i, i + 100));
 		const db = await open(kv);
 		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[report.resolved]]);
+		assert.deepEqual(await rows(db, "SELECT length(v) FROM t WHERE id = 1"), [[3000]]);
 		assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
 		await db.close();
 	});

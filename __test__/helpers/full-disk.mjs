@@ -34,6 +34,17 @@ try {
 }
 report.inTransaction = db.inTransaction;
 report.countAfterSecondWrite = await count();
+// A script whose first statement needs no new page (it shrinks a row) and
+// whose second does. While the disk is full, the engine cannot write out
+// pages it held back in memory, so the first statement fails already.
+try {
+	await db.exec("UPDATE t SET v = zeroblob(10) WHERE id = 1; INSERT INTO t (v) VALUES (randomblob(3000))");
+	report.script = "resolved";
+} catch (error) {
+	report.script = failure(error);
+}
+report.firstRowAfterScript = (await db.query("SELECT length(v) FROM t WHERE id = 1")).rows[0][0];
+report.countAfterScript = await count();
 // With RECOVER set, the parent lifts the limit (space is freed) once it
 // reads this line, and says so on stdin.
 if (process.env.RECOVER) {
