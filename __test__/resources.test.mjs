@@ -63,7 +63,7 @@ describe("resource hygiene", () => {
 	// on a child process: the native engine's local file cannot grow past it.
 	// (The WASM engine keeps its pages in memory.) Once the child is full, the
 	// limit is lifted (prlimit, from util-linux), as when space is freed.
-	test("a full local disk fails the write that needs it with SQLITE_FULL; reads go on, the KV stays whole, writes resume with space", {
+	test("a full local disk fails writes with SQLITE_FULL and undoes them; reads go on, the KV stays whole, writes resume with space", {
 		skip: process.platform !== "linux" || BACKEND === "wasm",
 	}, async () => {
 		const tmp = fs.mkdtempSync(path.join(privateTmp, "full-"));
