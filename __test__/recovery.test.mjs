@@ -159,6 +159,7 @@ describe("recovery", () => {
 			await db.close();
 		}
 	});
+
 	test("a KV write that fails after it was applied is undone at close, when no write follows", async () => {
 		const STEPS = [
 			(db) => db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB); INSERT INTO t(v) VALUES ('first')"),

@@ -3,11 +3,12 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 import { createMemoryKv } from "../index.mjs";
 import { BACKEND, open, rows } from "./helpers/db.mjs";
+import { PRLIMIT, runUnderFileLimit } from "./helpers/file-limit.mjs";
 
 // A private temporary directory, so other processes' databases do not count.
 const privateTmp = fs.mkdtempSync(path.join(os.tmpdir(), "sqlite-vfs-resources-"));
@@ -67,30 +68,16 @@ describe("resource hygiene", () => {
 		skip: process.platform !== "linux" || BACKEND === "wasm",
 	}, async () => {
 		const tmp = fs.mkdtempSync(path.join(privateTmp, "full-"));
-		const prlimit = ["/usr/bin/prlimit", "/bin/prlimit"].find((file) => fs.existsSync(file));
-		// An ignored SIGXFSZ stays ignored through exec: writes past the limit fail with EFBIG.
-		const child = spawn(
-			"bash",
-			["-c", 'trap "" XFSZ; ulimit -S -f 1024; exec "$0" "$1"', process.execPath, path.join(here, "helpers", "full-disk.mjs")],
-			{ env: { ...process.env, TMPDIR: tmp, RECOVER: prlimit ? "1" : "" }, stdio: ["pipe", "pipe", "pipe"] },
-		);
-		let stdout = "";
-		let stderr = "";
-		child.stderr.on("data", (chunk) => {
-			stderr += chunk;
+		const { status, report, stderr } = await runUnderFileLimit(path.join(here, "helpers", "full-disk.mjs"), {
+			limit: 1024,
+			env: { TMPDIR: tmp, RECOVER: PRLIMIT ? "1" : "" },
+			onLine(line, control) {
+				if (line !== "FULL") return;
+				control.setLimit("unlimited");
+				control.child.stdin.end("go\n");
+			},
 		});
-		child.stdout.on("data", (chunk) => {
-			stdout += chunk;
-			if (prlimit && stdout.includes("FULL\n") && !child.lifted) {
-				child.lifted = true;
-				const lifted = spawnSync(prlimit, ["--pid", String(child.pid), "--fsize=unlimited"], { encoding: "utf8" });
-				assert.equal(lifted.status, 0, lifted.stderr);
-				child.stdin.end("go\n");
-			}
-		});
-		const status = await new Promise((resolve) => child.on("close", resolve));
 		assert.equal(status, 0, stderr);
-		const report = JSON.parse(stdout.trim().split("\n").at(-1));
 		if (report.backend !== "native") return;
 		assert.equal(report.error?.code, "SQLITE_FULL", JSON.stringify(report.error));
 		assert.equal(report.error.name, "SqliteError");
@@ -108,13 +95,13 @@ describe("resource hygiene", () => {
 		assert.equal(report.script?.code, "SQLITE_FULL", JSON.stringify(report.script));
 		assert.equal(report.firstRowAfterScript, 3000);
 		assert.equal(report.countAfterScript, full);
-		if (prlimit) {
+		if (PRLIMIT) {
 			// With space again, the next write goes through.
 			assert.equal(report.afterSpace, "resolved", JSON.stringify(report.afterSpace));
 			assert.equal(report.countAfterSpace, full + 1);
 		}
 		// The KV holds exactly the inserts that resolved.
-		assert.equal(report.resolved, prlimit ? full + 1 : full);
+		assert.equal(report.resolved, PRLIMIT ? full + 1 : full);
 		const kv = createMemoryKv();
 		const entries = report.entries.map(([key, value]) => [Buffer.from(key, "hex"), Buffer.from(value, "hex")]);
 		for (let i = 0; i < entries.length; i += 100) await kv.putBatch(entries.slice(i, i + 100));
@@ -128,35 +115,21 @@ describe("resource hygiene", () => {
 	test("a failed write whose local undoing fails reports the KV's error; no call sees the write until the file is put back", {
 		skip: process.platform !== "linux" || BACKEND === "wasm",
 	}, async (t) => {
-		const prlimit = ["/usr/bin/prlimit", "/bin/prlimit"].find((file) => fs.existsSync(file));
-		if (!prlimit) return t.skip("prlimit (util-linux) is not installed");
+		if (!PRLIMIT) return t.skip("prlimit (util-linux) is not installed");
 		const tmp = fs.mkdtempSync(path.join(privateTmp, "restore-"));
-		const child = spawn("bash", ["-c", 'trap "" XFSZ; exec "$0" "$1"', process.execPath, path.join(here, "helpers", "restore-fails.mjs")], {
-			env: { ...process.env, TMPDIR: tmp },
-			stdio: ["pipe", "pipe", "pipe"],
+		const { status, report, stderr } = await runUnderFileLimit(path.join(here, "helpers", "restore-fails.mjs"), {
+			env: { TMPDIR: tmp },
+			onLine(line, control) {
+				if (line === "LOWER") {
+					control.setLimit("4096:unlimited");
+					control.child.stdin.write("go\n");
+				} else if (line === "LIFT") {
+					control.setLimit("unlimited:unlimited");
+					control.child.stdin.end("go\n");
+				}
+			},
 		});
-		let stdout = "";
-		let stderr = "";
-		child.stderr.on("data", (chunk) => {
-			stderr += chunk;
-		});
-		const limit = (value) => {
-			const set = spawnSync(prlimit, ["--pid", String(child.pid), `--fsize=${value}`], { encoding: "utf8" });
-			assert.equal(set.status, 0, set.stderr);
-			child.stdin.write("go\n");
-		};
-		child.stdout.on("data", (chunk) => {
-			const seen = stdout.length;
-			stdout += chunk;
-			if (stdout.indexOf("LOWER\n", seen - 5) !== -1) limit("4096:unlimited");
-			if (stdout.indexOf("LIFT\n", seen - 4) !== -1) {
-				limit("unlimited:unlimited");
-				child.stdin.end();
-			}
-		});
-		const status = await new Promise((resolve) => child.on("close", resolve));
 		assert.equal(status, 0, stderr);
-		const report = JSON.parse(stdout.trim().split("\n").at(-1));
 		assert.equal(report.pageSize, 1024);
 		assert.equal(report.size % 4096 !== 0, true, `the file (${report.size} bytes) ends within a chunk`);
 		// The call fails with the KV's error, not the local one.
