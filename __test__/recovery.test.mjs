@@ -29,6 +29,52 @@ async function opened(kv) {
 	}
 }
 
+/** A workload whose KV writes the tests below fail one at a time. */
+const WORKLOAD = [
+	(db) => db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB); INSERT INTO t(v) VALUES ('first')"),
+	(db) => db.run("INSERT INTO t(v, b) VALUES ('second', randomblob(3000))"),
+	(db) =>
+		db.exec(
+			"BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) INSERT INTO t(v, b) SELECT 'bulk' || i, randomblob(600) FROM n; COMMIT",
+		),
+	(db) => db.run("UPDATE t SET v = 'small' WHERE id = 2"),
+	(db) => db.run("UPDATE t SET b = randomblob(700) WHERE id % 3 = 0"),
+	(db) => db.run("DELETE FROM t WHERE id > 20"),
+	(db) => db.exec("VACUUM"),
+	(db) => db.run("INSERT INTO t(v) VALUES ('last')"),
+];
+
+/** The numbers (1-based) of the KV calls of `methods` that `steps` make on a fresh database. */
+async function writeCalls(steps, methods) {
+	const probe = createTestKv({ limits: LIMITS });
+	const db = await open(probe, { limits: LIMITS });
+	for (const step of steps) await step(db);
+	await db.close();
+	return probe.calls.flatMap((c, i) => (methods.includes(c.method) ? [i + 1] : []));
+}
+
+/**
+ * Runs `steps` on a fresh database whose KV call `k` applies and then
+ * rejects, until a step fails (with that error as cause). Returns the KV, the
+ * open database and the failed step's index (-1: none failed).
+ */
+async function failAppliedAt(k, steps) {
+	const kv = createTestKv({ limits: LIMITS });
+	const boom = new Error(`applied, then failed: call ${k}`);
+	kv.failWhen((_, n) => n === k, { error: boom, applied: true });
+	const db = await open(kv, { limits: LIMITS });
+	let failedAt = -1;
+	for (let i = 0; i < steps.length && failedAt === -1; i++) {
+		try {
+			await steps[i](db);
+		} catch (error) {
+			assert.ok(error instanceof SqliteError && error.cause === boom, `call ${k}, step ${i}: ${error}`);
+			failedAt = i;
+		}
+	}
+	return { kv, db, failedAt };
+}
+
 /** A database of ~25 pages, and the KV mutations of one journaled commit rewriting all of it. */
 async function interruptedCommit() {
 	const kv = createTestKv({ limits: LIMITS });
@@ -111,40 +157,11 @@ describe("recovery", () => {
 	});
 
 	test("a KV write that fails after it was applied is undone by the next write", async () => {
-		const STEPS = [
-			(db) => db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB); INSERT INTO t(v) VALUES ('first')"),
-			(db) => db.run("INSERT INTO t(v, b) VALUES ('second', randomblob(3000))"),
-			(db) =>
-				db.exec(
-					"BEGIN; WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) INSERT INTO t(v, b) SELECT 'bulk' || i, randomblob(600) FROM n; COMMIT",
-				),
-			(db) => db.run("UPDATE t SET v = 'small' WHERE id = 2"),
-			(db) => db.run("UPDATE t SET b = randomblob(700) WHERE id % 3 = 0"),
-			(db) => db.run("DELETE FROM t WHERE id > 20"),
-			(db) => db.exec("VACUUM"),
-			(db) => db.run("INSERT INTO t(v) VALUES ('last')"),
-		];
-		const probe = createTestKv({ limits: LIMITS });
-		const probeDb = await open(probe, { limits: LIMITS });
-		for (const step of STEPS) await step(probeDb);
-		await probeDb.close();
-		const writes = probe.calls.flatMap((c, i) => (c.method === "putBatch" || c.method === "deleteBatch" ? [i + 1] : []));
+		const writes = await writeCalls(WORKLOAD, ["putBatch", "deleteBatch"]);
 		assert.ok(writes.length > 20, `${writes.length} KV writes`);
 
 		for (const k of writes) {
-			const kv = createTestKv({ limits: LIMITS });
-			const boom = new Error(`applied, then failed: call ${k}`);
-			kv.failWhen((_, n) => n === k, { error: boom, applied: true });
-			const db = await open(kv, { limits: LIMITS });
-			let failedAt = -1;
-			for (let i = 0; i < STEPS.length && failedAt === -1; i++) {
-				try {
-					await STEPS[i](db);
-				} catch (error) {
-					assert.ok(error instanceof SqliteError && error.cause === boom, `call ${k}, step ${i}: ${error}`);
-					failedAt = i;
-				}
-			}
+			const { kv, db, failedAt } = await failAppliedAt(k, WORKLOAD);
 			kv.clearFaults();
 			// What a reader of the KV sees now is whole: the state before the
 			// failed call, or (it was applied) the state after it.
@@ -161,37 +178,11 @@ describe("recovery", () => {
 	});
 
 	test("a KV write that fails after it was applied is undone at close, when no write follows", async () => {
-		const STEPS = [
-			(db) => db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB); INSERT INTO t(v) VALUES ('first')"),
-			(db) => db.run("INSERT INTO t(v, b) VALUES ('second', randomblob(3000))"),
-			(db) =>
-				db.exec(
-					"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) INSERT INTO t(v, b) SELECT 'bulk' || i, randomblob(600) FROM n",
-				),
-			(db) => db.run("DELETE FROM t WHERE id > 20"),
-		];
-		const probe = createTestKv({ limits: LIMITS });
-		const probeDb = await open(probe, { limits: LIMITS });
-		for (const step of STEPS) await step(probeDb);
-		await probeDb.close();
-		const writes = probe.calls.flatMap((c, i) => (c.method === "putBatch" ? [i + 1] : []));
+		const writes = await writeCalls(WORKLOAD, ["putBatch"]);
 		assert.ok(writes.length > 10, `${writes.length} KV writes`);
 		for (const k of writes) {
-			const kv = createTestKv({ limits: LIMITS });
-			const boom = new Error(`applied, then failed: call ${k}`);
-			kv.failWhen((_, n) => n === k, { error: boom, applied: true });
-			const db = await open(kv, { limits: LIMITS });
-			let failed = false;
-			for (let i = 0; i < STEPS.length && !failed; i++) {
-				failed = await STEPS[i](db).then(
-					() => false,
-					(error) => {
-						assert.ok(error instanceof SqliteError && error.cause === boom, `call ${k}, step ${i}: ${error}`);
-						return true;
-					},
-				);
-			}
-			assert.ok(failed, `call ${k} failed a step`);
+			const { kv, db, failedAt } = await failAppliedAt(k, WORKLOAD);
+			assert.ok(failedAt !== -1, `call ${k} failed a step`);
 			const live = await state(db);
 			await db.close();
 			// The failed call has no effects, in the KV too.
