@@ -135,8 +135,12 @@ class BenchKv {
 	}
 
 	#checkKeys(method, keys) {
-		if (keys.length > LIMITS.maxKeysPerCall) this.#violation(`${method}: more than ${LIMITS.maxKeysPerCall} keys`);
+		this.#checkCount(method, keys.length);
 		for (let i = 0; i < keys.length; i++) this.#checkKey(method, keys[i]);
+	}
+
+	#checkCount(method, count) {
+		if (count > LIMITS.maxKeysPerCall) this.#violation(`${method}: more than ${LIMITS.maxKeysPerCall} keys`);
 	}
 
 	#checkKey(method, key) {
@@ -214,7 +218,7 @@ class BenchKv {
 	}
 
 	putBatch(entries) {
-		if (entries.length > LIMITS.maxKeysPerCall) this.#violation(`putBatch: more than ${LIMITS.maxKeysPerCall} keys`);
+		this.#checkCount("putBatch", entries.length);
 		let bytes = 0;
 		for (let i = 0; i < entries.length; i++) {
 			const entry = entries[i];
