@@ -9,7 +9,8 @@ import { spawn, spawnSync } from "node:child_process";
 export const PRLIMIT = ["/usr/bin/prlimit", "/bin/prlimit"].find((file) => fs.existsSync(file)) ?? null;
 
 /**
- * Runs `script` under Node with `env` added, its file size limit `limit`
+ * Runs `script` under the running runtime (Node or Bun) with `env` added,
+ * its file size limit `limit`
  * (a `ulimit -f` value, KiB) if given. `onLine(line, control)` hears each
  * line the child prints; `control.setLimit(value)` sets its limit with
  * prlimit (`--fsize=value`), `control.child` is the child. Resolves to
