@@ -10,11 +10,11 @@ export const PRLIMIT = ["/usr/bin/prlimit", "/bin/prlimit"].find((file) => fs.ex
 
 /**
  * Runs `script` under the running runtime (Node or Bun) with `env` added,
- * its file size limit `limit`
- * (a `ulimit -f` value, KiB) if given. `onLine(line, control)` hears each
- * line the child prints; `control.setLimit(value)` sets its limit with
- * prlimit (`--fsize=value`), `control.child` is the child. Resolves to
- * `{ status, report, stderr }`, `report` the last line parsed as JSON.
+ * its file size limit `limit` (a `ulimit -f` value, KiB) if given.
+ * `onLine(line, control)` hears each line the child prints;
+ * `control.setLimit(value)` sets its limit with prlimit (`--fsize=value`),
+ * `control.child` is the child. Resolves to `{ status, report, stderr }`,
+ * `report` the last line parsed as JSON.
  */
 export async function runUnderFileLimit(script, { limit = null, env = {}, onLine = () => {} } = {}) {
 	const ulimit = limit === null ? "" : `ulimit -S -f ${limit}; `;
