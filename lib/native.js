@@ -13,6 +13,8 @@ class NativeEngine {
 	#calls;
 	/** The SQL the addon keeps from the last call that returned, or null. */
 	#lastSql = null;
+	/** The status array the addon keeps, once given. */
+	#status = null;
 
 	constructor(binding) {
 		this.#binding = binding;
@@ -35,15 +37,22 @@ class NativeEngine {
 	/**
 	 * The SQL goes across only when it differs from the last call's (null
 	 * stands for that, which the addon keeps): copying it costs more than
-	 * comparing it. Up to 4 positional parameters go as arguments of their
-	 * own: reading an element of an array costs an N-API call, an argument
-	 * nothing.
+	 * comparing it. So does the status array (the addon keeps a reference
+	 * to it: reading a typed array across N-API costs more than the call's
+	 * other arguments together). Up to 4 positional parameters go as
+	 * arguments of their own: reading an element of an array costs an
+	 * N-API call, an argument nothing.
 	 */
 	execute(sql, positional, named, collect, status) {
 		const text = sql === this.#lastSql ? null : sql;
 		// Until the call returns, the addon's last SQL is not known here.
 		this.#lastSql = null;
-		const out = this.#execute(text, positional, named, collect, status);
+		const given = status === this.#status ? null : status;
+		// Kept by the addon even when the call fails; a call that fails
+		// before the addon takes it gets a result array instead (see
+		// Database#execute), which is still right.
+		this.#status = status;
+		const out = this.#execute(text, positional, named, collect, given);
 		this.#lastSql = sql;
 		return out;
 	}

@@ -13,7 +13,7 @@
 
 #![deny(clippy::all)]
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -192,6 +192,9 @@ fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
     }
 }
 
+/// Where a [`Calls`] keeps `Array.prototype.push` (see [`Packer::new`]).
+type PushCache = OnceCell<FunctionRef<(), ()>>;
+
 /// Values pushed per `Array.prototype.push` call (well within the number of
 /// arguments a call may take).
 const PUSH_CHUNK: usize = 4096;
@@ -216,7 +219,9 @@ struct Packer<'env> {
 }
 
 impl<'env> Packer<'env> {
-    fn new(env: &'env Env, len: usize) -> Result<Self> {
+    /// `push`: where `Array.prototype.push` is kept between calls, if
+    /// anywhere (looking it up by name costs about 1,200 instructions).
+    fn new(env: &'env Env, len: usize, push: Option<&PushCache>) -> Result<Self> {
         if len <= SET_AT_MOST {
             return Ok(Packer {
                 env,
@@ -227,11 +232,21 @@ impl<'env> Packer<'env> {
             });
         }
         let array = env.create_array(0)?;
-        let push = array.get_named_property_unchecked::<Unknown>("push")?;
+        let method = match push.and_then(|cache| cache.get()) {
+            Some(kept) => kept.borrow_back(env)?,
+            None => {
+                let method = array.get_named_property_unchecked::<Function<(), ()>>("push")?;
+                if let Some(cache) = push {
+                    // Set only here, when it was empty.
+                    let _ = cache.set(method.create_ref()?);
+                }
+                method
+            }
+        };
         Ok(Packer {
             env,
             array,
-            push: Some(push.raw()),
+            push: Some(method.raw()),
             values: Vec::with_capacity(len.min(PUSH_CHUNK)),
             set: 0,
         })
@@ -298,9 +313,9 @@ impl<'env> Packer<'env> {
 /// `state` has bit 1 set when no transaction is open, bit 2 when a sealed
 /// delta waits to be taken, and bit 4 ([`SUSPENDED`]) when the call goes on
 /// on an engine thread.
-fn output<'env>(env: &'env Env, out: Output) -> Result<Array<'env>> {
+fn output<'env>(env: &'env Env, out: Output, push: Option<&PushCache>) -> Result<Array<'env>> {
     let len: usize = out.sets.iter().map(|set| 2 + set.cells.len()).sum();
-    let mut result = Packer::new(env, 3 + len)?;
+    let mut result = Packer::new(env, 3 + len, push)?;
     result.add(out.changes as f64)?;
     result.add(integer(env, out.last_insert_rowid)?)?;
     result.add(out.state)?;
@@ -350,7 +365,9 @@ impl ToNapiValue for Event {
         let env = Env::from_raw(raw);
         match val {
             // SAFETY: `raw` is the live env napi-rs handed to this conversion.
-            Event::Finished(Ok(out)) => unsafe { Array::to_napi_value(raw, output(&env, out)?) },
+            Event::Finished(Ok(out)) => unsafe {
+                Array::to_napi_value(raw, output(&env, out, None)?)
+            },
             // SAFETY: as above.
             Event::Finished(Err(error)) => {
                 Ok(unsafe { JsError::from(to_js(error)).into_value(raw) })
@@ -740,6 +757,8 @@ impl NativeDatabase {
         External::new(Calls {
             db: self.db.clone(),
             sql: RefCell::new(None),
+            push: OnceCell::new(),
+            status: RefCell::new(None),
         })
     }
 }
@@ -756,6 +775,12 @@ pub struct Calls {
     /// that repeats it passes null instead (copying the SQL across N-API
     /// cost about 500 instructions a call). No JS runs while it is taken.
     sql: RefCell<Option<String>>,
+    /// `Array.prototype.push`, for results (see [`Packer::new`]), from the
+    /// first result that needed it.
+    push: PushCache,
+    /// The array `execute` reports `[changes, lastInsertRowid, state]` in,
+    /// once given (see [`execute`]).
+    status: RefCell<Option<Float64Array>>,
 }
 
 impl Calls {
@@ -769,10 +794,13 @@ impl Calls {
 /// Runs `sql`. Returns `[changes, lastInsertRowid, state, columns₀,
 /// rowCount₀, cells₀…, …]` (see [`output`]); with the [`SUSPENDED`] bit
 /// set in `state`, the call goes on on an engine thread: call `resume()`.
-/// Given `status` (3 entries or more), a call that returns no columns
-/// (and a `lastInsertRowid` that is a safe integer) returns null and
-/// puts `[changes, lastInsertRowid, state]` there: a result array built
-/// across N-API costs a call per element.
+/// Given a `status` array (3 entries or more), a call that returns no
+/// columns (and a `lastInsertRowid` that is a safe integer) returns null
+/// and puts `[changes, lastInsertRowid, state]` there: a result array built
+/// across N-API costs a call per element. The handle keeps the array: null
+/// stands for the one given last (reading a typed array's memory across
+/// N-API costs about 1,100 instructions a call). The caller must never
+/// detach its buffer.
 ///
 /// `sql` null stands for the SQL of the last call that returned (or failed
 /// in SQLite): the JS layer passes it again only when it changed.
@@ -792,7 +820,7 @@ pub fn execute<'env>(
     #[napi(ts_arg_type = "string | null")] sql: Unknown<'_>,
     #[napi(ts_arg_type = "Record<string, unknown> | null")] named: Option<Object<'_>>,
     collect: bool,
-    status: Option<Float64ArraySlice<'_>>,
+    status: Option<Float64Array>,
     count: i32,
     #[napi(ts_arg_type = "unknown")] p0: Unknown<'_>,
     #[napi(ts_arg_type = "unknown")] p1: Unknown<'_>,
@@ -800,6 +828,9 @@ pub fn execute<'env>(
     #[napi(ts_arg_type = "unknown")] p3: Unknown<'_>,
     #[napi(ts_arg_type = "unknown[] | null")] positional: Option<Array<'_>>,
 ) -> Result<Option<Array<'env>>, String> {
+    if status.is_some() {
+        *calls.status.borrow_mut() = status;
+    }
     let params = if count < 0 {
         params(None, named)?
     } else if count as usize <= DIRECT_PARAMS {
@@ -831,18 +862,24 @@ pub fn execute<'env>(
             ..Output::default()
         },
     };
-    if let Some(mut status) = status {
+    let mut kept = calls.status.borrow_mut();
+    if let Some(status) = kept.as_mut() {
         let rowid = out.last_insert_rowid;
         if out.sets.is_empty() && status.len() >= 3 && (-MAX_SAFE..=MAX_SAFE).contains(&rowid) {
-            // SAFETY: no N-API call, hence no JS, runs while this slice
-            // lives: the memory of the array read from the arguments is
-            // live and nothing else reads or writes it meanwhile.
+            // SAFETY: the handle's reference keeps the array, hence its
+            // buffer, alive, and the JS layer never detaches that buffer
+            // (see above), so its memory is live; no N-API call, hence no
+            // JS, runs while this slice lives, so nothing else reads or
+            // writes it meanwhile.
             let status = unsafe { status.as_mut() };
             status[..3].copy_from_slice(&[out.changes as f64, rowid as f64, out.state as f64]);
             return Ok(None);
         }
     }
-    output(env, out).map(Some).map_err(napi_err)
+    drop(kept);
+    output(env, out, Some(&calls.push))
+        .map(Some)
+        .map_err(napi_err)
 }
 
 /// Takes the pending delta: its bytes end to end into `slab` from byte
