@@ -37,32 +37,31 @@ class NativeEngine {
 	/**
 	 * The SQL goes across only when it differs from the last call's (null
 	 * stands for that, which the addon keeps): copying it costs more than
-	 * comparing it. So does the status array (the addon keeps a reference
-	 * to it: reading a typed array across N-API costs more than the call's
-	 * other arguments together). Up to 4 positional parameters go as
-	 * arguments of their own: reading an element of an array costs an
-	 * N-API call, an argument nothing.
+	 * comparing it. The status array goes across only when it changes
+	 * (setStatus: the addon keeps it; reading a typed array across N-API
+	 * costs more than the call's other arguments together). Up to 4
+	 * positional parameters go as arguments of their own: reading an
+	 * element of an array costs an N-API call, an argument nothing.
 	 */
-	execute(sql, positional, named, collect, status) {
+	execute(sql, positional, named, collect, status = null) {
+		if (status !== this.#status) {
+			this.#binding.setStatus(this.#calls, status);
+			this.#status = status;
+		}
 		const text = sql === this.#lastSql ? null : sql;
 		// Until the call returns, the addon's last SQL is not known here.
 		this.#lastSql = null;
-		const given = status === this.#status ? null : status;
-		// Kept by the addon even when the call fails; a call that fails
-		// before the addon takes it gets a result array instead (see
-		// Database#execute), which is still right.
-		this.#status = status;
-		const out = this.#execute(text, positional, named, collect, given);
+		const out = this.#execute(text, positional, named, collect);
 		this.#lastSql = sql;
 		return out;
 	}
 
-	#execute(sql, positional, named, collect, status) {
+	#execute(sql, positional, named, collect) {
 		const execute = this.#binding.execute;
-		if (positional === null) return execute(this.#calls, sql, named, collect, status, -1);
+		if (positional === null) return execute(this.#calls, sql, named, collect, -1);
 		const n = positional.length;
-		if (n > 4) return execute(this.#calls, sql, null, collect, status, n, undefined, undefined, undefined, undefined, positional);
-		return execute(this.#calls, sql, null, collect, status, n, positional[0], positional[1], positional[2], positional[3], null);
+		if (n > 4) return execute(this.#calls, sql, null, collect, n, undefined, undefined, undefined, undefined, positional);
+		return execute(this.#calls, sql, null, collect, n, positional[0], positional[1], positional[2], positional[3], null);
 	}
 
 	takeDelta(slab, at, meta) {

@@ -101,6 +101,14 @@ fn unbindable(name: &dyn std::fmt::Display) -> Error<String> {
 /// Most positional parameters `execute` takes as arguments of its own.
 const DIRECT_PARAMS: usize = 4;
 
+/// An argument that may be null or undefined (None), read only when it is
+/// needed: napi-rs reads an `Option` argument's type on every call.
+fn optional<T: FromNapiValue>(value: Unknown<'_>) -> Result<Option<T>, String> {
+    // SAFETY: `value` is a handle of the current call on its env; the
+    // `Option` conversion checks the value's type itself.
+    unsafe { Option::<T>::from_napi_value(value.value().env, value.raw()) }.map_err(napi_err)
+}
+
 /// The parameters of a call: an array (positional), an object keyed by name
 /// without its sigil (named), or neither.
 fn params(positional: Option<Array<'_>>, named: Option<Object<'_>>) -> Result<Params, String> {
@@ -778,8 +786,8 @@ pub struct Calls {
     /// `Array.prototype.push`, for results (see [`Packer::new`]), from the
     /// first result that needed it.
     push: PushCache,
-    /// The array `execute` reports `[changes, lastInsertRowid, state]` in,
-    /// once given (see [`execute`]).
+    /// The array `execute` reports `[changes, lastInsertRowid, state]` in
+    /// (see [`set_status`]).
     status: RefCell<Option<Float64Array>>,
 }
 
@@ -794,13 +802,12 @@ impl Calls {
 /// Runs `sql`. Returns `[changes, lastInsertRowid, state, columns₀,
 /// rowCount₀, cells₀…, …]` (see [`output`]); with the [`SUSPENDED`] bit
 /// set in `state`, the call goes on on an engine thread: call `resume()`.
-/// Given a `status` array (3 entries or more), a call that returns no
-/// columns (and a `lastInsertRowid` that is a safe integer) returns null
-/// and puts `[changes, lastInsertRowid, state]` there: a result array built
-/// across N-API costs a call per element. The handle keeps the array: null
-/// stands for the one given last (reading a typed array's memory across
-/// N-API costs about 1,100 instructions a call). The caller must never
-/// detach its buffer.
+/// When the handle has a status array (see [`set_status`]), a call that
+/// returns no columns (and a `lastInsertRowid` that is a safe integer)
+/// returns null and puts `[changes, lastInsertRowid, state]` there: a
+/// result array built across N-API costs a call per element. The array is
+/// given once, not with every call: reading a typed array's memory across
+/// N-API costs about 1,100 instructions.
 ///
 /// `sql` null stands for the SQL of the last call that returned (or failed
 /// in SQLite): the JS layer passes it again only when it changed.
@@ -818,21 +825,17 @@ pub fn execute<'env>(
     #[napi(ts_arg_type = "ExternalObject<\"NativeCalls\">")] calls: &External<Calls>,
     env: &'env Env,
     #[napi(ts_arg_type = "string | null")] sql: Unknown<'_>,
-    #[napi(ts_arg_type = "Record<string, unknown> | null")] named: Option<Object<'_>>,
+    #[napi(ts_arg_type = "Record<string, unknown> | null")] named: Unknown<'_>,
     collect: bool,
-    status: Option<Float64Array>,
     count: i32,
     #[napi(ts_arg_type = "unknown")] p0: Unknown<'_>,
     #[napi(ts_arg_type = "unknown")] p1: Unknown<'_>,
     #[napi(ts_arg_type = "unknown")] p2: Unknown<'_>,
     #[napi(ts_arg_type = "unknown")] p3: Unknown<'_>,
-    #[napi(ts_arg_type = "unknown[] | null")] positional: Option<Array<'_>>,
+    #[napi(ts_arg_type = "unknown[] | null")] positional: Unknown<'_>,
 ) -> Result<Option<Array<'env>>, String> {
-    if status.is_some() {
-        *calls.status.borrow_mut() = status;
-    }
     let params = if count < 0 {
-        params(None, named)?
+        params(None, optional(named)?)?
     } else if count as usize <= DIRECT_PARAMS {
         let direct = [p0, p1, p2, p3];
         let mut values = Vec::with_capacity(count as usize);
@@ -841,7 +844,7 @@ pub fn execute<'env>(
         }
         Params::Positional(values)
     } else {
-        params(positional, None)?
+        params(optional(positional)?, None)?
     };
     // The SQL: as given, or (null) that of the last call, kept here.
     let sql = match sql.get_type().map_err(napi_err)? {
@@ -867,8 +870,8 @@ pub fn execute<'env>(
         let rowid = out.last_insert_rowid;
         if out.sets.is_empty() && status.len() >= 3 && (-MAX_SAFE..=MAX_SAFE).contains(&rowid) {
             // SAFETY: the handle's reference keeps the array, hence its
-            // buffer, alive, and the JS layer never detaches that buffer
-            // (see above), so its memory is live; no N-API call, hence no
+            // buffer, alive, and the caller never detaches that buffer
+            // (see `set_status`), so its memory is live; no N-API call, hence no
             // JS, runs while this slice lives, so nothing else reads or
             // writes it meanwhile.
             let status = unsafe { status.as_mut() };
@@ -880,6 +883,18 @@ pub fn execute<'env>(
     output(env, out, Some(&calls.push))
         .map(Some)
         .map_err(napi_err)
+}
+
+/// Gives the handle the array `execute` puts `[changes, lastInsertRowid,
+/// state]` in (see [`execute`]), 3 entries or more; null takes it back.
+/// The handle keeps a reference to it and writes to its memory: the caller
+/// must never detach its buffer.
+#[napi]
+pub fn set_status(
+    #[napi(ts_arg_type = "ExternalObject<\"NativeCalls\">")] calls: &External<Calls>,
+    status: Option<Float64Array>,
+) {
+    *calls.status.borrow_mut() = status;
 }
 
 /// Takes the pending delta: its bytes end to end into `slab` from byte
