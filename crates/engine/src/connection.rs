@@ -868,25 +868,23 @@ fn run_statement(
         }
     }
     let width = stmt.column_count();
-    let set = (collect && width > 0).then(|| {
-        let mut columns = String::new();
-        for (i, name) in stmt.column_names().enumerate() {
-            if i > 0 {
-                columns.push('\0');
-            }
-            columns.push_str(name);
-        }
-        ResultSet {
-            columns,
-            width,
-            cells,
-        }
-    });
     if conn.total_changes() != before {
         out.changes += conn.changes();
     }
-    if let Some(set) = set {
-        out.sets.push(set);
+    if collect && width > 0 {
+        // Name by name: `column_names()` collects them in a vector first.
+        let mut columns = String::new();
+        for i in 0..width {
+            if i > 0 {
+                columns.push('\0');
+            }
+            columns.push_str(stmt.column_name(i)?);
+        }
+        out.sets.push(ResultSet {
+            columns,
+            width,
+            cells,
+        });
     }
     Ok(())
 }
