@@ -26,9 +26,9 @@ const COLUMN_LISTS = 256;
 
 // Where engines may put `[changes, lastInsertRowid, state]` of a call that
 // returns no columns, instead of a new array (see #execute). Shared by every
-// database: it is read as soon as the call returns. Engines may keep it (the
-// native engine keeps a reference, and writes to its memory): it lives as
-// long as the module and its buffer, allocated on its own, is never detached.
+// database: it is read as soon as the call returns. Engines may keep it and
+// write to its memory later: it lives as long as the module, and its buffer,
+// allocated for it alone, is never detached.
 const STATUS = new Float64Array(new ArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT));
 
 /** A call waiting for its turn, then for its outcome to settle. */
