@@ -106,6 +106,18 @@ function planBatches(entries, limits) {
 	return batches;
 }
 
+/**
+ * Whether planBatches makes one call of `entries` (none: no call), without
+ * planning it.
+ */
+function fitsOneBatch(entries, limits) {
+	if (entries.length === 0 || entries.length > limits.maxKeysPerCall) return false;
+	if (entries.length === 1) return true;
+	let bytes = 0;
+	for (let i = 0; i < entries.length; i++) bytes += entries[i][0].length + entries[i][1].length;
+	return bytes <= limits.maxBatchBytes;
+}
+
 /** Runs `task` over `items` with at most `limit` in flight; settles all before throwing. */
 async function forEachConcurrent(items, limit, task) {
 	let next = 0;
@@ -258,15 +270,23 @@ class Persistence {
 	 * rejects; either way `onError` hears of it and the error keeps it as cause.
 	 */
 	#call(method, arg, code) {
+		return this.#callThen(method, arg, code, undefined, (error) => {
+			throw error;
+		});
+	}
+
+	/**
+	 * #call, then `done` (with what the KV returned) or `failed` (with the
+	 * error #call rejects with), in one step.
+	 */
+	#callThen(method, arg, code, done, failed) {
 		let result;
 		try {
 			result = this.#kv[method](arg);
 		} catch (error) {
-			return Promise.reject(this.#failure(method, error, code));
+			result = Promise.reject(error);
 		}
-		return Promise.resolve(result).catch((error) => {
-			throw this.#failure(method, error, code);
-		});
+		return Promise.resolve(result).then(done, (error) => failed(this.#failure(method, error, code)));
 	}
 
 	/** The error a failed KV call is reported as, once `onError` has heard of it. */
@@ -522,7 +542,7 @@ class Persistence {
 	commit() {
 		const delta = takeDelta(this.#engine);
 		if (delta === null) return DONE;
-		this.#ahead = [];
+		if (this.#ahead.length > 0) this.#ahead = [];
 		let batch;
 		try {
 			batch = this.#oneBatch(delta);
@@ -531,7 +551,10 @@ class Persistence {
 			return Promise.reject(error);
 		}
 		if (batch === null) return this.#commitInSteps(delta);
-		return this.#putBatch(batch).then(
+		return this.#callThen(
+			"putBatch",
+			batch,
+			"SQLITE_IOERR_WRITE",
 			() => this.#committed(delta),
 			(error) => {
 				throw this.#uncommitted(delta, null, error);
@@ -539,11 +562,15 @@ class Persistence {
 		);
 	}
 
-	/** The one putBatch that commits `delta` when no repair is pending and no page image is to be read first, else null. */
+	/**
+	 * The one putBatch that commits `delta` when no repair is pending and no
+	 * page image is to be read first, else null: its entries, if one call
+	 * of the KV takes them all.
+	 */
 	#oneBatch(delta) {
 		if (this.#repair !== null || this.#needsImages()) return null;
-		const batches = planBatches(this.#mainEntries(delta), this.#limits);
-		return batches.length === 1 ? batches[0] : null;
+		const entries = this.#mainEntries(delta);
+		return fitsOneBatch(entries, this.#limits) ? entries : null;
 	}
 
 	/** commit() of `delta` in as many steps as it takes (see commit). */
