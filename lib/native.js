@@ -51,17 +51,17 @@ class NativeEngine {
 		const text = sql === this.#lastSql ? null : sql;
 		// Until the call returns, the addon's last SQL is not known here.
 		this.#lastSql = null;
-		const out = this.#execute(text, positional, named, collect);
+		const execute = this.#binding.execute;
+		let out;
+		if (positional === null) out = execute(this.#calls, text, named, collect, -1);
+		else if (positional.length > 4) {
+			out = execute(this.#calls, text, null, collect, positional.length, undefined, undefined, undefined, undefined, positional);
+		} else {
+			const n = positional.length;
+			out = execute(this.#calls, text, null, collect, n, positional[0], positional[1], positional[2], positional[3], null);
+		}
 		this.#lastSql = sql;
 		return out;
-	}
-
-	#execute(sql, positional, named, collect) {
-		const execute = this.#binding.execute;
-		if (positional === null) return execute(this.#calls, sql, named, collect, -1);
-		const n = positional.length;
-		if (n > 4) return execute(this.#calls, sql, null, collect, n, undefined, undefined, undefined, undefined, positional);
-		return execute(this.#calls, sql, null, collect, n, positional[0], positional[1], positional[2], positional[3], null);
 	}
 
 	takeDelta(slab, at, meta) {
