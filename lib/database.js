@@ -31,6 +31,10 @@ const COLUMN_LISTS = 256;
 // allocated for it alone, is never detached.
 const STATUS = new Float64Array(new ArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT));
 
+// A settled promise of `true`: what #joinBatch waits on, one microtask, for a
+// call that ran at once and left a sealed delta.
+const RAN = Promise.resolve(true);
+
 /** A call waiting for its turn, then for its outcome to settle. */
 class Job {
 	constructor(kind, sql, params, callback, resolve, reject) {
@@ -264,7 +268,7 @@ class Database {
 			return new Promise((resolve, reject) => {
 				job.resolve = resolve;
 				job.reject = reject;
-				this.#continue(this.#joinBatch(job, ran));
+				this.#joinBatch(job, ran);
 			});
 		}
 		return new Promise((resolve, reject) => {
@@ -274,9 +278,9 @@ class Database {
 		});
 	}
 
-	/** Goes on pumping once `written` (a batch's write, a close) is done. */
-	#continue(written) {
-		written.then(
+	/** Goes on pumping once `done` (a close) is done. */
+	#continue(done) {
+		done.then(
 			() => this.#pump(),
 			() => this.#pump(),
 		);
@@ -284,8 +288,8 @@ class Database {
 
 	/**
 	 * Runs the queued calls, batch after batch, until none is left or a batch
-	 * waits (for its write, for a call on an engine thread): it goes on when
-	 * that is done.
+	 * waits (for its write, for a call on an engine thread): that batch goes
+	 * on pumping when it is done (see #finishBatch).
 	 */
 	#pump() {
 		this.#pumping = true;
@@ -294,11 +298,7 @@ class Database {
 				this.#continue(this.#finishClose(this.#queue.shift()));
 				return;
 			}
-			const waiting = this.#runBatch(this.#takeBatch());
-			if (waiting !== undefined) {
-				this.#continue(waiting);
-				return;
-			}
+			if (this.#runBatch(this.#takeBatch(), 0, false) !== undefined) return;
 		}
 		this.#pumping = false;
 	}
@@ -315,16 +315,19 @@ class Database {
 	}
 
 	/**
-	 * Runs a batch's calls one after another, then writes what they sealed
+	 * Runs a batch's calls from call `from` on, one after another (`pending`:
+	 * whether those before left a sealed delta), then writes what they sealed
 	 * (group commit) and settles them. Returns undefined when all that was
-	 * done at once, or a promise of its end.
+	 * done at once; otherwise the batch goes on pumping when it is done.
 	 */
-	#runBatch(jobs) {
-		let pending = false;
-		for (let i = 0; i < jobs.length; i++) {
+	#runBatch(jobs, from, pending) {
+		for (let i = from; i < jobs.length; i++) {
 			const ran = this.#runJob(jobs[i]);
 			// A call finished on an engine thread: the next one waits for it.
-			if (ran !== true && ran !== false) return this.#runRest(jobs, i, ran, pending);
+			if (ran !== true && ran !== false) {
+				this.#runRest(jobs, i, ran, pending).catch(() => this.#pump());
+				return ran;
+			}
 			pending ||= ran;
 		}
 		return this.#finishBatch(jobs, pending);
@@ -332,18 +335,24 @@ class Database {
 
 	/**
 	 * The batch of a call that ran at once (`ran`: true, or the promise of a
-	 * call on an engine thread) and needs a write: the calls made meanwhile,
-	 * those made in the same tick at least, join it and share its write.
+	 * call on an engine thread) and needs a write: once the calls made
+	 * meanwhile (those made in the same tick at least) are queued, they join
+	 * it and share its write. A promise reaction, not an async function (in
+	 * a fresh process this code runs interpreted, where each await costs
+	 * about as much as the rest of an autocommit write's JS), nor
+	 * queueMicrotask (Node runs it in an async resource of its own).
 	 */
-	async #joinBatch(job, ran) {
-		let pending = await ran;
-		const jobs = [job];
-		for (const next of this.#takeBatch()) {
-			jobs.push(next);
-			const nextPending = await this.#runJob(next);
-			pending ||= nextPending;
-		}
-		await this.#finishBatch(jobs, pending);
+	#joinBatch(job, ran) {
+		const go = (pending) => {
+			try {
+				const jobs = this.#takeBatch();
+				jobs.unshift(job);
+				if (this.#runBatch(jobs, 1, pending) === undefined) this.#pump();
+			} catch {
+				this.#pump();
+			}
+		};
+		(ran === true ? RAN : ran).then(go);
 	}
 
 	/** #runBatch from call `i`, which ran on an engine thread (`ran` its promise). */
@@ -354,7 +363,7 @@ class Database {
 			const next = await this.#runJob(jobs[i]);
 			pending ||= next;
 		}
-		await this.#finishBatch(jobs, pending);
+		if (this.#finishBatch(jobs, pending) === undefined) this.#pump();
 	}
 
 	/**
@@ -397,7 +406,12 @@ class Database {
 		return changed;
 	}
 
-	/** Writes what the batch sealed, if anything, then settles its calls. */
+	/**
+	 * Writes what the batch sealed, if anything, then settles its calls.
+	 * Returns undefined when that was done at once; otherwise, the write's
+	 * promise: once it is done, the calls settle and pumping goes on, in one
+	 * step.
+	 */
 	#finishBatch(jobs, pending) {
 		if (!pending) {
 			this.#settle(jobs);
@@ -410,8 +424,14 @@ class Database {
 			written = Promise.reject(error);
 		}
 		return written.then(
-			() => this.#settle(jobs),
-			(error) => this.#settleFailedWrite(jobs, error),
+			() => {
+				this.#settle(jobs);
+				this.#pump();
+			},
+			(error) => {
+				this.#settleFailedWrite(jobs, error);
+				this.#pump();
+			},
 		);
 	}
 
