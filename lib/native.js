@@ -6,6 +6,12 @@
 // (`NativeDatabase#calls()`). napi-rs checks and records a borrow of the
 // instance on every method call, which costs more than a takeDelta's or an
 // ack's own work; a function that takes the handle costs a third of that.
+// An ack goes with the next execute() (the first thing that call does), or
+// on its own before any other call that reads the changes (#acked).
+
+// Bits of the addon's execute() flags.
+const COLLECT = 1;
+const ACK_FIRST = 2;
 
 class NativeEngine {
 	#binding;
@@ -15,6 +21,8 @@ class NativeEngine {
 	#lastSql = null;
 	/** The status array the addon keeps, once given. */
 	#status = null;
+	/** Whether the delta taken last is durable and the addon has not heard yet (see ack). */
+	#acked = false;
 
 	constructor(binding) {
 		this.#binding = binding;
@@ -41,7 +49,8 @@ class NativeEngine {
 	 * (setStatus: the addon keeps it; reading a typed array across N-API
 	 * costs more than the call's other arguments together). Up to 4
 	 * positional parameters go as arguments of their own: reading an
-	 * element of an array costs an N-API call, an argument nothing.
+	 * element of an array costs an N-API call, an argument nothing. An
+	 * ack held back goes with it.
 	 */
 	execute(sql, positional, named, collect, status = null) {
 		if (status !== this.#status) {
@@ -51,24 +60,42 @@ class NativeEngine {
 		const text = sql === this.#lastSql ? null : sql;
 		// Until the call returns, the addon's last SQL is not known here.
 		this.#lastSql = null;
+		let flags = collect ? COLLECT : 0;
+		if (this.#acked) {
+			flags |= ACK_FIRST;
+			this.#acked = false;
+		}
 		const execute = this.#binding.execute;
 		let out;
-		if (positional === null) out = execute(this.#calls, text, named, collect, -1);
+		if (positional === null) out = execute(this.#calls, text, named, flags, -1);
 		else if (positional.length > 4) {
-			out = execute(this.#calls, text, null, collect, positional.length, undefined, undefined, undefined, undefined, positional);
+			out = execute(this.#calls, text, null, flags, positional.length, undefined, undefined, undefined, undefined, positional);
 		} else {
 			const n = positional.length;
-			out = execute(this.#calls, text, null, collect, n, positional[0], positional[1], positional[2], positional[3], null);
+			out = execute(this.#calls, text, null, flags, n, positional[0], positional[1], positional[2], positional[3], null);
 		}
 		this.#lastSql = sql;
 		return out;
 	}
 
 	takeDelta(slab, at, meta) {
+		this.#sendAck();
 		return this.#binding.takeDelta(this.#calls, slab, at, meta);
 	}
 
+	/**
+	 * Held back until the next call that needs it: the next execute() says
+	 * so first thing, which spares an N-API call after each write; any
+	 * other call that reads or puts back the changes sends it first.
+	 */
 	ack() {
+		this.#acked = true;
+	}
+
+	/** Sends an ack held back (see ack). */
+	#sendAck() {
+		if (!this.#acked) return;
+		this.#acked = false;
 		this.#binding.ack(this.#calls);
 	}
 
@@ -101,38 +128,48 @@ class NativeEngine {
 	}
 
 	isAutocommit() {
+		this.#sendAck();
 		return this.#db.isAutocommit();
 	}
 
 	lastCallChanged() {
+		this.#sendAck();
 		return this.#db.lastCallChanged();
 	}
 
 	journal() {
+		this.#sendAck();
 		return this.#db.journal();
 	}
 
 	unknownImages() {
+		this.#sendAck();
 		return this.#db.unknownImages();
 	}
 
 	provideImages(indices, chunks) {
+		this.#sendAck();
 		this.#db.provideImages(indices, chunks);
 	}
 
 	remoteChunks() {
+		this.#sendAck();
 		return this.#db.remoteChunks();
 	}
 
 	restore() {
+		this.#sendAck();
 		this.#db.restore();
 	}
 
 	export() {
+		this.#sendAck();
 		return this.#db.export();
 	}
 
 	close() {
+		// An ack held back no longer matters: nothing is put back after this.
+		this.#acked = false;
 		this.#db.close();
 	}
 }

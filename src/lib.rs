@@ -517,6 +517,11 @@ const TOO_SMALL: i32 = -2;
 /// finish it with `resume()`.
 const SUSPENDED: u32 = 4;
 
+/// Bits of `execute`'s `flags`: return the rows of every statement; and
+/// acknowledge the delta taken last first.
+const COLLECT: u32 = 1;
+const ACK_FIRST: u32 = 2;
+
 /// A SQLite database on a local temporary file, tracking its changed chunks.
 ///
 /// Calls run inline on the JS thread within a small time budget; a call that
@@ -817,6 +822,11 @@ impl Calls {
 /// the arguments `p0`…, more in the
 /// array `positional`. An argument costs nothing to read; an element of an
 /// array costs an N-API call (about 600 instructions).
+///
+/// `flags`: [`COLLECT`] to return the rows of every statement (not only
+/// of those that return columns), [`ACK_FIRST`] to acknowledge the delta
+/// taken last (see [`ack`]) before anything else, which spares a call of
+/// its own after each write.
 #[napi(
     ts_return_type = "[changes: number, lastInsertRowid: number | bigint, state: number, ...columnsRowCountsAndCells: unknown[]] | null"
 )]
@@ -826,7 +836,7 @@ pub fn execute<'env>(
     env: &'env Env,
     #[napi(ts_arg_type = "string | null")] sql: Unknown<'_>,
     #[napi(ts_arg_type = "Record<string, unknown> | null")] named: Unknown<'_>,
-    collect: bool,
+    flags: u32,
     count: i32,
     #[napi(ts_arg_type = "unknown")] p0: Unknown<'_>,
     #[napi(ts_arg_type = "unknown")] p1: Unknown<'_>,
@@ -834,6 +844,9 @@ pub fn execute<'env>(
     #[napi(ts_arg_type = "unknown")] p3: Unknown<'_>,
     #[napi(ts_arg_type = "unknown[] | null")] positional: Unknown<'_>,
 ) -> Result<Option<Array<'env>>, String> {
+    if flags & ACK_FIRST != 0 {
+        calls.lock().ack().map_err(to_js)?;
+    }
     let params = if count < 0 {
         params(None, optional(named)?)?
     } else if count as usize <= DIRECT_PARAMS {
@@ -855,7 +868,9 @@ pub fn execute<'env>(
         })?,
         _ => sql_text(sql)?,
     };
-    let step = calls.lock().execute(&sql, params, collect, Mode::Inline);
+    let step = calls
+        .lock()
+        .execute(&sql, params, flags & COLLECT != 0, Mode::Inline);
     *calls.sql.borrow_mut() = Some(sql);
     let step = step.map_err(to_js)?;
     let out = match step {
@@ -949,7 +964,8 @@ pub fn take_delta(
     Ok(delta.chunks.len() as i32)
 }
 
-/// The delta taken last is durable in the KV.
+/// The delta taken last is durable in the KV. (`execute` can say so too,
+/// first thing: see its `flags`.)
 #[napi]
 pub fn ack(
     #[napi(ts_arg_type = "ExternalObject<\"NativeCalls\">")] calls: &External<Calls>,
