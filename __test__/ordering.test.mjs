@@ -116,4 +116,28 @@ describe("call order and group commit", () => {
 		assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY rowid"), [["kept"], ["first"], ["after"]]);
 		await again.close();
 	});
+
+	test("calls made while a call reads its parameters run after it", async () => {
+		const db = await open(createTestKv());
+		await db.exec("CREATE TABLE t(v)");
+		// A getter of the parameters makes calls while the outer call is
+		// under way: they wait for it, then run, whether it writes or not.
+		const inner = [];
+		const params = (value, sql) => ({
+			get $v() {
+				inner.push(sql.startsWith("INSERT") ? db.run(sql, [value + 1]) : db.query(sql));
+				return value;
+			},
+		});
+		assert.deepEqual(await db.query("SELECT $v", params(1, "SELECT count(*) FROM t")), { rows: [[1]], columns: ["$v"] });
+		assert.deepEqual(await inner.pop(), { rows: [[0]], columns: ["count(*)"] });
+		await db.run("INSERT INTO t VALUES ($v)", params(10, "INSERT INTO t VALUES (?)"));
+		assert.deepEqual(await inner.pop(), { changes: 1, lastInsertRowid: 2 });
+		await db.exec("BEGIN");
+		await db.run("INSERT INTO t VALUES ($v)", params(20, "SELECT count(*) FROM t"));
+		assert.deepEqual(await inner.pop(), { rows: [[3]], columns: ["count(*)"] });
+		await db.exec("COMMIT");
+		assert.deepEqual(await rows(db, "SELECT v FROM t ORDER BY rowid"), [[10], [11], [20]]);
+		await db.close();
+	});
 });

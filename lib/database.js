@@ -120,25 +120,24 @@ class Database {
 	 * `[changes, lastInsertRowid, state]` in STATUS. Returns the call's
 	 * result (see #result), or a promise of it.
 	 */
-	#execute(job) {
-		const kind = job.kind;
-		checkSql(job.sql);
+	#execute(kind, sql, params, callback) {
+		checkSql(sql);
 		let positional = null;
 		let named = null;
 		let collect = kind === QUERY;
 		if (kind === EXEC) {
-			if (job.callback !== undefined) {
-				if (typeof job.callback !== "function") throw new TypeError("exec callback must be a function");
+			if (callback !== undefined) {
+				if (typeof callback !== "function") throw new TypeError("exec callback must be a function");
 				collect = true;
 			}
 		} else {
-			const values = normalizeParams(job.params);
+			const values = normalizeParams(params);
 			if (Array.isArray(values)) positional = values;
 			else named = values;
 		}
 		this.#persistence.ready();
 		this.#reachedEngine = true;
-		const out = this.#engine.execute(job.sql, positional, named, collect, STATUS);
+		const out = this.#engine.execute(sql, positional, named, collect, STATUS);
 		if (((out === null ? STATUS[2] : out[2]) & SUSPENDED) === 0) return this.#result(kind, out);
 		return this.#persistence.finish(this.#engine.resume()).then((finished) => {
 			if (finished instanceof Error) throw finished;
@@ -213,12 +212,12 @@ class Database {
 
 	/** Runs `sql` with `params`; resolves to `{ changes, lastInsertRowid }`. */
 	run(sql, params) {
-		return this.#enqueue(RUN, sql, params, undefined);
+		return this.#pumping || this.#closed ? this.#enqueue(RUN, sql, params, undefined) : this.#now(RUN, sql, params);
 	}
 
 	/** Runs `sql` with `params`; resolves to `{ rows, columns }`. */
 	query(sql, params) {
-		return this.#enqueue(QUERY, sql, params, undefined);
+		return this.#pumping || this.#closed ? this.#enqueue(QUERY, sql, params, undefined) : this.#now(QUERY, sql, params);
 	}
 
 	/** The whole SQLite database file, as the KV holds it. */
@@ -252,29 +251,64 @@ class Database {
 		const job = new Job(kind, sql, params, callback, null, null);
 		if (!this.#pumping) {
 			this.#pumping = true;
-			const ran = this.#runJob(job);
-			if (ran === false) {
-				let settled;
-				try {
-					settled = job.ok ? Promise.resolve(this.#finish(job)) : Promise.reject(job.error);
-				} catch (error) {
-					settled = Promise.reject(error);
-				}
-				this.#pumping = false;
-				// Calls made by an exec callback.
-				if (this.#queue.length > 0) this.#pump();
-				return settled;
-			}
-			return new Promise((resolve, reject) => {
-				job.resolve = resolve;
-				job.reject = reject;
-				this.#joinBatch(job, ran);
-			});
+			return this.#ran(job, this.#runJob(job));
 		}
 		return new Promise((resolve, reject) => {
 			job.resolve = resolve;
 			job.reject = reject;
 			this.#queue.push(job);
+		});
+	}
+
+	/**
+	 * #enqueue of a run or a query while the database is idle: #runJob then
+	 * #ran, without a Job unless the call fails, writes or goes on on an
+	 * engine thread. Most calls (reads, calls inside a transaction) end
+	 * here, and in a fresh process this code runs interpreted, where each
+	 * object and call counts.
+	 */
+	#now(kind, sql, params) {
+		this.#pumping = true;
+		this.#reachedEngine = false;
+		const autocommitBefore = this.#autocommit;
+		let value;
+		try {
+			value = this.#execute(kind, sql, params, undefined);
+		} catch (error) {
+			const job = new Job(kind, sql, params, undefined, null, null);
+			return this.#ran(job, this.#failed(job, error, autocommitBefore));
+		}
+		if (value instanceof Promise || (this.#state & PENDING) !== 0) {
+			const job = new Job(kind, sql, params, undefined, null, null);
+			return this.#ran(job, this.#settled(job, value, autocommitBefore));
+		}
+		this.#pumping = false;
+		// Calls made meanwhile (by a getter of the parameters, say).
+		if (this.#queue.length > 0) this.#pump();
+		return Promise.resolve(value);
+	}
+
+	/**
+	 * The promise of `job`, which ran at once (`ran`: see #runJob), while
+	 * this call holds the pump.
+	 */
+	#ran(job, ran) {
+		if (ran === false) {
+			let settled;
+			try {
+				settled = job.ok ? Promise.resolve(this.#finish(job)) : Promise.reject(job.error);
+			} catch (error) {
+				settled = Promise.reject(error);
+			}
+			this.#pumping = false;
+			// Calls made by an exec callback.
+			if (this.#queue.length > 0) this.#pump();
+			return settled;
+		}
+		return new Promise((resolve, reject) => {
+			job.resolve = resolve;
+			job.reject = reject;
+			this.#joinBatch(job, ran);
 		});
 	}
 
@@ -374,18 +408,24 @@ class Database {
 	#runJob(job) {
 		this.#reachedEngine = false;
 		const autocommitBefore = this.#autocommit;
+		let value;
 		try {
-			const value = job.kind === EXPORT ? this.#persistence.export() : this.#execute(job);
-			if (value instanceof Promise) {
-				return value.then(
-					(finished) => this.#succeeded(job, finished),
-					(error) => this.#failed(job, error, autocommitBefore),
-				);
-			}
-			return this.#succeeded(job, value);
+			value = job.kind === EXPORT ? this.#persistence.export() : this.#execute(job.kind, job.sql, job.params, job.callback);
 		} catch (error) {
 			return this.#failed(job, error, autocommitBefore);
 		}
+		return this.#settled(job, value, autocommitBefore);
+	}
+
+	/** #runJob once `value`, the call's outcome or a promise of it, came. */
+	#settled(job, value, autocommitBefore) {
+		if (value instanceof Promise) {
+			return value.then(
+				(finished) => this.#succeeded(job, finished),
+				(error) => this.#failed(job, error, autocommitBefore),
+			);
+		}
+		return this.#succeeded(job, value);
 	}
 
 	#succeeded(job, value) {
