@@ -10,7 +10,12 @@
 // Cases: `select` (point select by primary key over 1,000 rows, W3),
 // `insert` (autocommit insert, W1), `tx` (1,024 inserts of 1 KiB in one
 // transaction, W2b-like), `engine` (the native engine's execute() alone,
-// no Database, no persistence: what the N-API crossing and SQLite cost).
+// no Database, no persistence: what the N-API crossing and SQLite cost),
+// `layer-insert` and `layer-tx` (the JS layer alone, lib/database.js and
+// lib/persist.js over a stub engine that returns at once, on this KV: an
+// autocommit write of one 4 KiB page, and a run inside a transaction; run
+// them under `node --no-opt` for the tier a fresh process's first calls
+// run in).
 // Prints µs per call (the best round; rounds alternate between backends)
 // and the ratio to bs3-mem. Run it
 // under `--cpu-prof` to see where a call's time goes.
@@ -71,6 +76,8 @@ const CASES = {
 		}
 		return reps * 1026;
 	},
+	"layer-insert": (_db, timer, backend) => layer(timer, backend, true),
+	"layer-tx": (_db, timer, backend) => layer(timer, backend, false),
 	async engine(_db, timer, backend) {
 		if (backend.id !== "native") return 0;
 		const { NativeEngine } = require("../lib/native.js");
@@ -84,6 +91,53 @@ const CASES = {
 		return calls;
 	},
 };
+
+/**
+ * `calls` runs on a Database over a stub engine (see the `layer-` cases):
+ * each leaves a delta of one 4 KiB page to write (`writes`), or none, as
+ * inside a transaction.
+ */
+async function layer(timer, backend, writes) {
+	if (backend.id !== "native") return 0;
+	const { Database } = require("../lib/database.js");
+	const { Persistence, resolveLimits } = require("../lib/persist.js");
+	const { NOTHING_PENDING, TOO_SMALL } = require("../lib/engines.js");
+	const page = new Uint8Array(4096).fill(7);
+	let pending = false;
+	// [changes, lastInsertRowid, state]: state 3 is no transaction open and a delta to write.
+	const engine = {
+		backend: "stub",
+		execute(_sql, _positional, _named, _collect, status) {
+			status[0] = 1;
+			status[1] = 1;
+			status[2] = writes ? 3 : 0;
+			pending = writes;
+			return null;
+		},
+		takeDelta(slab, at, meta) {
+			if (!pending) return NOTHING_PENDING;
+			if (slab.length - at < page.length) {
+				meta[0] = page.length;
+				meta[1] = 4;
+				return TOO_SMALL;
+			}
+			slab.set(page, at);
+			meta.set([2 * page.length, 2 * page.length, 1, page.length]);
+			return 1;
+		},
+		ack() {
+			pending = false;
+		},
+		isAutocommit: () => writes,
+		lastCallChanged: () => false,
+		restore() {},
+		close() {},
+	};
+	const db = new Database(engine, new Persistence(new BenchKv(), resolveLimits(), engine), "layer", null);
+	timer.start();
+	for (let i = 0; i < calls; i++) await db.run(INSERT, [i, value(i)]);
+	return calls;
+}
 
 /** µs per call from start() to stop(calls), wall or CPU time. */
 class Timer {
