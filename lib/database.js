@@ -371,9 +371,8 @@ class Database {
 	 * The batch of a call that ran at once (`ran`: true, or the promise of a
 	 * call on an engine thread) and needs a write: once the calls made
 	 * meanwhile (those made in the same tick at least) are queued, they join
-	 * it and share its write. A promise reaction, not an async function (in
-	 * a fresh process this code runs interpreted, where each await costs
-	 * about as much as the rest of an autocommit write's JS), nor
+	 * it and share its write. A promise reaction, not an async function
+	 * (whose awaits and own promise add reactions to every write), nor
 	 * queueMicrotask (Node runs it in an async resource of its own).
 	 */
 	#joinBatch(job, ran) {
