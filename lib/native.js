@@ -6,8 +6,11 @@
 // (`NativeDatabase#calls()`). napi-rs checks and records a borrow of the
 // instance on every method call, which costs more than a takeDelta's or an
 // ack's own work; a function that takes the handle costs a third of that.
-// An ack goes with the next execute() (the first thing that call does), or
-// on its own before any other call that reads the changes (#acked).
+// An ack is held back (#acked): it goes with the next execute() (the first
+// thing that call does), or on its own before any other call on the
+// database's state. The calls of a call under way (resume, next, supply,
+// interrupt, setTimeout) and those of an open (loadChunks, open) come after
+// an execute that sent it, or before any write.
 
 // Bits of the addon's execute() flags.
 const COLLECT = 1;
@@ -84,9 +87,9 @@ class NativeEngine {
 	}
 
 	/**
-	 * Held back until the next call that needs it: the next execute() says
-	 * so first thing, which spares an N-API call after each write; any
-	 * other call that reads or puts back the changes sends it first.
+	 * Held back until the next call: the next execute() says so first
+	 * thing, which spares an N-API call after each write; any other call
+	 * on the database's state sends it first (see the top of this file).
 	 */
 	ack() {
 		this.#acked = true;

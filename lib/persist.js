@@ -106,18 +106,6 @@ function planBatches(entries, limits) {
 	return batches;
 }
 
-/**
- * Whether planBatches makes one call of `entries` (none: no call), without
- * planning it.
- */
-function fitsOneBatch(entries, limits) {
-	if (entries.length === 0 || entries.length > limits.maxKeysPerCall) return false;
-	if (entries.length === 1) return true;
-	let bytes = 0;
-	for (let i = 0; i < entries.length; i++) bytes += entries[i][0].length + entries[i][1].length;
-	return bytes <= limits.maxBatchBytes;
-}
-
 /** Runs `task` over `items` with at most `limit` in flight; settles all before throwing. */
 async function forEachConcurrent(items, limit, task) {
 	let next = 0;
@@ -562,15 +550,11 @@ class Persistence {
 		);
 	}
 
-	/**
-	 * The one putBatch that commits `delta` when no repair is pending and no
-	 * page image is to be read first, else null: its entries, if one call
-	 * of the KV takes them all.
-	 */
+	/** The one putBatch that commits `delta` when no repair is pending and no page image is to be read first, else null. */
 	#oneBatch(delta) {
 		if (this.#repair !== null || this.#needsImages()) return null;
-		const entries = this.#mainEntries(delta);
-		return fitsOneBatch(entries, this.#limits) ? entries : null;
+		const batches = planBatches(this.#mainEntries(delta), this.#limits);
+		return batches.length === 1 ? batches[0] : null;
 	}
 
 	/** commit() of `delta` in as many steps as it takes (see commit). */
