@@ -723,7 +723,7 @@ impl Tracker {
     pub fn ack(&mut self) {
         // The durable state is now the sealed state: the before-images still
         // needed are those of chunks changed since the seal, taken at the seal.
-        self.durable = self.sealed.clone();
+        self.durable.clone_from(&self.sealed);
         self.durable_size = self.sealed_size;
     }
 
