@@ -100,7 +100,7 @@ export declare class Database implements IDatabase {
 	query(sql: string, params?: SqliteBindings): Promise<QueryResult>;
 	/** The whole SQLite database file. */
 	export(): Promise<Uint8Array>;
-	/** Stops the call that is running, if any: it rejects with SQLITE_INTERRUPT. */
+	/** Stops the call that is running, if any (after close() too, until the calls made before it have run): it rejects with SQLITE_INTERRUPT. */
 	interrupt(): void;
 	/**
 	 * Waits for pending calls, then closes. Idempotent. Rejects (closing all

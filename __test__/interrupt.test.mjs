@@ -154,6 +154,31 @@ describe("interrupt()", () => {
 		await db.close();
 	});
 
+	test("after close(), stops the call close() waits for; close() then resolves", async (t) => {
+		const kv = createTestKv();
+		// A deadline well past the bound below: without the interrupt, the
+		// call fails late and with another message, instead of hanging.
+		const db = await open(kv, { timeoutMs: 10_000 });
+		if (db.backend !== "native") {
+			t.skip("the WASM engine runs calls on the JS thread");
+			await db.close();
+			return;
+		}
+		await db.exec("CREATE TABLE t (v); INSERT INTO t VALUES ('kept')");
+		const running = db.query(RUNAWAY);
+		const closing = db.close();
+		assert.equal(db.closed, true);
+		const started = performance.now();
+		setTimeout(() => db.interrupt(), 50);
+		await assert.rejects(running, (error) => isInterrupt(error) && error.message === "interrupted");
+		await closing;
+		const elapsed = performance.now() - started;
+		assert.ok(elapsed < 5_000, `stopped after ${elapsed} ms`);
+		// Once closed, interrupt() does nothing, and the data is intact.
+		db.interrupt();
+		assert.deepEqual((await reopened(kv)).t, [["kept"]]);
+	});
+
 	test("the JS thread keeps running while a long call runs", async (t) => {
 		const db = await open(createTestKv());
 		if (db.backend !== "native") {

@@ -65,8 +65,11 @@ class Database {
 	/** Whether the running call reached the engine. */
 	#reachedEngine = false;
 	#pumping = false;
+	/** Whether close() was called: calls made since reject. */
 	#closed = false;
 	#closing = null;
+	/** Whether the engine is closed: the calls made before close() have all run. */
+	#engineClosed = false;
 
 	/** @internal Use `open()` or `SqliteVfs#open()`. */
 	constructor(engine, persistence, fileName, onClose) {
@@ -96,10 +99,11 @@ class Database {
 	/**
 	 * Stops the call that is running, if any: it rejects with `SqliteError`
 	 * `SQLITE_INTERRUPT` (see README, "Interrupts and timeouts"). Calls
-	 * queued behind it run as usual.
+	 * queued behind it run as usual. After close() too, until the calls made
+	 * before it have run: close() waits for them.
 	 */
 	interrupt() {
-		if (!this.#closed) this.#engine.interrupt();
+		if (!this.#engineClosed) this.#engine.interrupt();
 	}
 
 	/** Whether close() was called. */
@@ -532,6 +536,7 @@ class Database {
 		} catch (error) {
 			failure = error;
 		}
+		this.#engineClosed = true;
 		try {
 			this.#engine.close();
 		} catch (error) {
