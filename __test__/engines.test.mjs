@@ -92,6 +92,38 @@ describe("engines", () => {
 		}
 	});
 
+	test("the SQL functions and modules of one engine only are those the README lists", async () => {
+		const names = async (backend) => {
+			const db = await openWith(backend, createTestKv());
+			const functions = new Set((await db.query("SELECT name FROM pragma_function_list")).rows.map(([name]) => name));
+			const modules = new Set((await db.query("SELECT name FROM pragma_module_list")).rows.map(([name]) => name));
+			await db.close();
+			return { functions, modules };
+		};
+		const native = await names("native");
+		const wasm = await names("wasm");
+		const only = (a, b) => [...a].filter((name) => !b.has(name)).sort();
+		assert.deepEqual(only(native.functions, wasm.functions), ["fts3_tokenizer", "matchinfo", "offsets", "optimize", "soundex"]);
+		assert.deepEqual(only(native.modules, wasm.modules), ["fts3", "fts3tokenize", "fts4", "fts4aux"]);
+		const math = ["acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "ceiling", "cos", "cosh", "degrees"];
+		math.push("exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow", "power", "radians", "sin", "sinh", "sqrt");
+		math.push("tan", "tanh", "trunc");
+		const stats = ["median", "percentile", "percentile_cont", "percentile_disc"];
+		assert.deepEqual(only(wasm.functions, native.functions), [...math, ...stats, "sqlite_offset", "unknown"].sort());
+		assert.deepEqual(only(wasm.modules, native.modules), []);
+	});
+
+	test("PRAGMA encoding may be set to UTF-8 only, on either engine, so both open every database made here", async () => {
+		for (const backend of ["native", "wasm"]) {
+			const db = await openWith(backend, createTestKv());
+			await assert.rejects(db.exec("PRAGMA encoding = 'UTF-16le'"), { name: "SqliteError", code: "SQLITE_AUTH" }, backend);
+			await db.exec("PRAGMA encoding = 'UTF-8'");
+			// The WASM build has no UTF-16, nor this pragma: it reads as nothing.
+			assert.deepEqual((await db.query("PRAGMA encoding")).rows, backend === "native" ? [["UTF-8"]] : [], backend);
+			await db.close();
+		}
+	});
+
 	test("without a loadable native binding: WASM by default, and forcing native fails clearly", () => {
 		const script = `
 			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { SqliteVfs as OldVfs } from "sqlite-vfs-2.2.1";
 
 import { createTestKv, kvFromMutations, hex } from "./helpers/kv.mjs";
-import { open, rows } from "./helpers/db.mjs";
+import { SqliteError } from "../index.mjs";
+import { BACKEND, open, rows } from "./helpers/db.mjs";
 
 const JOURNAL_META = "08010001";
 
@@ -45,6 +46,28 @@ describe("interop with @rivetkit/sqlite-vfs 2.2.1", () => {
 		// And it keeps working here.
 		await db.run("INSERT INTO t(v) VALUES ('here')");
 		assert.equal((await rows(db, "SELECT count(*) FROM t"))[0][0], expected.length + 1);
+		await db.close();
+	});
+
+	test("a UTF-16 database written by 2.2.1 opens on the native engine; the WASM engine refuses it", async () => {
+		// Databases made here are UTF-8 (lib/policy.txt); 2.2.1 could make
+		// UTF-16 ones, which the WASM engine's SQLite cannot read.
+		const kv = createTestKv();
+		await withOld(kv, (db) =>
+			db.exec("PRAGMA encoding = 'UTF-16le'; CREATE TABLE t(v TEXT); INSERT INTO t VALUES ('h\u00e9llo \u{1F600}')"),
+		);
+		if (BACKEND === "wasm") {
+			await assert.rejects(
+				open(kv),
+				(error) => error instanceof SqliteError && error.code === "SQLITE_CANTOPEN" && /UTF-16le.*native engine/.test(error.message),
+			);
+			return;
+		}
+		const db = await open(kv);
+		assert.deepEqual(await rows(db, "PRAGMA encoding"), [["UTF-16le"]]);
+		assert.deepEqual(await rows(db, "SELECT v FROM t"), [["h\u00e9llo \u{1F600}"]]);
+		await db.run("INSERT INTO t VALUES (?)", ["here"]);
+		assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
 		await db.close();
 	});
 

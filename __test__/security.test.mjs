@@ -69,6 +69,9 @@ describe("statements cannot reach host files", () => {
 			"PRAGMA data_store_directory = '/tmp'",
 			"PRAGMA writable_schema = ON",
 			"PRAGMA schema_version = 12345",
+			// Only UTF-8: the WASM engine's SQLite has no UTF-16.
+			"PRAGMA encoding = 'UTF-16le'",
+			"PRAGMA encoding = 'UTF-16'",
 		];
 		for (const sql of refused) {
 			await assert.rejects(db.exec(sql), { name: "SqliteError", code: "SQLITE_AUTH" }, sql);
@@ -79,6 +82,7 @@ describe("statements cannot reach host files", () => {
 		assert.deepEqual(await rows(db, "PRAGMA locking_mode"), [["exclusive"]]);
 		// Harmless pragmas still work.
 		await db.exec("PRAGMA foreign_keys = ON; PRAGMA cache_size = -4000; PRAGMA user_version = 7");
+		await db.exec("PRAGMA encoding = 'UTF-8'; PRAGMA encoding = utf8");
 		assert.deepEqual(await rows(db, "PRAGMA user_version"), [[7]]);
 		await db.close();
 		const again = await open(kv);

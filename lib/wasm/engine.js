@@ -14,6 +14,7 @@ const { TAG_MAIN, TAG_JOURNAL } = require("../format");
 
 const SQLITE_OK = 0;
 const SQLITE_INTERRUPT = 9;
+const SQLITE_CANTOPEN = 14;
 const SQLITE_MISUSE = 21;
 const SQLITE_ROW = 100;
 const SQLITE_DONE = 101;
@@ -58,6 +59,27 @@ function engineError(code, message) {
 }
 
 const closedError = () => engineError("ERR_SQLITE_CLOSED", "The database is closed");
+
+// Where a database header keeps its text encoding: 1 UTF-8, 2 UTF-16le, 3 UTF-16be.
+const TEXT_ENCODING_OFFSET = 56;
+
+/**
+ * Refuses a UTF-16 database. This build of SQLite has no UTF-16
+ * (SQLITE_OMIT_UTF16) and would take its schema for corrupt. Databases are
+ * UTF-8 since lib/policy.txt keeps them so, but 2.2.1, and the native engine
+ * before that rule, could make UTF-16 ones: the native engine opens them.
+ */
+function checkTextEncoding(main) {
+	const field = new Uint8Array(4);
+	if (main.read(field, 0, 4, TEXT_ENCODING_OFFSET) < 4) return;
+	const encoding = new DataView(field.buffer).getUint32(0);
+	if (encoding === 2 || encoding === 3) {
+		throw engineError(
+			codeName(SQLITE_CANTOPEN),
+			`the database is UTF-16 (${encoding === 2 ? "UTF-16le" : "UTF-16be"}), and the WASM engine's SQLite is built without UTF-16: open it with the native engine`,
+		);
+	}
+}
 const rangeError = (message) => engineError("ERR_SQLITE_RANGE", message);
 
 /** Integers within ±(2^53 − 1) become numbers, others BigInt (src/lib.rs integer). */
@@ -248,6 +270,7 @@ class WasmDatabase {
 		const journalPath = `${this.#s.set.mainPath}-journal`;
 		if (journalSize !== null && journalSize !== undefined) this.#file(TAG_JOURNAL).truncate(journalSize);
 		else this.#s.set.files.delete(journalPath);
+		checkTextEncoding(this.#s.set.main);
 		this.#tracker = new Tracker(this.#s.set.main);
 		this.#s.set.tracker = this.#tracker;
 		this.#connect();

@@ -167,15 +167,33 @@ const SQLITE_PRAGMA = 19;
 const SQLITE_ATTACH = 24;
 const SQLITE_FUNCTION = 31;
 const SQLITE_DENY = 1;
-// The pragma rules, shared with the native engine (lib/policy.txt).
-const PRAGMA_RULES = fs
-	.readFileSync(path.join(__dirname, "..", "policy.txt"), "utf8")
-	.split("\n")
-	.map((line) => line.split(" "))
-	.filter(([kind, name]) => name && (kind === "read-only" || kind === "denied"));
-const READ_ONLY_PRAGMAS = new Set(PRAGMA_RULES.filter(([kind]) => kind === "read-only").map(([, name]) => name.trim()));
-const DENIED_PRAGMAS = new Set(PRAGMA_RULES.filter(([kind]) => kind === "denied").map(([, name]) => name.trim()));
+// The pragma rules, shared with the native engine (lib/policy.txt): by
+// pragma name, its rule's kind and values.
+const PRAGMA_RULES = new Map(
+	fs
+		.readFileSync(path.join(__dirname, "..", "policy.txt"), "utf8")
+		.split("\n")
+		.filter((line) => !line.startsWith("#"))
+		.map((line) => line.split(/\s+/).filter((word) => word !== ""))
+		.filter((words) => words.length >= 2)
+		.map(([kind, name, ...values]) => [name, { kind, values: values.map((value) => value.toLowerCase()) }]),
+);
 const asciiLower = (s) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+
+/** Whether the rules refuse pragma `name` (lower case), set to `value` or read (null). */
+function pragmaRefused(name, value) {
+	const rule = PRAGMA_RULES.get(name);
+	switch (rule?.kind) {
+		case "denied":
+			return true;
+		case "read-only":
+			return value !== null;
+		case "only":
+			return value !== null && !rule.values.includes(asciiLower(value));
+		default:
+			return false;
+	}
+}
 
 function installAuthorizer(wasm, cstr) {
 	return wasm.installFunction("i(pipppp)", (_app, action, arg1, arg2) => {
@@ -190,8 +208,7 @@ function installAuthorizer(wasm, cstr) {
 				}
 				case SQLITE_PRAGMA: {
 					if (!arg1) return 0;
-					const name = asciiLower(cstr(arg1));
-					return DENIED_PRAGMAS.has(name) || (arg2 && READ_ONLY_PRAGMAS.has(name)) ? SQLITE_DENY : 0;
+					return pragmaRefused(asciiLower(cstr(arg1)), arg2 ? cstr(arg2) : null) ? SQLITE_DENY : 0;
 				}
 				case SQLITE_FUNCTION:
 					return arg2 && asciiLower(cstr(arg2)) === "load_extension" ? SQLITE_DENY : 0;

@@ -8,16 +8,32 @@
 use rusqlite::ffi;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 
-/// The pragma rules, shared with the WASM engine: `read-only NAME` or
-/// `denied NAME` per line (see the file for why each is there).
+/// The pragma rules, shared with the WASM engine: `read-only NAME`,
+/// `denied NAME` or `only NAME VALUE…` per line (see the file for why each
+/// is there).
 const PRAGMA_RULES: &str = include_str!("../../../lib/policy.txt");
 
-/// Whether the rules give `name` the rule `kind`.
-fn pragma_rule(kind: &str, name: &str) -> bool {
+/// Whether the rules refuse pragma `name` (lower case), set to `value` or
+/// read (`None`).
+fn pragma_refused(name: &str, value: Option<&str>) -> bool {
     PRAGMA_RULES
         .lines()
-        .filter_map(|line| line.split_once(' '))
-        .any(|(k, pragma)| k == kind && pragma.trim() == name)
+        .filter(|line| !line.starts_with('#'))
+        .any(|line| {
+            let mut words = line.split_whitespace();
+            let (Some(kind), Some(pragma)) = (words.next(), words.next()) else {
+                return false;
+            };
+            pragma == name
+                && match kind {
+                    "denied" => true,
+                    "read-only" => value.is_some(),
+                    "only" => value.is_some_and(|value| {
+                        !words.any(|allowed| allowed.eq_ignore_ascii_case(value))
+                    }),
+                    _ => false,
+                }
+        })
 }
 
 /// The authorizer of every connection.
@@ -41,10 +57,7 @@ pub fn authorize(context: AuthContext<'_>) -> Authorization {
             pragma_name,
             pragma_value,
         } => {
-            let name = pragma_name.to_ascii_lowercase();
-            if pragma_rule("denied", &name)
-                || (pragma_value.is_some() && pragma_rule("read-only", &name))
-            {
+            if pragma_refused(&pragma_name.to_ascii_lowercase(), pragma_value) {
                 Authorization::Deny
             } else {
                 Authorization::Allow

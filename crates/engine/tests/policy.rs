@@ -20,13 +20,24 @@ fn pragma<'a>(name: &'a str, value: Option<&'a str>) -> Authorization {
 
 const RULES: &str = include_str!("../../../lib/policy.txt");
 
-fn rules(kind: &str) -> Vec<&'static str> {
+/// The rule lines as (kind, pragma name, values).
+fn rule_lines() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
     RULES
         .lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .filter_map(|line| line.split_once(' '))
-        .filter(|(k, _)| *k == kind)
-        .map(|(_, name)| name.trim())
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert!(words.len() >= 2, "`kind name…` in {line:?}");
+            (words[0], words[1], words[2..].to_vec())
+        })
+        .collect()
+}
+
+fn rules(kind: &str) -> Vec<&'static str> {
+    rule_lines()
+        .into_iter()
+        .filter(|(k, _, _)| *k == kind)
+        .map(|(_, name, _)| name)
         .collect()
 }
 
@@ -39,26 +50,34 @@ fn the_rule_file_is_well_formed_and_names_real_pragmas() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    for line in RULES
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
-        let (kind, name) = line.split_once(' ').expect("`kind name`");
+    let lines = rule_lines();
+    for (kind, name, values) in &lines {
         assert!(
-            ["read-only", "denied"].contains(&kind),
-            "unknown kind in {line:?}"
+            ["read-only", "denied", "only"].contains(kind),
+            "unknown kind {kind:?} for {name:?}"
+        );
+        assert_eq!(
+            values.is_empty(),
+            *kind != "only",
+            "values go with `only`, and only with it: {name:?}"
+        );
+        assert_eq!(
+            lines.iter().filter(|(_, other, _)| other == name).count(),
+            1,
+            "one rule per pragma: {name:?}"
         );
         // The denied ones need not exist in this build (data_store_directory
         // is Windows-only); a read-only one that did not would protect nothing.
-        if kind == "read-only" {
+        if *kind != "denied" {
             assert!(
-                known.iter().any(|k| k == name.trim()),
+                known.iter().any(|k| k == name),
                 "no pragma {name:?} in SQLite"
             );
         }
     }
     assert!(rules("read-only").contains(&"journal_mode"));
     assert!(rules("denied").contains(&"temp_store_directory"));
+    assert!(rules("only").contains(&"encoding"));
 }
 
 #[test]
@@ -83,6 +102,32 @@ fn denied_pragmas_cannot_be_used_at_all() {
             pragma(name, Some("/tmp")),
             Authorization::Deny,
             "{name} = /tmp"
+        );
+    }
+}
+
+#[test]
+fn only_pragmas_can_be_read_and_set_to_their_values() {
+    assert_eq!(pragma("encoding", None), Authorization::Allow);
+    for value in ["UTF-8", "utf-8", "UTF8", "utf8"] {
+        assert_eq!(
+            pragma("encoding", Some(value)),
+            Authorization::Allow,
+            "{value}"
+        );
+        assert_eq!(
+            pragma("ENCODING", Some(value)),
+            Authorization::Allow,
+            "{value}"
+        );
+    }
+    for value in [
+        "UTF-16", "UTF-16le", "utf-16be", "UTF16", "utf16le", "UTF16BE", "",
+    ] {
+        assert_eq!(
+            pragma("encoding", Some(value)),
+            Authorization::Deny,
+            "{value}"
         );
     }
 }
