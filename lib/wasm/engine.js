@@ -59,6 +59,7 @@ function engineError(code, message) {
 }
 
 const closedError = () => engineError("ERR_SQLITE_CLOSED", "The database is closed");
+const rangeError = (message) => engineError("ERR_SQLITE_RANGE", message);
 
 // Where a database header keeps its text encoding: 1 UTF-8, 2 UTF-16le, 3 UTF-16be.
 const TEXT_ENCODING_OFFSET = 56;
@@ -80,7 +81,6 @@ function checkTextEncoding(main) {
 		);
 	}
 }
-const rangeError = (message) => engineError("ERR_SQLITE_RANGE", message);
 
 /** Integers within ±(2^53 − 1) become numbers, others BigInt (src/lib.rs integer). */
 function integer(value) {
