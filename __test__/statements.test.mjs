@@ -159,3 +159,25 @@ describe("the same SQL text across calls", () => {
 		await db.close();
 	});
 });
+
+describe("scripts", () => {
+	test("a script of 60,000 statements runs, in exec, query and run alike", async () => {
+		// The native engine once prepared a script whole to learn that it was
+		// not one statement, a stack frame per statement: 40,000 crashed the
+		// process.
+		const db = await open(createTestKv());
+		await db.exec("CREATE TABLE t(v)");
+		const n = 60_000;
+		await db.exec(`BEGIN; ${"INSERT INTO t VALUES (1);".repeat(n)} COMMIT`);
+		assert.deepEqual(await rows(db, "SELECT count(*), sum(v) FROM t"), [[n, n]]);
+		const selects = "SELECT 2;".repeat(n);
+		const all = await rows(db, selects);
+		assert.equal(all.length, n);
+		assert.deepEqual(all[n - 1], [2]);
+		assert.deepEqual(await db.run(`${"SELECT 1;".repeat(n)} INSERT INTO t VALUES (5)`), { changes: 1, lastInsertRowid: n + 1 });
+		// A statement with a ";" inside a literal is one statement all the same.
+		assert.deepEqual(await rows(db, "SELECT 'a;b', ?", [3]), [["a;b", 3]]);
+		assert.deepEqual(await rows(db, "SELECT 'a;b', ?;", [4]), [["a;b", 4]]);
+		await db.close();
+	});
+});

@@ -481,10 +481,13 @@ impl Database {
         mode: Mode,
     ) -> Result<Option<(usize, bool)>, EngineError> {
         // The common case, one statement, goes through the statement cache.
-        // `prepare_cached` refuses SQL with several statements (and empty SQL):
-        // those run one statement at a time, each prepared after the previous
-        // one ran, as sqlite3_exec does.
-        if single != Some(false) {
+        // Scripts (and empty SQL) run one statement at a time, each prepared
+        // after the previous one ran, as sqlite3_exec does. Only SQL that may
+        // be one statement tries the cache: rusqlite checks that nothing
+        // follows a statement by preparing what follows, recursively, so a
+        // script there would be prepared whole, a stack frame per statement
+        // (40,000 statements overflowed the stack).
+        if single != Some(false) && script::may_be_single(sql) {
             let conn = self.conn()?;
             if let Ok(mut stmt) = conn.prepare_cached(sql) {
                 bind_all(&mut stmt, params, true)?;

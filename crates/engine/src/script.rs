@@ -46,6 +46,15 @@ pub fn first_statement(conn: &Connection, sql: &str) -> (usize, bool) {
     (end, has_statement)
 }
 
+/// Whether `sql` may hold a single statement: it has no `;`, or only one
+/// followed by nothing but whitespace. A script never passes; a statement
+/// with a `;` inside a literal or a trigger body does not either (it runs as
+/// a script of one statement).
+pub fn may_be_single(sql: &str) -> bool {
+    sql.find(';')
+        .is_none_or(|at| sql[at + 1..].trim_start().is_empty())
+}
+
 /// Instructions that loop over rows, or do work that grows with the
 /// database (clearing a table, checking it, changing the schema).
 const HEAVY_OPS: &[&str] = &[
@@ -102,6 +111,21 @@ fn explain_heavy(conn: &Connection, sql: &str) -> rusqlite::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tells_scripts_from_single_statements() {
+        for sql in ["SELECT 1", "SELECT 1;", "SELECT 1; \n", "", "  "] {
+            assert!(may_be_single(sql), "{sql:?}");
+        }
+        for sql in [
+            "SELECT 1; SELECT 2",
+            "SELECT 1;;",
+            "SELECT 1; -- done",
+            "INSERT INTO t VALUES ('a;b')",
+        ] {
+            assert!(!may_be_single(sql), "{sql:?}");
+        }
+    }
 
     #[test]
     fn splits_scripts_at_statements() {
