@@ -69,6 +69,9 @@ describe("statements cannot reach host files", () => {
 			"PRAGMA data_store_directory = '/tmp'",
 			"PRAGMA writable_schema = ON",
 			"PRAGMA schema_version = 12345",
+			// Process-wide: they would limit every database's heap.
+			"PRAGMA hard_heap_limit = 100000",
+			"PRAGMA soft_heap_limit = 100000",
 			// Only UTF-8: the WASM engine's SQLite has no UTF-16.
 			"PRAGMA encoding = 'UTF-16le'",
 			"PRAGMA encoding = 'UTF-16'",
@@ -97,6 +100,30 @@ describe("statements cannot reach host files", () => {
 		await assert.rejects(db.exec("UPDATE sqlite_schema SET sql = 'garbage' WHERE name = 't'"), SqliteError);
 		assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
 		await db.close();
+	});
+
+	test("LIKE and GLOB patterns are bounded, so matching one cannot exhaust the stack", async () => {
+		// SQLite matches a pattern by recursion, a level per wildcard; the
+		// WASM engine's SQLite runs on the JS thread's stack, shared by every
+		// database of the process.
+		const db = await open(createTestKv());
+		const other = await open(createTestKv());
+		await other.exec("CREATE TABLE t(v)");
+		const subject = "a".repeat(4000);
+		const within = `${"%a".repeat(999)}b`; // 1,999 bytes
+		assert.deepEqual(await rows(db, "SELECT ? LIKE ?, ? GLOB ?", [subject, within, subject, within.replaceAll("%", "*")]), [[0, 0]]);
+		for (const pattern of [`${"%a".repeat(1000)}b`, `${"%a".repeat(20_000)}b`]) {
+			for (const sql of ["SELECT ? LIKE ?", "SELECT ? GLOB ?"]) {
+				await assert.rejects(db.query(sql, [subject, pattern]), (error) => {
+					return error instanceof SqliteError && error.code === "SQLITE_ERROR" && /pattern too complex/.test(error.message);
+				});
+			}
+			await other.run("INSERT INTO t VALUES (?)", [pattern.length]);
+		}
+		assert.deepEqual(await rows(db, "SELECT 'abc' LIKE 'a%'"), [[1]]);
+		assert.deepEqual(await rows(other, "SELECT count(*) FROM t"), [[2]]);
+		await db.close();
+		await other.close();
 	});
 
 	test("extension loading is unavailable", async () => {

@@ -108,6 +108,14 @@ struct Call {
 /// Longest SQL text accepted, in bytes (SQLite's default is 1,000,000,000).
 pub const MAX_SQL_LENGTH: i32 = 64 * 1024 * 1024;
 
+/// Longest LIKE or GLOB pattern, in bytes (SQLite's default: 50,000). SQLite
+/// matches a pattern by recursion, a level per wildcard that follows
+/// another character; the WASM engine's SQLite recurses on the JS thread's
+/// stack, which about 5,000 levels overflow (Node 20, from the top of the
+/// stack), leaving its shared module broken. Both engines take the same
+/// patterns: at most 1,000 levels.
+pub const MAX_LIKE_PATTERN_LENGTH: i32 = 2_000;
+
 pub struct Database {
     // Field order matters for Drop: the connection closes before the
     // directory holding its file is removed.
@@ -281,6 +289,10 @@ impl Database {
         configure(&conn)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2)?;
         conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_LENGTH)?;
+        conn.set_limit(
+            Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
+            MAX_LIKE_PATTERN_LENGTH,
+        )?;
         let schema_changed = self.schema_changed.clone();
         conn.authorizer(Some(move |context: rusqlite::hooks::AuthContext<'_>| {
             if policy::changes_schema(&context.action) {
