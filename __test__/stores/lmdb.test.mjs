@@ -114,6 +114,15 @@ describe("LMDB KV store", { skip: SKIP ?? false }, () => {
 		await kv.close();
 		assert.throws(() => createLmdbKv(folder, { actor: 5 }), TypeError);
 		assert.throws(() => createLmdbKv("", {}), TypeError);
+		// lmdb itself takes these and crashes the process on them.
+		assert.throws(() => createLmdbKv(folder, { mapSize: "big" }), TypeError);
+		for (const mapSize of [-1, 0, 1.5, 1e30, Number.NaN, 2 ** 44 + 1]) {
+			assert.throws(() => createLmdbKv(folder, { mapSize }), RangeError, String(mapSize));
+		}
+		const sized = createLmdbKv(folder, { actor: "sized", mapSize: 1 << 20 });
+		await sized.put(Uint8Array.of(1), Uint8Array.of(2));
+		assert.deepEqual(await sized.get(Uint8Array.of(1)), Uint8Array.of(2));
+		await sized.close();
 	});
 
 	describe("crashes", () => {

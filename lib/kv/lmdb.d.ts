@@ -7,7 +7,7 @@ export interface LmdbKvOptions {
 	actor?: string;
 	/** Override the actor KV limits the store enforces. */
 	limits?: Partial<KvLimits>;
-	/** LMDB's initial map size in bytes (it grows as needed). */
+	/** LMDB's initial map size in bytes (it grows as needed): an integer from 4096 to 2 ** 44. */
 	mapSize?: number;
 }
 

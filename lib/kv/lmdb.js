@@ -14,6 +14,9 @@ const { createChecks } = require("./checks");
 
 // LMDB's largest key as the lmdb package builds it (MDB_MAXKEYSIZE).
 const LMDB_MAX_KEY_SIZE = 1978;
+// The map sizes accepted: a page, up to 16 TiB (of address space, not memory).
+const MIN_MAP_SIZE = 4096;
+const MAX_MAP_SIZE = 2 ** 44;
 
 function loadLmdb() {
 	try {
@@ -67,7 +70,7 @@ async function releaseEnvironment(env) {
  * @param {{ actor?: string, limits?: object, mapSize?: number }} [options]
  *   `actor`: whose keys these are (default ""), any string of at most 1024
  *   UTF-8 bytes; `limits`: override the actor KV limits; `mapSize`: LMDB's
- *   initial map size in bytes (it grows as needed).
+ *   initial map size in bytes, 4096 to 2 ** 44 (it grows as needed).
  */
 function createLmdbKv(folder, options = {}) {
 	if (typeof folder !== "string" || folder === "") throw new TypeError("folder must be a non-empty string");
@@ -77,6 +80,14 @@ function createLmdbKv(folder, options = {}) {
 	const actorBytes = Buffer.from(actor, "utf8");
 	if (actorBytes.length > 1024) throw new RangeError("options.actor must be at most 1024 UTF-8 bytes");
 	const check = createChecks(options.limits);
+	const { mapSize } = options;
+	if (mapSize !== undefined) {
+		if (typeof mapSize !== "number") throw new TypeError(`options.mapSize must be a number, got ${typeof mapSize}`);
+		// lmdb takes a bad size without a word and crashes the process on it.
+		if (!Number.isInteger(mapSize) || mapSize < MIN_MAP_SIZE || mapSize > MAX_MAP_SIZE) {
+			throw new RangeError(`options.mapSize must be an integer from ${MIN_MAP_SIZE} to 2 ** 44 (16 TiB), got ${mapSize}`);
+		}
+	}
 
 	// Key prefix: the actor id's length (u16 big-endian) and bytes, so that no
 	// actor's prefix is a prefix of another's.
@@ -99,7 +110,7 @@ function createLmdbKv(folder, options = {}) {
 		}
 	};
 
-	const env = acquireEnvironment(path.resolve(folder), options.mapSize);
+	const env = acquireEnvironment(path.resolve(folder), mapSize);
 	const { root } = env;
 	let closed = false;
 	const live = () => {
