@@ -206,6 +206,39 @@ describe("interrupt()", () => {
 		await other.close();
 	});
 
+	test("a script of many short statements, and a statement of several MiB, leave the JS thread", async (t) => {
+		const db = await open(createTestKv());
+		if (db.backend !== "native") {
+			t.skip("the WASM engine runs calls on the JS thread");
+			await db.close();
+			return;
+		}
+		// How long the JS thread is held by a call's synchronous part: a
+		// call handed to an engine thread returns at once.
+		const held = (sql) => {
+			const started = performance.now();
+			const call = db.query(sql);
+			return { ms: performance.now() - started, call };
+		};
+		// Each statement well within the inline budget, the script far past
+		// it: the statements share the call's budget.
+		const statement =
+			"SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) SELECT x FROM c);";
+		const script = held(statement.repeat(400));
+		const total = performance.now();
+		assert.equal((await script.call).rows.length, 400);
+		const scriptMs = performance.now() - total + script.ms;
+		assert.ok(script.ms < scriptMs / 2, `held ${script.ms.toFixed(1)} ms of ${scriptMs.toFixed(1)} ms`);
+		// Compiling is not cut short: a long text is compiled on an engine thread.
+		const list = Array.from({ length: 700_000 }, (_, i) => i).join(",");
+		const big = held(`SELECT 5 IN (${list}), 'big'`);
+		const started = performance.now();
+		assert.deepEqual((await big.call).rows, [[1, "big"]]);
+		const bigMs = performance.now() - started + big.ms;
+		assert.ok(big.ms < bigMs / 2, `held ${big.ms.toFixed(1)} ms of ${bigMs.toFixed(1)} ms`);
+		await db.close();
+	});
+
 	test("a write made long by a trigger created since it last ran leaves the JS thread", async (t) => {
 		const db = await open(createTestKv());
 		if (db.backend !== "native") {

@@ -61,9 +61,14 @@ pub const AUTOCOMMIT: u32 = 1;
 /// [`Output::state`] bit: a sealed delta waits to be taken.
 pub const PENDING: u32 = 2;
 
-/// How long a call may run inline (on the caller's thread) before it is
-/// stopped and finished on an engine thread.
+/// How long a call may run inline (on the caller's thread), its statements
+/// together, before it is stopped and finished on an engine thread.
 pub const INLINE_BUDGET: Duration = Duration::from_millis(4);
+
+/// Longest SQL text (from the statement a call is at) that may be compiled
+/// inline: SQLite compiles about 16 KiB a millisecond here, and nothing can
+/// stop it while it does. A longer text goes to an engine thread first.
+pub const INLINE_SQL_BYTES: usize = 64 * 1024;
 
 /// Statements whose weight ([`script::is_heavy`]) is remembered.
 const HEAVY_CACHE_CAPACITY: usize = 256;
@@ -378,6 +383,9 @@ impl Database {
         self.seals_at_call = seals;
         self.wrote.set(false);
         self.control.start_call(self.timeout);
+        if mode == Mode::Inline {
+            self.control.start_inline(INLINE_BUDGET);
+        }
         let mut out = Output::default();
         if !self.ensure_connected(mode)? {
             self.suspended = Some(Suspended {
@@ -433,7 +441,7 @@ impl Database {
             .take()
             .ok_or_else(|| EngineError::Range("nothing to resume: execute() finished it".into()))?;
         // On an engine thread, no statement is cut short for time spent.
-        self.control.set_budget(None);
+        self.control.set_budget(false);
         if let Err(error) = self.ensure_connected(Mode::Thread) {
             return Err(self.stop_error(error));
         }
@@ -499,6 +507,9 @@ impl Database {
         // follows a statement by preparing what follows, recursively, so a
         // script there would be prepared whole, a stack frame per statement
         // (40,000 statements overflowed the stack).
+        if mode == Mode::Inline && sql.len() - offset > INLINE_SQL_BYTES {
+            return Ok(Some((offset, single.unwrap_or(false))));
+        }
         if single != Some(false) && script::may_be_single(sql) {
             let conn = self.conn()?;
             if let Ok(mut stmt) = conn.prepare_cached(sql) {
@@ -509,7 +520,7 @@ impl Database {
                 let sets = out.sets.len();
                 let ran = run_statement(conn, &mut stmt, collect, out);
                 let ran = self.swallowed_stop(ran, &stmt, out, sets);
-                self.control.set_budget(None);
+                self.control.set_budget(false);
                 if self.stopped_for_budget(ran)? {
                     return Ok(Some((0, true)));
                 }
@@ -519,6 +530,10 @@ impl Database {
         }
         let mut at = offset;
         while at < sql.len() {
+            // The statements before this one spent the call's inline budget.
+            if mode == Mode::Inline && at > offset && self.control.inline_spent() {
+                return Ok(Some((at, false)));
+            }
             let conn = self.conn()?;
             let (len, has_statement) = script::first_statement(conn, &sql[at..]);
             let text = &sql[at..at + len];
@@ -544,7 +559,7 @@ impl Database {
             let sets = out.sets.len();
             let ran = run_statement(conn, &mut stmt, collect, out);
             let ran = self.swallowed_stop(ran, &stmt, out, sets);
-            self.control.set_budget(None);
+            self.control.set_budget(false);
             if self.stopped_for_budget(ran)? {
                 return Ok(Some((at, false)));
             }
@@ -573,13 +588,13 @@ impl Database {
     ) -> Result<bool, EngineError> {
         if conn.is_autocommit() || stmt.readonly() {
             // SQLite can stop it with nothing lost.
-            self.control.set_budget(Some(INLINE_BUDGET));
+            self.control.set_budget(true);
             return Ok(true);
         }
         // A write inside a transaction: stopping it would roll the whole
         // transaction back. Quick ones run inline, to their end, if every
         // page they may need is local (a miss would stop them too).
-        self.control.set_budget(None);
+        self.control.set_budget(false);
         if self.tracker()?.has_remote() {
             return Ok(false);
         }

@@ -42,8 +42,10 @@ fn now_ns() -> u64 {
 /// Shared between a database, its progress handler and whoever interrupts it.
 #[derive(Default)]
 pub struct Control {
-    /// When the inline budget runs out (0: no budget).
+    /// When the running statement's inline budget runs out (0: no budget).
     budget_until: AtomicU64,
+    /// When the call's inline budget runs out (0: the call is not inline).
+    inline_until: AtomicU64,
     /// When the call's deadline passes (0: none).
     deadline: AtomicU64,
     interrupted: AtomicBool,
@@ -56,14 +58,33 @@ impl Control {
     pub fn start_call(&self, timeout: Option<Duration>) {
         self.interrupted.store(false, Ordering::SeqCst);
         self.stopped.store(Stop::None as u8, Ordering::SeqCst);
+        self.inline_until.store(0, Ordering::SeqCst);
+        self.budget_until.store(0, Ordering::SeqCst);
         let deadline = timeout.map_or(0, |t| now_ns().saturating_add(t.as_nanos() as u64));
         self.deadline.store(deadline, Ordering::SeqCst);
     }
 
-    /// Runs inline for at most `budget` from now (`None`: no budget, the
-    /// statement may not be cut short for time spent).
-    pub fn set_budget(&self, budget: Option<Duration>) {
-        let until = budget.map_or(0, |b| now_ns().saturating_add(b.as_nanos() as u64));
+    /// The call runs inline (on the JS thread) for at most `budget` from
+    /// now, its statements together.
+    pub fn start_inline(&self, budget: Duration) {
+        let until = now_ns().saturating_add(budget.as_nanos() as u64);
+        self.inline_until.store(until, Ordering::SeqCst);
+    }
+
+    /// Whether the call's inline budget is spent (never on an engine thread).
+    pub fn inline_spent(&self) -> bool {
+        let until = self.inline_until.load(Ordering::Relaxed);
+        until != 0 && now_ns() >= until
+    }
+
+    /// Whether the next statement is cut short when the call's inline
+    /// budget runs out (false: it may not be cut short for time spent).
+    pub fn set_budget(&self, armed: bool) {
+        let until = if armed {
+            self.inline_until.load(Ordering::SeqCst)
+        } else {
+            0
+        };
         self.budget_until.store(until, Ordering::SeqCst);
     }
 
@@ -129,10 +150,21 @@ mod tests {
         let control = Control::default();
         control.start_call(None);
         assert!(!control.should_stop());
-        control.set_budget(Some(Duration::ZERO));
+        // Not inline: no budget to spend.
+        control.set_budget(true);
+        assert!(!control.should_stop() && !control.inline_spent());
+        control.start_inline(Duration::ZERO);
+        assert!(control.inline_spent());
+        control.set_budget(false);
+        assert!(!control.should_stop());
+        control.set_budget(true);
         assert!(control.should_stop());
         assert_eq!(control.stopped(), Stop::Budget);
-        control.set_budget(None);
+        control.set_budget(false);
+        control.start_inline(Duration::from_secs(60));
+        control.set_budget(true);
+        assert!(!control.should_stop() && !control.inline_spent());
+        control.set_budget(false);
         control.start_call(Some(Duration::ZERO));
         assert!(control.should_stop());
         assert_eq!(control.stopped(), Stop::Deadline);
