@@ -55,8 +55,8 @@ export interface OpenOptions {
 /** A value SQLite returns: INTEGER beyond ±(2^53 − 1) comes back as bigint. */
 export type SqliteValue = number | bigint | string | Uint8Array | null;
 
-/** A value that can be bound: booleans bind as 1 and 0. */
-export type SqliteBindValue = number | bigint | string | Uint8Array | boolean | null;
+/** A value that can be bound: booleans bind as 1 and 0, an array of bytes (0-255) as a BLOB (as in 2.2.1). */
+export type SqliteBindValue = number | bigint | string | Uint8Array | readonly number[] | boolean | null;
 
 /** Positional parameters, or named ones keyed with or without their sigil (`:x`, `@x`, `$x`, `x`). */
 export type SqliteBindings = SqliteBindValue[] | Record<string, SqliteBindValue>;
@@ -120,6 +120,8 @@ export declare class SqliteVfs implements ISqliteVfs {
 	constructor();
 	/** Opens `fileName` in `kv`; rejects if that name is already open on this instance. */
 	open(fileName: string, kv: KvVfsOptions, options?: OpenOptions): Promise<Database>;
+	/** Closes the database named `fileName`, if this instance has it open. */
+	closeFile(fileName: string): Promise<void>;
 	/** Closes every database of this instance; later opens reject. */
 	destroy(): Promise<void>;
 	/** Alias of destroy(). */

@@ -92,6 +92,8 @@ describe("values and parameters", () => {
 		assert.deepEqual([...back], [1, 2, 255]);
 		await assert.rejects(db.query("SELECT ?", [[1, 256]]), { name: "TypeError", message: /byte/ });
 		await assert.rejects(db.query("SELECT ?", [["a"]]), TypeError);
+		// A hole is no byte (it bound as 0 once).
+		await assert.rejects(db.query("SELECT ?", [new Array(3)]), { name: "TypeError", message: /byte/ });
 	});
 
 	test("named parameters with and without the sigil", async () => {

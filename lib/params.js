@@ -25,8 +25,12 @@ function normalizeValue(value, name) {
 			if (value instanceof Uint8Array) return value;
 			// An array of byte values is a BLOB, as in 2.2.1 (rivetkit accepts it).
 			if (Array.isArray(value)) {
-				if (!value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
-					throw new TypeError(`Parameter ${name}: an array binds as a BLOB only if every element is a byte (0-255)`);
+				// Every index, holes included (every() would skip them).
+				for (let i = 0; i < value.length; i++) {
+					const b = value[i];
+					if (!(Number.isInteger(b) && b >= 0 && b <= 255)) {
+						throw new TypeError(`Parameter ${name}: an array binds as a BLOB only if every element is a byte (0-255)`);
+					}
 				}
 				return Uint8Array.from(value);
 			}
