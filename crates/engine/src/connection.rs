@@ -528,6 +528,7 @@ impl Database {
                 return Ok(None);
             }
         }
+        let script = script::Script::new(sql);
         let mut at = offset;
         while at < sql.len() {
             // The statements before this one spent the call's inline budget.
@@ -535,7 +536,7 @@ impl Database {
                 return Ok(Some((at, false)));
             }
             let conn = self.conn()?;
-            let (len, has_statement) = script::first_statement(conn, &sql[at..]);
+            let (len, has_statement) = script.first_statement(conn, at);
             let text = &sql[at..at + len];
             if !has_statement {
                 at += len;
