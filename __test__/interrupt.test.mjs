@@ -154,6 +154,42 @@ describe("interrupt()", () => {
 		await db.close();
 	});
 
+	test("a call finished on an engine thread settles before the calls queued behind it run", async (t) => {
+		const kv = createTestKv();
+		const db = await open(kv, { timeoutMs: 0 });
+		if (db.backend !== "native") {
+			t.skip("the WASM engine runs calls on the JS thread");
+			await db.close();
+			return;
+		}
+		await db.exec("CREATE TABLE t(v)");
+		const order = [];
+		// A long read, then a write of its own, then a longer read, queued together.
+		const first = db.query(SLOW(300_000)).then(() => order.push("first"));
+		const write = db.run("INSERT INTO t VALUES ('w')").then(() => order.push("write"));
+		const second = db.query(SLOW(3_000_000)).then(() => order.push("second"));
+		await Promise.all([first, write, second]);
+		assert.deepEqual(order, ["first", "write", "second"]);
+		// An interrupted call rejects at once, not when the call behind it is done.
+		const runaway = db.query(RUNAWAY);
+		const behind = db.query(SLOW(3_000_000));
+		let interrupted = 0;
+		setTimeout(() => {
+			interrupted = performance.now();
+			db.interrupt();
+		}, 50);
+		await assert.rejects(runaway, isInterrupt);
+		const stopped = performance.now();
+		await behind;
+		const done = performance.now();
+		assert.ok(
+			stopped - interrupted < (done - interrupted) / 2,
+			`rejected after ${Math.round(stopped - interrupted)} ms; the call behind it was done after ${Math.round(done - interrupted)} ms`,
+		);
+		assert.deepEqual((await reopened(kv)).t, [["w"]]);
+		await db.close();
+	});
+
 	test("after close(), stops the call close() waits for; close() then resolves", async (t) => {
 		const kv = createTestKv();
 		// A deadline well past the bound below: without the interrupt, the

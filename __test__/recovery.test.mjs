@@ -289,8 +289,9 @@ describe("failed groups inside a transaction", () => {
 		const boom = new Error("KV down");
 		kv.failWhen((call) => call.method === "putBatch", { error: boom });
 		// Queued together: the script's INSERT stays in the transaction when its
-		// VACUUM fails; the COMMIT then sends it, and that write fails.
-		const script = db.exec("INSERT INTO t VALUES ('in-tx'); VACUUM");
+		// SELECT fails; the COMMIT then sends it, and that write fails. (Both
+		// run at once: a call that goes on on an engine thread ends its group.)
+		const script = db.exec("INSERT INTO t VALUES ('in-tx'); SELECT nope FROM t");
 		const commit = db.exec("COMMIT");
 		const scriptError = await script.then(
 			() => assert.fail("resolved"),

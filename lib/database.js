@@ -361,9 +361,12 @@ class Database {
 	#runBatch(jobs, from, pending) {
 		for (let i = from; i < jobs.length; i++) {
 			const ran = this.#runJob(jobs[i]);
-			// A call finished on an engine thread: the next one waits for it.
+			// A call goes on on an engine thread: the batch ends with it, so it
+			// settles as soon as it is done (and written), with the calls
+			// before it. The calls after it go back to the queue.
 			if (ran !== true && ran !== false) {
-				this.#runRest(jobs, i, ran, pending).catch(() => this.#pump());
+				this.#queue.unshift(...jobs.splice(i + 1));
+				this.#runRest(jobs, ran, pending).catch(() => this.#pump());
 				return ran;
 			}
 			pending ||= ran;
@@ -372,16 +375,22 @@ class Database {
 	}
 
 	/**
-	 * The batch of a call that ran at once (`ran`: true, or the promise of a
-	 * call on an engine thread) and needs a write: once the calls made
-	 * meanwhile (those made in the same tick at least) are queued, they join
-	 * it and share its write. A promise reaction, not an async function
-	 * (whose awaits and own promise add reactions to every write), nor
+	 * The batch of a call that ran at once and needs a write (`ran`: true),
+	 * or that goes on on an engine thread (`ran`: its promise). A call that
+	 * ran at once shares its write with the calls made meanwhile (those made
+	 * in the same tick at least), which join its batch once queued; one on
+	 * an engine thread settles as soon as it is done, and the calls made
+	 * meanwhile run after. A promise reaction, not an async function (whose
+	 * awaits and own promise add reactions to every write), nor
 	 * queueMicrotask (Node runs it in an async resource of its own).
 	 */
 	#joinBatch(job, ran) {
 		const go = (pending) => {
 			try {
+				if (ran !== true) {
+					this.#endBatch([job], pending);
+					return;
+				}
 				const jobs = this.#takeBatch();
 				jobs.unshift(job);
 				if (this.#runBatch(jobs, 1, pending) === undefined) this.#pump();
@@ -392,15 +401,24 @@ class Database {
 		(ran === true ? RAN : ran).then(go);
 	}
 
-	/** #runBatch from call `i`, which ran on an engine thread (`ran` its promise). */
-	async #runRest(jobs, i, ran, pending) {
-		const first = await ran;
-		pending ||= first;
-		for (i++; i < jobs.length; i++) {
-			const next = await this.#runJob(jobs[i]);
-			pending ||= next;
-		}
-		if (this.#finishBatch(jobs, pending) === undefined) this.#pump();
+	/** The end of a batch whose last call runs on an engine thread (`ran`: its promise). */
+	async #runRest(jobs, ran, pending) {
+		// Awaited whatever `pending` is (`||=` would skip the await).
+		const wrote = await ran;
+		this.#endBatch(jobs, pending || wrote);
+	}
+
+	/**
+	 * Writes and settles a batch that ended with a call on an engine thread,
+	 * then goes on pumping in a later microtask: the calls queued behind it
+	 * form the next batch, and calls that settle together are those that
+	 * shared one write.
+	 */
+	#endBatch(jobs, pending) {
+		const later = () => {
+			RAN.then(() => this.#pump());
+		};
+		if (this.#finishBatch(jobs, pending, later) === undefined) later();
 	}
 
 	/**
@@ -452,10 +470,10 @@ class Database {
 	/**
 	 * Writes what the batch sealed, if anything, then settles its calls.
 	 * Returns undefined when that was done at once; otherwise, the write's
-	 * promise: once it is done, the calls settle and pumping goes on, in one
-	 * step.
+	 * promise: once it is done, the calls settle and `pump` goes on
+	 * pumping, in one step.
 	 */
-	#finishBatch(jobs, pending) {
+	#finishBatch(jobs, pending, pump = () => this.#pump()) {
 		if (!pending) {
 			this.#settle(jobs);
 			return undefined;
@@ -469,11 +487,11 @@ class Database {
 		return written.then(
 			() => {
 				this.#settle(jobs);
-				this.#pump();
+				pump();
 			},
 			(error) => {
 				this.#settleFailedWrite(jobs, error);
-				this.#pump();
+				pump();
 			},
 		);
 	}
