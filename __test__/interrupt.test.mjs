@@ -27,6 +27,20 @@ async function reopened(kv) {
 	}
 }
 
+/**
+ * A database on `kv` for a test of the native engine's engine threads, or
+ * null, the test skipped, on the WASM engine: it runs a call on the JS
+ * thread, so nothing can call interrupt() while one runs (timeoutMs still
+ * stops it) and no call leaves the thread.
+ */
+async function openNative(t, kv, options) {
+	const db = await open(kv, options);
+	if (db.backend === "native") return db;
+	t.skip("the WASM engine runs calls on the JS thread");
+	await db.close();
+	return null;
+}
+
 describe("timeoutMs", () => {
 	test("a runaway query is stopped, and the next call works", async () => {
 		const db = await open(createTestKv(), { timeoutMs: 200 });
@@ -132,14 +146,8 @@ describe("calls finished on an engine thread", () => {
 
 describe("interrupt()", () => {
 	test("stops the running call; calls queued behind it run", async (t) => {
-		const db = await open(createTestKv(), { timeoutMs: 0 });
-		if (db.backend !== "native") {
-			// The WASM engine runs a call on the JS thread: nothing can call
-			// interrupt() while it runs (timeoutMs still stops it).
-			t.skip("the WASM engine runs calls on the JS thread");
-			await db.close();
-			return;
-		}
+		const db = await openNative(t, createTestKv(), { timeoutMs: 0 });
+		if (db === null) return;
 		const running = db.query(RUNAWAY);
 		const next = db.query("SELECT 'next'");
 		const started = performance.now();
@@ -156,12 +164,8 @@ describe("interrupt()", () => {
 
 	test("a call finished on an engine thread settles before the calls queued behind it run", async (t) => {
 		const kv = createTestKv();
-		const db = await open(kv, { timeoutMs: 0 });
-		if (db.backend !== "native") {
-			t.skip("the WASM engine runs calls on the JS thread");
-			await db.close();
-			return;
-		}
+		const db = await openNative(t, kv, { timeoutMs: 0 });
+		if (db === null) return;
 		await db.exec("CREATE TABLE t(v)");
 		const order = [];
 		// A long read, then a write of its own, then a longer read, queued together.
@@ -194,12 +198,8 @@ describe("interrupt()", () => {
 		const kv = createTestKv();
 		// A deadline well past the bound below: without the interrupt, the
 		// call fails late and with another message, instead of hanging.
-		const db = await open(kv, { timeoutMs: 10_000 });
-		if (db.backend !== "native") {
-			t.skip("the WASM engine runs calls on the JS thread");
-			await db.close();
-			return;
-		}
+		const db = await openNative(t, kv, { timeoutMs: 10_000 });
+		if (db === null) return;
 		await db.exec("CREATE TABLE t (v); INSERT INTO t VALUES ('kept')");
 		const running = db.query(RUNAWAY);
 		const closing = db.close();
@@ -216,12 +216,8 @@ describe("interrupt()", () => {
 	});
 
 	test("the JS thread keeps running while a long call runs", async (t) => {
-		const db = await open(createTestKv());
-		if (db.backend !== "native") {
-			t.skip("the WASM engine runs calls on the JS thread");
-			await db.close();
-			return;
-		}
+		const db = await openNative(t, createTestKv());
+		if (db === null) return;
 		let ticks = 0;
 		const timer = setInterval(() => ticks++, 10);
 		const other = await open(createTestKv());
@@ -243,12 +239,8 @@ describe("interrupt()", () => {
 	});
 
 	test("a script of many short statements, and a statement of several MiB, leave the JS thread", async (t) => {
-		const db = await open(createTestKv());
-		if (db.backend !== "native") {
-			t.skip("the WASM engine runs calls on the JS thread");
-			await db.close();
-			return;
-		}
+		const db = await openNative(t, createTestKv());
+		if (db === null) return;
 		// How long the JS thread is held by a call's synchronous part: a
 		// call handed to an engine thread returns at once.
 		const held = (sql) => {
@@ -276,12 +268,8 @@ describe("interrupt()", () => {
 	});
 
 	test("a write made long by a trigger created since it last ran leaves the JS thread", async (t) => {
-		const db = await open(createTestKv());
-		if (db.backend !== "native") {
-			t.skip("the WASM engine runs calls on the JS thread");
-			await db.close();
-			return;
-		}
+		const db = await openNative(t, createTestKv());
+		if (db === null) return;
 		await db.exec("CREATE TABLE t(v); CREATE TABLE log(n)");
 		const insert = "INSERT INTO t(v) VALUES (?)";
 		await db.exec("BEGIN");
