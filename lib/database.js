@@ -415,10 +415,12 @@ class Database {
 	 * shared one write.
 	 */
 	#endBatch(jobs, pending) {
-		const later = () => {
-			RAN.then(() => this.#pump());
-		};
-		if (this.#finishBatch(jobs, pending, later) === undefined) later();
+		if (this.#finishBatch(jobs, pending, true) === undefined) this.#pumpLater();
+	}
+
+	/** Goes on pumping in a later microtask than this one. */
+	#pumpLater() {
+		RAN.then(() => this.#pump());
 	}
 
 	/**
@@ -470,10 +472,10 @@ class Database {
 	/**
 	 * Writes what the batch sealed, if anything, then settles its calls.
 	 * Returns undefined when that was done at once; otherwise, the write's
-	 * promise: once it is done, the calls settle and `pump` goes on
-	 * pumping, in one step.
+	 * promise: once it is done, the calls settle and pumping goes on (in a
+	 * later microtask if `later`), in one step.
 	 */
-	#finishBatch(jobs, pending, pump = () => this.#pump()) {
+	#finishBatch(jobs, pending, later = false) {
 		if (!pending) {
 			this.#settle(jobs);
 			return undefined;
@@ -487,11 +489,13 @@ class Database {
 		return written.then(
 			() => {
 				this.#settle(jobs);
-				pump();
+				if (later) this.#pumpLater();
+				else this.#pump();
 			},
 			(error) => {
 				this.#settleFailedWrite(jobs, error);
-				pump();
+				if (later) this.#pumpLater();
+				else this.#pump();
 			},
 		);
 	}
