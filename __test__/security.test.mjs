@@ -126,6 +126,18 @@ describe("statements cannot reach host files", () => {
 		await other.close();
 	});
 
+	test("SQL text is bounded at 64 MiB", async () => {
+		const db = await open(createTestKv());
+		const limit = 64 * 1024 * 1024;
+		const head = "SELECT 1 --";
+		assert.deepEqual(await rows(db, head + "x".repeat(limit - head.length)), [[1]]);
+		await assert.rejects(db.query(head + "x".repeat(limit - head.length + 1)), (error) => {
+			return error instanceof SqliteError && error.code === "SQLITE_TOOBIG" && /statement too long/.test(error.message);
+		});
+		assert.deepEqual(await rows(db, "SELECT 2"), [[2]]);
+		await db.close();
+	});
+
 	test("extension loading is unavailable", async () => {
 		const db = await open(createTestKv());
 		await assert.rejects(db.query("SELECT load_extension('/usr/lib/x86_64-linux-gnu/libm.so.6')"), SqliteError);

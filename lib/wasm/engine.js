@@ -39,16 +39,6 @@ const SQLITE_DBCONFIG_DQS_DML = 1013;
 const SQLITE_DBCONFIG_DQS_DDL = 1014;
 const SQLITE_DBCONFIG_TRUSTED_SCHEMA = 1017;
 
-const SQLITE_LIMIT_SQL_LENGTH = 1;
-const SQLITE_LIMIT_ATTACHED = 7;
-const SQLITE_LIMIT_LIKE_PATTERN_LENGTH = 8;
-// Longest SQL text accepted, in bytes (src/connection.rs MAX_SQL_LENGTH).
-const MAX_SQL_LENGTH = 64 * 1024 * 1024;
-// Longest LIKE or GLOB pattern, in bytes (src/connection.rs
-// MAX_LIKE_PATTERN_LENGTH): this build matches one by recursion on the JS
-// thread's stack, and a stack overflow inside it breaks the shared module.
-const MAX_LIKE_PATTERN_LENGTH = 2000;
-
 // rusqlite's statement cache holds this many statements.
 const STATEMENT_CACHE_CAPACITY = 16;
 
@@ -312,9 +302,8 @@ class WasmDatabase {
 			const busy = x.sqlite3_busy_timeout(db, 5000);
 			if (busy !== SQLITE_OK) throw this.#error(busy, db);
 			this.#configure(db);
-			x.sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 2);
-			x.sqlite3_limit(db, SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_LENGTH);
-			x.sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, MAX_LIKE_PATTERN_LENGTH);
+			// lib/policy.txt's limits.
+			for (const [id, value] of api.limits) x.sqlite3_limit(db, id, value);
 			x.sqlite3_set_authorizer(db, api.authorize, 0);
 			x.sqlite3_progress_handler(db, PROGRESS_OPS, api.progress.func, this.#s.progressId);
 			// A journal brought from the KV has been rolled back (or found not

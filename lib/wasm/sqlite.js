@@ -157,6 +157,7 @@ function createApi(sqlite3, wasmPath) {
 		staticEmpty,
 		loadExtension: { name: loadExtensionName, func: loadExtension },
 		authorize,
+		limits: LIMITS,
 		progress,
 	};
 }
@@ -167,17 +168,41 @@ const SQLITE_PRAGMA = 19;
 const SQLITE_ATTACH = 24;
 const SQLITE_FUNCTION = 31;
 const SQLITE_DENY = 1;
-// The pragma rules, shared with the native engine (lib/policy.txt): by
-// pragma name, its rule's kind and values.
+// The rules, shared with the native engine (lib/policy.txt), as words.
+const RULES = fs
+	.readFileSync(path.join(__dirname, "..", "policy.txt"), "utf8")
+	.split("\n")
+	.filter((line) => !line.startsWith("#"))
+	.map((line) => line.split(/\s+/).filter((word) => word !== ""))
+	.filter((words) => words.length >= 2);
+// The pragma rules: by pragma name, its rule's kind and values.
 const PRAGMA_RULES = new Map(
-	fs
-		.readFileSync(path.join(__dirname, "..", "policy.txt"), "utf8")
-		.split("\n")
-		.filter((line) => !line.startsWith("#"))
-		.map((line) => line.split(/\s+/).filter((word) => word !== ""))
-		.filter((words) => words.length >= 2)
-		.map(([kind, name, ...values]) => [name, { kind, values: values.map((value) => value.toLowerCase()) }]),
+	RULES.filter(([kind]) => kind !== "limit").map(([kind, name, ...values]) => [
+		name,
+		{ kind, values: values.map((value) => value.toLowerCase()) },
+	]),
 );
+// SQLite's limits by the suffix of their SQLITE_LIMIT_ names, lower case.
+const LIMIT_IDS = [
+	"length",
+	"sql_length",
+	"column",
+	"expr_depth",
+	"compound_select",
+	"vdbe_op",
+	"function_arg",
+	"attached",
+	"like_pattern_length",
+	"variable_number",
+	"trigger_depth",
+	"worker_threads",
+];
+// The limits every connection gets: [id, value] (as src/policy.rs reads them).
+const LIMITS = RULES.filter(([kind]) => kind === "limit").map(([, name, value]) => {
+	const id = LIMIT_IDS.indexOf(name);
+	if (id === -1 || !/^\d+$/.test(value ?? "")) throw new Error(`lib/policy.txt: bad limit rule for "${name}"`);
+	return [id, Number(value)];
+});
 const asciiLower = (s) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 
 /** Whether the rules refuse pragma `name` (lower case), set to `value` or read (null). */

@@ -10,7 +10,6 @@ use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
-use rusqlite::limits::Limit;
 use rusqlite::{Connection, OpenFlags};
 use tempfile::TempDir;
 
@@ -109,17 +108,6 @@ struct Call {
     single: Option<bool>,
     out: Output,
 }
-
-/// Longest SQL text accepted, in bytes (SQLite's default is 1,000,000,000).
-pub const MAX_SQL_LENGTH: i32 = 64 * 1024 * 1024;
-
-/// Longest LIKE or GLOB pattern, in bytes (SQLite's default: 50,000). SQLite
-/// matches a pattern by recursion, a level per wildcard that follows
-/// another character; the WASM engine's SQLite recurses on the JS thread's
-/// stack, which about 5,000 levels overflow (Node 20, from the top of the
-/// stack), leaving its shared module broken. Both engines take the same
-/// patterns: at most 1,000 levels.
-pub const MAX_LIKE_PATTERN_LENGTH: i32 = 2_000;
 
 pub struct Database {
     // Field order matters for Drop: the connection closes before the
@@ -292,12 +280,13 @@ impl Database {
             | OpenFlags::SQLITE_OPEN_EXRESCODE;
         let mut conn = Connection::open_with_flags_and_vfs(&self.path, flags, vfs::VFS_NAME)?;
         configure(&conn)?;
-        conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 2)?;
-        conn.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_LENGTH)?;
-        conn.set_limit(
-            Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
-            MAX_LIKE_PATTERN_LENGTH,
-        )?;
+        for limit in policy::limits() {
+            let (limit, value) = limit.map_err(|message| EngineError::Sqlite {
+                code: rusqlite::ffi::SQLITE_INTERNAL,
+                message,
+            })?;
+            conn.set_limit(limit, value)?;
+        }
         let schema_changed = self.schema_changed.clone();
         conn.authorizer(Some(move |context: rusqlite::hooks::AuthContext<'_>| {
             if policy::changes_schema(&context.action) {

@@ -7,33 +7,72 @@
 
 use rusqlite::ffi;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
 
-/// The pragma rules, shared with the WASM engine: `read-only NAME`,
-/// `denied NAME` or `only NAME VALUE…` per line (see the file for why each
-/// is there).
-const PRAGMA_RULES: &str = include_str!("../../../lib/policy.txt");
+/// The rules, shared with the WASM engine: `read-only NAME`, `denied NAME`
+/// or `only NAME VALUE…` for pragmas, `limit NAME VALUE` for SQLite's
+/// limits, one per line (see the file for why each is there).
+const RULES: &str = include_str!("../../../lib/policy.txt");
+
+/// The rules' lines, as words.
+fn rules() -> impl Iterator<Item = std::str::SplitWhitespace<'static>> {
+    RULES
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(str::split_whitespace)
+}
 
 /// Whether the rules refuse pragma `name` (lower case), set to `value` or
 /// read (`None`).
 fn pragma_refused(name: &str, value: Option<&str>) -> bool {
-    PRAGMA_RULES
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .any(|line| {
-            let mut words = line.split_whitespace();
-            let (Some(kind), Some(pragma)) = (words.next(), words.next()) else {
-                return false;
-            };
-            pragma == name
-                && match kind {
-                    "denied" => true,
-                    "read-only" => value.is_some(),
-                    "only" => value.is_some_and(|value| {
-                        !words.any(|allowed| allowed.eq_ignore_ascii_case(value))
-                    }),
-                    _ => false,
-                }
+    rules().any(|mut words| {
+        let (Some(kind), Some(pragma)) = (words.next(), words.next()) else {
+            return false;
+        };
+        pragma == name
+            && match kind {
+                "denied" => true,
+                "read-only" => value.is_some(),
+                "only" => value
+                    .is_some_and(|value| !words.any(|allowed| allowed.eq_ignore_ascii_case(value))),
+                _ => false,
+            }
+    })
+}
+
+/// The limit SQLite names `SQLITE_LIMIT_` + `name` in upper case.
+fn limit_named(name: &str) -> Option<Limit> {
+    Some(match name {
+        "length" => Limit::SQLITE_LIMIT_LENGTH,
+        "sql_length" => Limit::SQLITE_LIMIT_SQL_LENGTH,
+        "column" => Limit::SQLITE_LIMIT_COLUMN,
+        "expr_depth" => Limit::SQLITE_LIMIT_EXPR_DEPTH,
+        "compound_select" => Limit::SQLITE_LIMIT_COMPOUND_SELECT,
+        "vdbe_op" => Limit::SQLITE_LIMIT_VDBE_OP,
+        "function_arg" => Limit::SQLITE_LIMIT_FUNCTION_ARG,
+        "attached" => Limit::SQLITE_LIMIT_ATTACHED,
+        "like_pattern_length" => Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH,
+        "variable_number" => Limit::SQLITE_LIMIT_VARIABLE_NUMBER,
+        "trigger_depth" => Limit::SQLITE_LIMIT_TRIGGER_DEPTH,
+        "worker_threads" => Limit::SQLITE_LIMIT_WORKER_THREADS,
+        _ => return None,
+    })
+}
+
+/// The limits every connection gets: `(limit, value)`, or the rule that
+/// names no limit or no value.
+pub fn limits() -> impl Iterator<Item = Result<(Limit, i32), String>> {
+    rules().filter_map(|mut words| {
+        if words.next() != Some("limit") {
+            return None;
+        }
+        let name = words.next().unwrap_or("");
+        let value = words.next().and_then(|value| value.parse().ok());
+        Some(match (limit_named(name), value) {
+            (Some(limit), Some(value)) => Ok((limit, value)),
+            _ => Err(format!("lib/policy.txt: bad limit rule for \"{name}\"")),
         })
+    })
 }
 
 /// The authorizer of every connection.

@@ -1,7 +1,8 @@
 //! The authorizer's rules (lib/policy.txt and the attach / extension rules).
 
-use rivetkit_sqlite_engine::policy::authorize;
+use rivetkit_sqlite_engine::policy::{authorize, limits};
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::limits::Limit;
 
 fn decide(action: AuthAction<'_>) -> Authorization {
     authorize(AuthContext {
@@ -50,7 +51,10 @@ fn the_rule_file_is_well_formed_and_names_real_pragmas() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let lines = rule_lines();
+    let lines: Vec<_> = rule_lines()
+        .into_iter()
+        .filter(|(kind, _, _)| *kind != "limit")
+        .collect();
     for (kind, name, values) in &lines {
         assert!(
             ["read-only", "denied", "only"].contains(kind),
@@ -78,6 +82,29 @@ fn the_rule_file_is_well_formed_and_names_real_pragmas() {
     assert!(rules("read-only").contains(&"journal_mode"));
     assert!(rules("denied").contains(&"temp_store_directory"));
     assert!(rules("only").contains(&"encoding"));
+}
+
+#[test]
+fn every_limit_rule_sets_its_limit() {
+    let rules = rules("limit");
+    assert!(rules.contains(&"attached") && rules.contains(&"like_pattern_length"));
+    let limits: Vec<(Limit, i32)> = limits().collect::<Result<_, _>>().unwrap();
+    assert_eq!(limits.len(), rules.len());
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    for (limit, value) in limits {
+        assert!(value >= 0);
+        conn.set_limit(limit, value).unwrap();
+        assert_eq!(conn.limit(limit).unwrap(), value);
+    }
+    assert_eq!(conn.limit(Limit::SQLITE_LIMIT_ATTACHED).unwrap(), 2);
+    assert_eq!(
+        conn.limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH).unwrap(),
+        2_000
+    );
+    assert_eq!(
+        conn.limit(Limit::SQLITE_LIMIT_SQL_LENGTH).unwrap(),
+        64 * 1024 * 1024
+    );
 }
 
 #[test]
