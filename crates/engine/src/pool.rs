@@ -13,6 +13,14 @@ use std::sync::{Condvar, Mutex, OnceLock};
 /// Most engine threads a process starts.
 pub const MAX_THREADS: usize = 16;
 
+/// Each engine thread's stack. SQLite compiles by recursion, as deep as
+/// its nesting limits allow (1,000 levels of subqueries or CTEs, each a
+/// compound of up to 500 terms): such a statement needs more than 4 MiB of
+/// stack (measured: 4 MiB overflows, 8 MiB holds), and a thread runs out of
+/// it with no error to report, only a crash of the process. Only the pages
+/// a thread touches take memory.
+pub const STACK_SIZE: usize = 16 * 1024 * 1024;
+
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
 #[derive(Default)]
@@ -49,6 +57,7 @@ pub fn spawn(job: impl FnOnce() + Send + 'static) {
     if queue.jobs.len() > queue.idle && queue.threads < MAX_THREADS {
         let started = std::thread::Builder::new()
             .name("rivetkit-sqlite".into())
+            .stack_size(STACK_SIZE)
             .spawn(work);
         if started.is_ok() {
             queue.threads += 1;
