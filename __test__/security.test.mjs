@@ -138,6 +138,49 @@ describe("statements cannot reach host files", () => {
 		await db.close();
 	});
 
+	test("statements nested as deep as SQLite allows compile, or fail clearly, and never break other databases", async () => {
+		// SQLite compiles by recursion, a level or more per nested CTE. On an
+		// engine thread (SQL text over 64 KiB) the native engine once ran out
+		// of stack and crashed the process; the WASM engine once overran its
+		// stack into the module's static data, breaking every database of the
+		// process.
+		const chain = (depth, body) =>
+			`WITH ${Array.from({ length: depth }, (_, i) => `c${i} AS (${i === 0 ? "SELECT 0 AS x" : body(`c${i - 1}`)})`).join(",")} SELECT count(*) FROM c${depth - 1}`;
+		const kv = createTestKv();
+		const other = await open(kv);
+		await other.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('kept')");
+		const db = await open(createTestKv());
+		assert.deepEqual(await rows(db, chain(999, (from) => `SELECT x + 1 AS x FROM ${from} UNION SELECT 7`)), [[998]]);
+		assert.deepEqual(await rows(other, "SELECT v FROM t"), [["kept"]]);
+		const deeper = chain(999, (from) => `SELECT x + 1 AS x FROM ${from} UNION SELECT 7 UNION SELECT 8`);
+		assert.ok(deeper.length > 64 * 1024);
+		let broke = false;
+		try {
+			assert.deepEqual(await rows(db, deeper), [[999]]);
+		} catch (error) {
+			// The WASM engine's calls also run on the JS thread's stack, which
+			// may run out first: its module is then given up, with a clear
+			// error for every database on it.
+			assert.equal(db.backend, "wasm", String(error));
+			assert.ok(error instanceof SqliteError && error.code === "SQLITE_INTERNAL", String(error));
+			assert.match(error.message, /open them again/);
+			broke = true;
+		}
+		if (broke) {
+			await assert.rejects(other.query("SELECT v FROM t"), { name: "SqliteError", code: "SQLITE_INTERNAL" });
+		} else {
+			assert.deepEqual(await rows(db, "SELECT 1"), [[1]]);
+		}
+		await db.close();
+		await other.close();
+		// What was durable is still there, and a database opened now works.
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT v FROM t"), [["kept"]]);
+		await again.run("INSERT INTO t VALUES (?)", ["more"]);
+		assert.deepEqual(await rows(again, "SELECT count(*) FROM t"), [[2]]);
+		await again.close();
+	});
+
 	test("extension loading is unavailable", async () => {
 		const db = await open(createTestKv());
 		await assert.rejects(db.query("SELECT load_extension('/usr/lib/x86_64-linux-gnu/libm.so.6')"), SqliteError);

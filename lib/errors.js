@@ -22,7 +22,7 @@ function fromEngine(error) {
 	if (error instanceof SqliteError || !(error instanceof Error)) return error;
 	const code = error.code;
 	if (typeof code === "string" && code.startsWith("SQLITE_")) {
-		return new SqliteError(error.message, code);
+		return new SqliteError(error.message, code, error.cause === undefined ? undefined : { cause: error.cause });
 	}
 	if (code === "ERR_SQLITE_RANGE") return new RangeError(error.message);
 	if (code === "ERR_SQLITE_CLOSED") return new Error(error.message);

@@ -47,14 +47,34 @@ const MAX_SAFE_BIG = BigInt(MAX_SAFE);
 const MIN_I64 = -(2n ** 63n);
 const MAX_I64 = 2n ** 63n - 1n;
 
-function engineError(code, message) {
-	const error = new Error(message);
+function engineError(code, message, cause) {
+	const error = cause === undefined ? new Error(message) : new Error(message, { cause });
 	error.code = code;
 	return error;
 }
 
 const closedError = () => engineError("ERR_SQLITE_CLOSED", "The database is closed");
 const rangeError = (message) => engineError("ERR_SQLITE_RANGE", message);
+
+/**
+ * Whether `error`, thrown by a call into the module, leaves the module in an
+ * unknown state: a trap (WebAssembly.RuntimeError), or the JS thread's stack
+ * overflowing (a RangeError of the runtime's: this engine's own carry a
+ * code), which may cut a call short anywhere, in SQLite's allocator too.
+ */
+function isTrap(error) {
+	return error instanceof WebAssembly.RuntimeError || (error instanceof RangeError && error.code === undefined);
+}
+
+/** The error of every call on a database whose module broke (`cause`: what broke it). */
+function brokenError(cause) {
+	const what = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+	return engineError(
+		"SQLITE_INTERNAL",
+		`the WASM engine's SQLite module failed (${what}) and every database on it was given up: open them again (what the KV holds is unchanged)`,
+		cause,
+	);
+}
 
 // Where a database header keeps its text encoding: 1 UTF-8, 2 UTF-16le, 3 UTF-16be.
 const TEXT_ENCODING_OFFSET = 56;
@@ -174,6 +194,12 @@ function stoppedError(stopped) {
 
 function release(api, state) {
 	api.progress.unregister(state.progressId);
+	if (api.broken !== null) {
+		// Nothing may call into the module: it goes once no database holds it.
+		state.db = 0;
+		state.cache.clear();
+		return SQLITE_OK;
+	}
 	let rc = SQLITE_OK;
 	if (state.db) {
 		const db = state.db;
@@ -244,6 +270,7 @@ class WasmDatabase {
 	/** Writes chunks `firstIndex..` of file `tag` (0 main, 1 journal), as read from the KV. Only before open. */
 	loadChunks(tag, firstIndex, chunks) {
 		if (this.#closed) throw closedError();
+		if (this.#api.broken !== null) throw brokenError(this.#api.broken);
 		if (this.#s.db) throw rangeError("the database is already open");
 		const file = this.#file(tag);
 		for (let i = 0; i < chunks.length; i++) {
@@ -268,9 +295,13 @@ class WasmDatabase {
 		checkTextEncoding(this.#s.set.main);
 		this.#tracker = new Tracker(this.#s.set.main);
 		this.#s.set.tracker = this.#tracker;
-		this.#connect();
-		// A hot journal was rolled back: its effect is the pending delta.
-		this.#sealIfAutocommit();
+		try {
+			this.#connect();
+			// A hot journal was rolled back: its effect is the pending delta.
+			this.#sealIfAutocommit();
+		} catch (error) {
+			throw this.#fault(error);
+		}
 		return false;
 	}
 
@@ -396,12 +427,24 @@ class WasmDatabase {
 
 	#conn() {
 		if (!this.#s.db) throw closedError();
+		if (this.#api.broken !== null) throw brokenError(this.#api.broken);
 		return this.#s.db;
 	}
 
 	#trackerOrThrow() {
 		if (this.#tracker === null) throw closedError();
+		if (this.#api.broken !== null) throw brokenError(this.#api.broken);
 		return this.#tracker;
+	}
+
+	/**
+	 * The error to throw for `error`, thrown by a call into the module: if it
+	 * broke the module (see isTrap), the module is given up.
+	 */
+	#fault(error) {
+		if (!isTrap(error)) return error;
+		this.#api.fail(error);
+		return brokenError(error);
 	}
 
 	/** An SQLite failure as rusqlite reports it: SQLite's message when it is about `rc`. */
@@ -517,14 +560,18 @@ class WasmDatabase {
 				}
 			}
 		} catch (error) {
+			const fault = this.#fault(error);
+			if (fault !== error) throw fault;
 			// A failed call is sealed too; its own error is the one to report.
 			try {
 				this.#sealIfAutocommit();
 			} catch {}
 			throw control.stopped === null ? error : stoppedError(control.stopped);
 		} finally {
-			this.#s.sqlScratch.trim();
-			this.#s.bindScratch.trim();
+			if (this.#api.broken === null) {
+				this.#s.sqlScratch.trim();
+				this.#s.bindScratch.trim();
+			}
 		}
 		this.#sealIfAutocommit();
 		const state = (x.sqlite3_get_autocommit(db) !== 0 ? 1 : 0) | (tracker.pendingSize !== null ? 2 : 0);
@@ -746,9 +793,13 @@ class WasmDatabase {
 	 */
 	restore() {
 		this.#conn();
-		this.#closeConnection();
-		this.#trackerOrThrow().restore();
-		this.#connect();
+		try {
+			this.#closeConnection();
+			this.#trackerOrThrow().restore();
+			this.#connect();
+		} catch (error) {
+			throw this.#fault(error);
+		}
 	}
 
 	#closeConnection() {

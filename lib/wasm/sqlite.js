@@ -18,27 +18,45 @@ const PACKAGE = "@sqlite.org/sqlite-wasm";
 
 let loading = null;
 
-/** The shared module, loaded on first use. A failed load is retried next time. */
+/**
+ * The shared module, loaded on first use. A failed load is retried next
+ * time, and so is one whose module broke (see `fail` below): the databases
+ * opened from then on get a new module.
+ */
 function loadSqlite() {
 	if (loading === null) {
-		loading = load();
-		loading.catch(() => {
-			loading = null;
+		const current = load(() => {
+			if (loading === current) loading = null;
+		});
+		loading = current;
+		current.catch(() => {
+			if (loading === current) loading = null;
 		});
 	}
 	return loading;
 }
 
-async function load() {
+async function load(onBroken) {
 	const wasmPath = require.resolve(`${PACKAGE}/sqlite3.wasm`);
 	const { default: sqlite3InitModule } = await import(PACKAGE);
 	const wasmBinary = fs.readFileSync(wasmPath);
 	const sqlite3 = await sqlite3InitModule({ wasmBinary, print() {}, printErr() {} });
-	return createApi(sqlite3, wasmPath);
+	return createApi(sqlite3, wasmPath, onBroken);
 }
 
+// SQLite's C stack in the module's memory. The build's own is 512 KiB,
+// below which lies its static data, with nothing to stop a stack that
+// outgrows it: SQLite compiles by recursion, as deep as its nesting limits
+// allow (1,000 levels of subqueries or CTEs), which measured 640 KiB for a
+// chain of 1,000 CTEs and would overwrite that data. This one takes its
+// place, and is large enough that the JS thread's stack, on which the
+// module's calls also run, overflows first (with a RangeError: see
+// engine.js) in every case measured (at most 1 MiB used, Node and Bun).
+// Only the pages a call touches take memory.
+const STACK_SIZE = 8 * 1024 * 1024;
+
 /** Raw access to the module for the engine: exports, heap, strings, scratch memory. */
-function createApi(sqlite3, wasmPath) {
+function createApi(sqlite3, wasmPath, onBroken) {
 	const { wasm } = sqlite3;
 	const x = wasm.exports;
 	const memory = x.memory ?? wasm.memory;
@@ -94,6 +112,10 @@ function createApi(sqlite3, wasmPath) {
 		return [p, written];
 	};
 
+	// Between calls, no frame is on the stack: it can move.
+	const stack = alloc(STACK_SIZE);
+	x._emscripten_stack_restore((stack + STACK_SIZE) & ~15);
+
 	const vfs = installVfs(sqlite3);
 
 	// Out-parameters of sqlite3_open_v2 and sqlite3_prepare_v3.
@@ -139,7 +161,7 @@ function createApi(sqlite3, wasmPath) {
 	});
 	words()[(keepList >> 2) + keepModules.length] = 0;
 
-	return {
+	const api = {
 		sqlite3,
 		keepModules: keepList,
 		x,
@@ -159,7 +181,20 @@ function createApi(sqlite3, wasmPath) {
 		authorize,
 		limits: LIMITS,
 		progress,
+		/**
+		 * The error that broke the module, or null. A call that ends in a trap,
+		 * or in the JS stack overflowing, may leave SQLite's memory in any
+		 * state: nothing may call into the module again (see engine.js).
+		 */
+		broken: null,
+		/** Marks the module broken by `error`; databases opened from now on load a new one. */
+		fail(error) {
+			if (api.broken !== null) return;
+			api.broken = error;
+			onBroken();
+		},
 	};
+	return api;
 }
 
 // The authorizer of every connection: src/policy.rs, as rusqlite's
