@@ -235,11 +235,14 @@ class Database {
 	 */
 	close() {
 		if (this.#closing) return this.#closing;
-		this.#closed = true;
+		const job = new Job(CLOSE, undefined, undefined, undefined, null, null);
 		this.#closing = new Promise((resolve, reject) => {
-			this.#queue.push(new Job(CLOSE, undefined, undefined, undefined, resolve, reject));
-			if (!this.#pumping) this.#pump();
+			job.resolve = resolve;
+			job.reject = reject;
 		});
+		this.#closed = true;
+		this.#queue.push(job);
+		if (!this.#pumping) this.#pump();
 		return this.#closing;
 	}
 
@@ -255,7 +258,12 @@ class Database {
 		const job = new Job(kind, sql, params, callback, null, null);
 		if (!this.#pumping) {
 			this.#pumping = true;
-			return this.#ran(job, this.#runJob(job));
+			try {
+				return this.#ran(job, this.#runJob(job));
+			} catch (error) {
+				this.#pumping = false;
+				return this.#unwound(error);
+			}
 		}
 		return new Promise((resolve, reject) => {
 			job.resolve = resolve;
@@ -273,23 +281,45 @@ class Database {
 	 */
 	#now(kind, sql, params) {
 		this.#pumping = true;
-		this.#reachedEngine = false;
-		const autocommitBefore = this.#autocommit;
-		let value;
 		try {
-			value = this.#execute(kind, sql, params, undefined);
+			this.#reachedEngine = false;
+			const autocommitBefore = this.#autocommit;
+			let value;
+			try {
+				value = this.#execute(kind, sql, params, undefined);
+			} catch (error) {
+				const job = new Job(kind, sql, params, undefined, null, null);
+				return this.#ran(job, this.#failed(job, error, autocommitBefore));
+			}
+			if (value instanceof Promise || (this.#state & PENDING) !== 0) {
+				const job = new Job(kind, sql, params, undefined, null, null);
+				return this.#ran(job, this.#settled(job, value, autocommitBefore));
+			}
+			// Calls made meanwhile (by a getter of the parameters, say).
+			if (this.#queue.length > 0) this.#pumpLater();
+			else this.#pumping = false;
+			return Promise.resolve(value);
 		} catch (error) {
-			const job = new Job(kind, sql, params, undefined, null, null);
-			return this.#ran(job, this.#failed(job, error, autocommitBefore));
+			// First of all, with no call: the stack may be out still.
+			this.#pumping = false;
+			return this.#unwound(error);
 		}
-		if (value instanceof Promise || (this.#state & PENDING) !== 0) {
-			const job = new Job(kind, sql, params, undefined, null, null);
-			return this.#ran(job, this.#settled(job, value, autocommitBefore));
+	}
+
+	/**
+	 * A call that threw before it was settled or joined a batch, once the
+	 * pump is released: only the runtime throws there, when the JS stack runs
+	 * out (a call made from deep recursion). The call fails with that error
+	 * (thrown, if even this runs out of stack), and the database goes on:
+	 * whatever the call did in the engine (it may have run) is written with
+	 * the next call that writes, as the effects of a failed call are.
+	 */
+	#unwound(error) {
+		if (this.#queue.length > 0) {
+			this.#pumping = true;
+			this.#pumpLater();
 		}
-		this.#pumping = false;
-		// Calls made meanwhile (by a getter of the parameters, say).
-		if (this.#queue.length > 0) this.#pump();
-		return Promise.resolve(value);
+		return Promise.reject(error);
 	}
 
 	/**
@@ -304,16 +334,18 @@ class Database {
 			} catch (error) {
 				settled = Promise.reject(error);
 			}
-			this.#pumping = false;
 			// Calls made by an exec callback.
-			if (this.#queue.length > 0) this.#pump();
+			if (this.#queue.length > 0) this.#pumpLater();
+			else this.#pumping = false;
 			return settled;
 		}
-		return new Promise((resolve, reject) => {
+		const settled = new Promise((resolve, reject) => {
 			job.resolve = resolve;
 			job.reject = reject;
-			this.#joinBatch(job, ran);
 		});
+		// Outside the executor, whose errors the promise would swallow.
+		this.#joinBatch(job, ran);
+		return settled;
 	}
 
 	/** Goes on pumping once `done` (a close) is done. */
