@@ -140,7 +140,7 @@ describe("statements cannot reach host files", () => {
 
 	test("statements nested as deep as SQLite allows compile, or fail clearly, and never break other databases", async () => {
 		// SQLite compiles by recursion, a level or more per nested CTE. On an
-		// engine thread (SQL text over 64 KiB) the native engine once ran out
+		// engine thread (over 16 KiB of SQL text) the native engine once ran out
 		// of stack and crashed the process; the WASM engine once overran its
 		// stack into the module's static data, breaking every database of the
 		// process.
@@ -153,7 +153,7 @@ describe("statements cannot reach host files", () => {
 		assert.deepEqual(await rows(db, chain(999, (from) => `SELECT x + 1 AS x FROM ${from} UNION SELECT 7`)), [[998]]);
 		assert.deepEqual(await rows(other, "SELECT v FROM t"), [["kept"]]);
 		const deeper = chain(999, (from) => `SELECT x + 1 AS x FROM ${from} UNION SELECT 7 UNION SELECT 8`);
-		assert.ok(deeper.length > 64 * 1024);
+		assert.ok(deeper.length > 64 * 1024); // once the only calls sent to engine threads
 		let broke = false;
 		try {
 			assert.deepEqual(await rows(db, deeper), [[999]]);

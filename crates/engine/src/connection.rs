@@ -64,10 +64,13 @@ pub const PENDING: u32 = 2;
 /// together, before it is stopped and finished on an engine thread.
 pub const INLINE_BUDGET: Duration = Duration::from_millis(4);
 
-/// Longest SQL text (from the statement a call is at) that may be compiled
-/// inline: SQLite compiles about 16 KiB a millisecond here, and nothing can
-/// stop it while it does. A longer text goes to an engine thread first.
-pub const INLINE_SQL_BYTES: usize = 64 * 1024;
+/// Most bytes of SQL text (from the statement a call is at) and parameter
+/// values together that a call may take inline. Compiling the text cannot be
+/// cut short (SQLite compiles about 16 KiB a millisecond here), nor can one
+/// function or virtual table call reading a value (an FTS5 query of 16 KiB
+/// takes 25 ms to parse, and its time grows faster than its length): a call
+/// with more goes to an engine thread first.
+pub const INLINE_INPUT_BYTES: usize = 16 * 1024;
 
 /// Statements whose weight ([`script::is_heavy`]) is remembered.
 const HEAVY_CACHE_CAPACITY: usize = 256;
@@ -496,7 +499,7 @@ impl Database {
         // follows a statement by preparing what follows, recursively, so a
         // script there would be prepared whole, a stack frame per statement
         // (40,000 statements overflowed the stack).
-        if mode == Mode::Inline && sql.len() - offset > INLINE_SQL_BYTES {
+        if mode == Mode::Inline && sql.len() - offset + params.bytes() > INLINE_INPUT_BYTES {
             return Ok(Some((offset, single.unwrap_or(false))));
         }
         if single != Some(false) && script::may_be_single(sql) {

@@ -52,6 +52,22 @@ pub enum Params {
     Named(HashMap<String, Param>),
 }
 
+impl Params {
+    /// The bytes of the text and blob values.
+    pub fn bytes(&self) -> usize {
+        let bytes = |param: &Param| match param {
+            Param::Text(s) => s.len(),
+            Param::Blob(b) => b.len(),
+            _ => 0,
+        };
+        match self {
+            Params::None => 0,
+            Params::Positional(values) => values.iter().map(bytes).sum(),
+            Params::Named(values) => values.values().map(bytes).sum(),
+        }
+    }
+}
+
 /// Binds `params` to every parameter of `stmt`.
 ///
 /// A missing value is an error. With `exact` (a single-statement call), so
