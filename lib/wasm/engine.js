@@ -431,9 +431,13 @@ class WasmDatabase {
 		return this.#s.db;
 	}
 
+	/**
+	 * The tracker, JS state only: it stays usable once the module broke, so
+	 * that what calls sealed before (complete states of the file) can still
+	 * be written and acknowledged.
+	 */
 	#trackerOrThrow() {
 		if (this.#tracker === null) throw closedError();
-		if (this.#api.broken !== null) throw brokenError(this.#api.broken);
 		return this.#tracker;
 	}
 
