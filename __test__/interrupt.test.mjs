@@ -87,11 +87,13 @@ describe("timeoutMs", () => {
 		await db.close();
 	});
 
-	test("timeoutMs is validated; 0 and Infinity mean no limit", async () => {
+	test("timeoutMs is validated; 0 and Infinity mean no limit, and so does a timeout past any clock", async () => {
 		for (const bad of [-1, "100", Number.NaN, {}]) {
 			await assert.rejects(open(createTestKv(), { timeoutMs: bad }), TypeError);
 		}
-		for (const none of [0, Number.POSITIVE_INFINITY, null]) {
+		// The largest numbers once aborted the process (native: no Duration
+		// holds them) or wrapped to a short timeout (2 ** 64 ns and more).
+		for (const none of [0, Number.POSITIVE_INFINITY, null, 2 ** 64, 18_446_744_073_810, 1e300, Number.MAX_VALUE]) {
 			const db = await open(createTestKv(), { timeoutMs: none });
 			assert.deepEqual(await rows(db, SLOW(20_000)), [[20_000, 200_010_000]]);
 			await db.close();

@@ -606,9 +606,10 @@ impl NativeDatabase {
     /// The longest a call may run from now on, in milliseconds (null: no limit).
     #[napi]
     pub fn set_timeout(&self, timeout_ms: Option<f64>) {
+        // A timeout no Duration holds (JS checks the range first) is none.
         let timeout = timeout_ms
             .filter(|ms| ms.is_finite() && *ms >= 0.0)
-            .map(|ms| Duration::from_secs_f64(ms / 1000.0));
+            .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok());
         self.lock().set_timeout(timeout);
     }
 

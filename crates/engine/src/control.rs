@@ -60,14 +60,17 @@ impl Control {
         self.stopped.store(Stop::None as u8, Ordering::SeqCst);
         self.inline_until.store(0, Ordering::SeqCst);
         self.budget_until.store(0, Ordering::SeqCst);
-        let deadline = timeout.map_or(0, |t| now_ns().saturating_add(t.as_nanos() as u64));
+        // A deadline past u64 nanoseconds (584 years) is none.
+        let deadline = timeout
+            .and_then(|t| u64::try_from(t.as_nanos()).ok())
+            .map_or(0, |ns| now_ns().saturating_add(ns));
         self.deadline.store(deadline, Ordering::SeqCst);
     }
 
     /// The call runs inline (on the JS thread) for at most `budget` from
     /// now, its statements together.
     pub fn start_inline(&self, budget: Duration) {
-        let until = now_ns().saturating_add(budget.as_nanos() as u64);
+        let until = now_ns().saturating_add(u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX));
         self.inline_until.store(until, Ordering::SeqCst);
     }
 
