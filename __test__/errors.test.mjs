@@ -122,6 +122,16 @@ describe("errors", () => {
 		await db.close();
 		const again = await openPublic("b", kv);
 		await again.close();
+		// Two opens made at once: the second rejects too (both once resolved,
+		// and the writes of one overwrote the other's).
+		const [first, second] = await Promise.allSettled([openPublic("c", kv), openPublic("d", kv)]);
+		assert.equal(first.status, "fulfilled");
+		assert.match(String(second.reason), /already has an open database/);
+		await first.value.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+		await first.value.close();
+		const check = await openPublic("e", kv);
+		assert.deepEqual((await check.query("SELECT v FROM t")).rows, [[1]]);
+		await check.close();
 	});
 
 	test("KV failure on open rejects with the KV's error as cause and calls onError", async () => {
@@ -268,6 +278,11 @@ describe("SqliteVfs (2.2.1 surface)", () => {
 		const vfs = new SqliteVfs();
 		const db = await vfs.open("actor-a", createMemoryKv());
 		await assert.rejects(vfs.open("actor-a", createMemoryKv()), /already open on this instance/);
+		// Two opens of one name made at once: the second rejects too.
+		const [one, two] = await Promise.allSettled([vfs.open("actor-z", createMemoryKv()), vfs.open("actor-z", createMemoryKv())]);
+		assert.equal(one.status, "fulfilled");
+		assert.match(String(two.reason), /already open on this instance/);
+		await one.value.close();
 		const other = await vfs.open("actor-b", createMemoryKv());
 		await db.exec("CREATE TABLE t(v)");
 		await db.close();

@@ -46,17 +46,21 @@ function checkArguments(fileName, kv, options) {
 }
 
 /**
- * Waits while `map` holds, under `key`, a database that is closing (an actor
+ * Claims `key` in `map` for a database about to open (null until it is):
+ * waits while `map` holds, under `key`, a database that is closing (an actor
  * put to sleep and woken at once); throws `busy()` if it holds one that is
- * open or opening (null). `check()` runs after each wait.
+ * open or opening. `check()` runs after each wait. The last check and the
+ * claim are one step: of two opens made at once, the second sees the first's
+ * claim.
  */
-async function waitForClosing(map, key, busy, check = () => {}) {
+async function claim(map, key, busy, check = () => {}) {
 	while (map.has(key)) {
 		const current = map.get(key);
 		if (current === null || !current.closed) throw busy();
 		await current.close().catch(() => {});
 		check();
 	}
+	map.set(key, null);
 }
 
 /** The longest one call may run unless `timeoutMs` says otherwise. */
@@ -84,8 +88,7 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 	if (preload !== undefined && typeof preload !== "boolean") {
 		throw new TypeError(`preload must be a boolean, got ${typeof preload}`);
 	}
-	await waitForClosing(kvInUse, kv, () => new Error(`This KV store already has an open database (opening "${fileName}")`));
-	kvInUse.set(kv, null);
+	await claim(kvInUse, kv, () => new Error(`This KV store already has an open database (opening "${fileName}")`));
 	let engine = null;
 	let untrack = null;
 	try {
@@ -123,7 +126,7 @@ class SqliteVfs {
 
 	async open(fileName, kv, options) {
 		if (this.#destroyed) throw new Error("SqliteVfs is closed");
-		await waitForClosing(
+		await claim(
 			this.#databases,
 			fileName,
 			() => new Error(`SqliteVfs: fileName "${fileName}" is already open on this instance`),
@@ -131,7 +134,6 @@ class SqliteVfs {
 				if (this.#destroyed) throw new Error("SqliteVfs is closed");
 			},
 		);
-		this.#databases.set(fileName, null);
 		let db;
 		try {
 			db = await open(fileName, kv, options, () => {
