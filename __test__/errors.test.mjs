@@ -151,6 +151,22 @@ describe("errors", () => {
 		// A KV that throws synchronously is handled the same way.
 		kv.failWhen((call) => call.method === "getBatch", { error: boom, sync: true });
 		await assert.rejects(open(kv), { code: "SQLITE_IOERR_READ", cause: boom });
+		// An async onError that rejects: its rejection is not left unhandled
+		// (which would end the process).
+		kv.failWhen((call) => call.method === "getBatch", { error: boom });
+		kv.onError = async () => {
+			throw new Error("onError failed too");
+		};
+		const unhandled = [];
+		const onUnhandled = (reason) => unhandled.push(reason);
+		process.on("unhandledRejection", onUnhandled);
+		try {
+			await assert.rejects(open(kv), { code: "SQLITE_IOERR_READ", cause: boom });
+			await new Promise((resolve) => setTimeout(resolve, 20));
+		} finally {
+			process.off("unhandledRejection", onUnhandled);
+		}
+		assert.deepEqual(unhandled, []);
 		kv.clearFaults();
 		const again = await open(kv);
 		await again.close();
@@ -209,6 +225,10 @@ describe("errors", () => {
 		const notAnArray = base.clone();
 		notAnArray.getBatch = async () => ({});
 		await assert.rejects(open(notAnArray), { code: "SQLITE_CORRUPT" });
+		// Values that only look like a Uint8Array (a Proxy of one).
+		const proxies = base.clone();
+		proxies.getBatch = async (keys) => (await base.inner.getBatch(keys)).map((v) => (v === null ? null : new Proxy(v, {})));
+		await assert.rejects(open(proxies), { code: "SQLITE_CORRUPT", message: /no typed array/ });
 	});
 
 	test("a size larger than the chunks present, or chunks of the wrong length", async () => {

@@ -100,6 +100,10 @@ describe("values and parameters", () => {
 		const sql = "SELECT :a, @b, $c";
 		assert.deepEqual(await rows(db, sql, { a: 1, b: 2, c: 3 }), [[1, 2, 3]]);
 		assert.deepEqual(await rows(db, sql, { ":a": 1, "@b": 2, $c: 3 }), [[1, 2, 3]]);
+		// One name given twice, with and without its sigil, is ambiguous.
+		for (const twice of [{ a: 1, ":a": 2, b: 2, c: 3 }, { ":a": 2, $a: 1, b: 2, c: 3 }]) {
+			await assert.rejects(db.query(sql, twice), { name: "TypeError", message: /"a" is given twice/ });
+		}
 	});
 
 	test("positional parameters: ?, ?NNN, and arrays bound to named parameters by index", async () => {
@@ -135,6 +139,11 @@ describe("values and parameters", () => {
 		await assert.rejects(db.query("SELECT :f", { f: () => 1 }), { name: "TypeError", message: /"f"/ });
 		await assert.rejects(db.query("SELECT ?", [Symbol("s")]), { name: "TypeError", message: /symbol/ });
 		await assert.rejects(db.query("SELECT ?", [new Uint16Array(2)]), { name: "TypeError", message: /Uint16Array/ });
+		// Objects that only look like a Uint8Array: engines could not read their bytes.
+		for (const fake of [new Proxy(new Uint8Array([1]), {}), Object.create(Uint8Array.prototype)]) {
+			await assert.rejects(db.query("SELECT ?", [fake]), { name: "TypeError", message: /no typed array/ });
+			await assert.rejects(db.query("SELECT :v", { v: fake }), { name: "TypeError", message: /no typed array/ });
+		}
 		await assert.rejects(db.query("SELECT ?", "nope"), TypeError);
 		await assert.rejects(db.query("SELECT ?", new Map()), TypeError);
 	});

@@ -4,6 +4,7 @@
 // format"): byte for byte, so either library opens what the other wrote.
 
 const { corrupt } = require("./errors");
+const { isBytes } = require("./params");
 
 const CHUNK_SIZE = 4096;
 const SQLITE_PREFIX = 0x08;
@@ -56,7 +57,7 @@ function encodeMeta(size) {
 /** Decodes and checks a metadata value; throws SQLITE_CORRUPT if invalid. */
 function decodeMeta(value, tag) {
 	const what = tag === TAG_MAIN ? "database" : "journal";
-	if (!(value instanceof Uint8Array)) {
+	if (!isBytes(value)) {
 		throw corrupt(`corrupt ${what} metadata in the KV: expected a Uint8Array, got ${describe(value)}`);
 	}
 	if (value.length !== META_LENGTH) {
@@ -78,7 +79,7 @@ const HEADER_MAGIC = Buffer.from("SQLite format 3\0", "latin1");
 
 /** Whether `page` (chunk 0 of a main file) starts with SQLite's header. */
 function isDatabaseHeader(page) {
-	return page instanceof Uint8Array && page.length >= 100 && HEADER_MAGIC.equals(page.subarray(0, 16));
+	return isBytes(page) && page.length >= 100 && HEADER_MAGIC.equals(page.subarray(0, 16));
 }
 
 /** Whether the header in `page` (chunk 0) gives pages of one chunk each. */
@@ -103,6 +104,7 @@ function headerSize(page) {
 
 function describe(value) {
 	if (value === null) return "null";
+	if (value instanceof Uint8Array) return "an object that is no typed array (a Proxy of one?)";
 	if (typeof value === "object") return value.constructor?.name ?? "object";
 	return typeof value;
 }

@@ -8,6 +8,15 @@
 const MIN_I64 = -(2n ** 63n);
 const MAX_I64 = 2n ** 63n - 1n;
 
+/**
+ * Whether `value` is a Uint8Array (a Buffer too): a typed array, not an
+ * object that only has its prototype (a Proxy around one, say), whose bytes
+ * the engines could not read.
+ */
+function isBytes(value) {
+	return value instanceof Uint8Array && ArrayBuffer.isView(value);
+}
+
 function normalizeValue(value, name) {
 	switch (typeof value) {
 		case "number":
@@ -22,7 +31,7 @@ function normalizeValue(value, name) {
 			return value;
 		case "object":
 			if (value === null) return null;
-			if (value instanceof Uint8Array) return value;
+			if (isBytes(value)) return value;
 			// An array of byte values is a BLOB, as in 2.2.1 (rivetkit accepts it).
 			if (Array.isArray(value)) {
 				// Every index, holes included (every() would skip them).
@@ -33,6 +42,9 @@ function normalizeValue(value, name) {
 					}
 				}
 				return Uint8Array.from(value);
+			}
+			if (value instanceof Uint8Array) {
+				throw new TypeError(`Parameter ${name}: an object that is no typed array (a Proxy of a Uint8Array?) cannot be bound`);
 			}
 			if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
 				throw new TypeError(`Parameter ${name}: ${value.constructor.name} cannot be bound; pass a Uint8Array or Buffer for a BLOB`);
@@ -55,7 +67,7 @@ function normalizeParams(params) {
 		for (let i = 0; i < params.length; i++) {
 			const value = params[i];
 			const type = typeof value;
-			if (type === "number" || type === "string" || value === null || value instanceof Uint8Array) continue;
+			if (type === "number" || type === "string" || value === null || isBytes(value)) continue;
 			// (Array.from, not map: a hole is undefined, refused as such.)
 			return Array.from(params, (value, i) => normalizeValue(value, `${i + 1}`));
 		}
@@ -67,6 +79,7 @@ function normalizeParams(params) {
 			const named = Object.create(null);
 			for (const key of Object.keys(params)) {
 				const bare = /^[:@$]/.test(key) ? key.slice(1) : key;
+				if (bare in named) throw new TypeError(`Parameter "${bare}" is given twice (with and without a sigil, or with two)`);
 				named[bare] = normalizeValue(params[key], `"${key}"`);
 			}
 			return named;
@@ -81,4 +94,4 @@ function checkSql(sql) {
 	return sql;
 }
 
-module.exports = { normalizeParams, checkSql };
+module.exports = { normalizeParams, checkSql, isBytes };

@@ -20,6 +20,7 @@ const {
 } = require("./format");
 const { SqliteError, kvFailure, corrupt } = require("./errors");
 const { buildJournal } = require("./journal");
+const { isBytes } = require("./params");
 const { NOTHING_PENDING, TOO_SMALL } = require("./engines");
 
 // What commit() returns when there is nothing to write.
@@ -127,7 +128,7 @@ async function forEachConcurrent(items, limit, task) {
 /** Chunk `index` as read from the KV, checked; a missing one is null. */
 function checkChunk(value, index) {
 	if (value === undefined || value === null) return null;
-	if (!(value instanceof Uint8Array)) {
+	if (!isBytes(value)) {
 		throw corrupt(`corrupt chunk ${index} in the KV: expected a Uint8Array, got ${describe(value)}`);
 	}
 	if (value.length > CHUNK_SIZE) {
@@ -280,7 +281,9 @@ class Persistence {
 	/** The error a failed KV call is reported as, once `onError` has heard of it. */
 	#failure(method, error, code) {
 		try {
-			this.#kv.onError?.(error);
+			const heard = this.#kv.onError?.(error);
+			// An async onError's rejection is its own, not an unhandled one.
+			if (heard !== null && typeof heard === "object" && typeof heard.then === "function") heard.then(undefined, () => {});
 		} catch {
 			// A failing onError must not hide the KV's error.
 		}
