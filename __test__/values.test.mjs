@@ -101,7 +101,10 @@ describe("values and parameters", () => {
 		assert.deepEqual(await rows(db, sql, { a: 1, b: 2, c: 3 }), [[1, 2, 3]]);
 		assert.deepEqual(await rows(db, sql, { ":a": 1, "@b": 2, $c: 3 }), [[1, 2, 3]]);
 		// One name given twice, with and without its sigil, is ambiguous.
-		for (const twice of [{ a: 1, ":a": 2, b: 2, c: 3 }, { ":a": 2, $a: 1, b: 2, c: 3 }]) {
+		for (const twice of [
+			{ a: 1, ":a": 2, b: 2, c: 3 },
+			{ ":a": 2, $a: 1, b: 2, c: 3 },
+		]) {
 			await assert.rejects(db.query(sql, twice), { name: "TypeError", message: /"a" is given twice/ });
 		}
 	});
