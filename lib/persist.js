@@ -68,6 +68,7 @@ function pack(chunks) {
 }
 
 function resolveLimits(overrides = {}) {
+	if (overrides === null || typeof overrides !== "object") throw new TypeError("limits must be an object");
 	const limits = { ...DEFAULT_LIMITS };
 	for (const [name, value] of Object.entries(overrides)) {
 		if (!(name in DEFAULT_LIMITS)) throw new TypeError(`Unknown KV limit "${name}"`);

@@ -125,6 +125,59 @@ describe("LMDB KV store", { skip: SKIP ?? false }, () => {
 		await sized.close();
 	});
 
+	test("any folder name works, and nothing is made outside the folder", async () => {
+		// lmdb takes a path with an extension for a data file's and puts a
+		// lock file beside it.
+		const parent = tempDir("sqlite-vfs-lmdb-dotted-");
+		const dotted = path.join(parent, "store.lmdb");
+		const kv = createLmdbKv(dotted, { actor: "a" });
+		await kv.put(Uint8Array.of(1), Uint8Array.of(2));
+		await kv.close();
+		assert.deepEqual(fs.readdirSync(parent), ["store.lmdb"]);
+		const again = createLmdbKv(dotted, { actor: "a" });
+		assert.deepEqual(await again.get(Uint8Array.of(1)), Uint8Array.of(2));
+		await again.close();
+		// A file is no folder.
+		const file = path.join(parent, "file");
+		fs.writeFileSync(file, "x");
+		assert.throws(() => createLmdbKv(file), { name: "TypeError", message: /not a directory/ });
+		fs.rmSync(parent, { recursive: true, force: true });
+	});
+
+	test("a data file that is not LMDB's is refused, not opened (which crashes the process)", async () => {
+		// Our check reads LMDB's header where the lmdb package puts it: a
+		// new environment passes it.
+		const parent = tempDir("sqlite-vfs-lmdb-garbage-");
+		const fresh = createLmdbKv(path.join(parent, "fresh"), { actor: "a" });
+		await fresh.put(Uint8Array.of(1), Uint8Array.of(2));
+		await fresh.close();
+		const reopened = createLmdbKv(path.join(parent, "fresh"), { actor: "a" });
+		assert.deepEqual(await reopened.get(Uint8Array.of(1)), Uint8Array.of(2));
+		await reopened.close();
+		const cases = [
+			["garbage", Buffer.from(Array.from({ length: 16384 }, (_, i) => (i * 7919) & 0xff))],
+			["zeros", Buffer.alloc(16384)],
+			["truncated", fs.readFileSync(path.join(parent, "fresh", "data.mdb")).subarray(0, 4096)],
+		];
+		for (const [name, bytes] of cases) {
+			const folder = path.join(parent, name);
+			fs.mkdirSync(folder);
+			fs.writeFileSync(path.join(folder, "data.mdb"), bytes);
+			assert.throws(() => createLmdbKv(folder), { code: "ERR_SQLITE_KV_CORRUPT", message: /not an LMDB data file/ }, name);
+		}
+		fs.rmSync(parent, { recursive: true, force: true });
+	});
+
+	test("actor ids that UTF-8 cannot tell apart are refused", async () => {
+		// "\uD800", "\uDBFF" and "\uFFFD" all become EF BF BD.
+		for (const actor of ["tenant\uD800", "tenant\uDBFF", "\uDC00x"]) {
+			assert.throws(() => createLmdbKv(folder, { actor }), { name: "TypeError", message: /lone surrogate/ }, JSON.stringify(actor));
+		}
+		const kv = createLmdbKv(folder, { actor: "tenant\uFFFD\u{1F600}" });
+		await kv.close();
+		assert.throws(() => createLmdbKv(folder, { limits: null }), { name: "TypeError", message: /limits must be an object/ });
+	});
+
 	describe("crashes", () => {
 		test("a write is durable once its promise resolved: the process killed right after", async () => {
 			const actor = "resolved";

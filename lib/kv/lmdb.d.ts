@@ -3,7 +3,7 @@
 import type { KvLimits, KvVfsOptions } from "../../index";
 
 export interface LmdbKvOptions {
-	/** Whose keys these are: one LMDB environment holds any number of actors' KVs. Default "". At most 1024 UTF-8 bytes. */
+	/** Whose keys these are: one LMDB environment holds any number of actors' KVs. Default "". At most 1024 UTF-8 bytes, no lone surrogate. */
 	actor?: string;
 	/** Override the actor KV limits the store enforces. */
 	limits?: Partial<KvLimits>;

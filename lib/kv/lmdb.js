@@ -17,6 +17,13 @@ const LMDB_MAX_KEY_SIZE = 1978;
 // The map sizes accepted: a page, up to 16 TiB (of address space, not memory).
 const MIN_MAP_SIZE = 4096;
 const MAX_MAP_SIZE = 2 ** 44;
+// An environment's data file begins with two meta pages; the first holds
+// LMDB's magic number after its page header (as the lmdb package's LMDB
+// lays it out; __test__/stores/lmdb.test.mjs checks this on a new one).
+const DATA_FILE = "data.mdb";
+const MAGIC = 0xbeefc0de;
+const MAGIC_OFFSET = 24;
+const META_PAGES_BYTES = 2 * 4096;
 
 function loadLmdb() {
 	try {
@@ -33,14 +40,50 @@ function loadLmdb() {
 // Environments open in this process, by real path, shared by their KVs.
 const environments = new Map();
 
+/**
+ * Throws unless the data file in `folder`, if any, starts as LMDB's do: LMDB
+ * trusts the file and crashes the process (SIGSEGV, SIGBUS) on garbage, an
+ * empty or a truncated one. (It has no checksums: damage further in is not
+ * seen.) A file of 0 bytes is a new environment's.
+ */
+function checkDataFile(folder) {
+	const file = path.join(folder, DATA_FILE);
+	let fd;
+	try {
+		fd = fs.openSync(file, "r");
+	} catch (error) {
+		if (error.code === "ENOENT") return;
+		throw error;
+	}
+	try {
+		const { size } = fs.fstatSync(fd);
+		if (size === 0) return;
+		const head = Buffer.alloc(MAGIC_OFFSET + 4);
+		const read = fs.readSync(fd, head, 0, head.length, 0);
+		if (size < META_PAGES_BYTES || read < head.length || head.readUInt32LE(MAGIC_OFFSET) !== MAGIC) {
+			const error = new Error(`${file} is not an LMDB data file (${size} bytes, no LMDB header): refusing to open it`);
+			error.code = "ERR_SQLITE_KV_CORRUPT";
+			throw error;
+		}
+	} finally {
+		fs.closeSync(fd);
+	}
+}
+
 function acquireEnvironment(folder, mapSize) {
 	const { open } = loadLmdb();
+	const stat = fs.statSync(folder, { throwIfNoEntry: false });
+	if (stat !== undefined && !stat.isDirectory()) throw new TypeError(`folder ${folder} is not a directory`);
 	fs.mkdirSync(folder, { recursive: true });
 	const key = fs.realpathSync(folder);
 	let env = environments.get(key);
 	if (!env) {
+		checkDataFile(key);
 		const root = open({
 			path: key,
+			// A folder, whatever its name: lmdb takes a path with an extension
+			// ("store.lmdb") for a file's, and puts its lock file beside it.
+			noSubdir: false,
 			keyEncoding: "binary",
 			encoding: "binary",
 			compression: false,
@@ -77,6 +120,8 @@ function createLmdbKv(folder, options = {}) {
 	if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
 	const actor = options.actor ?? "";
 	if (typeof actor !== "string") throw new TypeError(`options.actor must be a string, got ${typeof actor}`);
+	// Two ids UTF-8 cannot tell apart (lone surrogates become U+FFFD) would share keys.
+	if (!actor.isWellFormed()) throw new TypeError("options.actor must be well-formed UTF-16: it has a lone surrogate");
 	const actorBytes = Buffer.from(actor, "utf8");
 	if (actorBytes.length > 1024) throw new RangeError("options.actor must be at most 1024 UTF-8 bytes");
 	const check = createChecks(options.limits);
