@@ -76,6 +76,47 @@ describe("PostgreSQL KV store", { skip: SKIP ?? false }, () => {
 		assert.throws(() => createPostgresKv(pool, "a\0b"), TypeError);
 		assert.throws(() => createPostgresKv({}, "a"), TypeError);
 		assert.throws(() => createPostgresKv(pool, "a", { limits: { maxKeysPerCall: 40000 } }), RangeError);
+		assert.throws(() => createPostgresKv(pool, "a", { limits: null }), { name: "TypeError", message: /limits must be an object/ });
+		await assert.rejects(migrate(pool, null), TypeError);
+	});
+
+	test("ids and table names PostgreSQL would merge or refuse are refused up front", async () => {
+		// Lone surrogates all become U+FFFD in UTF-8: two actors would share keys.
+		for (const actor of ["tenant\uD800", "tenant\uDBFF"]) {
+			assert.throws(() => createPostgresKv(pool, actor), { name: "TypeError", message: /lone surrogate/ });
+		}
+		// An id past PostgreSQL's index row limit (with a 2 KiB key) failed every write.
+		assert.throws(() => createPostgresKv(pool, "é".repeat(257)), RangeError);
+		const longest = createPostgresKv(pool, "é".repeat(256), { table: "long_ids_kv" });
+		const longKey = new Uint8Array(2048).fill(0xab);
+		await longest.putBatch([[longKey, Uint8Array.of(1)]]);
+		assert.deepEqual([...(await longest.get(longKey))], [1]);
+		// PostgreSQL cuts names to 63 bytes: two long names would be one table.
+		assert.throws(() => createPostgresKv(pool, "a", { table: `${"x".repeat(63)}_a` }), RangeError);
+		assert.doesNotThrow(() => createPostgresKv(pool, "a", { table: `public.${"x".repeat(63)}` }));
+	});
+
+	test("a table dropped while in use is created again by the next call; concurrent writers do not deadlock", async () => {
+		const kv = createPostgresKv(pool, "dropped", { table: "dropped_kv" });
+		await kv.put(Uint8Array.of(1), Uint8Array.of(1));
+		await pool.query('DROP TABLE "dropped_kv"');
+		await assert.rejects(kv.get(Uint8Array.of(1)), (error) => error.code === "42P01");
+		assert.equal(await kv.get(Uint8Array.of(1)), null);
+		await kv.put(Uint8Array.of(2), Uint8Array.of(2));
+		assert.deepEqual([...(await kv.get(Uint8Array.of(2)))], [2]);
+		// Two KVs on one actor writing overlapping keys in opposite orders
+		// (a misuse for open(), which allows one database per KV).
+		const a = createPostgresKv(pool, "racing");
+		const b = createPostgresKv(pool, "racing");
+		const keys = Array.from({ length: 64 }, (_, i) => Uint8Array.of(i));
+		for (let round = 0; round < 20; round++) {
+			await Promise.all([
+				a.putBatch(keys.map((key) => [key, Uint8Array.of(round, 1)])),
+				b.putBatch([...keys].reverse().map((key) => [key, Uint8Array.of(round, 2)])),
+			]);
+			const values = await a.getBatch(keys);
+			assert.equal(new Set(values.map((v) => v[1])).size, 1, "one batch or the other, whole");
+		}
 	});
 
 	test("open() with the server down rejects with SQLITE_IOERR_READ and the driver's error as cause", async () => {

@@ -10,7 +10,7 @@ export interface Queryable {
 export interface PostgresKvOptions {
 	/** Override the actor KV limits the store enforces (maxKeysPerCall at most 32767). */
 	limits?: Partial<KvLimits>;
-	/** The table, `name` or `schema.name` (plain identifiers). Default "sqlite_vfs_kv". */
+	/** The table, `name` or `schema.name` (plain identifiers of at most 63 characters). Default "sqlite_vfs_kv". */
 	table?: string;
 	/** Create the table on first use if missing (default true); false if `migrate()` already ran. */
 	migrate?: boolean;
@@ -27,7 +27,8 @@ export interface PostgresKv extends KvVfsOptions {
 }
 
 /**
- * A KV store for `open` holding actor `actorId`'s keys in one table
+ * A KV store for `open` holding actor `actorId`'s keys (an id of at most 512
+ * UTF-8 bytes, no NUL, no lone surrogate) in one table
  * `(actor TEXT, key BYTEA, value BYTEA, PRIMARY KEY (actor, key))`. Each call
  * is one SQL statement: putBatch one multi-row upsert, atomic and durable
  * once PostgreSQL committed it. Give it a `pg.Pool` (the optional peer

@@ -15,6 +15,13 @@
 const { createChecks, lastPerKey } = require("./checks");
 
 const DEFAULT_TABLE = "sqlite_vfs_kv";
+// PostgreSQL cuts identifiers to 63 bytes (NAMEDATALEN - 1), which would make
+// two long names one table.
+const MAX_IDENTIFIER_BYTES = 63;
+// The most UTF-8 bytes of an actor id: a row of the primary key index (actor,
+// key) must fit PostgreSQL's B-tree limit (2,704 bytes) with a key of up to
+// 2 KiB, the actor KV's largest.
+const MAX_ACTOR_ID_BYTES = 512;
 // PostgreSQL's protocol carries at most 65535 parameters per statement.
 const MAX_PARAMETERS = 65535;
 
@@ -22,6 +29,11 @@ const MAX_PARAMETERS = 65535;
 function quoteTable(table) {
 	if (typeof table !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/.test(table)) {
 		throw new TypeError(`table must be a plain identifier (letters, digits, _), optionally schema-qualified; got ${JSON.stringify(table)}`);
+	}
+	if (table.split(".").some((part) => part.length > MAX_IDENTIFIER_BYTES)) {
+		throw new RangeError(
+			`table: each name must be at most ${MAX_IDENTIFIER_BYTES} characters (PostgreSQL cuts longer ones); got ${JSON.stringify(table)}`,
+		);
 	}
 	return table
 		.split(".")
@@ -43,6 +55,7 @@ function checkQueryable(pool) {
  */
 async function migrate(pool, options = {}) {
 	checkQueryable(pool);
+	if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
 	const table = quoteTable(options.table ?? DEFAULT_TABLE);
 	const sql = `CREATE TABLE IF NOT EXISTS ${table} (actor TEXT NOT NULL, key BYTEA NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (actor, key))`;
 	try {
@@ -74,6 +87,14 @@ function ensureTable(pool, table) {
 	return pending;
 }
 
+/** Forgets the migration of `table` on `pool`: the table was dropped since; the next call creates it again. */
+function forgetTable(pool, table) {
+	migrations.get(pool)?.delete(table);
+}
+
+// PostgreSQL's error code for a table that does not exist.
+const UNDEFINED_TABLE = "42P01";
+
 // Keys and values are copied when a call starts: pg sends them later.
 const asBuffer = (bytes) => Buffer.from(bytes);
 const hexKey = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
@@ -82,13 +103,18 @@ const placeholders = (count, first) => Array.from({ length: count }, (_, i) => `
 /**
  * A KV store for `open`, holding actor `actorId`'s keys in a PostgreSQL table.
  * @param {import("pg").Pool} pool a pg Pool (or a connected Client)
- * @param {string} actorId whose keys these are; any string
+ * @param {string} actorId whose keys these are: at most 512 UTF-8 bytes, no NUL, no lone surrogate
  * @param {{ limits?: object, table?: string, migrate?: boolean }} [options]
  */
 function createPostgresKv(pool, actorId, options = {}) {
 	checkQueryable(pool);
 	if (typeof actorId !== "string") throw new TypeError(`actorId must be a string, got ${typeof actorId}`);
 	if (actorId.includes("\0")) throw new TypeError("actorId must not contain NUL characters (PostgreSQL TEXT cannot hold them)");
+	// Two ids UTF-8 cannot tell apart (lone surrogates become U+FFFD) would share keys.
+	if (!actorId.isWellFormed()) throw new TypeError("actorId must be well-formed UTF-16: it has a lone surrogate");
+	if (Buffer.byteLength(actorId, "utf8") > MAX_ACTOR_ID_BYTES) {
+		throw new RangeError(`actorId must be at most ${MAX_ACTOR_ID_BYTES} UTF-8 bytes (PostgreSQL's index row limit)`);
+	}
 	if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
 	const check = createChecks(options.limits);
 	if (2 * check.limits.maxKeysPerCall + 1 > MAX_PARAMETERS) {
@@ -100,7 +126,12 @@ function createPostgresKv(pool, actorId, options = {}) {
 
 	const query = async (sql, params) => {
 		await ready();
-		return pool.query(sql, params);
+		try {
+			return await pool.query(sql, params);
+		} catch (error) {
+			if (error?.code === UNDEFINED_TABLE && options.migrate !== false) forgetTable(pool, tableName);
+			throw error;
+		}
 	};
 
 	const select = async (keys) => {
@@ -113,7 +144,9 @@ function createPostgresKv(pool, actorId, options = {}) {
 
 	const upsert = async (entries) => {
 		if (entries.length === 0) return;
-		const unique = lastPerKey(entries);
+		// In key order: two writers whose rows overlap then lock them in the
+		// same order, and cannot deadlock.
+		const unique = [...lastPerKey(entries)].sort(([a], [b]) => Buffer.compare(a, b));
 		const params = [actorId];
 		const rows = unique.map(([key, value]) => {
 			params.push(asBuffer(key), asBuffer(value));
