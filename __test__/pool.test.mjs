@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 
 import * as esm from "../index.mjs";
-import { SqliteVfsPool, PooledSqliteHandle, createMemoryKv } from "../index.mjs";
+import { SqliteVfsPool, PooledSqliteHandle, createMemoryKv, open } from "../index.mjs";
 import { BACKEND } from "./helpers/db.mjs";
 
 describe("SqliteVfsPool (the surface rivetkit uses)", () => {
@@ -57,6 +57,43 @@ describe("SqliteVfsPool (the surface rivetkit uses)", () => {
 		await pool.shutdown();
 		assert.ok(dbs.every((db) => db.closed));
 		assert.equal(pool.actorCount, 0);
+	});
+
+	test("an actor acquired again while its release runs, on another instance, opens after the old database closed", async () => {
+		// rivetkit makes a new KV object per open, over the actor's store.
+		const store = createMemoryKv();
+		const kvOf = () => ({
+			get: (key) => store.get(key),
+			getBatch: (keys) => store.getBatch(keys),
+			put: (key, value) => store.put(key, value),
+			putBatch: (entries) => store.putBatch(entries),
+			deleteBatch: (keys) => store.deleteBatch(keys),
+		});
+		// Instance X holds a, b, c; Y holds d, e. With b and c gone, a comes
+		// back on Y, the fullest with room.
+		const pool = new SqliteVfsPool({ actorsPerInstance: 3, idleDestroyMs: 10 });
+		const handles = {};
+		for (const id of ["a", "b", "c", "d", "e"]) handles[id] = await pool.acquire(id);
+		await pool.release("b");
+		await pool.release("c");
+		const db = await handles.a.open("a", kvOf(), { backend: BACKEND });
+		await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+		const write = db.exec("INSERT INTO t(v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000) SELECT 'old-' || x FROM c");
+		const released = pool.release("a");
+		const again = await pool.acquire("a");
+		assert.notEqual(again, handles.a);
+		const db2 = await again.open("a", kvOf(), { backend: BACKEND });
+		// The old database closed first: its write is durable and seen.
+		assert.equal(db.closed, true);
+		await write;
+		await released;
+		assert.deepEqual((await db2.query("SELECT count(*) FROM t")).rows, [[50000]]);
+		await db2.run("INSERT INTO t(v) VALUES ('new')");
+		await pool.shutdown();
+		const check = await open("check", store, { backend: BACKEND });
+		assert.deepEqual((await check.query("SELECT count(*) FROM t")).rows, [[50001]]);
+		assert.deepEqual((await check.query("PRAGMA integrity_check")).rows, [["ok"]]);
+		await check.close();
 	});
 
 	test("bad config is rejected", () => {

@@ -22,6 +22,9 @@ class SqliteVfsPool {
 	#config;
 	#instances = new Set();
 	#actors = new Map(); // actorId → { instance, handle }
+	// actorId → the closing of a released handle's databases, while it runs:
+	// the actor's next handle opens nothing before it is done (see acquire).
+	#closing = new Map();
 	// An instance: { vfs, actors: Set of the handles placed on it, idleTimer }.
 	#shuttingDown = false;
 
@@ -67,7 +70,10 @@ class SqliteVfsPool {
 			clearTimeout(best.idleTimer);
 			best.idleTimer = null;
 		}
-		const handle = new PooledSqliteHandle(this, actorId, best.vfs);
+		// The actor may come back on another instance than the one its release
+		// is still closing it on, where no name or KV check sees the old
+		// database: its opens wait for that close.
+		const handle = new PooledSqliteHandle(this, actorId, best.vfs, this.#closing.get(actorId));
 		best.actors.add(handle);
 		this.#actors.set(actorId, { instance: best, handle });
 		return handle;
@@ -94,7 +100,13 @@ class SqliteVfsPool {
 		this.#actors.delete(actorId);
 		const { instance, handle } = entry;
 		instance.actors.delete(handle);
-		await handle[closeHandle]();
+		const closing = handle[closeHandle]();
+		this.#closing.set(actorId, closing);
+		try {
+			await closing;
+		} finally {
+			if (this.#closing.get(actorId) === closing) this.#closing.delete(actorId);
+		}
 		if (instance.actors.size === 0 && instance.idleTimer === null && !this.#shuttingDown && this.#instances.has(instance)) {
 			instance.idleTimer = setTimeout(() => {
 				instance.idleTimer = null;
@@ -130,12 +142,15 @@ class PooledSqliteHandle {
 	#released = false;
 	/** Databases opened through this handle and not yet closed. */
 	#databases = new Set();
+	/** The closing of the actor's previous handle, if it was still running at acquire(). */
+	#previous;
 
 	/** @internal Use `SqliteVfsPool#acquire()`. */
-	constructor(pool, actorId, vfs) {
+	constructor(pool, actorId, vfs, previous) {
 		this.#pool = pool;
 		this.#actorId = actorId;
 		this.#vfs = vfs;
+		this.#previous = previous;
 	}
 
 	/**
@@ -144,6 +159,9 @@ class PooledSqliteHandle {
 	 * open it twice at once.
 	 */
 	async open(_fileName, kv, options) {
+		if (this.#released) throw new Error("PooledSqliteHandle has been released");
+		// Its writes are durable, or undone, before this database reads the KV.
+		await this.#previous?.catch(() => {});
 		if (this.#released) throw new Error("PooledSqliteHandle has been released");
 		const db = await this.#vfs.open(this.#actorId, kv, options);
 		if (this.#released) {
