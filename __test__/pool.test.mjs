@@ -78,7 +78,9 @@ describe("SqliteVfsPool (the surface rivetkit uses)", () => {
 		await pool.release("c");
 		const db = await handles.a.open("a", kvOf(), { backend: BACKEND });
 		await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
-		const write = db.exec("INSERT INTO t(v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000) SELECT 'old-' || x FROM c");
+		const write = db.exec(
+			"INSERT INTO t(v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000) SELECT 'old-' || x FROM c",
+		);
 		const released = pool.release("a");
 		const again = await pool.acquire("a");
 		assert.notEqual(again, handles.a);
