@@ -122,14 +122,16 @@ function createPostgresKv(pool, actorId, options = {}) {
 	}
 	const tableName = options.table ?? DEFAULT_TABLE;
 	const table = quoteTable(tableName);
-	const ready = options.migrate === false ? () => undefined : () => ensureTable(pool, tableName);
+	// Read once: what the caller's options say later does not change this KV.
+	const migrates = options.migrate !== false;
+	const ready = migrates ? () => ensureTable(pool, tableName) : () => undefined;
 
 	const query = async (sql, params) => {
 		await ready();
 		try {
 			return await pool.query(sql, params);
 		} catch (error) {
-			if (error?.code === UNDEFINED_TABLE && options.migrate !== false) forgetTable(pool, tableName);
+			if (error?.code === UNDEFINED_TABLE && migrates) forgetTable(pool, tableName);
 			throw error;
 		}
 	};
