@@ -146,6 +146,48 @@ describe("calls finished on an engine thread", () => {
 	});
 });
 
+describe("large transactions and files", () => {
+	/** Whether a timer set as `call()` starts fires before it settles: the JS thread was let go meanwhile. */
+	async function letsGo(call) {
+		let fired = false;
+		const timer = setTimeout(() => {
+			fired = true;
+		}, 0);
+		await call();
+		clearTimeout(timer);
+		return fired;
+	}
+
+	test("a COMMIT, a ROLLBACK and export() of tens of MB leave the JS thread", async (t) => {
+		const kv = createTestKv();
+		const db = await openNative(t, kv);
+		if (db === null) return;
+		await db.exec("CREATE TABLE t(v BLOB)");
+		const blob = new Uint8Array(64 * 1024).fill(7);
+		// Many short writes, each inline: the transaction grows large, and
+		// the statement that ends it has it all to write.
+		const grow = async () => {
+			await db.exec("BEGIN");
+			for (let i = 0; i < 320; i++) await db.run("INSERT INTO t VALUES (?)", [blob]);
+		};
+		await grow();
+		assert.equal(await letsGo(() => db.exec("ROLLBACK")), true, "ROLLBACK");
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[0]]);
+		await grow();
+		assert.equal(await letsGo(() => db.exec("COMMIT")), true, "COMMIT");
+		let exported;
+		assert.equal(await letsGo(async () => (exported = await db.export())), true, "export()");
+		assert.ok(exported.length > 20 * 1024 * 1024);
+		// What was written is what an inline commit writes: the KV holds it.
+		assert.deepEqual(await reopened(kv), await snapshot(db));
+		const copy = await open(kv.clone());
+		assert.deepEqual(await copy.export(), exported);
+		assert.deepEqual(await rows(copy, "PRAGMA integrity_check"), [["ok"]]);
+		await copy.close();
+		await db.close();
+	});
+});
+
 describe("interrupt()", () => {
 	test("stops the running call; calls queued behind it run", async (t) => {
 		const db = await openNative(t, createTestKv(), { timeoutMs: 0 });

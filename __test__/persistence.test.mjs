@@ -160,6 +160,30 @@ describe("persistence", () => {
 		await again.close();
 	});
 
+	test("a commit of many putBatch calls lets other work run between them", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v BLOB); BEGIN");
+		const blob = new Uint8Array(64 * 1024).fill(7);
+		for (let i = 0; i < 160; i++) await db.run("INSERT INTO t VALUES (?)", [blob]);
+		// A KV that answers at once (this one, in memory) must not hold the
+		// JS thread for the whole commit: a timer set before it fires first.
+		let fired = false;
+		const timer = setTimeout(() => {
+			fired = true;
+		}, 0);
+		kv.resetCounts();
+		await db.exec("COMMIT");
+		clearTimeout(timer);
+		assert.ok(kv.count("putBatch") > 10);
+		assert.equal(fired, true);
+		await db.close();
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT count(*), sum(length(v)) FROM t"), [[160, 160 * 64 * 1024]]);
+		assert.deepEqual(await rows(again, "PRAGMA integrity_check"), [["ok"]]);
+		await again.close();
+	});
+
 	test("configured KV limits are honoured", async () => {
 		const limits = { maxKeysPerCall: 10, maxBatchBytes: 20_000 };
 		const kv = createTestKv({ limits });

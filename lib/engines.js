@@ -14,9 +14,14 @@
 // isAutocommit(), lastCallChanged(), takeDelta(slab, at, meta) (the sealed
 // delta into the caller's arrays: see persist.js; returns the number of
 // chunks, NOTHING_PENDING or TOO_SMALL), journal(), ack(), restore(),
-// export(), close(), and the `backend` property. Engines that
+// export() (the file's bytes, or a promise of them: native reads the file on
+// an engine thread), close(), and the `backend` property. Engines that
 // page lazily (native: `pagesLazily`) also have unknownImages(),
-// provideImages(indices, chunks) and remoteChunks().
+// provideImages(indices, chunks) and remoteChunks(). Engines that seal large
+// deltas off the JS thread (native) also have takePackedDelta(meta): the
+// pending delta, if it was packed there, its bytes end to end in a buffer of
+// the engine's own (no copy on this thread), `meta` filled as by takeDelta;
+// or null (then takeDelta).
 //
 // The native engine (napi-rs addon, see lib/native.js) comes first; when its binding is not
 // installed or fails to load, the WASM engine (lib/wasm/) takes over. The

@@ -86,6 +86,12 @@ class NativeEngine {
 		return this.#binding.takeDelta(this.#calls, slab, at, meta);
 	}
 
+	/** The pending delta packed on an engine thread, in a buffer of its own, or null (see lib/engines.js). */
+	takePackedDelta(meta) {
+		this.#sendAck();
+		return this.#binding.takePackedDelta(this.#calls, meta);
+	}
+
 	/**
 	 * Held back until the next call: the next execute() says so first
 	 * thing, which spares an N-API call after each write; any other call
@@ -165,9 +171,12 @@ class NativeEngine {
 		this.#db.restore();
 	}
 
-	export() {
+	/** A promise of the file's bytes: the addon reads the file on an engine thread. */
+	async export() {
 		this.#sendAck();
-		return this.#db.export();
+		const bytes = await this.#db.export();
+		if (bytes instanceof Error) throw bytes;
+		return bytes;
 	}
 
 	close() {

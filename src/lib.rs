@@ -391,6 +391,21 @@ impl ToNapiValue for Event {
     }
 }
 
+/// What `export()` resolves with: the file's bytes (in a buffer of the
+/// addon's own, no copy), or the error as a JS `Error` value (see [`Event`]).
+struct Exported(std::result::Result<Vec<u8>, EngineError>);
+
+impl ToNapiValue for Exported {
+    unsafe fn to_napi_value(raw: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        match val.0 {
+            // SAFETY: `raw` is the live env napi-rs handed to this conversion.
+            Ok(bytes) => unsafe { Uint8Array::to_napi_value(raw, Uint8Array::from(bytes)) },
+            // SAFETY: as above.
+            Err(error) => Ok(unsafe { JsError::from(to_js(error)).into_value(raw) }),
+        }
+    }
+}
+
 type Resolver = Box<dyn FnOnce(Env) -> Result<Event> + Send>;
 type Deferred = napi::JsDeferred<Event, Resolver>;
 
@@ -746,10 +761,22 @@ impl NativeDatabase {
         self.lock().restore().map_err(to_js)
     }
 
-    /// The whole database file.
-    #[napi]
-    pub fn export(&self) -> Result<Uint8Array, String> {
-        self.lock().export().map(Uint8Array::from).map_err(to_js)
+    /// The whole database file, read on an engine thread (a file of 1 GB
+    /// takes about a second to read): resolves to its bytes, or to the error
+    /// (an `Error` value).
+    #[napi(ts_return_type = "Promise<Uint8Array | Error>")]
+    pub fn export<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        type Exporter = Box<dyn FnOnce(Env) -> Result<Exported> + Send>;
+        let (deferred, promise) = env.create_deferred::<Exported, Exporter>()?;
+        let db = self.db.clone();
+        pool::spawn(move || {
+            let exported = db
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .export();
+            deferred.resolve(Box::new(move |_| Ok(Exported(exported))));
+        });
+        Ok(promise)
     }
 
     /// Closes SQLite and removes the temporary directory. Idempotent.
@@ -934,7 +961,7 @@ pub fn take_delta(
             "takeDelta: meta must have at least 2 entries".into(),
         )));
     }
-    let db = calls.lock();
+    let mut db = calls.lock();
     let (bytes, chunks) = match db.pending_extent().map_err(to_js)? {
         Some(extent) => extent,
         None => return Ok(NOTHING_PENDING),
@@ -963,6 +990,37 @@ pub fn take_delta(
         meta[3 + 2 * i] = chunk.len() as f64;
     }
     Ok(delta.chunks.len() as i32)
+}
+
+/// Takes the pending delta as the engine thread that sealed it packed it (a
+/// large one: see `Database::take_packed`): returns its bytes end to end, in
+/// a buffer of the addon's own (no copy), and fills `meta` as
+/// [`take_delta`] does. Returns null when no such delta is pending, or when
+/// `meta` is too small for it (see [`take_delta`]): take it with
+/// [`take_delta`] then.
+#[napi]
+pub fn take_packed_delta(
+    #[napi(ts_arg_type = "ExternalObject<\"NativeCalls\">")] calls: &External<Calls>,
+    mut meta: Float64ArraySlice<'_>,
+) -> Result<Option<Uint8Array>, String> {
+    // SAFETY: no N-API call, hence no JS, runs while this slice lives: the
+    // memory of the array read from the argument is live and nothing else
+    // reads or writes it meanwhile.
+    let meta = unsafe { meta.as_mut() };
+    if meta.len() < 2 {
+        return Ok(None);
+    }
+    let max_chunks = (meta.len() - 2) / 2;
+    let Some(packed) = calls.lock().take_packed(max_chunks).map_err(to_js)? else {
+        return Ok(None);
+    };
+    meta[0] = packed.size as f64;
+    meta[1] = packed.max_size as f64;
+    for (i, &(index, len)) in packed.chunks.iter().enumerate() {
+        meta[2 + 2 * i] = index as f64;
+        meta[3 + 2 * i] = len as f64;
+    }
+    Ok(Some(Uint8Array::from(packed.bytes)))
 }
 
 /// The delta taken last is durable in the KV. (`execute` can say so too,

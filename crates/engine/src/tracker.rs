@@ -203,6 +203,21 @@ pub struct Delta {
     pub chunks: Vec<(u32, Arc<Vec<u8>>)>,
 }
 
+/// A copy of the pending delta with its chunks' bytes end to end in one
+/// buffer ([`Tracker::pack`]): made where copying costs nobody (an engine
+/// thread), taken later in the delta's place ([`Tracker::take_packed`]).
+pub struct Packed {
+    /// As [`Delta::size`].
+    pub size: u64,
+    /// As [`Delta::max_size`].
+    pub max_size: u64,
+    /// Each changed chunk's index and length in `bytes`, in index order.
+    pub chunks: Vec<(u32, usize)>,
+    pub bytes: Vec<u8>,
+    /// The pending delta's version it copies (see [`Tracker::pending_version`]).
+    version: u64,
+}
+
 pub struct Tracker {
     file: File,
     durable_size: u64,
@@ -216,6 +231,9 @@ pub struct Tracker {
     pending_size: Option<(u64, u64)>,
     /// Seals that added to the pending delta, ever (callers compare counts).
     seals: u64,
+    /// Changes of the pending delta, ever: a seal that added to it, a take,
+    /// a restore (a [`Packed`] copy is good while this stays the same).
+    pending_version: u64,
     /// A write or truncate of the file failed since the last seal: the file
     /// may hold any part of it. The next seal refuses, and the changes since
     /// the last seal are discarded (see [`Tracker::discard_unsealed`]).
@@ -270,6 +288,7 @@ impl Tracker {
             pending: BTreeMap::new(),
             pending_size: None,
             seals: 0,
+            pending_version: 0,
             damaged: false,
         })
     }
@@ -688,6 +707,7 @@ impl Tracker {
         self.pending_size = Some((self.size, max_size));
         self.sealed_size = self.size;
         self.seals += 1;
+        self.pending_version += 1;
         Ok(())
     }
 
@@ -709,9 +729,45 @@ impl Tracker {
         Some((bytes, self.pending.len()))
     }
 
+    /// Chunks changed since the last seal, as far as the file has seen them
+    /// (SQLite's page cache may hold more): about what a commit now seals.
+    pub fn changed_since_seal(&self) -> usize {
+        self.sealed.len()
+    }
+
+    /// A copy of the pending delta, its bytes end to end, if one is pending.
+    pub fn pack(&self) -> Option<Packed> {
+        let (size, max_size) = self.pending_size?;
+        let total = self.pending.values().map(|chunk| chunk.len()).sum();
+        let mut bytes = Vec::with_capacity(total);
+        let mut chunks = Vec::with_capacity(self.pending.len());
+        for (&index, chunk) in &self.pending {
+            bytes.extend_from_slice(chunk);
+            chunks.push((index, chunk.len()));
+        }
+        Some(Packed {
+            size,
+            max_size,
+            chunks,
+            bytes,
+            version: self.pending_version,
+        })
+    }
+
+    /// Takes the pending delta as `packed` holds it, if `packed` is a copy of
+    /// it as it is now; else changes nothing and returns `None`.
+    pub fn take_packed(&mut self, packed: Packed) -> Option<Packed> {
+        if packed.version != self.pending_version || self.pending_size.is_none() {
+            return None;
+        }
+        self.take();
+        Some(packed)
+    }
+
     /// Takes the pending delta, if any, for the persistence layer to write.
     pub fn take(&mut self) -> Option<Delta> {
         let (size, max_size) = self.pending_size.take()?;
+        self.pending_version += 1;
         Some(Delta {
             size,
             max_size,
@@ -734,6 +790,7 @@ impl Tracker {
         self.put_back(State::Durable)?;
         self.pending.clear();
         self.pending_size = None;
+        self.pending_version += 1;
         self.sealed.clear();
         self.sealed_size = self.durable_size;
         Ok(())

@@ -558,3 +558,53 @@ fn restore_puts_back_a_file_that_ends_within_a_chunk() {
     tracker.flush().unwrap();
     assert_eq!(contents(&mut file), original);
 }
+
+#[test]
+fn a_packed_delta_is_taken_only_while_it_is_the_pending_delta() {
+    let (_dir, mut file, mut tracker) = setup(4);
+    write(&mut tracker, &mut file, 0, &[9; CHUNK]);
+    write(&mut tracker, &mut file, 2 * CHUNK_SIZE, &[8; 10]);
+    tracker.seal().unwrap();
+    // The packed copy holds the chunks end to end, in index order.
+    let packed = tracker.pack().unwrap();
+    assert_eq!(packed.chunks, vec![(0, CHUNK), (2, CHUNK)]);
+    let mut third = vec![3; CHUNK];
+    third[..10].copy_from_slice(&[8; 10]);
+    assert_eq!(packed.bytes, [vec![9; CHUNK], third].concat());
+    assert_eq!(
+        (packed.size, packed.max_size),
+        (4 * CHUNK_SIZE, 4 * CHUNK_SIZE)
+    );
+    let taken = tracker.take_packed(packed).unwrap();
+    assert_eq!(taken.chunks.len(), 2);
+    assert!(!tracker.has_pending());
+
+    // A seal after the copy: the copy is stale, the delta stays pending.
+    tracker.ack();
+    write(&mut tracker, &mut file, CHUNK_SIZE, &[7; CHUNK]);
+    tracker.seal().unwrap();
+    let stale = tracker.pack().unwrap();
+    write(&mut tracker, &mut file, 3 * CHUNK_SIZE, &[6; CHUNK]);
+    tracker.seal().unwrap();
+    assert!(tracker.take_packed(stale).is_none());
+    let delta = tracker.take().unwrap();
+    let indices: Vec<u32> = delta.chunks.iter().map(|(index, _)| *index).collect();
+    assert_eq!(indices, vec![1, 3]);
+
+    // A restore after the copy: nothing is pending any more.
+    tracker.ack();
+    write(&mut tracker, &mut file, 0, &[5; CHUNK]);
+    tracker.seal().unwrap();
+    let dropped = tracker.pack().unwrap();
+    tracker.restore().unwrap();
+    assert!(tracker.take_packed(dropped).is_none());
+    assert!(!tracker.has_pending());
+
+    // A take after the copy: the copy is stale too.
+    write(&mut tracker, &mut file, 0, &[4; CHUNK]);
+    tracker.seal().unwrap();
+    let copy = tracker.pack().unwrap();
+    tracker.take().unwrap();
+    write(&mut tracker, &mut file, 0, &[4; CHUNK]);
+    assert!(tracker.take_packed(copy).is_none());
+}
