@@ -21,29 +21,50 @@ function checksum(nonce, page) {
 }
 
 /**
+ * A rollback journal for `count` pages: its header, and room for the page
+ * records that writeRecords fills in.
  * @param {number} originalSize the database size before the commit (bytes)
- * @param {[number, Uint8Array][]} pages chunk index and its bytes before the commit
- * @returns {Uint8Array} the journal file
+ * @returns {{ bytes: Uint8Array, nonce: number }}
  */
-function buildJournal(originalSize, pages, nonce = (Math.random() * 2 ** 32) >>> 0) {
-	const journal = new Uint8Array(SECTOR_SIZE + pages.length * RECORD_SIZE);
-	const view = new DataView(journal.buffer);
-	journal.set(MAGIC, 0);
-	view.setUint32(8, pages.length); // nRec
+function newJournal(originalSize, count, nonce = (Math.random() * 2 ** 32) >>> 0) {
+	const bytes = new Uint8Array(SECTOR_SIZE + count * RECORD_SIZE);
+	const view = new DataView(bytes.buffer);
+	bytes.set(MAGIC, 0);
+	view.setUint32(8, count); // nRec
 	view.setUint32(12, nonce); // cksumInit
 	view.setUint32(16, Math.ceil(originalSize / CHUNK_SIZE)); // database size in pages
 	view.setUint32(20, SECTOR_SIZE);
 	view.setUint32(24, CHUNK_SIZE); // page size
-	let offset = SECTOR_SIZE;
-	for (const [index, bytes] of pages) {
-		const page = new Uint8Array(CHUNK_SIZE);
-		page.set(bytes.subarray(0, CHUNK_SIZE));
-		view.setUint32(offset, index + 1); // page numbers start at 1
-		journal.set(page, offset + 4);
-		view.setUint32(offset + 4 + CHUNK_SIZE, checksum(nonce, page));
-		offset += RECORD_SIZE;
-	}
-	return journal;
+	return { bytes, nonce };
 }
 
-module.exports = { buildJournal };
+/**
+ * Writes the records of pages `first..end` of `pages` (chunk index and its
+ * bytes before the commit; a shorter chunk, the file's last, reads as
+ * zeros past its end) into `journal` (see newJournal).
+ */
+function writeRecords(journal, pages, first, end) {
+	const { bytes, nonce } = journal;
+	const view = new DataView(bytes.buffer);
+	for (let i = first; i < end; i++) {
+		const [index, image] = pages[i];
+		const offset = SECTOR_SIZE + i * RECORD_SIZE;
+		const page = bytes.subarray(offset + 4, offset + 4 + CHUNK_SIZE);
+		view.setUint32(offset, index + 1); // page numbers start at 1
+		page.set(image.subarray(0, CHUNK_SIZE));
+		view.setUint32(offset + 4 + CHUNK_SIZE, checksum(nonce, page));
+	}
+}
+
+/**
+ * @param {number} originalSize the database size before the commit (bytes)
+ * @param {[number, Uint8Array][]} pages chunk index and its bytes before the commit
+ * @returns {Uint8Array} the journal file
+ */
+function buildJournal(originalSize, pages, nonce) {
+	const journal = newJournal(originalSize, pages.length, nonce);
+	writeRecords(journal, pages, 0, pages.length);
+	return journal.bytes;
+}
+
+module.exports = { buildJournal, newJournal, writeRecords };

@@ -151,6 +151,14 @@ class NativeEngine {
 		return this.#db.journal();
 	}
 
+	/** journal(), read on an engine thread and packed (see lib/engines.js). */
+	async packedJournal() {
+		this.#sendAck();
+		const images = await this.#db.packedJournal();
+		if (images instanceof Error) throw images;
+		return images;
+	}
+
 	unknownImages() {
 		this.#sendAck();
 		return this.#db.unknownImages();

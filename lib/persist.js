@@ -19,7 +19,7 @@ const {
 	describe,
 } = require("./format");
 const { SqliteError, kvFailure, corrupt } = require("./errors");
-const { buildJournal } = require("./journal");
+const { buildJournal, newJournal, writeRecords } = require("./journal");
 const { isBytes } = require("./params");
 const { NOTHING_PENDING, TOO_SMALL } = require("./engines");
 
@@ -228,15 +228,35 @@ function viewChunks(bytes, at, meta, first, end, chunks) {
  */
 async function unpack(delta) {
 	const { bytes, layout } = delta.packed;
-	const count = (layout.length - 2) / 2;
-	const chunks = new Array(count);
+	const chunks = new Array((layout.length - 2) / 2);
 	let at = 0;
-	for (let first = 0; first < count; first += STEP_CHUNKS) {
-		if (first > 0) await nextTurn();
-		at = viewChunks(bytes, at, layout, first, Math.min(count, first + STEP_CHUNKS), chunks);
-	}
+	await inSteps(chunks.length, (first, end) => {
+		at = viewChunks(bytes, at, layout, first, end, chunks);
+	});
 	delta.chunks = chunks;
 	delta.packed = null;
+}
+
+/**
+ * Runs `step(first, end)` over `0..count`, STEP_CHUNKS at a time, other work
+ * of the JS thread getting a turn between two steps.
+ */
+async function inSteps(count, step) {
+	for (let first = 0; first < count; first += STEP_CHUNKS) {
+		if (first > 0) await nextTurn();
+		step(first, Math.min(count, first + STEP_CHUNKS));
+	}
+}
+
+/**
+ * The rollback journal of what a large commit replaces (see buildJournal),
+ * built in steps (see inSteps): `images` as the engine's journal() gives
+ * them.
+ */
+async function buildJournalInSteps(images) {
+	const journal = newJournal(images.size, images.pages.length);
+	await inSteps(images.pages.length, (first, end) => writeRecords(journal, images.pages, first, end));
+	return journal.bytes;
 }
 
 /** Adds the KV entries of `delta`'s chunks `first..end` within its size to `entries`. */
@@ -639,8 +659,7 @@ class Persistence {
 			const batches = planBatches(await this.#mainEntriesInSteps(delta), this.#limits);
 			sent = true;
 			if (batches.length > 1) {
-				const images = this.#engine.journal();
-				journal = buildJournal(images.size, images.pages);
+				journal = await buildJournalInSteps(await this.#journalImages());
 				await this.#putFile(TAG_JOURNAL, journal);
 				await this.#putBatches(batches);
 				await this.#removeFile(TAG_JOURNAL, journal.length);
@@ -732,12 +751,8 @@ class Persistence {
 	 */
 	async #mainEntriesInSteps(delta) {
 		if (delta.packed !== null) await unpack(delta);
-		const count = delta.chunks.length;
 		const entries = [];
-		for (let first = 0; first < count; first += STEP_CHUNKS) {
-			if (first > 0) await nextTurn();
-			addChunkEntries(delta, first, Math.min(count, first + STEP_CHUNKS), entries);
-		}
+		await inSteps(delta.chunks.length, (first, end) => addChunkEntries(delta, first, end, entries));
 		if (delta.size !== this.#kvSize) entries.push([metaKey(TAG_MAIN), encodeMeta(delta.size)]);
 		return entries;
 	}
@@ -792,12 +807,32 @@ class Persistence {
 		this.#kvSize = repair.size;
 	}
 
+	/**
+	 * The engine's journal(): read off this thread where the engine can
+	 * (packedJournal), its pages then made views in steps (see inSteps).
+	 */
+	async #journalImages() {
+		if (this.#engine.packedJournal === undefined) return this.#engine.journal();
+		const { size, indices, lengths, bytes } = await this.#engine.packedJournal();
+		const pages = new Array(indices.length);
+		let at = 0;
+		await inSteps(pages.length, (first, end) => {
+			for (let i = first; i < end; i++) {
+				pages[i] = [indices[i], bytes.subarray(at, at + lengths[i])];
+				at += lengths[i];
+			}
+		});
+		return { size, pages };
+	}
+
 	/** Writes a whole file under `tag`: chunks first, its metadata in the last call. */
 	async #putFile(tag, bytes) {
 		const entries = [];
-		for (let i = 0; i * CHUNK_SIZE < bytes.length; i++) {
-			entries.push([chunkKey(tag, i), bytes.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE)]);
-		}
+		await inSteps(chunkCount(bytes.length), (first, end) => {
+			for (let i = first; i < end; i++) {
+				entries.push([chunkKey(tag, i), bytes.subarray(i * CHUNK_SIZE, (i + 1) * CHUNK_SIZE)]);
+			}
+		});
 		entries.push([metaKey(tag), encodeMeta(bytes.length)]);
 		await this.#putBatches(planBatches(entries, this.#limits));
 	}

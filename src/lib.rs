@@ -22,7 +22,7 @@ use napi::bindgen_prelude::*;
 use napi::JsError;
 use napi_derive::napi;
 
-use rivetkit_sqlite_engine::connection::{Database, Mode, Output, Step};
+use rivetkit_sqlite_engine::connection::{Database, Mode, Output, PackedImages, Step};
 use rivetkit_sqlite_engine::control::Control;
 use rivetkit_sqlite_engine::errors::{code_name, disk_full, EngineError};
 use rivetkit_sqlite_engine::paging::{FetchError, Fetched, PageSource};
@@ -406,6 +406,30 @@ impl ToNapiValue for Exported {
     }
 }
 
+/// What `packedJournal()` resolves with: `{ size, indices, lengths, bytes }`
+/// (see `Database::packed_journal_images`), or the error as a JS `Error`
+/// value (see [`Event`]).
+struct Journaled(std::result::Result<PackedImages, EngineError>);
+
+impl ToNapiValue for Journaled {
+    unsafe fn to_napi_value(raw: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        let env = Env::from_raw(raw);
+        match val.0 {
+            Ok(images) => {
+                let mut out = Object::new(&env)?;
+                out.set("size", images.size as f64)?;
+                out.set("indices", Uint32Array::new(images.indices))?;
+                out.set("lengths", Uint32Array::new(images.lengths))?;
+                out.set("bytes", Uint8Array::from(images.bytes))?;
+                // SAFETY: `raw` is the live env napi-rs handed to this conversion.
+                unsafe { Object::to_napi_value(raw, out) }
+            }
+            // SAFETY: as above.
+            Err(error) => Ok(unsafe { JsError::from(to_js(error)).into_value(raw) }),
+        }
+    }
+}
+
 type Resolver = Box<dyn FnOnce(Env) -> Result<Event> + Send>;
 type Deferred = napi::JsDeferred<Event, Resolver>;
 
@@ -720,6 +744,27 @@ impl NativeDatabase {
             Ok(result)
         };
         build().map_err(napi_err)
+    }
+
+    /// What `journal()` returns, made on an engine thread (the images of a
+    /// commit of tens of MB take tens of ms to copy) and packed: resolves to
+    /// `{ size, indices, lengths, bytes }`, each chunk's index and length and
+    /// their bytes end to end, or to the error (an `Error` value).
+    #[napi(
+        ts_return_type = "Promise<{ size: number; indices: Uint32Array; lengths: Uint32Array; bytes: Uint8Array } | Error>"
+    )]
+    pub fn packed_journal<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        type Journaler = Box<dyn FnOnce(Env) -> Result<Journaled> + Send>;
+        let (deferred, promise) = env.create_deferred::<Journaled, Journaler>()?;
+        let db = self.db.clone();
+        pool::spawn(move || {
+            let images = db
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .packed_journal_images();
+            deferred.resolve(Box::new(move |_| Ok(Journaled(images))));
+        });
+        Ok(promise)
     }
 
     /// Chunks changed since the durable state whose durable bytes the engine

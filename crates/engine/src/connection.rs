@@ -122,6 +122,14 @@ struct Call {
     out: Output,
 }
 
+/// See [`Database::packed_journal_images`].
+pub struct PackedImages {
+    pub size: u64,
+    pub indices: Vec<u32>,
+    pub lengths: Vec<u32>,
+    pub bytes: Vec<u8>,
+}
+
 pub struct Database {
     // Field order matters for Drop: the connection closes before the
     // directory holding its file is removed.
@@ -862,6 +870,28 @@ impl Database {
             size,
             images.into_iter().map(|(i, b)| (i, b.to_vec())).collect(),
         ))
+    }
+
+    /// [`Database::journal_images`], packed: the durable size, each chunk's
+    /// index and length, and their bytes end to end (one buffer to hand
+    /// over instead of one per chunk).
+    pub fn packed_journal_images(&self) -> Result<PackedImages, EngineError> {
+        let tracker = self.tracker()?;
+        let (size, images) = tracker.durable_images().ok_or_else(|| {
+            EngineError::Range("the before-images of some pages are not loaded".into())
+        })?;
+        let mut packed = PackedImages {
+            size,
+            indices: Vec::with_capacity(images.len()),
+            lengths: Vec::with_capacity(images.len()),
+            bytes: Vec::with_capacity(images.iter().map(|(_, bytes)| bytes.len()).sum()),
+        };
+        for (index, bytes) in images {
+            packed.indices.push(index);
+            packed.lengths.push(bytes.len() as u32);
+            packed.bytes.extend_from_slice(bytes);
+        }
+        Ok(packed)
     }
 
     /// Chunks changed since the durable state whose durable bytes must be
