@@ -592,7 +592,7 @@ class Database {
 		}
 		this.#engineClosed = true;
 		try {
-			this.#engine.close();
+			await this.#engine.close();
 		} catch (error) {
 			failure ??= fromEngine(error);
 		}

@@ -15,7 +15,8 @@
 // delta into the caller's arrays: see persist.js; returns the number of
 // chunks, NOTHING_PENDING or TOO_SMALL), journal(), ack(), restore(),
 // export() (the file's bytes, or a promise of them: native reads the file on
-// an engine thread), close(), and the `backend` property. Engines that
+// an engine thread), close() (or a promise of it: native closes on an engine
+// thread), and the `backend` property. Engines that
 // page lazily (native: `pagesLazily`) also have unknownImages(),
 // provideImages(indices, chunks) and remoteChunks(). Engines that seal large
 // deltas off the JS thread (native) also have takePackedDelta(meta): the

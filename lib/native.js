@@ -187,10 +187,12 @@ class NativeEngine {
 		return bytes;
 	}
 
-	close() {
+	/** A promise: the addon closes SQLite and removes its files on an engine thread. */
+	async close() {
 		// An ack held back no longer matters: nothing is put back after this.
 		this.#acked = false;
-		this.#db.close();
+		const closed = await this.#db.close();
+		if (closed instanceof Error) throw closed;
 	}
 }
 

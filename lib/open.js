@@ -108,7 +108,7 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 		kvInUse.delete(kv);
 		untrack?.();
 		try {
-			engine?.close();
+			await engine?.close();
 		} catch {
 			// The open's own error is the one to report.
 		}

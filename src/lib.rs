@@ -406,6 +406,21 @@ impl ToNapiValue for Exported {
     }
 }
 
+/// What `close()` resolves with: null, or the error as a JS `Error` value
+/// (see [`Event`]).
+struct Closed(std::result::Result<(), EngineError>);
+
+impl ToNapiValue for Closed {
+    unsafe fn to_napi_value(raw: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
+        match val.0 {
+            // SAFETY: `raw` is the live env napi-rs handed to this conversion.
+            Ok(()) => unsafe { Null::to_napi_value(raw, Null) },
+            // SAFETY: as above.
+            Err(error) => Ok(unsafe { JsError::from(to_js(error)).into_value(raw) }),
+        }
+    }
+}
+
 /// What `packedJournal()` resolves with: `{ size, indices, lengths, bytes }`
 /// (see `Database::packed_journal_images`), or the error as a JS `Error`
 /// value (see [`Event`]).
@@ -824,11 +839,23 @@ impl NativeDatabase {
         Ok(promise)
     }
 
-    /// Closes SQLite and removes the temporary directory. Idempotent.
-    #[napi]
-    pub fn close(&mut self) -> Result<(), String> {
+    /// Closes SQLite and removes the temporary directory, on an engine
+    /// thread (removing a local file of 64 MB took 40 ms): resolves to
+    /// null, or to the error (an `Error` value). Idempotent.
+    #[napi(ts_return_type = "Promise<null | Error>")]
+    pub fn close<'env>(&mut self, env: &'env Env) -> Result<Object<'env>> {
+        type Closer = Box<dyn FnOnce(Env) -> Result<Closed> + Send>;
         self.directory = None;
-        self.lock().close().map_err(to_js)
+        let (deferred, promise) = env.create_deferred::<Closed, Closer>()?;
+        let db = self.db.clone();
+        pool::spawn(move || {
+            let closed = db
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .close();
+            deferred.resolve(Box::new(move |_| Ok(Closed(closed))));
+        });
+        Ok(promise)
     }
 
     /// The temporary directory holding the local file (null once closed).
