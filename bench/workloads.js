@@ -421,6 +421,31 @@ const RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * The event loop's delay while `work()` runs: the longest gap between the
+ * ticks of a 1 ms timer, less the 1 ms (a tick after the end counts, for
+ * work that held the thread until it ended).
+ */
+async function eventLoopDelay(work) {
+	let last = now();
+	let maxGap = 0;
+	const ticker = setInterval(() => {
+		const t = now();
+		maxGap = Math.max(maxGap, t - last);
+		last = t;
+	}, 1);
+	try {
+		await sleep(20);
+		maxGap = 0;
+		last = now();
+		await work();
+		await sleep(5);
+	} finally {
+		clearInterval(ticker);
+	}
+	return Math.max(0, maxGap - 1);
+}
+
 WORKLOADS.R = async function R(ctx) {
 	// Responsiveness: database A runs one long CPU-bound query (~0.5 s on the
 	// native engine) while database B runs point selects on the same
@@ -439,35 +464,43 @@ WORKLOADS.R = async function R(ctx) {
 	};
 	await timeBox(ctx.warmUpMs, null, select);
 	const idle = await timeBox(ctx.timeMs / 2, null, select);
-	// The event loop's delay: the longest gap between the ticks of a 1 ms
-	// timer, less the 1 ms.
-	let last = now();
-	let maxGap = 0;
-	const ticker = setInterval(() => {
-		const t = now();
-		maxGap = Math.max(maxGap, t - last);
-		last = t;
-	}, 1);
-	await sleep(20);
-	maxGap = 0;
-	last = now();
-	const started = now();
-	let done = false;
-	const long = a.query(LONG_QUERY(ctx.params.longQueryRows)).finally(() => {
-		done = true;
-	});
 	let busyOps = 0;
-	while (!done) {
-		await select();
-		busyOps++;
-	}
-	const [[count]] = await long;
-	const longMs = now() - started;
-	await sleep(5); // a tick after the end, for a call that blocked until it
-	clearInterval(ticker);
+	let count;
+	let longMs;
+	const eventLoopDelayMaxMs = await eventLoopDelay(async () => {
+		const started = now();
+		let done = false;
+		const long = a.query(LONG_QUERY(ctx.params.longQueryRows)).finally(() => {
+			done = true;
+		});
+		while (!done) {
+			await select();
+			busyOps++;
+		}
+		[[count]] = await long;
+		longMs = now() - started;
+	});
 	if (Number(count) !== ctx.params.longQueryRows) throw new Error(`R: the long query counted ${count}`);
 	await a.close();
 	await b.close();
+
+	// The end of a large transaction (of many quick inserts), and an export
+	// of the file it made: how long each holds the JS thread at a stretch.
+	const e = await openDb(ctx, "re", ctx.newKv());
+	await e.exec("CREATE TABLE big(v BLOB)");
+	await e.exec("BEGIN");
+	const blob = new Uint8Array(64 * 1024).fill(7);
+	for (let i = 0; i < ctx.params.commitMiB * 16; i++) await e.run("INSERT INTO big VALUES (?)", [blob]);
+	const commitDelayMs = await eventLoopDelay(() => e.exec("COMMIT"));
+	const [[rows]] = await e.query("SELECT count(*) FROM big");
+	if (Number(rows) !== ctx.params.commitMiB * 16) throw new Error(`R: the large commit kept ${rows} rows`);
+	const exportDelayMs = typeof e.export === "function" ? await eventLoopDelay(() => e.export()) : null;
+	// A transaction that rewrites those pages: its commit replaces them (a
+	// rollback journal of what it replaces goes first, where the KV needs one).
+	await e.exec("BEGIN");
+	await e.run("UPDATE big SET v = zeroblob(length(v))");
+	const rewriteDelayMs = await eventLoopDelay(() => e.exec("COMMIT"));
+	await e.close();
 
 	// A runaway query under timeoutMs: 200, and one stopped by interrupt().
 	let timeoutMs = null;
@@ -502,7 +535,10 @@ WORKLOADS.R = async function R(ctx) {
 	const idleRate = idle.ops / idle.seconds;
 	const busyRate = busyOps / (longMs / 1000);
 	return {
-		eventLoopDelayMaxMs: Math.max(0, maxGap - 1),
+		eventLoopDelayMaxMs,
+		commitDelayMs,
+		exportDelayMs,
+		rewriteDelayMs,
 		busyRatio: busyRate / idleRate,
 		idleSelectsPerSec: idleRate,
 		longQueryMs: longMs,
@@ -550,6 +586,9 @@ const FIGURES = {
 	],
 	R: [
 		["eventLoopDelayMaxMs", "R event-loop delay, other db's 0.5 s query", "ms", "lower"],
+		["commitDelayMs", "R event-loop delay, COMMIT of 64 MB", "ms", "lower"],
+		["exportDelayMs", "R event-loop delay, export() of it", "ms", "lower"],
+		["rewriteDelayMs", "R event-loop delay, COMMIT rewriting it", "ms", "lower"],
 		["busyRatio", "R point selects during it / idle", "×", "higher"],
 		["longQueryMs", "R the 0.5 s query itself", "ms", "lower"],
 		["timeoutMs", "R runaway, timeoutMs 200: rejected after", "ms", "lower"],

@@ -37,6 +37,9 @@ function wrap(db) {
 				.raw(true)
 				.all(...bind(params));
 		},
+		async export() {
+			return db.serialize();
+		},
 		async close() {
 			db.close();
 		},

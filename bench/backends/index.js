@@ -3,7 +3,8 @@
 // Every backend the benchmark knows, in the order the report shows them.
 // A backend: { id, label, usesKv, create() -> { open(name, kv) -> db,
 // materialize(name, kv), destroy() } }, where db has exec(sql),
-// run(sql, params), query(sql, params) -> rows (arrays), close(). Optional:
+// run(sql, params), query(sql, params) -> rows (arrays), close(), and
+// export() where the backend has one (2.2.1 has none). Optional:
 // `store` (runs on a real KV store, at no added latency) and `workloads`
 // (runs only those).
 

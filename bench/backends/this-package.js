@@ -24,6 +24,7 @@ function create(engine) {
 					run: (sql, params) => db.run(sql, params),
 					query: async (sql, params) => (await db.query(sql, params)).rows,
 					interrupt: () => db.interrupt(),
+					export: () => db.export(),
 					close: () => db.close(),
 				};
 			},
