@@ -22,7 +22,7 @@ use napi::bindgen_prelude::*;
 use napi::JsError;
 use napi_derive::napi;
 
-use rivetkit_sqlite_engine::connection::{Database, Mode, Output, PackedImages, Step};
+use rivetkit_sqlite_engine::connection::{Database, Mode, Output, Step};
 use rivetkit_sqlite_engine::control::Control;
 use rivetkit_sqlite_engine::errors::{code_name, disk_full, EngineError};
 use rivetkit_sqlite_engine::paging::{FetchError, Fetched, PageSource};
@@ -391,58 +391,51 @@ impl ToNapiValue for Event {
     }
 }
 
-/// What `export()` resolves with: the file's bytes (in a buffer of the
-/// addon's own, no copy), or the error as a JS `Error` value (see [`Event`]).
-struct Exported(std::result::Result<Vec<u8>, EngineError>);
+/// What a promise of work done on an engine thread ([`on_engine_thread`])
+/// resolves with: the work's value, or its error as a JS `Error` value (see
+/// [`Event`]).
+struct Done<T>(std::result::Result<T, EngineError>);
 
-impl ToNapiValue for Exported {
+impl<T: ToNapiValue> ToNapiValue for Done<T> {
     unsafe fn to_napi_value(raw: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         match val.0 {
             // SAFETY: `raw` is the live env napi-rs handed to this conversion.
-            Ok(bytes) => unsafe { Uint8Array::to_napi_value(raw, Uint8Array::from(bytes)) },
+            Ok(value) => unsafe { T::to_napi_value(raw, value) },
             // SAFETY: as above.
             Err(error) => Ok(unsafe { JsError::from(to_js(error)).into_value(raw) }),
         }
     }
 }
 
-/// What `close()` resolves with: null, or the error as a JS `Error` value
-/// (see [`Event`]).
-struct Closed(std::result::Result<(), EngineError>);
-
-impl ToNapiValue for Closed {
-    unsafe fn to_napi_value(raw: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
-        match val.0 {
-            // SAFETY: `raw` is the live env napi-rs handed to this conversion.
-            Ok(()) => unsafe { Null::to_napi_value(raw, Null) },
-            // SAFETY: as above.
-            Err(error) => Ok(unsafe { JsError::from(to_js(error)).into_value(raw) }),
-        }
-    }
+/// Runs `work` on `db` on an engine thread: work that takes the JS thread
+/// too long to do inline (reading or removing a file of tens of MB). The
+/// promise resolves as [`Done`] says.
+fn on_engine_thread<'env, T, F>(
+    env: &'env Env,
+    db: &Arc<Mutex<Database>>,
+    work: F,
+) -> Result<Object<'env>>
+where
+    T: ToNapiValue + Send + 'static,
+    F: FnOnce(&mut Database) -> std::result::Result<T, EngineError> + Send + 'static,
+{
+    type Settle<T> = Box<dyn FnOnce(Env) -> Result<Done<T>> + Send>;
+    let (deferred, promise) = env.create_deferred::<Done<T>, Settle<T>>()?;
+    let db = db.clone();
+    pool::spawn(move || {
+        let done = work(&mut db.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        deferred.resolve(Box::new(move |_| Ok(Done(done))));
+    });
+    Ok(promise)
 }
 
-/// What `packedJournal()` resolves with: `{ size, indices, lengths, bytes }`
-/// (see `Database::packed_journal_images`), or the error as a JS `Error`
-/// value (see [`Event`]).
-struct Journaled(std::result::Result<PackedImages, EngineError>);
-
-impl ToNapiValue for Journaled {
-    unsafe fn to_napi_value(raw: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
-        let env = Env::from_raw(raw);
-        match val.0 {
-            Ok(images) => {
-                let mut out = Object::new(&env)?;
-                out.set("size", images.size as f64)?;
-                out.set("indices", Uint32Array::new(images.indices))?;
-                out.set("lengths", Uint32Array::new(images.lengths))?;
-                out.set("bytes", Uint8Array::from(images.bytes))?;
-                // SAFETY: `raw` is the live env napi-rs handed to this conversion.
-                unsafe { Object::to_napi_value(raw, out) }
-            }
-            // SAFETY: as above.
-            Err(error) => Ok(unsafe { JsError::from(to_js(error)).into_value(raw) }),
-        }
-    }
+/// What `packedJournal()` resolves with (see `Database::packed_journal_images`).
+#[napi(object)]
+pub struct PackedJournal {
+    pub size: f64,
+    pub indices: Uint32Array,
+    pub lengths: Uint32Array,
+    pub bytes: Uint8Array,
 }
 
 type Resolver = Box<dyn FnOnce(Env) -> Result<Event> + Send>;
@@ -769,17 +762,15 @@ impl NativeDatabase {
         ts_return_type = "Promise<{ size: number; indices: Uint32Array; lengths: Uint32Array; bytes: Uint8Array } | Error>"
     )]
     pub fn packed_journal<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        type Journaler = Box<dyn FnOnce(Env) -> Result<Journaled> + Send>;
-        let (deferred, promise) = env.create_deferred::<Journaled, Journaler>()?;
-        let db = self.db.clone();
-        pool::spawn(move || {
-            let images = db
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .packed_journal_images();
-            deferred.resolve(Box::new(move |_| Ok(Journaled(images))));
-        });
-        Ok(promise)
+        on_engine_thread(env, &self.db, |db| {
+            let images = db.packed_journal_images()?;
+            Ok(PackedJournal {
+                size: images.size as f64,
+                indices: Uint32Array::new(images.indices),
+                lengths: Uint32Array::new(images.lengths),
+                bytes: Uint8Array::from(images.bytes),
+            })
+        })
     }
 
     /// Chunks changed since the durable state whose durable bytes the engine
@@ -826,17 +817,7 @@ impl NativeDatabase {
     /// (an `Error` value).
     #[napi(ts_return_type = "Promise<Uint8Array | Error>")]
     pub fn export<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        type Exporter = Box<dyn FnOnce(Env) -> Result<Exported> + Send>;
-        let (deferred, promise) = env.create_deferred::<Exported, Exporter>()?;
-        let db = self.db.clone();
-        pool::spawn(move || {
-            let exported = db
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .export();
-            deferred.resolve(Box::new(move |_| Ok(Exported(exported))));
-        });
-        Ok(promise)
+        on_engine_thread(env, &self.db, |db| db.export().map(Uint8Array::from))
     }
 
     /// Closes SQLite and removes the temporary directory, on an engine
@@ -844,18 +825,8 @@ impl NativeDatabase {
     /// null, or to the error (an `Error` value). Idempotent.
     #[napi(ts_return_type = "Promise<null | Error>")]
     pub fn close<'env>(&mut self, env: &'env Env) -> Result<Object<'env>> {
-        type Closer = Box<dyn FnOnce(Env) -> Result<Closed> + Send>;
         self.directory = None;
-        let (deferred, promise) = env.create_deferred::<Closed, Closer>()?;
-        let db = self.db.clone();
-        pool::spawn(move || {
-            let closed = db
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .close();
-            deferred.resolve(Box::new(move |_| Ok(Closed(closed))));
-        });
-        Ok(promise)
+        on_engine_thread(env, &self.db, |db| db.close().map(|()| Null))
     }
 
     /// The temporary directory holding the local file (null once closed).

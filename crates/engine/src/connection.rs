@@ -838,18 +838,17 @@ impl Database {
     /// added to it) and has at most `max_chunks` chunks: else `None`, and
     /// [`Database::take`] takes it.
     pub fn take_packed(&mut self, max_chunks: usize) -> Result<Option<Packed>, EngineError> {
-        if self
+        let fits = self
             .packed
             .as_ref()
-            .is_none_or(|packed| packed.chunks.len() > max_chunks)
-        {
-            return Ok(None);
+            .is_some_and(|packed| packed.chunks.len() <= max_chunks);
+        match self.packed.take() {
+            Some(packed) if fits => Ok(self.tracker()?.take_packed(packed)),
+            kept => {
+                self.packed = kept;
+                Ok(None)
+            }
         }
-        let packed = self
-            .packed
-            .take()
-            .map(|packed| self.tracker().map(|mut t| t.take_packed(packed)));
-        Ok(packed.transpose()?.flatten())
     }
 
     /// The delta taken last is durable.
