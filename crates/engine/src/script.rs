@@ -76,6 +76,35 @@ pub fn may_be_single(sql: &str) -> bool {
         .is_none_or(|at| sql[at + 1..].trim_start().is_empty())
 }
 
+/// Whether the first word of `sql`, after whitespace and comments, is
+/// `keyword` (ASCII, any case).
+pub fn starts_with_keyword(sql: &str, keyword: &str) -> bool {
+    let mut rest = sql.as_bytes();
+    loop {
+        let trimmed = rest.trim_ascii_start();
+        rest = if let Some(comment) = trimmed.strip_prefix(b"--") {
+            comment
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(&[][..], |end| &comment[end..])
+        } else if let Some(comment) = trimmed.strip_prefix(b"/*") {
+            comment
+                .windows(2)
+                .position(|w| w == b"*/")
+                .map_or(&[][..], |end| &comment[end + 2..])
+        } else {
+            break;
+        };
+    }
+    let rest = rest.trim_ascii_start();
+    let word = rest.len() >= keyword.len()
+        && rest[..keyword.len()].eq_ignore_ascii_case(keyword.as_bytes());
+    // The word ends there (`VACUUMED` is another word).
+    word && rest
+        .get(keyword.len())
+        .is_none_or(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80))
+}
+
 /// Instructions that loop over rows, or do work that grows with the
 /// database (clearing a table, checking it, changing the schema).
 const HEAVY_OPS: &[&str] = &[
@@ -145,6 +174,32 @@ mod tests {
             "INSERT INTO t VALUES ('a;b')",
         ] {
             assert!(!may_be_single(sql), "{sql:?}");
+        }
+    }
+
+    #[test]
+    fn finds_the_first_keyword_past_whitespace_and_comments() {
+        for sql in [
+            "VACUUM",
+            "vacuum;",
+            "  \n\tVacuum main",
+            "-- tidy\nVACUUM",
+            "/* a */ /* b */VACUUM",
+            "/**/VACUUM",
+        ] {
+            assert!(starts_with_keyword(sql, "VACUUM"), "{sql:?}");
+        }
+        for sql in [
+            "",
+            "VACUUMED",
+            "vacuum_t",
+            "SELECT 'VACUUM'",
+            "-- VACUUM",
+            "/* VACUUM",
+            "/* VACUUM */",
+            "VACUU",
+        ] {
+            assert!(!starts_with_keyword(sql, "VACUUM"), "{sql:?}");
         }
     }
 
