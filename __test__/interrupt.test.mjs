@@ -52,6 +52,24 @@ describe("timeoutMs", () => {
 		await db.close();
 	});
 
+	test("an instruction that reads many pages (counting a table's rows) is stopped too", async () => {
+		const kv = createTestKv();
+		const setup = await open(kv);
+		await setup.exec("CREATE TABLE t(v)");
+		await setup.run(
+			"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 40000) INSERT INTO t SELECT randomblob(1000) FROM c",
+		);
+		await setup.close();
+		// Read whole at open; a small page cache makes SQLite read the file
+		// for every page. Counting the rows is one instruction, which the
+		// progress handler never sees: its page reads check the deadline.
+		const db = await open(kv, { timeoutMs: 1, preload: true });
+		await db.exec("PRAGMA cache_size = 10");
+		await assert.rejects(db.query("SELECT count(*) FROM t"), (error) => isInterrupt(error) && /timeout/.test(error.message));
+		assert.deepEqual(await rows(db, "SELECT 42"), [[42]]);
+		await db.close();
+	});
+
 	test("each call has its own deadline", async () => {
 		const db = await open(createTestKv(), { timeoutMs: 2_000 });
 		for (let i = 0; i < 3; i++) assert.deepEqual(await rows(db, SLOW(20_000)), [[20_000, 200_010_000]]);

@@ -184,7 +184,7 @@ class Control {
 	}
 }
 
-const PROGRESS_OPS = 1000;
+const PROGRESS_OPS = 100;
 
 /** The error of a call stopped by its Control, as src/connection.rs words it. */
 function stoppedError(stopped) {
@@ -249,6 +249,7 @@ class WasmDatabase {
 			control: new Control(),
 			progressId: 0,
 		};
+		this.#s.set.control = this.#s.control;
 		this.#s.progressId = api.progress.register(this.#s.control);
 		finalizer.register(this, { api, state: this.#s }, this.#s);
 	}
@@ -800,6 +801,9 @@ class WasmDatabase {
 		try {
 			this.#closeConnection();
 			this.#trackerOrThrow().restore();
+			// Not part of a call: no deadline or stop of the last one applies
+			// to the reads of reconnecting.
+			this.#s.control.startCall(null);
 			this.#connect();
 		} catch (error) {
 			throw this.#fault(error);

@@ -29,6 +29,7 @@ const SQLITE_IOERR = 10;
 const SQLITE_NOTFOUND = 12;
 const SQLITE_CANTOPEN = 14;
 const SQLITE_BUSY = 5;
+const SQLITE_INTERRUPT = 9;
 const SQLITE_IOERR_READ = 266;
 const SQLITE_IOERR_SHORT_READ = 522;
 const SQLITE_IOERR_WRITE = 778;
@@ -78,6 +79,8 @@ class FileSet {
 		this.tracker = null;
 		/** Sidecar files by full path. */
 		this.files = new Map();
+		/** The database's call control (engine.js Control), or null: asked at every read of the main file. */
+		this.control = null;
 		this.vfs = 0;
 	}
 
@@ -130,6 +133,10 @@ function installVfs(sqlite3) {
 		xRead(pFile, pDest, n, offset) {
 			try {
 				const h = handles.get(pFile);
+				// A read is a point where a statement may be stopped too: SQLite's
+				// progress handler never runs inside one instruction that reads
+				// many pages (counting a table's rows, clearing it). As natively.
+				if (h.tracker !== null && h.set?.control?.shouldStop()) return SQLITE_INTERRUPT;
 				const target = heap();
 				const got = h.file.read(target, pDest, n, Number(offset));
 				if (got < n) {

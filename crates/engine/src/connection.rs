@@ -696,8 +696,8 @@ impl Database {
     /// A statement that succeeded although a page read of it was stopped
     /// (`PRAGMA integrity_check` reports unreadable pages as text instead of
     /// failing): its result is not to be trusted. A read-only one counts as
-    /// stopped (its rows are dropped; on a miss it runs again on an engine
-    /// thread); a write that did so fails.
+    /// stopped (its rows are dropped; stopped for a miss or for its inline
+    /// budget, it runs again on an engine thread); a write that did so fails.
     fn swallowed_stop(
         &self,
         ran: Result<(), EngineError>,
@@ -705,7 +705,7 @@ impl Database {
         out: &mut Output,
         sets: usize,
     ) -> Result<(), EngineError> {
-        if ran.is_err() || matches!(self.control.stopped(), Stop::None | Stop::Budget) {
+        if ran.is_err() || self.control.stopped() == Stop::None {
             return ran;
         }
         out.sets.truncate(sets);
@@ -716,11 +716,13 @@ impl Database {
         if stmt.readonly() {
             return stopped;
         }
-        if self.control.stopped() == Stop::Miss {
+        // A write that went on past a read stopped for the engine thread's
+        // sake cannot be run again there: it took effect.
+        if matches!(self.control.stopped(), Stop::Miss | Stop::Budget) {
             self.control.clear_stop();
             return Err(EngineError::Sqlite {
                 code: rusqlite::ffi::SQLITE_IOERR_READ,
-                message: "a statement read a page that was not local yet".into(),
+                message: "a statement went on past a page read that was stopped".into(),
             });
         }
         stopped

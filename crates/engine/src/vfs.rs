@@ -324,6 +324,13 @@ unsafe extern "C" fn x_read(
     // SAFETY: SQLite calls xRead only on a file x_open set up.
     let (_, _, state) = unsafe { parts(file) };
     if let Some(state) = state {
+        // A read is a point where a statement may be stopped too (its
+        // budget, its deadline, an interrupt): SQLite's progress handler
+        // never runs inside one instruction that reads many pages (counting
+        // a table's rows, clearing or dropping it, checking its integrity).
+        if state.control.should_stop() {
+            return ffi::SQLITE_INTERRUPT;
+        }
         if let Err(rc) = state.make_local(offset as u64, amount as u64, false) {
             return rc;
         }
