@@ -177,6 +177,57 @@ describe("recovery", () => {
 		}
 	});
 
+	test("a commit of MBs made off the JS thread, failing at any KV write, applied or not, leaves a whole KV", async () => {
+		// Rewrites existing pages (a journal of them goes first) and adds
+		// new ones: 2 MB, a statement that runs long enough to leave the JS
+		// thread natively, where its delta and journal are packed.
+		const setup = async (kv) => {
+			const db = await open(kv);
+			await db.exec("CREATE TABLE t(v BLOB)");
+			await db.run(
+				"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500) INSERT INTO t SELECT zeroblob(2000) FROM c",
+			);
+			return db;
+		};
+		const BIG =
+			"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) INSERT INTO t SELECT randomblob(2000) FROM c; UPDATE t SET v = randomblob(2000) WHERE rowid <= 500";
+		const dry = createTestKv();
+		const dryDb = await setup(dry);
+		const from = dry.calls.length;
+		await dryDb.exec(BIG);
+		const writes = dry.calls.slice(from).filter((c) => c.method === "putBatch" || c.method === "deleteBatch").length;
+		await dryDb.close();
+		assert.ok(writes >= 8, `${writes} KV writes`);
+		for (const applied of [false, true]) {
+			for (let k = 1; k <= writes; k++) {
+				const kv = createTestKv();
+				const db = await setup(kv);
+				const before = await state(db);
+				let seen = 0;
+				kv.failWhen((call) => (call.method === "putBatch" || call.method === "deleteBatch") && ++seen === k, { applied });
+				const committed = await db.exec(BIG).then(
+					() => true,
+					(error) => {
+						assert.ok(error instanceof SqliteError, String(error));
+						return false;
+					},
+				);
+				kv.clearFaults();
+				const now = await state(db);
+				if (!committed) assert.equal(now, before, `write ${k} failed (applied: ${applied}): the database is back where it was`);
+				// A reader of the KV sees a whole state (opened checks it): before
+				// the commit, or, if the failed write was applied, maybe after it.
+				const read = await opened(kv);
+				if (!applied) assert.ok([before, now].includes(read), `KV after write ${k} failed`);
+				// The next write puts the KV at exactly the live database.
+				await db.exec("CREATE TABLE IF NOT EXISTS side(x); INSERT INTO side VALUES (1)");
+				assert.equal(await opened(kv), await state(db), `after write ${k} failed (applied: ${applied})`);
+				assert.ok(!hasJournal(kv), "no journal left behind");
+				await db.close();
+			}
+		}
+	});
+
 	test("a KV write that fails after it was applied is undone at close, when no write follows", async () => {
 		const writes = await writeCalls(WORKLOAD, ["putBatch"]);
 		assert.ok(writes.length > 10, `${writes.length} KV writes`);
