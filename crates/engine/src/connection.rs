@@ -632,11 +632,12 @@ impl Database {
             self.control.set_budget(false);
             return Ok(false);
         }
-        if autocommit
-            && ON_THREAD_KEYWORDS
+        if autocommit && {
+            let word = script::first_word(text);
+            ON_THREAD_KEYWORDS
                 .iter()
-                .any(|k| script::starts_with_keyword(text, k))
-        {
+                .any(|k| word.eq_ignore_ascii_case(k.as_bytes()))
+        } {
             self.control.set_budget(false);
             return Ok(false);
         }

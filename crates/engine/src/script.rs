@@ -76,11 +76,11 @@ pub fn may_be_single(sql: &str) -> bool {
         .is_none_or(|at| sql[at + 1..].trim_start().is_empty())
 }
 
-/// Whether the first word of `sql`, after whitespace and comments, is
-/// `keyword` (ASCII, any case).
-pub fn starts_with_keyword(sql: &str, keyword: &str) -> bool {
+/// The first word of `sql`, after whitespace and comments (empty if none):
+/// the keyword that says what kind of statement it is.
+pub fn first_word(sql: &str) -> &[u8] {
     let mut rest = sql.as_bytes();
-    loop {
+    let rest = loop {
         let trimmed = rest.trim_ascii_start();
         rest = if let Some(comment) = trimmed.strip_prefix(b"--") {
             comment
@@ -93,16 +93,14 @@ pub fn starts_with_keyword(sql: &str, keyword: &str) -> bool {
                 .position(|w| w == b"*/")
                 .map_or(&[][..], |end| &comment[end + 2..])
         } else {
-            break;
+            break trimmed;
         };
-    }
-    let rest = rest.trim_ascii_start();
-    let word = rest.len() >= keyword.len()
-        && rest[..keyword.len()].eq_ignore_ascii_case(keyword.as_bytes());
-    // The word ends there (`VACUUMED` is another word).
-    word && rest
-        .get(keyword.len())
-        .is_none_or(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80))
+    };
+    let end = rest
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80))
+        .unwrap_or(rest.len());
+    &rest[..end]
 }
 
 /// Instructions that loop over rows, or do work that grows with the
@@ -187,7 +185,7 @@ mod tests {
             "/* a */ /* b */VACUUM",
             "/**/VACUUM",
         ] {
-            assert!(starts_with_keyword(sql, "VACUUM"), "{sql:?}");
+            assert!(first_word(sql).eq_ignore_ascii_case(b"VACUUM"), "{sql:?}");
         }
         for sql in [
             "",
@@ -199,7 +197,7 @@ mod tests {
             "/* VACUUM */",
             "VACUU",
         ] {
-            assert!(!starts_with_keyword(sql, "VACUUM"), "{sql:?}");
+            assert!(!first_word(sql).eq_ignore_ascii_case(b"VACUUM"), "{sql:?}");
         }
     }
 
