@@ -88,7 +88,7 @@ describe("errors", () => {
 		await db.close();
 		assert.equal(db.closed, true);
 		for (const call of [() => db.exec("SELECT 1"), () => db.run("SELECT 1"), () => db.query("SELECT 1"), () => db.export()]) {
-			await assert.rejects(call(), /is closed/);
+			await assert.rejects(call(), { name: "SqliteError", code: "SQLITE_MISUSE", message: /is closed/ });
 		}
 	});
 

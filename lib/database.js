@@ -6,7 +6,7 @@
 // they sealed (group commit, see Persistence#commit), and a call settles only
 // once what it wrote is durable.
 
-const { fromEngine, lostEffects } = require("./errors");
+const { SqliteError, fromEngine, lostEffects } = require("./errors");
 const { normalizeParams, checkSql } = require("./params");
 
 // Bits of the engine's `state` (see #execute).
@@ -253,7 +253,7 @@ class Database {
 	 */
 	#enqueue(kind, sql, params, callback) {
 		if (this.#closed) {
-			return Promise.reject(new Error(`Database "${this.#fileName}" is closed`));
+			return Promise.reject(new SqliteError(`Database "${this.#fileName}" is closed`, "SQLITE_MISUSE"));
 		}
 		const job = new Job(kind, sql, params, callback, null, null);
 		if (!this.#pumping) {

@@ -16,7 +16,8 @@ class SqliteError extends Error {
 /**
  * Turns an error thrown by an engine into the error users see. Engines throw
  * errors whose `code` is a SQLite result code name, "ERR_SQLITE_RANGE" (the
- * parameters do not fit the statement) or "ERR_SQLITE_CLOSED".
+ * parameters do not fit the statement) or "ERR_SQLITE_CLOSED" (SQLite's
+ * SQLITE_MISUSE: a call on a closed connection).
  */
 function fromEngine(error) {
 	if (error instanceof SqliteError || !(error instanceof Error)) return error;
@@ -25,7 +26,7 @@ function fromEngine(error) {
 		return new SqliteError(error.message, code, error.cause === undefined ? undefined : { cause: error.cause });
 	}
 	if (code === "ERR_SQLITE_RANGE") return new RangeError(error.message);
-	if (code === "ERR_SQLITE_CLOSED") return new Error(error.message);
+	if (code === "ERR_SQLITE_CLOSED") return new SqliteError(error.message, "SQLITE_MISUSE");
 	return error;
 }
 
