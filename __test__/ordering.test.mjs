@@ -137,7 +137,17 @@ describe("call order and group commit", () => {
 		await db.run("INSERT INTO t VALUES ($v)", params(20, "SELECT count(*) FROM t"));
 		assert.deepEqual(await inner.pop(), { rows: [[3]], columns: ["count(*)"] });
 		await db.exec("COMMIT");
-		assert.deepEqual(await rows(db, "SELECT v FROM t ORDER BY rowid"), [[10], [11], [20]]);
+		// A call that waits its turn reads them when it is made: the calls
+		// its getter makes still run after it.
+		const first = db.run("INSERT INTO t VALUES (30)");
+		const queued = db.run("INSERT INTO t VALUES ($v)", params(31, "INSERT INTO t VALUES (?)"));
+		assert.equal(inner.length, 1);
+		assert.deepEqual(await Promise.all([first, queued, inner.pop()]), [
+			{ changes: 1, lastInsertRowid: 4 },
+			{ changes: 1, lastInsertRowid: 5 },
+			{ changes: 1, lastInsertRowid: 6 },
+		]);
+		assert.deepEqual(await rows(db, "SELECT v FROM t ORDER BY rowid"), [[10], [11], [20], [30], [31], [32]]);
 		await db.close();
 	});
 	test("calls made from recursion as deep as the JS stack goes settle, and the database goes on", async () => {

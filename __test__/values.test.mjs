@@ -151,6 +151,55 @@ describe("values and parameters", () => {
 		await assert.rejects(db.query("SELECT ?", new Map()), TypeError);
 	});
 
+	test("a call that waits its turn binds its parameters as they were when it was made", async () => {
+		await db.exec("CREATE TABLE q(a, b)");
+		// Made without await: the first call runs at once, the others wait
+		// for its write, while the loop reuses one array, object and buffer.
+		const positional = [0, Buffer.alloc(2)];
+		const named = { a: 0, $b: new Uint8Array(1) };
+		const calls = [];
+		for (let i = 1; i <= 4; i++) {
+			positional[0] = i;
+			positional[1].writeUInt16BE(i * 257);
+			calls.push(db.run("INSERT INTO q VALUES (?, ?)", positional));
+		}
+		for (let i = 5; i <= 7; i++) {
+			named.a = i;
+			named.$b[0] = i;
+			calls.push(db.run("INSERT INTO q VALUES (:a, $b)", named));
+			calls.push(db.query("SELECT :a, $b", named));
+		}
+		// A value that cannot be bound fails that call alone, in its turn.
+		const bad = [1];
+		calls.push(db.run("INSERT INTO q VALUES (?, 'bad')", bad));
+		bad[0] = undefined;
+		calls.push(db.run("INSERT INTO q VALUES (?, 'bad')", bad));
+		bad[0] = 2;
+		const order = [];
+		const outcomes = await Promise.allSettled(calls.map((call, i) => call.finally(() => order.push(i))));
+		assert.deepEqual(
+			order,
+			calls.map((_, i) => i),
+		);
+		assert.deepEqual(
+			outcomes.slice(-2).map((o) => o.reason?.name ?? o.status),
+			["fulfilled", "TypeError"],
+		);
+		for (let i = 5; i <= 7; i++) {
+			assert.deepEqual(outcomes[4 + 2 * (i - 5) + 1].value.rows, [[i, new Uint8Array([i])]]);
+		}
+		assert.deepEqual(await rows(db, "SELECT a, hex(b) FROM q ORDER BY rowid"), [
+			[1, "0101"],
+			[2, "0202"],
+			[3, "0303"],
+			[4, "0404"],
+			[5, "05"],
+			[6, "06"],
+			[7, "07"],
+			[1, "626164"],
+		]);
+	});
+
 	test("bigint beyond 64 bits is a RangeError", async () => {
 		await assert.rejects(db.query("SELECT ?", [2n ** 63n]), { name: "RangeError", message: /Parameter 1/ });
 		await assert.rejects(db.query("SELECT ?", [-(2n ** 63n) - 1n]), RangeError);

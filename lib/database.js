@@ -7,7 +7,7 @@
 // once what it wrote is durable.
 
 const { SqliteError, fromEngine, lostEffects } = require("./errors");
-const { normalizeParams, checkSql } = require("./params");
+const { normalizeParams, snapshotParams, checkSql } = require("./params");
 
 // Bits of the engine's `state` (see #execute).
 const AUTOCOMMIT = 1;
@@ -46,6 +46,7 @@ class Job {
 		this.reject = reject;
 		this.ok = false;
 		this.value = undefined;
+		/** Why the call failed; set before it runs if its parameters could not be taken (see #enqueue). */
 		this.error = undefined;
 		/** Whether a failed call had effects (see #failed). */
 		this.effects = false;
@@ -265,11 +266,23 @@ class Database {
 				return this.#unwound(error);
 			}
 		}
-		return new Promise((resolve, reject) => {
+		const settled = new Promise((resolve, reject) => {
 			job.resolve = resolve;
 			job.reject = reject;
-			this.#queue.push(job);
 		});
+		this.#queue.push(job);
+		// The call runs later: it binds its parameters as they are now, not
+		// as the caller's array, object or buffers are by then. Read after
+		// the job is queued, so that calls made by a getter of them run
+		// after it; a failure is the call's, at its turn (see #runJob).
+		if (kind === RUN || kind === QUERY) {
+			try {
+				job.params = snapshotParams(params);
+			} catch (error) {
+				job.error = error;
+			}
+		}
+		return settled;
 	}
 
 	/**
@@ -463,6 +476,8 @@ class Database {
 	#runJob(job) {
 		this.#reachedEngine = false;
 		const autocommitBefore = this.#autocommit;
+		// Parameters that could not be taken when the call was made.
+		if (job.error !== undefined) return this.#failed(job, job.error, autocommitBefore);
 		let value;
 		try {
 			value = job.kind === EXPORT ? this.#persistence.export() : this.#execute(job.kind, job.sql, job.params, job.callback);

@@ -88,10 +88,30 @@ function normalizeParams(params) {
 	throw new TypeError("Parameters must be an array (positional) or a plain object (named)");
 }
 
+/**
+ * The parameters of a call that runs later than it is made (queued behind
+ * others), as they are now: normalised (see normalizeParams) into an array
+ * or object of their own, with the bytes of each blob copied, so that what
+ * the caller changes meanwhile does not reach the call. normalizeParams
+ * gives back the same values for them.
+ */
+function snapshotParams(params) {
+	const values = normalizeParams(params);
+	if (values === null) return null;
+	if (Array.isArray(values)) return Array.from(values, ownBytes);
+	for (const key of Object.keys(values)) values[key] = ownBytes(values[key]);
+	return values;
+}
+
+/** `value`, or a copy of its bytes if it is a blob. */
+function ownBytes(value) {
+	return isBytes(value) ? new Uint8Array(value) : value;
+}
+
 function checkSql(sql) {
 	if (typeof sql !== "string") throw new TypeError(`SQL must be a string, got ${typeof sql}`);
 	if (sql.includes("\0")) throw new TypeError("SQL must not contain NUL characters");
 	return sql;
 }
 
-module.exports = { normalizeParams, checkSql, isBytes };
+module.exports = { normalizeParams, snapshotParams, checkSql, isBytes };
