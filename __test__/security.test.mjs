@@ -197,3 +197,42 @@ describe("statements cannot reach host files", () => {
 		await db.close();
 	});
 });
+
+describe("databases of one process stay apart", () => {
+	test("the values a database hands its KV hold none of another database's bytes, not even in their buffers", async () => {
+		// Stores that keep or structured-clone a value's whole `buffer` (a
+		// Durable Object's storage does) must not get another actor's data.
+		const marker = (name) => Buffer.from(`only-in-${name}.`.repeat(64));
+		const spied = () => {
+			const kv = createTestKv();
+			const values = [];
+			const { put, putBatch } = kv;
+			kv.put = (key, value) => {
+				values.push(value);
+				return put(key, value);
+			};
+			kv.putBatch = (entries) => {
+				for (const [, value] of entries) values.push(value);
+				return putBatch(entries);
+			};
+			return { kv, values };
+		};
+		const a = spied();
+		const b = spied();
+		const dbA = await open(a.kv);
+		const dbB = await open(b.kv);
+		await Promise.all([dbA.exec("CREATE TABLE t(v)"), dbB.exec("CREATE TABLE t(v)")]);
+		for (let i = 0; i < 20; i++) {
+			await dbA.run("INSERT INTO t VALUES (?)", [marker("a")]);
+			await dbB.run("INSERT INTO t VALUES (?)", [marker("b")]);
+			await Promise.all([dbA.run("INSERT INTO t VALUES (?)", [marker("a")]), dbB.run("INSERT INTO t VALUES (?)", [marker("b")])]);
+		}
+		const holds = (values, name) => values.filter((value) => Buffer.from(value.buffer).includes(`only-in-${name}.`)).length;
+		// Each database's own rows reached its KV; the other's never did.
+		assert.ok(holds(a.values, "a") > 0 && holds(b.values, "b") > 0);
+		assert.equal(holds(a.values, "b"), 0);
+		assert.equal(holds(b.values, "a"), 0);
+		assert.deepEqual(await rows(dbA, "SELECT count(*), min(v = ?) FROM t", [marker("a")]), [[40, 1]]);
+		await Promise.all([dbA.close(), dbB.close()]);
+	});
+});

@@ -143,44 +143,57 @@ function checkChunks(values, first) {
 	return values.map((value, i) => checkChunk(value, first + i));
 }
 
-// Engines copy a delta's chunks into a slab shared by every database of the
-// process, and the KV gets views of it: a new ArrayBuffer per chunk costs V8
-// about 3 µs (its allocation and collection), more than the rest of a small
-// commit's JS work. A slab's bytes are never written again once handed out.
-// The delta's sizes, indices and lengths come in `meta`, also shared: an
-// array made across N-API costs a call per element.
+// Engines copy a delta's chunks into a slab, and the KV gets views of it: a
+// new ArrayBuffer per chunk costs V8 1-3 µs (its allocation and collection),
+// more than the rest of a small commit's JS work. Each database has a slab of
+// its own (allocated at its first write): a store that keeps or clones a
+// value's whole `buffer` (structured clone does) gets this database's bytes
+// only, never another's. A slab's bytes are never written again once handed
+// out. The delta's sizes, indices and lengths come in `meta`, shared by every
+// database (read before takeDelta returns): an array made across N-API costs
+// a call per element.
 const SLAB_SIZE = 64 * 1024;
 // Entries of the shared `meta`: a delta of up to 64 chunks.
 const META_SIZE = 2 + 2 * 64;
 // Chunks of a large delta handled between two turns of the JS thread's
 // other work (see unpack and #mainEntriesInSteps).
 const STEP_CHUNKS = 1024;
-let slab = newSlab(SLAB_SIZE);
-let slabUsed = 0;
 const meta = new Float64Array(META_SIZE);
 
+/** A database's slab: `bytes` (null until its first write), of which `used` are handed out. */
+class Slab {
+	bytes = null;
+	used = 0;
+
+	/** Room for `size` more bytes: a new slab if this one has less. */
+	reserve(size) {
+		if (this.bytes === null || this.bytes.length - this.used < size) {
+			this.bytes = newSlab(SLAB_SIZE);
+			this.used = 0;
+		}
+	}
+}
+
 /**
- * A slab of `size` bytes, not zeroed (only bytes an engine wrote are ever
- * handed out), as a plain Uint8Array.
+ * A slab of `size` bytes, zeroed: memory not zeroed may hold what another
+ * database freed, and a store may read a value's whole buffer.
  */
 function newSlab(size) {
-	return new Uint8Array(Buffer.allocUnsafeSlow(size).buffer, 0, size);
+	return new Uint8Array(size);
 }
 
 /**
  * Takes the engine's pending delta (see lib/engines.js) as `{ size, maxSize,
- * chunks: [[index, bytes], …] }`, or null when it has none. A large delta
- * the engine packed off this thread comes with `chunks` null and its bytes
- * and layout in `packed`: see unpack.
+ * chunks: [[index, bytes], …] }`, or null when it has none; the bytes of a
+ * small one go to `slab`, the database's. A large delta the engine packed
+ * off this thread comes with `chunks` null and its bytes and layout in
+ * `packed`: see unpack.
  */
-function takeDelta(engine) {
-	if (slab.length - slabUsed < CHUNK_SIZE) {
-		slab = newSlab(SLAB_SIZE);
-		slabUsed = 0;
-	}
+function takeDelta(engine, slab) {
+	slab.reserve(CHUNK_SIZE);
 	let into = meta;
-	let target = slab;
-	let count = engine.takeDelta(target, slabUsed, into);
+	let target = slab.bytes;
+	let count = engine.takeDelta(target, slab.used, into);
 	if (count === NOTHING_PENDING) return null;
 	if (count === TOO_SMALL) {
 		const [bytes, entries] = into;
@@ -194,16 +207,15 @@ function takeDelta(engine) {
 				return { size: layout[0], maxSize: layout[1], chunks: null, packed: { bytes: packed, layout } };
 			}
 			target = newSlab(bytes);
-		} else if (bytes > slab.length - slabUsed) {
-			slab = newSlab(SLAB_SIZE);
-			slabUsed = 0;
-			target = slab;
+		} else {
+			slab.reserve(bytes);
+			target = slab.bytes;
 		}
-		count = engine.takeDelta(target, target === slab ? slabUsed : 0, into);
+		count = engine.takeDelta(target, target === slab.bytes ? slab.used : 0, into);
 	}
 	const chunks = new Array(count);
-	const end = viewChunks(target, target === slab ? slabUsed : 0, into, 0, count, chunks);
-	if (target === slab) slabUsed = end;
+	const end = viewChunks(target, target === slab.bytes ? slab.used : 0, into, 0, count, chunks);
+	if (target === slab.bytes) slab.used = end;
 	return { size: into[0], maxSize: into[1], chunks, packed: null };
 }
 
@@ -320,6 +332,8 @@ class Persistence {
 	#ahead = [];
 	/** Whether putting the engine back to the durable state failed (see #restore). */
 	#unrestored = false;
+	/** Where the engine puts the bytes of small deltas (see takeDelta). */
+	#slab = new Slab();
 
 	constructor(kv, limits, engine, { preload } = {}) {
 		this.#kv = kv;
@@ -593,7 +607,7 @@ class Persistence {
 	 * recovery's commit point.
 	 */
 	async #recover(journalSize) {
-		const delta = takeDelta(this.#engine);
+		const delta = takeDelta(this.#engine, this.#slab);
 		if (delta !== null) await this.#putMain(delta);
 		await this.#removeFile(TAG_JOURNAL, journalSize);
 		this.#engine.ack();
@@ -618,7 +632,7 @@ class Persistence {
 	 * where each await costs about as much as the rest of the commit's JS.
 	 */
 	commit() {
-		const delta = takeDelta(this.#engine);
+		const delta = takeDelta(this.#engine, this.#slab);
 		if (delta === null) return DONE;
 		if (this.#ahead.length > 0) this.#ahead = [];
 		let batch;
