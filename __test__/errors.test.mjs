@@ -186,6 +186,32 @@ describe("errors", () => {
 		});
 		assert.ok(kv.errors.includes(boom));
 		assert.deepEqual(await rows(db, "SELECT v FROM t"), [[1]]);
+		// Whatever the KV rejects with or throws, however odd to show.
+		const revoked = Proxy.revocable({}, {});
+		revoked.revoke();
+		const odd = [
+			"a string",
+			42,
+			Object.create(null),
+			{ toString: () => ({}) },
+			new Proxy(new Error("a proxy"), {
+				get: () => {
+					throw new Error("no reads");
+				},
+			}),
+			revoked.proxy,
+		];
+		for (const [i, cause] of odd.entries()) {
+			kv.failWhen((call) => call.method === "putBatch", { error: cause, sync: i % 2 === 1 });
+			await assert.rejects(db.run("INSERT INTO t VALUES (2)"), (error) => {
+				assert.ok(error instanceof SqliteError, `cause ${i}: ${error}`);
+				assert.equal(error.code, "SQLITE_IOERR_WRITE");
+				assert.equal(error.cause, cause);
+				assert.match(error.message, /^KV putBatch failed: ./);
+				return true;
+			});
+			assert.deepEqual(await rows(db, "SELECT v FROM t"), [[1]]);
+		}
 		kv.clearFaults();
 		await db.run("INSERT INTO t VALUES (3)");
 		assert.deepEqual(await rows(db, "SELECT v FROM t"), [[1], [3]]);

@@ -1,5 +1,7 @@
 "use strict";
 
+const { inspect } = require("node:util");
+
 /**
  * A failure reported by SQLite, or by the KV store while persisting.
  * `code` is SQLite's extended result code name, e.g. "SQLITE_CONSTRAINT_UNIQUE".
@@ -32,8 +34,23 @@ function fromEngine(error) {
 
 /** The error for a KV call that failed: keeps the KV's error as `cause`. */
 function kvFailure(method, cause, code) {
-	const detail = cause instanceof Error ? cause.message : String(cause);
-	return new SqliteError(`KV ${method} failed: ${detail}`, code, { cause });
+	return new SqliteError(`KV ${method} failed: ${describeCause(cause)}`, code, { cause });
+}
+
+/**
+ * What a KV's error says, for a message: whatever the KV rejected with (an
+ * object without toString, one whose message getter throws, a revoked Proxy)
+ * gives a text, never an exception, which would skip undoing the failed
+ * write.
+ */
+function describeCause(cause) {
+	try {
+		if (cause instanceof Error) return String(cause.message);
+		if (cause !== null && typeof cause === "object") return inspect(cause, { depth: 1, breakLength: Number.POSITIVE_INFINITY });
+		return String(cause);
+	} catch {
+		return "(an error that cannot be shown)";
+	}
 }
 
 /**
