@@ -34,6 +34,37 @@ async function bigKv() {
 	return kv;
 }
 
+/**
+ * `kv` behind a store that answers one call at a time and returns the values
+ * it reads as views of one read buffer, which its next call overwrites (a
+ * pooled receive buffer).
+ */
+function reusingReads(kv) {
+	const read = new Uint8Array(256 * 4096);
+	let queue = Promise.resolve();
+	const serial = (call) => {
+		const result = queue.then(() => new Promise((resolve) => setImmediate(resolve))).then(call);
+		queue = result.catch(() => {});
+		return result;
+	};
+	const intoRead = (values) => {
+		let at = 0;
+		return values.map((value) => {
+			if (value == null) return value;
+			read.set(value, at);
+			at += value.length;
+			return read.subarray(at - value.length, at);
+		});
+	};
+	return {
+		get: (key) => serial(async () => intoRead([await kv.get(key)])[0]),
+		getBatch: (keys) => serial(async () => intoRead(await kv.getBatch(keys))),
+		put: (key, value) => serial(() => kv.put(key, value)),
+		putBatch: (entries) => serial(() => kv.putBatch(entries)),
+		deleteBatch: (keys) => serial(() => kv.deleteBatch(keys)),
+	};
+}
+
 const chunkCount = (kv) => Object.keys(kvDump(kv)).filter((key) => key.startsWith("08010100")).length;
 const keysRead = (kv) => kv.calls.filter((c) => c.method === "getBatch").reduce((n, c) => n + c.keys.length, 0);
 
@@ -87,6 +118,25 @@ describe("lazy paging", () => {
 			const widest = Math.max(...kv.calls.map((c) => c.keys.length));
 			assert.ok(widest <= 2, `a call with ${widest} keys`);
 		}
+	});
+
+	test("a KV may reuse the bytes of the values it returned once its next call runs", async () => {
+		const kv = await bigKv();
+		// Each residue of i % 1000 comes 20 times.
+		const expected = [[ROWS, 20 * 499_500, ROWS * 300]];
+		for (const options of [{}, { preload: false }, { preload: true }, { limits: { maxKeysPerCall: 2 } }]) {
+			const db = await open(reusingReads(kv), options);
+			assert.deepEqual(await rows(db, "SELECT count(*), sum(k), sum(length(v)) FROM t"), expected, JSON.stringify(options));
+			assert.deepEqual(await rows(db, "PRAGMA quick_check"), [["ok"]]);
+			await db.run("UPDATE t SET v = printf('%0300d', id + 1) WHERE id % 100 = 0");
+			await db.run("UPDATE t SET v = printf('%0300d', id) WHERE id % 100 = 0");
+			await db.close();
+		}
+		// What they wrote is whole.
+		const db = await open(kv);
+		assert.deepEqual(await rows(db, "PRAGMA quick_check"), [["ok"]]);
+		assert.deepEqual(await rows(db, "SELECT count(*), sum(k), sum(length(v)) FROM t"), expected);
+		await db.close();
 	});
 
 	test("export() of a database paged lazily is the whole file", async () => {

@@ -138,6 +138,26 @@ function checkChunk(value, index) {
 	return value;
 }
 
+/**
+ * Copies of `chunks` (null stays null), views of one new buffer. Chunks kept
+ * while other KV calls run (those of concurrent or read-ahead getBatch
+ * calls) must not be the KV's own bytes, which a store may reuse once the
+ * call that returned them is over (a pooled receive buffer).
+ */
+function copyChunks(chunks) {
+	let total = 0;
+	for (const chunk of chunks) if (chunk !== null) total += chunk.length;
+	const bytes = new Uint8Array(total);
+	let at = 0;
+	return chunks.map((chunk) => {
+		if (chunk === null) return null;
+		const copy = bytes.subarray(at, at + chunk.length);
+		copy.set(chunk);
+		at += chunk.length;
+		return copy;
+	});
+}
+
 /** Chunks `first..` as read from the KV, checked; a missing one is null. */
 function checkChunks(values, first) {
 	return values.map((value, i) => checkChunk(value, first + i));
@@ -422,10 +442,11 @@ class Persistence {
 		const keys = [metaKey(TAG_MAIN), metaKey(TAG_JOURNAL)];
 		for (let i = 0; i < head; i++) keys.push(chunkKey(TAG_MAIN, i));
 		const [mainMeta, journalMeta, ...chunks] = await this.#getBatch(keys);
-		// A KV that takes only two keys per call gets page 1 in a call of its own.
-		if (head === 0 && mainMeta != null) chunks.push(...(await this.#getBatch([chunkKey(TAG_MAIN, 0)])));
+		// Decoded before any other KV call, which may reuse the values' bytes.
 		const mainSize = mainMeta == null ? 0 : decodeMeta(mainMeta, TAG_MAIN);
 		const journalSize = journalMeta == null ? null : decodeMeta(journalMeta, TAG_JOURNAL);
+		// A KV that takes only two keys per call gets page 1 in a call of its own.
+		if (head === 0 && mainMeta != null) chunks.push(...(await this.#getBatch([chunkKey(TAG_MAIN, 0)])));
 		this.#kvSize = mainMeta == null ? null : mainSize;
 		let loadSize = mainSize;
 		let loaded = 0;
@@ -547,8 +568,9 @@ class Persistence {
 		await forEachConcurrent(range(0, wanted.length, step), LOAD_CONCURRENCY, async (first) => {
 			const slots = wanted.slice(first, first + step);
 			const values = await this.#getBatch(slots.map((i) => chunkKey(TAG_MAIN, indices[i])));
+			const copies = copyChunks(slots.map((slot, k) => checkChunk(values[k], indices[slot])));
 			slots.forEach((slot, k) => {
-				out[slot] = checkChunk(values[k], indices[slot]);
+				out[slot] = copies[k];
 			});
 		});
 		return out;
