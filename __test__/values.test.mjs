@@ -1,5 +1,6 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
+import vm from "node:vm";
 
 import { createTestKv } from "./helpers/kv.mjs";
 import { open, rows } from "./helpers/db.mjs";
@@ -94,6 +95,30 @@ describe("values and parameters", () => {
 		await assert.rejects(db.query("SELECT ?", [["a"]]), TypeError);
 		// A hole is no byte (it bound as 0 once).
 		await assert.rejects(db.query("SELECT ?", [new Array(3)]), { name: "TypeError", message: /byte/ });
+	});
+
+	test("Uint8Arrays of another realm (a vm context, a test sandbox) are BLOBs, as parameters and as KV values", async () => {
+		const Foreign = vm.runInNewContext("Uint8Array");
+		const blob = Foreign.of(1, 2, 3);
+		assert.ok(!(blob instanceof Uint8Array));
+		assert.deepEqual(await rows(db, "SELECT hex(?), typeof(?)", [blob, Foreign.of()]), [["010203", "blob"]]);
+		assert.deepEqual(await rows(db, "SELECT hex($b)", { $b: blob }), [["010203"]]);
+		// A KV whose values come from that realm.
+		const inner = createTestKv();
+		const writer = await open(inner);
+		await writer.exec("CREATE TABLE f(v); INSERT INTO f VALUES (x'0102')");
+		await writer.close();
+		const foreign = (value) => (value == null ? value : Foreign.from(value));
+		const kv = {
+			get: async (key) => foreign(await inner.get(key)),
+			getBatch: async (keys) => (await inner.getBatch(keys)).map(foreign),
+			put: (key, value) => inner.put(key, value),
+			putBatch: (entries) => inner.putBatch(entries),
+			deleteBatch: (keys) => inner.deleteBatch(keys),
+		};
+		const reader = await open(kv);
+		assert.deepEqual(await rows(reader, "SELECT hex(v) FROM f"), [["0102"]]);
+		await reader.close();
 	});
 
 	test("named parameters with and without the sigil", async () => {

@@ -8,13 +8,18 @@
 const MIN_I64 = -(2n ** 63n);
 const MAX_I64 = 2n ** 63n - 1n;
 
+// %TypedArray%.prototype[Symbol.toStringTag]: the kind of a typed array
+// ("Uint8Array" for a Buffer too), whatever realm made it (a vm context, a
+// test sandbox); undefined for anything else, a Proxy of one included.
+const typedArrayKind = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), Symbol.toStringTag).get;
+
 /**
- * Whether `value` is a Uint8Array (a Buffer too): a typed array, not an
- * object that only has its prototype (a Proxy around one, say), whose bytes
- * the engines could not read.
+ * Whether `value` is a Uint8Array (a Buffer too), of this realm or another:
+ * a typed array, not an object that only has its prototype (a Proxy around
+ * one, say), whose bytes the engines could not read.
  */
 function isBytes(value) {
-	return value instanceof Uint8Array && ArrayBuffer.isView(value);
+	return typedArrayKind.call(value) === "Uint8Array";
 }
 
 function normalizeValue(value, name) {

@@ -5,6 +5,7 @@
 // KV would reject, with the same messages.
 
 const { resolveLimits } = require("../persist");
+const { isBytes } = require("../params");
 
 /**
  * Returns checkers bound to `limits` (overrides of the actor KV limits). Each
@@ -21,12 +22,12 @@ function createChecks(overrides) {
 		}
 	};
 	const key = (k) => {
-		if (!(k instanceof Uint8Array)) throw new TypeError("KV keys must be Uint8Array");
+		if (!isBytes(k)) throw new TypeError("KV keys must be Uint8Array");
 		if (k.length > limits.maxKeySize) throw new Error(`KV key of ${k.length} bytes exceeds ${limits.maxKeySize}`);
 		return k;
 	};
 	const value = (v) => {
-		if (!(v instanceof Uint8Array)) throw new TypeError("KV values must be Uint8Array");
+		if (!isBytes(v)) throw new TypeError("KV values must be Uint8Array");
 		if (v.length > limits.maxValueSize) throw new Error(`KV value of ${v.length} bytes exceeds ${limits.maxValueSize}`);
 		return v;
 	};

@@ -11,6 +11,7 @@ const { codeName } = require("./codes");
 const { MemFile, Tracker, CHUNK_SIZE } = require("./files");
 
 const { TAG_MAIN, TAG_JOURNAL } = require("../format");
+const { isBytes } = require("../params");
 
 const SQLITE_OK = 0;
 const SQLITE_INTERRUPT = 9;
@@ -135,7 +136,7 @@ function checkParam(value) {
 		if (value < MIN_I64 || value > MAX_I64) throw rangeError("BigInt parameter does not fit in 64 bits");
 		return value;
 	}
-	if (value instanceof Uint8Array) return value;
+	if (isBytes(value)) return value;
 	throw new TypeError(`Cannot bind a value of type ${value === undefined ? "undefined" : typeof value}`);
 }
 
