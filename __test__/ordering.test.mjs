@@ -117,6 +117,27 @@ describe("call order and group commit", () => {
 		await again.close();
 	});
 
+	test("150,000 calls queued behind a call that goes on on an engine thread all settle, in order", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v)");
+		// A write, then a call with over 16 KiB of parameters (the native
+		// engine starts it on an engine thread), then the queue.
+		const calls = [db.run("INSERT INTO t VALUES (0)"), db.query("SELECT length(?)", [new Uint8Array(20_000)])];
+		for (let i = 1; i <= 150_000; i++) calls.push(db.query("SELECT ?", [i]));
+		calls.push(db.run("INSERT INTO t VALUES (1)"));
+		let settled = 0;
+		const order = await Promise.all(calls.map((call) => call.then(() => settled++)));
+		assert.ok(order.every((n, i) => n === i));
+		const results = await Promise.all(calls);
+		assert.deepEqual(results[1].rows, [[20_000]]);
+		assert.deepEqual(results[150_001].rows, [[150_000]]);
+		await db.close();
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY rowid"), [[0], [1]]);
+		await again.close();
+	});
+
 	test("calls made while a call reads its parameters run after it", async () => {
 		const db = await open(createTestKv());
 		await db.exec("CREATE TABLE t(v)");

@@ -410,7 +410,9 @@ class Database {
 			// settles as soon as it is done (and written), with the calls
 			// before it. The calls after it go back to the queue.
 			if (ran !== true && ran !== false) {
-				this.#queue.unshift(...jobs.splice(i + 1));
+				// (concat: a spread of 120,000 calls or more throws.)
+				const rest = jobs.splice(i + 1);
+				if (rest.length > 0) this.#queue = rest.concat(this.#queue);
 				this.#runRest(jobs, ran, pending).catch(() => this.#pump());
 				return ran;
 			}
