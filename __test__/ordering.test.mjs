@@ -1,6 +1,7 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 
+import { SqliteError } from "../index.mjs";
 import { createTestKv, kvFromMutations } from "./helpers/kv.mjs";
 import { open, rows } from "./helpers/db.mjs";
 
@@ -135,6 +136,41 @@ describe("call order and group commit", () => {
 		await db.close();
 		const again = await open(kv);
 		assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY rowid"), [[0], [1]]);
+		await again.close();
+	});
+
+	test("when a failed write undoes a transaction, the calls queued for it reject; calls made after run", async () => {
+		const kv = createTestKv({ latencyMs: 5 });
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v)");
+		const nextTick = () => new Promise((resolve) => setImmediate(resolve));
+		let failures = 1;
+		// (Applied, then failing: after the KV's latency, and maybe applied.)
+		kv.failWhen((call) => call.method === "putBatch" && failures-- > 0, { applied: true });
+		// A write and a transaction in one group; its KV write fails while
+		// the rest of the transaction is made.
+		const group = [db.run("INSERT INTO t VALUES ('a')"), db.exec("BEGIN"), db.run("INSERT INTO t VALUES ('b')")];
+		await nextTick();
+		const queued = [db.run("INSERT INTO t VALUES ('c')"), db.exec("COMMIT")];
+		const outcomes = await Promise.allSettled([...group, ...queued]);
+		assert.deepEqual(
+			outcomes.map((o) => o.reason?.code),
+			["SQLITE_IOERR_WRITE", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_WRITE", "SQLITE_ABORT_ROLLBACK", "SQLITE_ABORT_ROLLBACK"],
+		);
+		assert.ok(outcomes[3].reason instanceof SqliteError);
+		assert.equal(outcomes[3].reason.cause, outcomes[0].reason);
+		assert.equal(db.inTransaction, false);
+		await db.run("INSERT INTO t VALUES ('d')");
+		// A group that ends outside a transaction: the calls queued behind its failed write run.
+		failures = 1;
+		const failed = db.run("INSERT INTO t VALUES ('e')");
+		await nextTick();
+		const after = db.run("INSERT INTO t VALUES ('f')");
+		await assert.rejects(failed, { code: "SQLITE_IOERR_WRITE" });
+		await after;
+		await db.close();
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY rowid"), [["d"], ["f"]]);
 		await again.close();
 	});
 

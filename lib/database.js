@@ -578,10 +578,29 @@ class Database {
 	 * transaction open): every call of the batch lost its effects, and says so.
 	 */
 	#settleFailedWrite(jobs, error) {
+		const inTransaction = !this.#autocommit;
 		this.#autocommit = true;
 		for (const job of jobs) {
 			if (job.ok) job.reject(error);
 			else job.reject(job.effects ? lostEffects(job.error, error) : job.error);
+		}
+		if (inTransaction) this.#abortQueued(error);
+	}
+
+	/**
+	 * The batch whose write failed (`error`) ended inside a transaction, which
+	 * is gone: the calls queued meanwhile were made to run in it. Run outside
+	 * it, in autocommit, they would commit what followed without what came
+	 * before (a COMMIT among them would then fail). They reject instead, as
+	 * the rest of a pipeline does after an error; calls made from now on run.
+	 */
+	#abortQueued(error) {
+		const end = this.#queue.findIndex((job) => job.kind === CLOSE);
+		const aborted = end === -1 ? this.#queue : this.#queue.slice(0, end);
+		this.#queue = end === -1 ? [] : this.#queue.slice(end);
+		for (const job of aborted) {
+			const message = `the transaction this call was made in was rolled back: the KV write of the calls before it failed (${error.message})`;
+			job.reject(new SqliteError(message, "SQLITE_ABORT_ROLLBACK", { cause: error }));
 		}
 	}
 
