@@ -283,5 +283,15 @@ describe("values and parameters", () => {
 			],
 		]);
 		await assert.rejects(db.exec("SELECT 1", "not a function"), TypeError);
+		// The callback runs once exec() has returned, whether the database is
+		// idle or busy with a write.
+		for (const busy of [false, true]) {
+			const log = [];
+			const write = busy ? db.run("INSERT INTO e VALUES (3, 'three')") : null;
+			const call = db.exec("SELECT a FROM e WHERE a = 1", () => log.push("callback"));
+			log.push("returned");
+			await Promise.all([call, write]);
+			assert.deepEqual(log, ["returned", "callback"]);
+		}
 	});
 });

@@ -343,7 +343,11 @@ class Database {
 		if (ran === false) {
 			let settled;
 			try {
-				settled = job.ok ? Promise.resolve(this.#finish(job)) : Promise.reject(job.error);
+				if (!job.ok) settled = Promise.reject(job.error);
+				// An exec callback runs once exec() has returned, as it does
+				// when the call waits its turn: never inside exec().
+				else if (job.callback !== undefined) settled = RAN.then(() => this.#finish(job));
+				else settled = Promise.resolve(this.#finish(job));
 			} catch (error) {
 				settled = Promise.reject(error);
 			}
