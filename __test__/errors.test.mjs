@@ -118,7 +118,7 @@ describe("errors", () => {
 	test("one KV store cannot have two open databases", async () => {
 		const kv = createMemoryKv();
 		const db = await openPublic("a", kv);
-		await assert.rejects(openPublic("b", kv), /already has an open database/);
+		await assert.rejects(openPublic("b", kv), { name: "SqliteError", code: "SQLITE_BUSY", message: /already has an open database/ });
 		await db.close();
 		const again = await openPublic("b", kv);
 		await again.close();
@@ -323,7 +323,7 @@ describe("SqliteVfs (2.2.1 surface)", () => {
 	test("open, same-name rejection, destroy", async () => {
 		const vfs = new SqliteVfs();
 		const db = await vfs.open("actor-a", createMemoryKv());
-		await assert.rejects(vfs.open("actor-a", createMemoryKv()), /already open on this instance/);
+		await assert.rejects(vfs.open("actor-a", createMemoryKv()), { code: "SQLITE_BUSY", message: /already open on this instance/ });
 		// Two opens of one name made at once: the second rejects too.
 		const [one, two] = await Promise.allSettled([vfs.open("actor-z", createMemoryKv()), vfs.open("actor-z", createMemoryKv())]);
 		assert.equal(one.status, "fulfilled");

@@ -4,7 +4,7 @@ const fs = require("node:fs");
 
 const { Database } = require("./database");
 const { Persistence, resolveLimits } = require("./persist");
-const { fromEngine } = require("./errors");
+const { SqliteError, fromEngine } = require("./errors");
 const { createEngine } = require("./engines");
 
 const KV_METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
@@ -88,7 +88,7 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 	if (preload !== undefined && typeof preload !== "boolean") {
 		throw new TypeError(`preload must be a boolean, got ${typeof preload}`);
 	}
-	await claim(kvInUse, kv, () => new Error(`This KV store already has an open database (opening "${fileName}")`));
+	await claim(kvInUse, kv, () => new SqliteError(`This KV store already has an open database (opening "${fileName}")`, "SQLITE_BUSY"));
 	let engine = null;
 	let untrack = null;
 	try {
@@ -129,7 +129,7 @@ class SqliteVfs {
 		await claim(
 			this.#databases,
 			fileName,
-			() => new Error(`SqliteVfs: fileName "${fileName}" is already open on this instance`),
+			() => new SqliteError(`SqliteVfs: fileName "${fileName}" is already open on this instance`, "SQLITE_BUSY"),
 			() => {
 				if (this.#destroyed) throw new Error("SqliteVfs is closed");
 			},
