@@ -142,6 +142,21 @@ describe("persistence", () => {
 		await db.close();
 	});
 
+	test("close() with a transaction open rolls it back: nothing of it is written", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+		const before = kvDump(kv);
+		await db.exec("BEGIN");
+		await db.run("INSERT INTO t VALUES (2)");
+		assert.equal(db.inTransaction, true);
+		await db.close();
+		assert.deepEqual(kvDump(kv), before);
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT v FROM t"), [[1]]);
+		await again.close();
+	});
+
 	test("a large transaction is written within the KV limits and reopens intact", async () => {
 		const kv = createTestKv();
 		const db = await open(kv);

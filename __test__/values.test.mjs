@@ -293,5 +293,19 @@ describe("values and parameters", () => {
 			await Promise.all([call, write]);
 			assert.deepEqual(log, ["returned", "callback"]);
 		}
+		// A callback that throws: the call rejects with its error, later rows
+		// are not passed on, and what the call wrote stays.
+		const passed = [];
+		const stop = new Error("stop");
+		const script = "INSERT INTO e VALUES (4, 'four'); SELECT a FROM e ORDER BY a";
+		await assert.rejects(
+			db.exec(script, ([a]) => {
+				passed.push(a);
+				if (a === 2) throw stop;
+			}),
+			(error) => error === stop,
+		);
+		assert.deepEqual(passed, [1, 2]);
+		assert.deepEqual(await rows(db, "SELECT b FROM e WHERE a = 4"), [["four"]]);
 	});
 });
