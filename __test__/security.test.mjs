@@ -37,6 +37,8 @@ describe("statements cannot reach host files", () => {
 		// prepared: refused too.
 		await assert.rejects(db.run("ATTACH ? AS f", [target]), { name: "SqliteError", code: "SQLITE_AUTH" });
 		await assert.rejects(db.run("ATTACH ? AS f", [":memory:"]), { name: "SqliteError", code: "SQLITE_AUTH" });
+		// A name that starts with U+FEFF is checked as it is (not as ":memory:").
+		await assert.rejects(db.exec("ATTACH '\uFEFF:memory:' AS b"), { name: "SqliteError", code: "SQLITE_AUTH" });
 		assert.equal(fs.existsSync(target), false);
 		assert.equal(fs.existsSync(path.join(process.cwd(), "relative.db")), false);
 		assert.deepEqual(fs.readdirSync(dir), []);

@@ -50,6 +50,11 @@ describe("values and parameters", () => {
 		assert.deepEqual(await roundTrip("a\0b\0"), { back: "a\0b\0", type: "text" });
 	});
 
+	test("text and column names that start with U+FEFF keep it (it is no byte-order mark here)", async () => {
+		assert.deepEqual(await roundTrip("\uFEFFid"), { back: "\uFEFFid", type: "text" });
+		assert.deepEqual(await db.query('SELECT 1 AS "\uFEFFcol", ? AS p', ["\uFEFF"]), { rows: [[1, "\uFEFF"]], columns: ["\uFEFFcol", "p"] });
+	});
+
 	test("SQL and text parameters with multi-byte characters of any length arrive whole", async () => {
 		// Around the lengths where the engine reads text in one piece or in
 		// two, a character of 2, 3 or 4 bytes in UTF-8 lands on every byte

@@ -3,8 +3,13 @@
 // Views of the WASM module's linear memory. Memory growth detaches every
 // typed array over the old buffer, so each accessor takes its view fresh.
 
+// Text as SQLite holds it: a leading U+FEFF is a character of the text (of a
+// value, a column name, a file name the authorizer checks), not a byte-order
+// mark to drop, as TextDecoder does by default.
+const TEXT = { ignoreBOM: true };
+
 function heapAccess(memory) {
-	const decoder = new TextDecoder();
+	const decoder = new TextDecoder("utf-8", TEXT);
 	let u8 = new Uint8Array(memory.buffer);
 	let i32 = new Int32Array(memory.buffer);
 	/** The bytes of the heap (refreshing both views after a growth). */
@@ -42,4 +47,4 @@ function heapAccess(memory) {
 	};
 }
 
-module.exports = { heapAccess };
+module.exports = { TEXT, heapAccess };

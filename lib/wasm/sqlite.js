@@ -12,7 +12,7 @@
 const fs = require("node:fs");
 const path = require("node:path");
 const { installVfs } = require("./vfs");
-const { heapAccess } = require("./heap");
+const { TEXT, heapAccess } = require("./heap");
 
 const PACKAGE = "@sqlite.org/sqlite-wasm";
 
@@ -61,7 +61,7 @@ function createApi(sqlite3, wasmPath, onBroken) {
 	const x = wasm.exports;
 	const memory = x.memory ?? wasm.memory;
 	const encoder = new TextEncoder();
-	const decoder = new TextDecoder();
+	const decoder = new TextDecoder("utf-8", TEXT);
 	const { heap, words, peek32, cstr } = heapAccess(memory);
 	const allocCString = (s) => {
 		const bytes = encoder.encode(s);
