@@ -3,8 +3,25 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 
 import * as esm from "../index.mjs";
-import { SqliteVfsPool, PooledSqliteHandle, createMemoryKv, open } from "../index.mjs";
+import { SqliteVfs, SqliteVfsPool, PooledSqliteHandle, createMemoryKv, open } from "../index.mjs";
 import { BACKEND } from "./helpers/db.mjs";
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A KV over `store` whose reads answer after 30 ms. */
+function slowReads(store) {
+	const later = async (read) => {
+		await sleep(30);
+		return read();
+	};
+	return {
+		get: (key) => later(() => store.get(key)),
+		getBatch: (keys) => later(() => store.getBatch(keys)),
+		put: (key, value) => store.put(key, value),
+		putBatch: (entries) => store.putBatch(entries),
+		deleteBatch: (keys) => store.deleteBatch(keys),
+	};
+}
 
 describe("SqliteVfsPool (the surface rivetkit uses)", () => {
 	test("ESM and CommonJS expose the full 2.2.1 surface", () => {
@@ -98,8 +115,56 @@ describe("SqliteVfsPool (the surface rivetkit uses)", () => {
 		await check.close();
 	});
 
-	test("bad config is rejected", () => {
+	test("an actor released while its database is still opening opens again at once", async () => {
+		const store = createMemoryKv();
+		const pool = new SqliteVfsPool({ actorsPerInstance: 2 });
+		const first = (await pool.acquire("a")).open("a", slowReads(store), { backend: BACKEND }).then(
+			() => "opened",
+			(error) => error.message,
+		);
+		await sleep(5);
+		await pool.release("a");
+		// Woken at once: its open waits for the first one, which gives up.
+		const db = await (await pool.acquire("a")).open("a", slowReads(store), { backend: BACKEND });
+		assert.match(await first, /released/);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+		await pool.shutdown();
+		assert.equal(db.closed, true);
+	});
+
+	test("SqliteVfs: closeFile() and destroy() close a database that is still opening", async () => {
+		const vfs = new SqliteVfs();
+		const opening = vfs.open("a", slowReads(createMemoryKv()), { backend: BACKEND });
+		await sleep(5);
+		await vfs.closeFile("a");
+		assert.equal((await opening).closed, true);
+		const other = vfs.open("b", slowReads(createMemoryKv()), { backend: BACKEND });
+		const settled = other.then(
+			(db) => db.closed,
+			() => "rejected",
+		);
+		await sleep(5);
+		await vfs.destroy();
+		// By the time destroy() resolves, that database is closed (or its open rejected).
+		assert.ok([true, "rejected"].includes(await Promise.race([settled, "pending"])));
+	});
+
+	test("bad config is rejected; idleDestroyMs takes what 2.2.1 took", async () => {
 		assert.throws(() => new SqliteVfsPool({ actorsPerInstance: 0 }), /positive integer/);
-		assert.throws(() => new SqliteVfsPool({ actorsPerInstance: 1, idleDestroyMs: -1 }), /idleDestroyMs/);
+		assert.throws(() => new SqliteVfsPool({ actorsPerInstance: 1, idleDestroyMs: "10" }), /idleDestroyMs/);
+		assert.throws(() => new SqliteVfsPool({ actorsPerInstance: 1, idleDestroyMs: Number.NaN }), /idleDestroyMs/);
+		// null: the default; a negative delay: none; Infinity: idle instances stay.
+		for (const [idleDestroyMs, left] of [
+			[null, 1],
+			[-1, 0],
+			[Number.POSITIVE_INFINITY, 1],
+		]) {
+			const pool = new SqliteVfsPool({ actorsPerInstance: 1, idleDestroyMs });
+			await pool.acquire("a");
+			await pool.release("a");
+			await sleep(20);
+			assert.equal(pool.instanceCount, left, `idleDestroyMs ${idleDestroyMs}`);
+			await pool.shutdown();
+		}
 	});
 });

@@ -122,6 +122,8 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
  */
 class SqliteVfs {
 	#databases = new Map();
+	/** fileName → the promise of a database still opening. */
+	#opening = new Map();
 	#destroyed = false;
 
 	async open(fileName, kv, options) {
@@ -135,13 +137,17 @@ class SqliteVfs {
 			},
 		);
 		let db;
+		const opening = open(fileName, kv, options, () => {
+			if (this.#databases.get(fileName) === db) this.#databases.delete(fileName);
+		});
+		this.#opening.set(fileName, opening);
 		try {
-			db = await open(fileName, kv, options, () => {
-				if (this.#databases.get(fileName) === db) this.#databases.delete(fileName);
-			});
+			db = await opening;
 		} catch (error) {
 			this.#databases.delete(fileName);
 			throw error;
+		} finally {
+			this.#opening.delete(fileName);
 		}
 		this.#databases.set(fileName, db);
 		if (this.#destroyed) {
@@ -151,15 +157,17 @@ class SqliteVfs {
 		return db;
 	}
 
-	/** Closes the database named `fileName`, if this instance has it open. */
+	/** Closes the database named `fileName`, if this instance has it open or opening. */
 	async closeFile(fileName) {
-		await this.#databases.get(fileName)?.close();
+		const db = this.#databases.get(fileName) ?? (await this.#opening.get(fileName)?.catch(() => null));
+		await db?.close();
 	}
 
-	/** Closes every database opened through this instance; later opens reject. */
+	/** Closes every database opened through this instance, those still opening included; later opens reject. */
 	async destroy() {
 		this.#destroyed = true;
-		await Promise.allSettled([...this.#databases.values()].map((db) => db?.close()));
+		const opening = [...this.#opening.values()].map((db) => db.then((opened) => opened.close()));
+		await Promise.allSettled([...[...this.#databases.values()].map((db) => db?.close()), ...opening]);
 	}
 
 	/** Alias of destroy(). */

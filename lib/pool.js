@@ -34,10 +34,13 @@ class SqliteVfsPool {
 		if (!Number.isInteger(config.actorsPerInstance) || config.actorsPerInstance < 1) {
 			throw new Error(`actorsPerInstance must be a positive integer, got ${config.actorsPerInstance}`);
 		}
-		if (config.idleDestroyMs !== undefined && !(Number.isFinite(config.idleDestroyMs) && config.idleDestroyMs >= 0)) {
-			throw new Error(`idleDestroyMs must be a non-negative number, got ${config.idleDestroyMs}`);
+		// As in 2.2.1: null or undefined is the default, a negative delay none;
+		// Infinity keeps an idle instance (2.2.1's timer fired at once).
+		const idle = config.idleDestroyMs ?? 30_000;
+		if (typeof idle !== "number" || Number.isNaN(idle)) {
+			throw new TypeError(`idleDestroyMs must be a number of milliseconds, got ${config.idleDestroyMs}`);
 		}
-		this.#config = { actorsPerInstance: config.actorsPerInstance, idleDestroyMs: config.idleDestroyMs ?? 30_000 };
+		this.#config = { actorsPerInstance: config.actorsPerInstance, idleDestroyMs: Math.max(0, idle) };
 	}
 
 	/** Number of live pool instances (groups of at most actorsPerInstance actors). */
@@ -107,7 +110,13 @@ class SqliteVfsPool {
 		} finally {
 			if (this.#closing.get(actorId) === closing) this.#closing.delete(actorId);
 		}
-		if (instance.actors.size === 0 && instance.idleTimer === null && !this.#shuttingDown && this.#instances.has(instance)) {
+		if (
+			instance.actors.size === 0 &&
+			instance.idleTimer === null &&
+			!this.#shuttingDown &&
+			this.#instances.has(instance) &&
+			this.#config.idleDestroyMs !== Number.POSITIVE_INFINITY
+		) {
 			instance.idleTimer = setTimeout(() => {
 				instance.idleTimer = null;
 				if (instance.actors.size === 0 && this.#instances.delete(instance)) instance.vfs.destroy();
@@ -142,6 +151,8 @@ class PooledSqliteHandle {
 	#released = false;
 	/** Databases opened through this handle and not yet closed. */
 	#databases = new Set();
+	/** Opens under way (each closes its database and rejects if the handle is released meanwhile). */
+	#opening = new Set();
 	/** The closing of the actor's previous handle, if it was still running at acquire(). */
 	#previous;
 
@@ -160,6 +171,16 @@ class PooledSqliteHandle {
 	 */
 	async open(_fileName, kv, options) {
 		if (this.#released) throw new Error("PooledSqliteHandle has been released");
+		const opening = this.#open(kv, options);
+		this.#opening.add(opening);
+		try {
+			return await opening;
+		} finally {
+			this.#opening.delete(opening);
+		}
+	}
+
+	async #open(kv, options) {
 		// Its writes are durable, or undone, before this database reads the KV.
 		await this.#previous?.catch(() => {});
 		if (this.#released) throw new Error("PooledSqliteHandle has been released");
@@ -179,12 +200,15 @@ class PooledSqliteHandle {
 		await this.#pool[releaseHandle](this.#actorId, this);
 	}
 
-	/** Marks the handle released and closes the databases it opened. */
+	/**
+	 * Marks the handle released and closes the databases it opened, those
+	 * still opening included: the actor's next handle opens after this.
+	 */
 	async [closeHandle]() {
 		this.#released = true;
 		const databases = [...this.#databases];
 		this.#databases.clear();
-		await Promise.allSettled(databases.map((db) => db.close()));
+		await Promise.allSettled([...databases.map((db) => db.close()), ...this.#opening]);
 	}
 }
 
