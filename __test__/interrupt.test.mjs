@@ -117,6 +117,29 @@ describe("timeoutMs", () => {
 			await db.close();
 		}
 	});
+
+	test("RIVETKIT_SQLITE_TIMEOUT_MS sets the default (rivetkit opens without options); the option wins", async () => {
+		const saved = process.env.RIVETKIT_SQLITE_TIMEOUT_MS;
+		try {
+			process.env.RIVETKIT_SQLITE_TIMEOUT_MS = "200";
+			const db = await open(createTestKv());
+			await assert.rejects(db.query(RUNAWAY), (error) => isInterrupt(error) && /timeout/.test(error.message));
+			await db.close();
+			process.env.RIVETKIT_SQLITE_TIMEOUT_MS = "1";
+			const unlimited = await open(createTestKv(), { timeoutMs: 0 });
+			assert.deepEqual(await rows(unlimited, SLOW(20_000)), [[20_000, 200_010_000]]);
+			await unlimited.close();
+			process.env.RIVETKIT_SQLITE_TIMEOUT_MS = "Infinity";
+			const none = await open(createTestKv());
+			assert.deepEqual(await rows(none, SLOW(20_000)), [[20_000, 200_010_000]]);
+			await none.close();
+			process.env.RIVETKIT_SQLITE_TIMEOUT_MS = "30s";
+			await assert.rejects(open(createTestKv()), { name: "TypeError", message: /RIVETKIT_SQLITE_TIMEOUT_MS .*"30s"/ });
+		} finally {
+			if (saved === undefined) delete process.env.RIVETKIT_SQLITE_TIMEOUT_MS;
+			else process.env.RIVETKIT_SQLITE_TIMEOUT_MS = saved;
+		}
+	});
 });
 
 describe("calls finished on an engine thread", () => {

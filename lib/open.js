@@ -65,13 +65,26 @@ async function claim(map, key, busy, check = () => {}) {
 
 /** The longest one call may run unless `timeoutMs` says otherwise. */
 const DEFAULT_TIMEOUT_MS = 30_000;
+// Sets the default where the code that opens cannot pass `timeoutMs`
+// (rivetkit opens its actors' databases itself).
+const TIMEOUT_ENV_VAR = "RIVETKIT_SQLITE_TIMEOUT_MS";
 
-/** `options.timeoutMs` as the engine takes it: milliseconds, or null for no limit. */
+/**
+ * `options.timeoutMs` as the engine takes it: milliseconds, or null for no
+ * limit. Without it, the environment variable's value, else the default.
+ */
 function resolveTimeout(timeoutMs) {
-	if (timeoutMs === undefined) return DEFAULT_TIMEOUT_MS;
+	let source = "timeoutMs";
+	if (timeoutMs === undefined) {
+		const fromEnv = process.env[TIMEOUT_ENV_VAR];
+		if (fromEnv === undefined || fromEnv.trim() === "") return DEFAULT_TIMEOUT_MS;
+		source = TIMEOUT_ENV_VAR;
+		timeoutMs = Number(fromEnv);
+	}
 	if (timeoutMs === null || timeoutMs === 0 || timeoutMs === Number.POSITIVE_INFINITY) return null;
 	if (typeof timeoutMs !== "number" || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
-		throw new TypeError(`timeoutMs must be a positive number of milliseconds, 0 or Infinity (no limit), got ${timeoutMs}`);
+		const got = source === "timeoutMs" ? timeoutMs : JSON.stringify(process.env[TIMEOUT_ENV_VAR]);
+		throw new TypeError(`${source} must be a positive number of milliseconds, 0 or Infinity (no limit), got ${got}`);
 	}
 	return timeoutMs;
 }
