@@ -73,11 +73,15 @@ export interface QueryResult {
 	columns: string[];
 }
 
-/** Common interface of database handles (2.2.1). */
+/**
+ * Common interface of database handles, as loose as 2.2.1's, so that a
+ * handle written against 2.2.1 (a wrapper, a custom ISqliteVfs for rivetkit)
+ * still implements it; Database gives the precise types.
+ */
 export interface IDatabase {
-	exec(sql: string, callback?: (row: SqliteValue[], columns: string[]) => void): Promise<void>;
-	run(sql: string, params?: SqliteBindings): Promise<RunResult>;
-	query(sql: string, params?: SqliteBindings): Promise<QueryResult>;
+	exec(sql: string, callback?: (row: unknown[], columns: string[]) => void): Promise<void>;
+	run(sql: string, params?: SqliteBindings): Promise<RunResult | void>;
+	query(sql: string, params?: SqliteBindings): Promise<{ rows: unknown[][]; columns: string[] }>;
 	close(): Promise<void>;
 	readonly fileName: string;
 }
@@ -117,11 +121,16 @@ export interface ISqliteVfs {
 
 /** The 2.2.1 entry point: one instance per group of databases. */
 export declare class SqliteVfs implements ISqliteVfs {
-	constructor();
-	/** Opens `fileName` in `kv`; rejects if that name is already open on this instance. */
+	/** 2.2.1 took a WASM module to share; accepted and ignored (the engines share theirs). */
+	constructor(wasmModule?: unknown);
+	/** Opens `fileName` in `kv`; rejects (SQLITE_BUSY) if that name is already open on this instance. */
 	open(fileName: string, kv: KvVfsOptions, options?: OpenOptions): Promise<Database>;
-	/** Closes the database named `fileName`, if this instance has it open. */
+	/** Closes the database named `fileName`, if this instance has it open or opening. */
 	closeFile(fileName: string): Promise<void>;
+	/** 2.2.1's closeFile(): whether every close succeeded. */
+	forceCloseByFileName(fileName: string): Promise<{ allSucceeded: boolean }>;
+	/** Closes every database of this instance, ignoring errors; later opens still work. */
+	forceCloseAll(): Promise<void>;
 	/** Closes every database of this instance; later opens reject. */
 	destroy(): Promise<void>;
 	/** Alias of destroy(). */

@@ -340,4 +340,32 @@ describe("SqliteVfs (2.2.1 surface)", () => {
 		await assert.rejects(vfs.open("actor-c", createMemoryKv()), /SqliteVfs is closed/);
 		await vfs.destroy();
 	});
+
+	test("forceCloseByFileName and forceCloseAll (2.2.1's names) close, and later opens work", async () => {
+		const vfs = new SqliteVfs({ "a WASM module": "2.2.1 took one; ignored" });
+		const a = await vfs.open("a", createMemoryKv());
+		const b = await vfs.open("b", createMemoryKv());
+		assert.deepEqual(await vfs.forceCloseByFileName("a"), { allSucceeded: true });
+		assert.deepEqual([a.closed, b.closed], [true, false]);
+		assert.deepEqual(await vfs.forceCloseByFileName("none"), { allSucceeded: true });
+		await vfs.forceCloseAll();
+		assert.equal(b.closed, true);
+		const c = await vfs.open("a", createMemoryKv());
+		assert.equal(c.closed, false);
+		// A close that rejects (a failed write the KV may hold, not undone) is reported.
+		const kv = createMemoryKv();
+		const failing = {
+			get: (key) => kv.get(key),
+			getBatch: (keys) => kv.getBatch(keys),
+			put: (key, value) => kv.put(key, value),
+			putBatch: () => Promise.reject(new Error("KV down")),
+			deleteBatch: (keys) => kv.deleteBatch(keys),
+			onError: () => {},
+		};
+		const d = await vfs.open("d", failing);
+		await assert.rejects(d.exec("CREATE TABLE t(v)"), { code: "SQLITE_IOERR_WRITE" });
+		assert.deepEqual(await vfs.forceCloseByFileName("d"), { allSucceeded: false });
+		assert.equal(d.closed, true);
+		await vfs.destroy();
+	});
 });

@@ -176,11 +176,29 @@ class SqliteVfs {
 		await db?.close();
 	}
 
+	/**
+	 * 2.2.1's name for closeFile(), with its result: whether every close
+	 * succeeded (a close rejects when a failed write could not be undone).
+	 */
+	async forceCloseByFileName(fileName) {
+		try {
+			await this.closeFile(fileName);
+			return { allSucceeded: true };
+		} catch {
+			return { allSucceeded: false };
+		}
+	}
+
+	/** Closes every database opened through this instance (errors ignored); later opens still work. */
+	async forceCloseAll() {
+		const opening = [...this.#opening.values()].map((db) => db.then((opened) => opened.close()));
+		await Promise.allSettled([...[...this.#databases.values()].map((db) => db?.close()), ...opening]);
+	}
+
 	/** Closes every database opened through this instance, those still opening included; later opens reject. */
 	async destroy() {
 		this.#destroyed = true;
-		const opening = [...this.#opening.values()].map((db) => db.then((opened) => opened.close()));
-		await Promise.allSettled([...[...this.#databases.values()].map((db) => db?.close()), ...opening]);
+		await this.forceCloseAll();
 	}
 
 	/** Alias of destroy(). */

@@ -6,10 +6,13 @@ import sqliteVfs, {
 	createMemoryKv,
 	type Database,
 	DEFAULT_KV_LIMITS,
+	type IDatabase,
+	type ISqliteVfs,
 	type KvVfsOptions,
 	open,
 	type QueryResult,
 	type RunResult,
+	type SqliteBindings,
 	SqliteError,
 	SqliteVfs,
 	SqliteVfsPool,
@@ -47,10 +50,37 @@ export async function esm(): Promise<void> {
 		deleteBatch: async () => {},
 		onError: (error) => void error,
 	};
-	const vfs = new SqliteVfs();
+	const vfs = new SqliteVfs({ wasm: "2.2.1 took a module" });
 	await vfs.open("a.db", custom, { timeoutMs: null });
 	await vfs.closeFile("a.db");
+	const { allSucceeded }: { allSucceeded: boolean } = await vfs.forceCloseByFileName("a.db");
+	await vfs.forceCloseAll();
 	await vfs.destroy();
+	void allSucceeded;
+
+	// A handle and a VFS written against 2.2.1's interfaces still implement them.
+	class Tracked implements IDatabase {
+		readonly fileName = "tracked";
+		constructor(private inner: Database) {}
+		exec(sql: string, callback?: (row: unknown[], columns: string[]) => void): Promise<void> {
+			return this.inner.exec(sql, callback);
+		}
+		async run(sql: string, params?: SqliteBindings): Promise<void> {
+			await this.inner.run(sql, params);
+		}
+		async query(sql: string, params?: SqliteBindings): Promise<{ rows: unknown[][]; columns: string[] }> {
+			return this.inner.query(sql, params);
+		}
+		close(): Promise<void> {
+			return this.inner.close();
+		}
+	}
+	const customVfs: ISqliteVfs = {
+		open: async (fileName, options) => new Tracked(await vfs.open(fileName, options)),
+		destroy: () => vfs.destroy(),
+	};
+	const asInterface: IDatabase = db;
+	void [customVfs, asInterface];
 	const pool = new SqliteVfsPool({ actorsPerInstance: 50, idleDestroyMs: 1_000 });
 	const handle = await pool.acquire("actor");
 	const pooled: Database = await handle.open("actor", kv);
