@@ -48,12 +48,21 @@ const EAGER_SIZE = 4 * 1024 * 1024;
 const READ_AHEAD_MIN = 512;
 const READ_AHEAD_WINDOWS = 3;
 
-/** Chunks as one buffer, end to end, and their lengths (-1: none). */
+/**
+ * Chunks as one buffer, end to end, and their lengths (-1: none). Chunks
+ * that already lie end to end, whole, in one buffer of #readChunks (a scan's
+ * window, most often) are passed on as that buffer, not copied again.
+ */
 function pack(chunks) {
+	const lengths = new Int32Array(chunks.length);
+	const whole = inPlace(chunks);
+	if (whole !== null) {
+		lengths.fill(CHUNK_SIZE);
+		return [whole, lengths];
+	}
 	let total = 0;
 	for (const chunk of chunks) if (chunk !== null) total += chunk.length;
 	const bytes = new Uint8Array(total);
-	const lengths = new Int32Array(chunks.length);
 	let at = 0;
 	chunks.forEach((chunk, i) => {
 		if (chunk === null) {
@@ -65,6 +74,20 @@ function pack(chunks) {
 		lengths[i] = chunk.length;
 	});
 	return [bytes, lengths];
+}
+
+/** The bytes of `chunks` if each is whole and they lie end to end in one buffer, else null. */
+function inPlace(chunks) {
+	const first = chunks[0];
+	if (first == null) return null;
+	const { buffer, byteOffset } = first;
+	for (let i = 0; i < chunks.length; i++) {
+		const chunk = chunks[i];
+		if (chunk === null || chunk.length !== CHUNK_SIZE || chunk.buffer !== buffer || chunk.byteOffset !== byteOffset + i * CHUNK_SIZE) {
+			return null;
+		}
+	}
+	return new Uint8Array(buffer, byteOffset, chunks.length * CHUNK_SIZE);
 }
 
 function resolveLimits(overrides = {}) {
@@ -136,26 +159,6 @@ function checkChunk(value, index) {
 		throw corrupt(`corrupt chunk ${index} in the KV: ${value.length} bytes, at most ${CHUNK_SIZE} expected`);
 	}
 	return value;
-}
-
-/**
- * Copies of `chunks` (null stays null), views of one new buffer. Chunks kept
- * while other KV calls run (those of concurrent or read-ahead getBatch
- * calls) must not be the KV's own bytes, which a store may reuse once the
- * call that returned them is over (a pooled receive buffer).
- */
-function copyChunks(chunks) {
-	let total = 0;
-	for (const chunk of chunks) if (chunk !== null) total += chunk.length;
-	const bytes = new Uint8Array(total);
-	let at = 0;
-	return chunks.map((chunk) => {
-		if (chunk === null) return null;
-		const copy = bytes.subarray(at, at + chunk.length);
-		copy.set(chunk);
-		at += chunk.length;
-		return copy;
-	});
 }
 
 /** Chunks `first..` as read from the KV, checked; a missing one is null. */
@@ -564,13 +567,24 @@ class Persistence {
 			if (bytes !== undefined) out[i] = bytes;
 			else wanted.push(i);
 		});
+		// Each chunk is copied to its place in one buffer as its getBatch
+		// answers: chunks kept while other KV calls run (those of concurrent
+		// and read-ahead calls) must not be the KV's own bytes, which a store
+		// may reuse once the call that returned them is over (a pooled
+		// receive buffer). Chunks read whole and in order end up end to end,
+		// as pack passes them on.
+		const bytes = new Uint8Array(wanted.length * CHUNK_SIZE);
 		const step = this.#limits.maxKeysPerCall;
 		await forEachConcurrent(range(0, wanted.length, step), LOAD_CONCURRENCY, async (first) => {
 			const slots = wanted.slice(first, first + step);
 			const values = await this.#getBatch(slots.map((i) => chunkKey(TAG_MAIN, indices[i])));
-			const copies = copyChunks(slots.map((slot, k) => checkChunk(values[k], indices[slot])));
 			slots.forEach((slot, k) => {
-				out[slot] = copies[k];
+				const chunk = checkChunk(values[k], indices[slot]);
+				if (chunk === null) return;
+				const at = (first + k) * CHUNK_SIZE;
+				const copy = bytes.subarray(at, at + chunk.length);
+				copy.set(chunk);
+				out[slot] = copy;
 			});
 		});
 		return out;
