@@ -599,10 +599,7 @@ class Database {
 	 * the rest of a pipeline does after an error; calls made from now on run.
 	 */
 	#abortQueued(error) {
-		const end = this.#queue.findIndex((job) => job.kind === CLOSE);
-		const aborted = end === -1 ? this.#queue : this.#queue.slice(0, end);
-		this.#queue = end === -1 ? [] : this.#queue.slice(end);
-		for (const job of aborted) {
+		for (const job of this.#takeBatch()) {
 			const message = `the transaction this call was made in was rolled back: the KV write of the calls before it failed (${error.message})`;
 			job.reject(new SqliteError(message, "SQLITE_ABORT_ROLLBACK", { cause: error }));
 		}

@@ -75,15 +75,16 @@ const TIMEOUT_ENV_VAR = "RIVETKIT_SQLITE_TIMEOUT_MS";
  */
 function resolveTimeout(timeoutMs) {
 	let source = "timeoutMs";
+	let got = timeoutMs;
 	if (timeoutMs === undefined) {
 		const fromEnv = process.env[TIMEOUT_ENV_VAR];
 		if (fromEnv === undefined || fromEnv.trim() === "") return DEFAULT_TIMEOUT_MS;
 		source = TIMEOUT_ENV_VAR;
+		got = JSON.stringify(fromEnv);
 		timeoutMs = Number(fromEnv);
 	}
 	if (timeoutMs === null || timeoutMs === 0 || timeoutMs === Number.POSITIVE_INFINITY) return null;
 	if (typeof timeoutMs !== "number" || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
-		const got = source === "timeoutMs" ? timeoutMs : JSON.stringify(process.env[TIMEOUT_ENV_VAR]);
 		throw new TypeError(`${source} must be a positive number of milliseconds, 0 or Infinity (no limit), got ${got}`);
 	}
 	return timeoutMs;
@@ -191,8 +192,8 @@ class SqliteVfs {
 
 	/** Closes every database opened through this instance (errors ignored); later opens still work. */
 	async forceCloseAll() {
-		const opening = [...this.#opening.values()].map((db) => db.then((opened) => opened.close()));
-		await Promise.allSettled([...[...this.#databases.values()].map((db) => db?.close()), ...opening]);
+		// (A name still opening is in #databases too, as null: see claim.)
+		await Promise.allSettled([...this.#databases.keys()].map((fileName) => this.closeFile(fileName)));
 	}
 
 	/** Closes every database opened through this instance, those still opening included; later opens reject. */
