@@ -37,8 +37,8 @@ export declare const DEFAULT_KV_LIMITS: Readonly<KvLimits>;
 export interface OpenOptions {
 	/** Override the actor KV limits. */
 	limits?: Partial<KvLimits>;
-	/** Force an engine (default: native, else WASM; or RIVETKIT_SQLITE_BACKEND). */
-	backend?: "native" | "wasm";
+	/** Force an engine (undefined or null: native, else WASM; or RIVETKIT_SQLITE_BACKEND). */
+	backend?: "native" | "wasm" | null;
 	/**
 	 * The longest one call may run before it is stopped with SQLITE_INTERRUPT,
 	 * in milliseconds (default 30000; 0, Infinity or null: no limit).

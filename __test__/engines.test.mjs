@@ -3,6 +3,8 @@
 
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -128,7 +130,7 @@ describe("engines", () => {
 		const script = `
 			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
 			(async () => {
-				const db = await open("x", createMemoryKv());
+				const db = await open("x", createMemoryKv(), { backend: null });
 				await db.exec("CREATE TABLE t(v)");
 				console.log("backend=" + db.backend);
 				await db.close();
@@ -140,15 +142,39 @@ describe("engines", () => {
 				}
 			})();
 		`;
-		const env = { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: path.join(here, "no-such-binding.node") };
-		delete env.RIVETKIT_SQLITE_BACKEND;
-		const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", env });
-		assert.equal(child.status, 0, child.stderr);
-		assert.match(child.stdout, /backend=wasm/);
-		const forced = JSON.parse(child.stdout.match(/forced=(.*)/)[1]);
-		assert.equal(forced.code, "ERR_SQLITE_ENGINE_UNAVAILABLE");
-		assert.match(forced.message, /native/);
-		assert.match(forced.message, /no-such-binding/);
+		// What the loader may find (NAPI_RS_NATIVE_LIBRARY_PATH, which every
+		// napi-rs package's loader reads, makes it load that file): nothing,
+		// another napi-rs package's addon, or this package's addon of another
+		// release. None of them is called.
+		const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sqlite-vfs-bindings-"));
+		const other = path.join(dir, "other.js");
+		fs.writeFileSync(other, "module.exports = { Tar: class {}, NativeDatabase: class {} };\n");
+		const older = path.join(dir, "older.js");
+		const built = fs.readdirSync(path.join(here, "..")).find((name) => /^sqlite-vfs\..+\.node$/.test(name));
+		const addon = built && path.join(here, "..", built);
+		fs.writeFileSync(older, `module.exports = { ...require(${JSON.stringify(addon)}), ENGINE_INTERFACE: 0 };\n`);
+		try {
+			for (const [binding, reason] of [
+				[path.join(here, "no-such-binding.node"), /no-such-binding/],
+				[other, /not this package's engine/],
+				...(addon ? [[older, /engine interface 0, this release .* drives \d+: its platform package is of another version/]] : []),
+			]) {
+				const env = { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: binding };
+				delete env.RIVETKIT_SQLITE_BACKEND;
+				const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", env });
+				assert.equal(child.status, 0, child.stderr);
+				assert.match(child.stdout, /backend=wasm/, binding);
+				const forced = JSON.parse(child.stdout.match(/forced=(.*)/)[1]);
+				assert.equal(forced.code, "ERR_SQLITE_ENGINE_UNAVAILABLE");
+				assert.match(forced.message, /^The native SQLite engine could not be loaded/);
+				assert.match(forced.message, reason);
+				// One line per engine tried, without Node's require stacks.
+				assert.doesNotMatch(forced.message, /Require stack|npm has a bug/);
+				assert.equal(forced.message.split("\n").length, 2, forced.message);
+			}
+		} finally {
+			fs.rmSync(dir, { recursive: true, force: true });
+		}
 	});
 
 	test("RIVETKIT_SQLITE_BACKEND forces an engine; the option wins over it", () => {

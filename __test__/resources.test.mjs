@@ -40,6 +40,32 @@ describe("resource hygiene", () => {
 		assert.ok(report.heapGrowth < 8 * 1024 * 1024, `JS heap grew by ${mib(report.heapGrowth)} over ${report.measured} databases`);
 	});
 
+	test("a temporary directory that does not exist fails the open clearly on the native engine; WASM needs none", () => {
+		const script = `
+			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
+			open("x", createMemoryKv(), { backend: ${JSON.stringify(BACKEND)} }).then(
+				async (db) => {
+					await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+					console.log(JSON.stringify({ opened: db.backend }));
+					await db.close();
+				},
+				(error) => console.log(JSON.stringify({ name: error.name, code: error.code, message: error.message })),
+			);
+		`;
+		const missing = path.join(privateTmp, "no-such-dir");
+		const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", env: { ...process.env, TMPDIR: missing } });
+		assert.equal(child.status, 0, child.stderr);
+		const outcome = JSON.parse(child.stdout.trim().split("\n").at(-1));
+		if (BACKEND === "wasm") {
+			assert.deepEqual(outcome, { opened: "wasm" });
+		} else {
+			assert.equal(outcome.name, "SqliteError", child.stdout);
+			assert.equal(outcome.code, "SQLITE_IOERR");
+			assert.ok(outcome.message.includes(missing), outcome.message);
+		}
+		assert.equal(fs.existsSync(missing), false);
+	});
+
 	test("databases never closed are removed when the process exits normally", () => {
 		const script = `
 			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});

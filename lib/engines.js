@@ -36,7 +36,7 @@ const NOTHING_PENDING = -1;
 /** What takeDelta returns when `slab` or `meta` is too small: `meta[0]` bytes and `meta[1]` entries are needed. */
 const TOO_SMALL = -2;
 
-const { NativeEngine } = require("./native");
+const { NativeEngine, checkBinding } = require("./native");
 
 const BACKENDS = ["native", "wasm"];
 const ENV_VAR = "RIVETKIT_SQLITE_BACKEND";
@@ -47,7 +47,9 @@ let native = null;
 function loadNative() {
 	if (native === null) {
 		try {
-			native = { binding: require("../binding.js"), error: null };
+			const binding = require("../binding.js");
+			checkBinding(binding);
+			native = { binding, error: null };
 		} catch (error) {
 			native = { binding: null, error };
 		}
@@ -57,7 +59,8 @@ function loadNative() {
 
 /** The backend asked for: `{ backend, source }`, backend undefined when none was. */
 function requestedBackend(option) {
-	if (option !== undefined) {
+	// null, as for open()'s other options, is "not given".
+	if (option !== undefined && option !== null) {
 		if (!BACKENDS.includes(option)) {
 			throw new TypeError(`Unknown backend "${option}": expected "native" or "wasm"`);
 		}
@@ -73,15 +76,33 @@ function requestedBackend(option) {
 	return { backend: undefined, source: null };
 }
 
-/** An error's message with the messages of its causes (binding.js chains them). */
+// The general advice binding.js (the napi-rs loader) throws when no addon
+// loaded; its causes are the attempts, the last one first.
+const LOADER_ADVICE = "Cannot find native binding.";
+
+/**
+ * Why an engine did not load, for people: the error's message and its
+ * causes', each cut to its first line (Node adds a require stack). For the
+ * native loader's error, its attempts in the order they were made, without
+ * its advice (which is about npm, not about why).
+ */
 function describeFailure(error) {
-	const parts = [];
+	const messages = [];
 	let current = error;
-	for (let depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
-		parts.push(current instanceof Error ? current.message : String(current));
+	for (let depth = 0; current !== undefined && current !== null && depth < 16; depth++) {
+		let message;
+		try {
+			message = current instanceof Error ? current.message : String(current);
+		} catch {
+			message = "(an error that cannot be shown)";
+		}
+		messages.push(String(message).split("\n", 1)[0]);
 		current = current instanceof Error ? current.cause : undefined;
 	}
-	return parts.join(" <- caused by: ");
+	if (messages.length > 1 && messages[0].startsWith(LOADER_ADVICE)) {
+		return messages.slice(1).reverse().join("; then: ");
+	}
+	return messages.join(" <- caused by: ");
 }
 
 function loadFailure(summary, attempts) {

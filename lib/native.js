@@ -16,6 +16,25 @@
 const COLLECT = 1;
 const ACK_FIRST = 2;
 
+/** The addon interface this file drives: the addon's ENGINE_INTERFACE (see src/lib.rs). */
+const ENGINE_INTERFACE = 1;
+
+/**
+ * Throws unless `binding` is an addon this file can drive: what loaded may
+ * be a platform package of another release, or, through the loader's
+ * NAPI_RS_NATIVE_LIBRARY_PATH (which every napi-rs package's loader
+ * reads), another package's addon.
+ */
+function checkBinding(binding) {
+	const found = binding?.ENGINE_INTERFACE;
+	if (found === ENGINE_INTERFACE && typeof binding.NativeDatabase === "function") return;
+	throw new Error(
+		found === undefined
+			? "the addon that loaded is not this package's engine (it has no ENGINE_INTERFACE): another napi-rs package's addon, or a build of an older release"
+			: `the addon that loaded has engine interface ${String(found)}, this release of @rivetkit/sqlite-vfs drives ${ENGINE_INTERFACE}: its platform package is of another version`,
+	);
+}
+
 class NativeEngine {
 	#binding;
 	#db;
@@ -196,4 +215,4 @@ class NativeEngine {
 	}
 }
 
-module.exports = { NativeEngine };
+module.exports = { NativeEngine, checkBinding };

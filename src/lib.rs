@@ -557,6 +557,14 @@ impl PageSource for Link {
 /// What [`NativeDatabase::take_delta`] returns when no delta is pending.
 const NOTHING_PENDING: i32 = -1;
 
+/// The version of the interface between this addon and `lib/native.js`
+/// (its exports, their arguments, what they return), which `lib/native.js`
+/// checks before it uses an addon: one of another release (a platform
+/// package of another version), or another napi-rs package's addon, is
+/// refused, not called. Raise it, there and here, with any such change.
+#[napi]
+pub const ENGINE_INTERFACE: u32 = 1;
+
 /// What [`NativeDatabase::take_delta`] returns when its arrays are too small.
 const TOO_SMALL: i32 = -2;
 
