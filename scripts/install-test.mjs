@@ -76,6 +76,38 @@ try {
 			console.log(`${ok ? "ok" : "FAIL"}: ${name} under ${runtime}: backend ${backend} (expected ${expected})`);
 		}
 	}
+	// The typings of the root and the KV subpaths, as TypeScript finds them
+	// in an installed package under each module resolution: node10 (still
+	// what "moduleResolution": "node" means) has no package exports and
+	// finds the subpaths through typesVersions.
+	const project = path.join(work, "main-only");
+	fs.writeFileSync(
+		path.join(project, "types.ts"),
+		`import { open, createMemoryKv, type Database } from "@rivetkit/sqlite-vfs";
+import { createLmdbKv } from "@rivetkit/sqlite-vfs/kv/lmdb";
+import { createPostgresKv } from "@rivetkit/sqlite-vfs/kv/postgres";
+export async function check(): Promise<void> {
+	const db: Database = await open("x", createMemoryKv(), { backend: null });
+	void [createLmdbKv, createPostgresKv, db];
+}
+`,
+	);
+	const tsc = path.join(root, "node_modules", "typescript", "bin", "tsc");
+	for (const [resolution, module, extra] of [
+		["node10", "commonjs", { ignoreDeprecations: "6.0" }],
+		["node16", "node16", {}],
+		["bundler", "esnext", {}],
+	]) {
+		const compilerOptions = { strict: true, noEmit: true, module, moduleResolution: resolution, target: "es2022", types: [], ...extra };
+		fs.writeFileSync(path.join(project, "tsconfig.json"), JSON.stringify({ compilerOptions, files: ["types.ts"] }));
+		try {
+			execFileSync(process.execPath, [tsc, "-p", "."], { cwd: project, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+			console.log(`ok: typings under moduleResolution ${resolution}`);
+		} catch (error) {
+			failures++;
+			console.log(`FAIL: typings under moduleResolution ${resolution}:\n${error.stdout}${error.stderr}`);
+		}
+	}
 	if (failures > 0) process.exitCode = 1;
 } finally {
 	fs.rmSync(work, { recursive: true, force: true });
