@@ -105,6 +105,43 @@ describe("timeoutMs", () => {
 		await db.close();
 	});
 
+	test("a write that resolves took effect once; one stopped has no effect, even when stopped as it commits", async () => {
+		// A write of one long instruction (randomblob) through one cached
+		// statement: SQLite asks the progress handler every 100 instructions
+		// counted across the statement's runs, and so, every few runs, once
+		// more on its way out, after its commit. A stop there reported
+		// SQLITE_INTERRUPT for a row that was written (and the native engine,
+		// stopping it for its inline budget, inserted it again on an engine
+		// thread). Without a timeout, every call succeeds, each once; with one
+		// shorter than a call, each call either resolves and its row is
+		// there, or rejects and it is not.
+		for (const timeoutMs of [null, 1]) {
+			const kv = createTestKv();
+			const db = await open(kv, { timeoutMs });
+			await db.exec("CREATE TABLE t(k, b)");
+			const resolved = [];
+			const rejected = [];
+			for (let k = 1; k <= 60; k++) {
+				try {
+					const { changes, lastInsertRowid } = await db.run("INSERT INTO t(k, b) VALUES (?, randomblob(?))", [k, 1_200_000]);
+					assert.deepEqual([changes, lastInsertRowid], [1, resolved.length + 1]);
+					resolved.push(k);
+				} catch (error) {
+					assert.ok(isInterrupt(error), String(error));
+					rejected.push(k);
+				}
+			}
+			if (timeoutMs === null) assert.equal(resolved.length, 60);
+			const expected = resolved.map((k, i) => [i + 1, k]);
+			const written = "SELECT rowid, k FROM t ORDER BY rowid";
+			assert.deepEqual(await rows(db, written), expected, `timeoutMs ${timeoutMs}: rejected ${rejected}`);
+			await db.close();
+			const again = await open(kv.clone());
+			assert.deepEqual(await rows(again, written), expected);
+			await again.close();
+		}
+	});
+
 	test("timeoutMs is validated; 0 and Infinity mean no limit, and so does a timeout past any clock", async () => {
 		for (const bad of [-1, "100", Number.NaN, {}]) {
 			await assert.rejects(open(createTestKv(), { timeoutMs: bad }), TypeError);

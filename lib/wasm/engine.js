@@ -171,14 +171,34 @@ class Control {
 	interrupted = false;
 	/** Why the last statement was stopped: null, "deadline" or "interrupt". */
 	stopped = null;
+	/** Whether the running statement ended its transaction (see transactionEnded). */
+	ended = false;
 
 	startCall(timeoutMs) {
 		this.interrupted = false;
 		this.stopped = null;
+		this.ended = false;
 		this.deadline = timeoutMs === null ? 0 : performance.now() + timeoutMs;
 	}
 
+	/** A statement starts: it has not ended a transaction yet. */
+	startStatement() {
+		this.ended = false;
+	}
+
+	/**
+	 * SQLite's commit or rollback hook: the running statement ended its
+	 * transaction. SQLite asks the progress handler once more on its way out
+	 * of the statement, after that: a stop there would report
+	 * SQLITE_INTERRUPT for a statement that took effect. From here to its
+	 * end, the statement is not stopped (src/control.rs does the same).
+	 */
+	transactionEnded() {
+		this.ended = true;
+	}
+
 	shouldStop() {
+		if (this.ended) return false;
 		if (this.interrupted) this.stopped = "interrupt";
 		else if (this.deadline !== 0 && performance.now() >= this.deadline) this.stopped = "deadline";
 		return this.stopped !== null;
@@ -339,6 +359,8 @@ class WasmDatabase {
 			for (const [id, value] of api.limits) x.sqlite3_limit(db, id, value);
 			x.sqlite3_set_authorizer(db, api.authorize, 0);
 			x.sqlite3_progress_handler(db, PROGRESS_OPS, api.progress.func, this.#s.progressId);
+			x.sqlite3_commit_hook(db, api.progress.committed, this.#s.progressId);
+			x.sqlite3_rollback_hook(db, api.progress.rolledBack, this.#s.progressId);
 			// A journal brought from the KV has been rolled back (or found not
 			// hot) by now, and the journal lives in memory from here on: SQLite
 			// holds its exclusive lock until close and never reads the file
@@ -699,6 +721,7 @@ class WasmDatabase {
 	#runStatement(db, stmt, collect, out) {
 		const x = this.#x;
 		const api = this.#api;
+		this.#s.control.startStatement();
 		const before = x.sqlite3_total_changes64(db);
 		// The columns are read once the statement has stepped: a statement
 		// prepared before a schema change is prepared again by its first

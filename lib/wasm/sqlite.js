@@ -136,11 +136,17 @@ function createApi(sqlite3, wasmPath, onBroken) {
 
 	// The progress handler of every connection: asks the control registered
 	// under the id the connection installed it with whether to stop (see
-	// engine.js: a deadline, or interrupt()).
+	// engine.js: a deadline, or interrupt()). Its commit and rollback hooks
+	// tell that control when a statement ended its transaction.
 	const controls = new Map();
 	let nextControl = 1;
 	const progress = {
 		func: wasm.installFunction("i(p)", (id) => (controls.get(id)?.shouldStop() ? 1 : 0)),
+		committed: wasm.installFunction("i(p)", (id) => {
+			controls.get(id)?.transactionEnded();
+			return 0;
+		}),
+		rolledBack: wasm.installFunction("v(p)", (id) => controls.get(id)?.transactionEnded()),
 		register(control) {
 			const id = nextControl++;
 			controls.set(id, control);

@@ -329,6 +329,15 @@ impl Database {
         }))?;
         let control = self.control.clone();
         conn.progress_handler(PROGRESS_OPS, Some(move || control.should_stop()))?;
+        // What a statement that ended its transaction must not be stopped
+        // for (see Control::transaction_ended).
+        let control = self.control.clone();
+        conn.commit_hook(Some(move || {
+            control.transaction_ended();
+            false
+        }))?;
+        let control = self.control.clone();
+        conn.rollback_hook(Some(move || control.transaction_ended()))?;
         self.conn = Some(conn);
         Ok(())
     }

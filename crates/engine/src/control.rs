@@ -54,6 +54,9 @@ pub struct Control {
     deadline: AtomicU64,
     interrupted: AtomicBool,
     stopped: AtomicU8,
+    /// Whether the running statement ended a transaction (committed it or
+    /// rolled it back: see [`Control::transaction_ended`]).
+    ended: AtomicBool,
 }
 
 impl Control {
@@ -62,6 +65,7 @@ impl Control {
     pub fn start_call(&self, timeout: Option<Duration>) {
         self.interrupted.store(false, Ordering::SeqCst);
         self.stopped.store(Stop::None as u8, Ordering::SeqCst);
+        self.ended.store(false, Ordering::SeqCst);
         self.inline_until.store(0, Ordering::SeqCst);
         self.budget_until.store(0, Ordering::SeqCst);
         // A deadline past u64 nanoseconds (584 years) is none.
@@ -86,7 +90,10 @@ impl Control {
 
     /// Whether the next statement is cut short when the call's inline
     /// budget runs out (false: it may not be cut short for time spent).
+    /// Called before and after every statement: the next one has not ended
+    /// a transaction yet (see [`Control::transaction_ended`]).
     pub fn set_budget(&self, armed: bool) {
+        self.ended.store(false, Ordering::SeqCst);
         let until = if armed {
             self.inline_until.load(Ordering::SeqCst)
         } else {
@@ -122,8 +129,22 @@ impl Control {
         self.stopped.store(Stop::None as u8, Ordering::SeqCst);
     }
 
+    /// SQLite's commit or rollback hook: the running statement ended its
+    /// transaction. SQLite asks the progress handler once more on its way
+    /// out of a statement, after the commit (or rollback) is done: a stop
+    /// there would report `SQLITE_INTERRUPT` for a statement that took
+    /// effect (and an inline one would run again on an engine thread, its
+    /// row inserted twice). From here to its end, the statement is not
+    /// stopped; an interrupt stops the next statement of the call.
+    pub fn transaction_ended(&self) {
+        self.ended.store(true, Ordering::SeqCst);
+    }
+
     /// The progress handler: whether SQLite must stop the statement now.
     pub fn should_stop(&self) -> bool {
+        if self.ended.load(Ordering::Relaxed) {
+            return false;
+        }
         let stop = if self.interrupted.load(Ordering::Relaxed) {
             Stop::Interrupt
         } else {
@@ -183,5 +204,14 @@ mod tests {
         control.start_call(None);
         assert!(!control.should_stop());
         assert_eq!(control.stopped(), Stop::None);
+        // A statement that ended its transaction is not stopped after; the
+        // next one is.
+        control.start_call(Some(Duration::ZERO));
+        control.interrupt();
+        control.transaction_ended();
+        assert!(!control.should_stop());
+        control.set_budget(false);
+        assert!(control.should_stop());
+        assert_eq!(control.stopped(), Stop::Interrupt);
     }
 }
