@@ -10,7 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 
-import { open } from "../../index.mjs";
+import { open, SqliteError } from "../../index.mjs";
 import { kvContract } from "../helpers/kv-contract.mjs";
 import { lmdbUnavailable, tempDir } from "../helpers/stores.mjs";
 import { dryRun, state, BIG_STEP, SMALL_STEP } from "../helpers/crash-workload.mjs";
@@ -123,6 +123,36 @@ describe("LMDB KV store", { skip: SKIP ?? false }, () => {
 		await sized.put(Uint8Array.of(1), Uint8Array.of(2));
 		assert.deepEqual(await sized.get(Uint8Array.of(1)), Uint8Array.of(2));
 		await sized.close();
+	});
+
+	test("a KV takes its actor over at its first call: the previous one's writes apply nothing", async () => {
+		const first = createLmdbKv(folder, { actor: "moved" });
+		const db = await open("moved", first);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('first')");
+		// The actor opened again (another host, or the same process by mistake).
+		const second = createLmdbKv(folder, { actor: "moved" });
+		const again = await open("moved", second);
+		const refused = await db.run("INSERT INTO t VALUES ('stale')").then(
+			() => null,
+			(error) => error,
+		);
+		assert.ok(refused instanceof SqliteError, String(refused));
+		assert.equal(refused.code, "SQLITE_IOERR_WRITE");
+		assert.equal(refused.cause?.code, "ERR_SQLITE_KV_FENCED");
+		await assert.rejects(first.putBatch([[Uint8Array.of(1), Uint8Array.of(1)]]), { code: "ERR_SQLITE_KV_FENCED" });
+		await assert.rejects(first.deleteBatch([Uint8Array.of(1)]), { code: "ERR_SQLITE_KV_FENCED" });
+		await again.run("INSERT INTO t VALUES ('second')");
+		assert.deepEqual((await again.query("SELECT v FROM t ORDER BY rowid")).rows, [["first"], ["second"]]);
+		assert.deepEqual((await again.query("PRAGMA integrity_check")).rows, [["ok"]]);
+		await again.close();
+		await db.close().catch(() => {});
+		// Other actors' keys are untouched, and entries() lists this actor's own.
+		assert.ok(
+			(await second.entries()).every(([key]) => key[0] === 8),
+			"only the database's keys",
+		);
+		await first.close();
+		await second.close();
 	});
 
 	test("any folder name works, and nothing is made outside the folder", async () => {

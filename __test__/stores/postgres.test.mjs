@@ -8,7 +8,7 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 
-import { open, SqliteError } from "../../index.mjs";
+import { open, SqliteError, createMemoryKv } from "../../index.mjs";
 import { kvContract } from "../helpers/kv-contract.mjs";
 import { storeUnavailable } from "../helpers/stores.mjs";
 import { startPostgres } from "../helpers/postgres.mjs";
@@ -54,7 +54,11 @@ describe("PostgreSQL KV store", { skip: SKIP ?? false }, () => {
 			[Uint8Array.of(1), Uint8Array.of(1)],
 			[Uint8Array.of(2), Uint8Array.of(2)],
 		]);
+		// The first call creates the tables, then takes the actor over.
 		assert.match(queries[0], /^CREATE TABLE IF NOT EXISTS "public"\."counted_kv"/);
+		assert.match(queries[1], /^CREATE TABLE IF NOT EXISTS "public"\."sqlite_vfs_owners"/);
+		assert.match(queries[2], /^INSERT INTO "public"\."sqlite_vfs_owners"/);
+		assert.equal(queries.length, 4);
 		queries.length = 0;
 		await kv.putBatch([
 			[Uint8Array.of(3), Uint8Array.of(3)],
@@ -63,7 +67,7 @@ describe("PostgreSQL KV store", { skip: SKIP ?? false }, () => {
 		await kv.getBatch([Uint8Array.of(1), Uint8Array.of(2), Uint8Array.of(5)]);
 		await kv.deleteBatch([Uint8Array.of(1), Uint8Array.of(2)]);
 		assert.deepEqual(
-			queries.map((sql) => sql.split(" ")[0]),
+			queries.map((sql) => sql.match(/changed AS \((INSERT|DELETE)/)?.[1] ?? sql.split(" ")[0]),
 			["INSERT", "SELECT", "DELETE"],
 		);
 
@@ -104,19 +108,64 @@ describe("PostgreSQL KV store", { skip: SKIP ?? false }, () => {
 		assert.equal(await kv.get(Uint8Array.of(1)), null);
 		await kv.put(Uint8Array.of(2), Uint8Array.of(2));
 		assert.deepEqual([...(await kv.get(Uint8Array.of(2)))], [2]);
-		// Two KVs on one actor writing overlapping keys in opposite orders
-		// (a misuse for open(), which allows one database per KV).
-		const a = createPostgresKv(pool, "racing");
-		const b = createPostgresKv(pool, "racing");
+		// Two actors' KVs writing keys in opposite orders at once.
+		const a = createPostgresKv(pool, "racing-a");
+		const b = createPostgresKv(pool, "racing-b");
 		const keys = Array.from({ length: 64 }, (_, i) => Uint8Array.of(i));
 		for (let round = 0; round < 20; round++) {
 			await Promise.all([
 				a.putBatch(keys.map((key) => [key, Uint8Array.of(round, 1)])),
 				b.putBatch([...keys].reverse().map((key) => [key, Uint8Array.of(round, 2)])),
 			]);
-			const values = await a.getBatch(keys);
-			assert.equal(new Set(values.map((v) => v[1])).size, 1, "one batch or the other, whole");
+			for (const [kv, who] of [
+				[a, 1],
+				[b, 2],
+			]) {
+				assert.deepEqual(
+					(await kv.getBatch(keys)).map((v) => [...v]),
+					keys.map(() => [round, who]),
+				);
+			}
 		}
+	});
+
+	test("a KV takes its actor over at its first call: the previous one's writes apply nothing, even one under way", async () => {
+		const kv = createPostgresKv(pool, "moved", { table: "moved_kv" });
+		const first = await open("moved", kv, { backend: BACKEND });
+		await first.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('first')");
+		// A write of the first host held up (by a lock on the metadata row it
+		// upserts) when the actor moves: PostgreSQL would carry it out even if
+		// its client were gone. The new host's open waits for it, then sees it.
+		const blocker = await pool.connect();
+		await blocker.query("BEGIN");
+		await blocker.query(`SELECT 1 FROM moved_kv WHERE actor = 'moved' FOR UPDATE`);
+		const late = first.run("INSERT INTO t VALUES ('late')");
+		await new Promise((resolve) => setTimeout(resolve, 100));
+		const secondKv = createPostgresKv(pool, "moved", { table: "moved_kv" });
+		const opening = open("moved", secondKv, { backend: BACKEND });
+		await new Promise((resolve) => setTimeout(resolve, 100));
+		await blocker.query("COMMIT");
+		blocker.release();
+		await late;
+		const second = await opening;
+		assert.deepEqual((await second.query("SELECT v FROM t ORDER BY rowid")).rows, [["first"], ["late"]]);
+		// The first host's writes are refused from now on, and apply nothing.
+		const refused = await first.run("INSERT INTO t VALUES ('stale')").then(
+			() => null,
+			(error) => error,
+		);
+		assert.ok(refused instanceof SqliteError, String(refused));
+		assert.equal(refused.code, "SQLITE_IOERR_WRITE");
+		assert.equal(refused.cause?.code, "ERR_SQLITE_KV_FENCED");
+		await assert.rejects(kv.putBatch([[Uint8Array.of(1), Uint8Array.of(1)]]), { code: "ERR_SQLITE_KV_FENCED" });
+		await assert.rejects(kv.deleteBatch([Uint8Array.of(1)]), { code: "ERR_SQLITE_KV_FENCED" });
+		await second.run("INSERT INTO t VALUES ('second')");
+		assert.deepEqual((await second.query("PRAGMA integrity_check")).rows, [["ok"]]);
+		await second.close();
+		await first.close().catch(() => {});
+		const third = await open("moved", createPostgresKv(pool, "moved", { table: "moved_kv" }), { backend: BACKEND });
+		assert.deepEqual((await third.query("SELECT v FROM t ORDER BY rowid")).rows, [["first"], ["late"], ["second"]]);
+		await third.close();
 	});
 
 	test("open() with the server down rejects with SQLITE_IOERR_READ and the driver's error as cause", async () => {
@@ -147,9 +196,15 @@ describe("PostgreSQL KV store", { skip: SKIP ?? false }, () => {
 			await pool.query(`CREATE TRIGGER slow BEFORE INSERT ON ${SLOW} FOR EACH STATEMENT EXECUTE FUNCTION slow_statement()`);
 		});
 
-		/** Opens `actor`'s database on a new KV object and returns its state. */
+		/**
+		 * The state of `actor`'s database as the table holds it, opened on a
+		 * copy of its rows (entries() takes no ownership: the live database
+		 * goes on writing).
+		 */
 		async function reopened(actor, table) {
-			const db = await open(actor, createPostgresKv(pool, actor, { table }), { backend: BACKEND });
+			const copy = createMemoryKv();
+			for (const [key, value] of await createPostgresKv(pool, actor, { table }).entries()) await copy.put(key, value);
+			const db = await open(actor, copy, { backend: BACKEND });
 			try {
 				return await state(db);
 			} finally {

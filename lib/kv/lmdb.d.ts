@@ -29,7 +29,10 @@ export interface LmdbKv extends KvVfsOptions {
  * A KV store for `open` holding `options.actor`'s keys in the LMDB environment
  * at `folder` (created if missing). Each putBatch and deleteBatch is one LMDB
  * write transaction, durable (flushed to disk) when its promise resolves.
- * Needs the optional peer dependency `lmdb`.
+ * Its first call takes the actor over: the writes of KVs of the actor created
+ * before it, in any process, reject from then on with
+ * `code: "ERR_SQLITE_KV_FENCED"` and apply nothing. Needs the optional peer
+ * dependency `lmdb`.
  */
 export declare function createLmdbKv(folder: string, options?: LmdbKvOptions): LmdbKv;
 

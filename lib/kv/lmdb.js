@@ -6,6 +6,13 @@
 // KVs, each under its own key prefix. Every putBatch and deleteBatch is one
 // LMDB write transaction, hence atomic, and its promise resolves once LMDB
 // committed it and flushed it to disk (fsync).
+//
+// Ownership (as in postgres.js): a KV takes its actor over at its first
+// call, raising an epoch kept under a key no actor's keys start with, and
+// each of its writes first checks, in its transaction, that the epoch is
+// still its own. Two KVs of one actor, in one process or two, would
+// otherwise interleave two databases' writes in one file: the older one's
+// writes fail instead (ERR_SQLITE_KV_FENCED) and apply nothing.
 
 const path = require("node:path");
 const fs = require("node:fs");
@@ -36,6 +43,10 @@ function loadLmdb() {
 		throw hint;
 	}
 }
+
+// The first bytes of the keys holding actors' ownership epochs: an actor's
+// own keys start with its id's length, a u16 of at most 1024 (0x04 0x00).
+const OWNER_PREFIX = Buffer.from([0xff, 0x6f]);
 
 // Environments open in this process, by real path, shared by their KVs.
 const environments = new Map();
@@ -166,6 +177,49 @@ function createLmdbKv(folder, options = {}) {
 		return value === undefined ? null : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
 	};
 
+	// Ownership (see the top of this file): this KV's epoch, taken at its
+	// first call; null until then, or while taking it failed.
+	const ownerKey = Buffer.concat([OWNER_PREFIX, prefix]);
+	const currentEpoch = () => root.getBinary(ownerKey)?.readDoubleBE(0) ?? 0;
+	let epoch = null;
+	let taking = null;
+	const own = () => {
+		taking ??= root
+			.transaction(() => {
+				const next = currentEpoch() + 1;
+				const bytes = Buffer.alloc(8);
+				bytes.writeDoubleBE(next, 0);
+				root.put(ownerKey, bytes);
+				return next;
+			})
+			.then(
+				(taken) => {
+					epoch = taken;
+				},
+				(error) => {
+					taking = null;
+					throw error;
+				},
+			);
+		return taking;
+	};
+	// A write of this KV: `apply` runs in an LMDB write transaction, if the
+	// actor's epoch is still this KV's (checked first: lmdb commits what a
+	// callback put before it threw).
+	const fenced = async (apply) => {
+		if (epoch === null) await own();
+		await root.transaction(() => {
+			if (currentEpoch() !== epoch) {
+				const error = new Error(
+					`actor ${JSON.stringify(actor)} was taken over by another KV (created since this one, in this process or another): this one's writes are refused`,
+				);
+				error.code = "ERR_SQLITE_KV_FENCED";
+				throw error;
+			}
+			apply();
+		});
+	};
+
 	return {
 		actor,
 		limits: check.limits,
@@ -173,19 +227,25 @@ function createLmdbKv(folder, options = {}) {
 		path: env.key,
 		async get(key) {
 			live();
-			return read(check.key(key));
+			const k = check.key(key);
+			if (epoch === null) await own();
+			live();
+			return read(k);
 		},
 		async getBatch(keys) {
 			live();
+			const checked = check.keys("getBatch", keys);
+			if (epoch === null) await own();
+			live();
 			// Read synchronously, within lmdb's current read transaction: the
 			// values are all of one committed state.
-			return check.keys("getBatch", keys).map(read);
+			return checked.map(read);
 		},
 		async put(key, value) {
 			live();
 			const k = storedKey(check.key(key));
 			const v = Buffer.from(check.value(value)); // a copy: written later, in lmdb's batch
-			await root.transaction(() => root.put(k, v));
+			await fenced(() => root.put(k, v));
 		},
 		async putBatch(entries) {
 			live();
@@ -193,7 +253,7 @@ function createLmdbKv(folder, options = {}) {
 			// (Applied in order: the last value of a repeated key wins.)
 			const encoded = check.entries(entries).map(([key, value]) => [storedKey(key), Buffer.from(value)]);
 			if (encoded.length === 0) return;
-			await root.transaction(() => {
+			await fenced(() => {
 				for (const [key, value] of encoded) root.put(key, value);
 			});
 		},
@@ -201,7 +261,7 @@ function createLmdbKv(folder, options = {}) {
 			live();
 			const encoded = check.keys("deleteBatch", keys).map(storedKey);
 			if (encoded.length === 0) return;
-			await root.transaction(() => {
+			await fenced(() => {
 				for (const key of encoded) root.remove(key);
 			});
 		},

@@ -8,7 +8,7 @@ export interface Queryable {
 }
 
 export interface PostgresKvOptions {
-	/** Override the actor KV limits the store enforces (maxKeysPerCall at most 32767). */
+	/** Override the actor KV limits the store enforces (maxKeysPerCall at most 32766). */
 	limits?: Partial<KvLimits>;
 	/** The table, `name` or `schema.name` (plain identifiers of at most 63 characters). Default "sqlite_vfs_kv". */
 	table?: string;
@@ -32,11 +32,14 @@ export interface PostgresKv extends KvVfsOptions {
  * `(actor TEXT, key BYTEA, value BYTEA, PRIMARY KEY (actor, key))`. Each call
  * is one SQL statement: putBatch one multi-row upsert, atomic and durable
  * once PostgreSQL committed it. Give it a `pg.Pool` (the optional peer
- * dependency `pg`), with an `error` listener on the pool.
+ * dependency `pg`), with an `error` listener on the pool. Its first call
+ * takes the actor over (table `sqlite_vfs_owners`): the writes of KVs of the
+ * actor created before it, in any process, reject from then on with
+ * `code: "ERR_SQLITE_KV_FENCED"` and apply nothing.
  */
 export declare function createPostgresKv(pool: Queryable, actorId: string, options?: PostgresKvOptions): PostgresKv;
 
-/** Creates the table if missing (idempotent). */
+/** Creates the table, and the ownership table `sqlite_vfs_owners` in its schema, if missing (idempotent). */
 export declare function migrate(pool: Queryable, options?: { table?: string }): Promise<void>;
 
 /** "sqlite_vfs_kv" */

@@ -7,6 +7,17 @@
 // hence one transaction: a putBatch is a single multi-row upsert, applied
 // entirely or not at all, and durable once PostgreSQL acknowledged its commit.
 //
+// Ownership: a KV takes its actor over at its first call (an epoch in a
+// second table, sqlite_vfs_owners, raised by one), and each of its writes
+// holds that row (FOR SHARE) and applies only while the epoch is still its
+// own. PostgreSQL carries out a statement whose client is gone (a process
+// killed, a connection cut) to its end: without this, the last write of an
+// actor's previous host could land after the next host had opened the
+// database, and tear it. The takeover waits for such a statement, and a
+// later one applies nothing; the previous KV's writes fail from then on
+// (ERR_SQLITE_KV_FENCED), as do those of a second KV of the actor opened
+// meanwhile in any process.
+//
 // The SQL is kept to what PostgreSQL wire-compatible distributed databases
 // (CockroachDB, YugabyteDB) also accept: CREATE TABLE IF NOT EXISTS, bytea,
 // a composite primary key, INSERT ... ON CONFLICT DO UPDATE, DELETE/SELECT
@@ -41,6 +52,16 @@ function quoteTable(table) {
 		.join(".");
 }
 
+// The ownership table (see the top of this file), in the schema of the KV
+// tables whose actors it lists.
+const OWNERS_TABLE = "sqlite_vfs_owners";
+
+/** The quoted name of the ownership table of KV table `table` (checked). */
+function quoteOwners(table) {
+	const dot = table.indexOf(".");
+	return quoteTable(dot === -1 ? OWNERS_TABLE : `${table.slice(0, dot)}.${OWNERS_TABLE}`);
+}
+
 function checkQueryable(pool) {
 	if (pool === null || typeof pool !== "object" || typeof pool.query !== "function") {
 		throw new TypeError("pool must be a pg Pool (or Client): an object with query()");
@@ -56,15 +77,20 @@ function checkQueryable(pool) {
 async function migrate(pool, options = {}) {
 	checkQueryable(pool);
 	if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
-	const table = quoteTable(options.table ?? DEFAULT_TABLE);
-	const sql = `CREATE TABLE IF NOT EXISTS ${table} (actor TEXT NOT NULL, key BYTEA NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (actor, key))`;
-	try {
-		await pool.query(sql);
-	} catch (error) {
-		// Two sessions creating the table at once: PostgreSQL can report the
-		// loser's CREATE as a unique violation on its catalog. The table exists.
-		if (error?.code !== "23505" && error?.code !== "42P07") throw error;
-		await pool.query(sql);
+	const name = options.table ?? DEFAULT_TABLE;
+	const table = quoteTable(name);
+	for (const sql of [
+		`CREATE TABLE IF NOT EXISTS ${table} (actor TEXT NOT NULL, key BYTEA NOT NULL, value BYTEA NOT NULL, PRIMARY KEY (actor, key))`,
+		`CREATE TABLE IF NOT EXISTS ${quoteOwners(name)} (kv_table TEXT NOT NULL, actor TEXT NOT NULL, epoch BIGINT NOT NULL, PRIMARY KEY (kv_table, actor))`,
+	]) {
+		try {
+			await pool.query(sql);
+		} catch (error) {
+			// Two sessions creating the table at once: PostgreSQL can report the
+			// loser's CREATE as a unique violation on its catalog. The table exists.
+			if (error?.code !== "23505" && error?.code !== "42P07") throw error;
+			await pool.query(sql);
+		}
 	}
 }
 
@@ -117,11 +143,13 @@ function createPostgresKv(pool, actorId, options = {}) {
 	}
 	if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
 	const check = createChecks(options.limits);
-	if (2 * check.limits.maxKeysPerCall + 1 > MAX_PARAMETERS) {
-		throw new RangeError(`maxKeysPerCall must be at most ${(MAX_PARAMETERS - 1) / 2} for PostgreSQL (parameters per statement)`);
+	// A putBatch's statement: the actor, the table, the epoch, and a key and a value per entry.
+	if (2 * check.limits.maxKeysPerCall + 3 > MAX_PARAMETERS) {
+		throw new RangeError(`maxKeysPerCall must be at most ${(MAX_PARAMETERS - 3) / 2} for PostgreSQL (parameters per statement)`);
 	}
 	const tableName = options.table ?? DEFAULT_TABLE;
 	const table = quoteTable(tableName);
+	const owners = quoteOwners(tableName);
 	// Read once: what the caller's options say later does not change this KV.
 	const migrates = options.migrate !== false;
 	const ready = migrates ? () => ensureTable(pool, tableName) : () => undefined;
@@ -136,7 +164,46 @@ function createPostgresKv(pool, actorId, options = {}) {
 		}
 	};
 
+	// This KV's ownership epoch (a string: pg returns BIGINT as text), taken
+	// at its first call; null until then, or while taking it failed.
+	let epoch = null;
+	let taking = null;
+	const own = () => {
+		taking ??= query(
+			`INSERT INTO ${owners} AS o (kv_table, actor, epoch) VALUES ($2, $1, 1) ON CONFLICT (kv_table, actor) DO UPDATE SET epoch = o.epoch + 1 RETURNING epoch`,
+			[actorId, tableName],
+		).then(
+			({ rows }) => {
+				epoch = String(rows[0].epoch);
+			},
+			(error) => {
+				taking = null;
+				throw error;
+			},
+		);
+		return taking;
+	};
+	// A write of this KV: the statement `modify(owned)` makes ($1 the actor,
+	// `params` from $4 on), whose rows are to be changed only where `owned`
+	// holds: while the actor's epoch is this KV's, which it holds meanwhile.
+	const fenced = async (modify, params) => {
+		await own();
+		const owned = "EXISTS (SELECT 1 FROM owner)";
+		const { rows } = await query(
+			`WITH owner AS (SELECT 1 FROM ${owners} WHERE kv_table = $2 AND actor = $1 AND epoch = $3::bigint FOR SHARE), changed AS (${modify(owned)} RETURNING 1) SELECT count(*)::int AS owned FROM owner`,
+			[actorId, tableName, epoch, ...params],
+		);
+		if (rows[0].owned !== 1) {
+			const error = new Error(
+				`actor ${JSON.stringify(actorId)} was taken over by another KV (opened since this one, in this process or another): this one's writes are refused`,
+			);
+			error.code = "ERR_SQLITE_KV_FENCED";
+			throw error;
+		}
+	};
+
 	const select = async (keys) => {
+		await own();
 		if (keys.length === 0) return [];
 		const params = [actorId, ...keys.map(asBuffer)];
 		const { rows } = await query(`SELECT key, value FROM ${table} WHERE actor = $1 AND key IN (${placeholders(keys.length, 2)})`, params);
@@ -149,13 +216,14 @@ function createPostgresKv(pool, actorId, options = {}) {
 		// In key order: two writers whose rows overlap then lock them in the
 		// same order, and cannot deadlock.
 		const unique = [...lastPerKey(entries)].sort(([a], [b]) => Buffer.compare(a, b));
-		const params = [actorId];
+		const params = [];
 		const rows = unique.map(([key, value]) => {
 			params.push(asBuffer(key), asBuffer(value));
-			return `($1, $${params.length - 1}, $${params.length})`;
+			return `($${params.length + 2}::bytea, $${params.length + 3}::bytea)`;
 		});
-		await query(
-			`INSERT INTO ${table} (actor, key, value) VALUES ${rows.join(", ")} ON CONFLICT (actor, key) DO UPDATE SET value = excluded.value`,
+		await fenced(
+			(owned) =>
+				`INSERT INTO ${table} (actor, key, value) SELECT $1, v.key, v.value FROM (VALUES ${rows.join(", ")}) AS v(key, value) WHERE ${owned} ON CONFLICT (actor, key) DO UPDATE SET value = excluded.value`,
 			params,
 		);
 	};
@@ -178,7 +246,10 @@ function createPostgresKv(pool, actorId, options = {}) {
 		async deleteBatch(keys) {
 			check.keys("deleteBatch", keys);
 			if (keys.length === 0) return;
-			await query(`DELETE FROM ${table} WHERE actor = $1 AND key IN (${placeholders(keys.length, 2)})`, [actorId, ...keys.map(asBuffer)]);
+			await fenced(
+				(owned) => `DELETE FROM ${table} WHERE actor = $1 AND key IN (${placeholders(keys.length, 4)}) AND ${owned}`,
+				keys.map(asBuffer),
+			);
 		},
 		/** Every [key, value] pair of this actor, in key order. */
 		async entries() {
