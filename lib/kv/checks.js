@@ -2,7 +2,8 @@
 
 // The actor KV's argument checks, shared by every KV store this package ships
 // (in memory, LMDB, PostgreSQL), so that each rejects exactly what the actor
-// KV would reject, with the same messages.
+// KV would reject, with the same messages; and the durable stores' ownership
+// of an actor (createOwnership, fencedError).
 
 const { resolveLimits } = require("../persist");
 const { isBytes } = require("../params");
@@ -71,4 +72,41 @@ function lastPerKey(entries) {
 	return byKey.size === entries.length ? entries : [...byKey.values()];
 }
 
-module.exports = { createChecks, lastPerKey };
+/**
+ * A KV's ownership of its actor (see lib/kv/postgres.js and lmdb.js):
+ * `own()` takes the actor over once, by `take()`, which raises the actor's
+ * epoch and resolves to the new one (a failed take is tried again by the
+ * next call); `epoch` is this KV's, null until taken.
+ */
+function createOwnership(take) {
+	let epoch = null;
+	let taking = null;
+	return {
+		get epoch() {
+			return epoch;
+		},
+		own() {
+			taking ??= take().then(
+				(taken) => {
+					epoch = taken;
+				},
+				(error) => {
+					taking = null;
+					throw error;
+				},
+			);
+			return taking;
+		},
+	};
+}
+
+/** The error of a write by a KV whose actor another KV, created since, took over. */
+function fencedError(actor) {
+	const error = new Error(
+		`actor ${JSON.stringify(actor)} was taken over by another KV (created since this one, in this process or another): this one's writes are refused`,
+	);
+	error.code = "ERR_SQLITE_KV_FENCED";
+	return error;
+}
+
+module.exports = { createChecks, lastPerKey, createOwnership, fencedError };

@@ -17,7 +17,7 @@
 const path = require("node:path");
 const fs = require("node:fs");
 
-const { createChecks } = require("./checks");
+const { createChecks, createOwnership, fencedError } = require("./checks");
 
 // LMDB's largest key as the lmdb package builds it (MDB_MAXKEYSIZE).
 const LMDB_MAX_KEY_SIZE = 1978;
@@ -177,45 +177,25 @@ function createLmdbKv(folder, options = {}) {
 		return value === undefined ? null : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
 	};
 
-	// Ownership (see the top of this file): this KV's epoch, taken at its
-	// first call; null until then, or while taking it failed.
+	// Ownership (see the top of this file).
 	const ownerKey = Buffer.concat([OWNER_PREFIX, prefix]);
 	const currentEpoch = () => root.getBinary(ownerKey)?.readDoubleBE(0) ?? 0;
-	let epoch = null;
-	let taking = null;
-	const own = () => {
-		taking ??= root
-			.transaction(() => {
-				const next = currentEpoch() + 1;
-				const bytes = Buffer.alloc(8);
-				bytes.writeDoubleBE(next, 0);
-				root.put(ownerKey, bytes);
-				return next;
-			})
-			.then(
-				(taken) => {
-					epoch = taken;
-				},
-				(error) => {
-					taking = null;
-					throw error;
-				},
-			);
-		return taking;
-	};
+	const ownership = createOwnership(() =>
+		root.transaction(() => {
+			const next = currentEpoch() + 1;
+			const bytes = Buffer.alloc(8);
+			bytes.writeDoubleBE(next, 0);
+			root.put(ownerKey, bytes);
+			return next;
+		}),
+	);
 	// A write of this KV: `apply` runs in an LMDB write transaction, if the
 	// actor's epoch is still this KV's (checked first: lmdb commits what a
 	// callback put before it threw).
 	const fenced = async (apply) => {
-		if (epoch === null) await own();
+		if (ownership.epoch === null) await ownership.own();
 		await root.transaction(() => {
-			if (currentEpoch() !== epoch) {
-				const error = new Error(
-					`actor ${JSON.stringify(actor)} was taken over by another KV (created since this one, in this process or another): this one's writes are refused`,
-				);
-				error.code = "ERR_SQLITE_KV_FENCED";
-				throw error;
-			}
+			if (currentEpoch() !== ownership.epoch) throw fencedError(actor);
 			apply();
 		});
 	};
@@ -228,14 +208,14 @@ function createLmdbKv(folder, options = {}) {
 		async get(key) {
 			live();
 			const k = check.key(key);
-			if (epoch === null) await own();
+			if (ownership.epoch === null) await ownership.own();
 			live();
 			return read(k);
 		},
 		async getBatch(keys) {
 			live();
 			const checked = check.keys("getBatch", keys);
-			if (epoch === null) await own();
+			if (ownership.epoch === null) await ownership.own();
 			live();
 			// Read synchronously, within lmdb's current read transaction: the
 			// values are all of one committed state.

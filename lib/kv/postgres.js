@@ -23,7 +23,7 @@
 // a composite primary key, INSERT ... ON CONFLICT DO UPDATE, DELETE/SELECT
 // with IN lists of parameters.
 
-const { createChecks, lastPerKey } = require("./checks");
+const { createChecks, lastPerKey, createOwnership, fencedError } = require("./checks");
 
 const DEFAULT_TABLE = "sqlite_vfs_kv";
 // PostgreSQL cuts identifiers to 63 bytes (NAMEDATALEN - 1), which would make
@@ -164,46 +164,30 @@ function createPostgresKv(pool, actorId, options = {}) {
 		}
 	};
 
-	// This KV's ownership epoch (a string: pg returns BIGINT as text), taken
-	// at its first call; null until then, or while taking it failed.
-	let epoch = null;
-	let taking = null;
-	const own = () => {
-		taking ??= query(
+	// Ownership (see the top of this file); the epoch is a string, as pg
+	// returns a BIGINT.
+	const ownership = createOwnership(async () => {
+		const { rows } = await query(
 			`INSERT INTO ${owners} AS o (kv_table, actor, epoch) VALUES ($2, $1, 1) ON CONFLICT (kv_table, actor) DO UPDATE SET epoch = o.epoch + 1 RETURNING epoch`,
 			[actorId, tableName],
-		).then(
-			({ rows }) => {
-				epoch = String(rows[0].epoch);
-			},
-			(error) => {
-				taking = null;
-				throw error;
-			},
 		);
-		return taking;
-	};
+		return String(rows[0].epoch);
+	});
 	// A write of this KV: the statement `modify(owned)` makes ($1 the actor,
 	// `params` from $4 on), whose rows are to be changed only where `owned`
 	// holds: while the actor's epoch is this KV's, which it holds meanwhile.
 	const fenced = async (modify, params) => {
-		await own();
+		await ownership.own();
 		const owned = "EXISTS (SELECT 1 FROM owner)";
 		const { rows } = await query(
 			`WITH owner AS (SELECT 1 FROM ${owners} WHERE kv_table = $2 AND actor = $1 AND epoch = $3::bigint FOR SHARE), changed AS (${modify(owned)} RETURNING 1) SELECT count(*)::int AS owned FROM owner`,
-			[actorId, tableName, epoch, ...params],
+			[actorId, tableName, ownership.epoch, ...params],
 		);
-		if (rows[0].owned !== 1) {
-			const error = new Error(
-				`actor ${JSON.stringify(actorId)} was taken over by another KV (opened since this one, in this process or another): this one's writes are refused`,
-			);
-			error.code = "ERR_SQLITE_KV_FENCED";
-			throw error;
-		}
+		if (rows[0].owned !== 1) throw fencedError(actorId);
 	};
 
 	const select = async (keys) => {
-		await own();
+		await ownership.own();
 		if (keys.length === 0) return [];
 		const params = [actorId, ...keys.map(asBuffer)];
 		const { rows } = await query(`SELECT key, value FROM ${table} WHERE actor = $1 AND key IN (${placeholders(keys.length, 2)})`, params);
