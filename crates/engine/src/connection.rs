@@ -288,14 +288,13 @@ impl Database {
     fn connect_inline(&mut self) -> Result<bool, EngineError> {
         match self.connect() {
             Ok(()) => Ok(true),
-            Err(error) => {
-                let stop = self.control.stopped();
+            Err(_) if self.control.stopped() == Stop::Miss => {
                 self.control.clear_stop();
-                match stop {
-                    Stop::Miss => Ok(false),
-                    _ => Err(error),
-                }
+                Ok(false)
             }
+            // Stopped by its deadline (or a page read that failed): the
+            // error says so, as a statement's does.
+            Err(error) => Err(self.stop_error(error)),
         }
     }
 
