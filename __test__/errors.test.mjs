@@ -255,6 +255,16 @@ describe("errors", () => {
 		const proxies = base.clone();
 		proxies.getBatch = async (keys) => (await base.inner.getBatch(keys)).map((v) => (v === null ? null : new Proxy(v, {})));
 		await assert.rejects(open(proxies), { code: "SQLITE_CORRUPT", message: /no typed array/ });
+		// Values whose buffer the store transferred away before they were read.
+		const detached = base.clone();
+		detached.getBatch = async (keys) =>
+			(await base.inner.getBatch(keys)).map((v) => {
+				if (v === null || v.length !== 4096) return v;
+				const copy = v.slice();
+				structuredClone(copy.buffer, { transfer: [copy.buffer] });
+				return copy;
+			});
+		await assert.rejects(open(detached), { name: "SqliteError", code: "SQLITE_CORRUPT", message: /detached/ });
 	});
 
 	test("a size larger than the chunks present, or chunks of the wrong length", async () => {

@@ -207,6 +207,28 @@ describe("KV failures and interrupts while reading pages", () => {
 		await db.close();
 	});
 
+	test("a page whose bytes the store transferred away rejects the call with SQLITE_CORRUPT; the next call works", async (t) => {
+		const kv = await bigKv();
+		const db = await open(kv);
+		if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads no page after open");
+		const getBatch = kv.getBatch;
+		kv.getBatch = async (keys) =>
+			(await getBatch.call(kv, keys)).map((value) => {
+				if (value === null) return value;
+				const copy = value.slice();
+				structuredClone(copy.buffer, { transfer: [copy.buffer] });
+				return copy;
+			});
+		await assert.rejects(db.query("SELECT v FROM t WHERE id = ?", [9000]), {
+			name: "SqliteError",
+			code: "SQLITE_CORRUPT",
+			message: /detached/,
+		});
+		kv.getBatch = getBatch;
+		assert.deepEqual(await rows(db, "SELECT length(v) FROM t WHERE id = ?", [9000]), [[300]]);
+		await db.close();
+	});
+
 	test("inside a transaction, a failed read keeps the transaction; a failed write rolls it back", async (t) => {
 		const kv = await bigKv();
 		const db = await open(kv);

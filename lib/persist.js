@@ -158,7 +158,22 @@ function checkChunk(value, index) {
 	if (value.length > CHUNK_SIZE) {
 		throw corrupt(`corrupt chunk ${index} in the KV: ${value.length} bytes, at most ${CHUNK_SIZE} expected`);
 	}
+	// A view of a buffer the store transferred away reads as empty, and
+	// copying it throws a TypeError.
+	if (value.length === 0 && isDetached(value)) {
+		throw corrupt(`corrupt chunk ${index} in the KV: its buffer was detached (transferred) before it was read`);
+	}
 	return value;
+}
+
+/** Whether `bytes`, of length 0, views a detached buffer (ArrayBuffer#detached is Node 22's). */
+function isDetached(bytes) {
+	try {
+		new Uint8Array(0).set(bytes);
+		return false;
+	} catch {
+		return true;
+	}
 }
 
 /** Chunks `first..` as read from the KV, checked; a missing one is null. */
