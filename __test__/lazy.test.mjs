@@ -96,6 +96,19 @@ describe("lazy paging", () => {
 		await db.close();
 	});
 
+	test("a scan going backwards (a descending scan, integrity_check) reads many chunks per getBatch too", async (t) => {
+		for (const sql of ["SELECT sum(length(v)) FROM (SELECT v FROM t ORDER BY id DESC)", "PRAGMA integrity_check"]) {
+			const kv = await bigKv();
+			const db = await open(kv);
+			if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads the whole database at open");
+			assert.deepEqual(await rows(db, sql), [[sql.startsWith("PRAGMA") ? "ok" : ROWS * 300]]);
+			const read = kv.calls.filter((c) => c.method === "getBatch").flatMap((c) => c.keys);
+			assert.equal(new Set(read).size, read.length, "no chunk read twice");
+			assert.ok(kv.count("getBatch") < chunkCount(kv) / 10, `${sql}: ${kv.count("getBatch")} getBatch calls for ${chunkCount(kv)} chunks`);
+			await db.close();
+		}
+	});
+
 	test("preload: true reads the whole database at open; preload must be a boolean", async () => {
 		const kv = await bigKv();
 		const db = await open(kv, { preload: true });

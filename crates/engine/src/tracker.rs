@@ -113,6 +113,11 @@ const KEEP_AFTER_SEAL: usize = 8;
 pub const MIN_WINDOW: u32 = 1;
 pub const MAX_WINDOW: u32 = 1024;
 
+/// Most chunks one page fetch asks for below the last (a scan going
+/// backwards): fewer than the JS layer's read-ahead takes for a scan
+/// (`READ_AHEAD_MIN` in lib/persist.js, 512), which reads ahead forwards.
+pub const MAX_BACKWARD_WINDOW: u32 = 256;
+
 /// Which chunks are remote: a bit per chunk of the file as the KV held it.
 #[derive(Default)]
 struct Remote {
@@ -552,6 +557,16 @@ impl Tracker {
             .filter(|&i| self.remote.get(i))
             .collect();
         let (first, last) = (*needed.first()?, *needed.last()?);
+        // Just below the last fetch: a scan going backwards (SQLite's
+        // integrity check walks a table's pages so, as does a descending
+        // scan of a table built in order). The window grows downwards; its
+        // top stays where it was, for a scan that turns forward again.
+        if last.checked_add(1) == Some(self.window_start) {
+            self.window = (self.window * 2).min(MAX_BACKWARD_WINDOW);
+            let start = first.saturating_sub(self.window - 1);
+            self.window_start = start;
+            return Some((start..=last).filter(|&i| self.remote.get(i)).collect());
+        }
         // Near the last fetch (a scan reads pages roughly in order, an
         // interior page now and then out of it): a longer window, from where
         // the last one ended if the miss skipped some (they come next).

@@ -232,6 +232,25 @@ fn remote_chunks_are_fetched_marked_local_and_restored_as_remote() {
     );
     let next = tracker.plan_fetch(11 * CHUNK_SIZE, CHUNK_SIZE).unwrap();
     assert_eq!(next, vec![11, 12]);
+    // Reads going backwards from below a fetch ask for more and more below.
+    let mut below: u32 = 190;
+    let far = tracker
+        .plan_fetch(u64::from(below) * CHUNK_SIZE, CHUNK_SIZE)
+        .unwrap();
+    assert_eq!(far, vec![190], "far from the last fetch: alone");
+    let mut sizes = vec![];
+    for _ in 0..4 {
+        below -= 1;
+        let wanted = tracker
+            .plan_fetch(u64::from(below) * CHUNK_SIZE, CHUNK_SIZE)
+            .unwrap();
+        assert_eq!(*wanted.last().unwrap(), below);
+        sizes.push(wanted.len());
+        below = wanted[0];
+        let none: Vec<Option<&[u8]>> = vec![None; wanted.len()];
+        tracker.fill(&wanted, &none).unwrap();
+    }
+    assert_eq!(sizes, [2, 4, 8, 16]);
     let chunks: Vec<Option<&[u8]>> = vec![None, Some(&[9u8; 100][..])];
     tracker.fill(&next, &chunks).unwrap();
     let mut bytes = vec![0u8; 3 * CHUNK];
