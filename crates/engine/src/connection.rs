@@ -828,7 +828,7 @@ impl Database {
         self.suspended = None;
         self.packed = None;
         if let Some(conn) = self.conn.take() {
-            conn.close().map_err(|(_, error)| error)?;
+            close_connection(conn)?;
         }
         put_back(&mut *self.tracker()?)?;
         // The schema may be back to an older one (a trigger the undone
@@ -966,7 +966,7 @@ impl Database {
     /// Closes SQLite and removes the temporary directory. Idempotent.
     pub fn close(&mut self) -> Result<(), EngineError> {
         let result = match self.conn.take() {
-            Some(conn) => conn.close().map_err(|(_, error)| EngineError::from(error)),
+            Some(conn) => close_connection(conn).map_err(EngineError::from),
             None => Ok(()),
         };
         vfs::unregister_file(&self.path);
@@ -983,6 +983,15 @@ impl Database {
             .as_ref()
             .map(|dir| dir.path().to_string_lossy().into_owned())
     }
+}
+
+/// Closes `conn`, its rollback hook first: SQLite frees a connection's
+/// client data, where rusqlite keeps the hook, before it rolls back the
+/// transaction left open as it closes, and would then call the freed hook
+/// (the heap was corrupted when a database closed inside a transaction).
+fn close_connection(mut conn: Connection) -> Result<(), rusqlite::Error> {
+    conn.rollback_hook(None::<fn()>)?;
+    conn.close().map_err(|(_, error)| error)
 }
 
 impl Drop for Database {
