@@ -50,6 +50,36 @@ export function kvContract({ make, release = async () => {} }) {
 		await release(kv);
 	});
 
+	test("a call takes its keys and values as they are when it is made: the caller may reuse them at once", async () => {
+		const kv = await fresh();
+		// The KV's first call (which may first do work of its own).
+		const key = bytes(1);
+		const value = bytes(5);
+		const entries = [[key, value]];
+		const put = kv.putBatch(entries);
+		key[0] = 2;
+		value[0] = 6;
+		entries.length = 0;
+		await put;
+		const k = bytes(1);
+		const keys = [k];
+		const read = kv.getBatch(keys);
+		k[0] = 2;
+		keys.push(bytes(3));
+		assert.deepEqual((await read).map(hex), ["05"]);
+		const one = bytes(1);
+		const got = kv.get(one);
+		one[0] = 2;
+		assert.equal(hex(await got), "05");
+		const gone = [bytes(1)];
+		const deleted = kv.deleteBatch(gone);
+		gone[0] = bytes(2);
+		gone.push(bytes(3));
+		await deleted;
+		assert.equal(await kv.get(bytes(1)), null);
+		await release(kv);
+	});
+
 	test("rejects what the actor KV rejects, as the in-memory store does, and stores nothing of a rejected putBatch", async () => {
 		const kv = await fresh({ limits: SMALL });
 		const memory = createMemoryKv({ limits: SMALL });

@@ -172,8 +172,10 @@ function createLmdbKv(folder, options = {}) {
 	const live = () => {
 		if (closed) throw new Error("This LMDB KV store is closed");
 	};
-	const read = (key) => {
-		const value = root.getBinary(storedKey(key));
+	// A value by its stored key (see storedKey, made when the call starts:
+	// the caller may change its keys while the call waits).
+	const read = (stored) => {
+		const value = root.getBinary(stored);
 		return value === undefined ? null : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
 	};
 
@@ -207,14 +209,14 @@ function createLmdbKv(folder, options = {}) {
 		path: env.key,
 		async get(key) {
 			live();
-			const k = check.key(key);
+			const k = storedKey(check.key(key));
 			if (ownership.epoch === null) await ownership.own();
 			live();
 			return read(k);
 		},
 		async getBatch(keys) {
 			live();
-			const checked = check.keys("getBatch", keys);
+			const checked = check.keys("getBatch", keys).map(storedKey);
 			if (ownership.epoch === null) await ownership.own();
 			live();
 			// Read synchronously, within lmdb's current read transaction: the

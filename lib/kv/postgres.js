@@ -123,7 +123,6 @@ const UNDEFINED_TABLE = "42P01";
 
 // Keys and values are copied when a call starts: pg sends them later.
 const asBuffer = (bytes) => Buffer.from(bytes);
-const hexKey = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
 const placeholders = (count, first) => Array.from({ length: count }, (_, i) => `$${first + i}`).join(", ");
 
 /**
@@ -187,12 +186,15 @@ function createPostgresKv(pool, actorId, options = {}) {
 	};
 
 	const select = async (keys) => {
-		await ownership.own();
-		if (keys.length === 0) return [];
+		// Copied before the first await, as writes are (see asBuffer).
 		const params = [actorId, ...keys.map(asBuffer)];
-		const { rows } = await query(`SELECT key, value FROM ${table} WHERE actor = $1 AND key IN (${placeholders(keys.length, 2)})`, params);
+		const count = keys.length;
+		await ownership.own();
+		if (count === 0) return [];
+		const { rows } = await query(`SELECT key, value FROM ${table} WHERE actor = $1 AND key IN (${placeholders(count, 2)})`, params);
 		const found = new Map(rows.map((row) => [row.key.toString("hex"), row.value]));
-		return keys.map((key) => found.get(hexKey(key)) ?? null);
+		// From the copies: the caller may have changed its keys since.
+		return params.slice(1).map((key) => found.get(key.toString("hex")) ?? null);
 	};
 
 	const upsert = async (entries) => {
@@ -230,10 +232,8 @@ function createPostgresKv(pool, actorId, options = {}) {
 		async deleteBatch(keys) {
 			check.keys("deleteBatch", keys);
 			if (keys.length === 0) return;
-			await fenced(
-				(owned) => `DELETE FROM ${table} WHERE actor = $1 AND key IN (${placeholders(keys.length, 4)}) AND ${owned}`,
-				keys.map(asBuffer),
-			);
+			const list = placeholders(keys.length, 4);
+			await fenced((owned) => `DELETE FROM ${table} WHERE actor = $1 AND key IN (${list}) AND ${owned}`, keys.map(asBuffer));
 		},
 		/** Every [key, value] pair of this actor, in key order. */
 		async entries() {
