@@ -79,12 +79,15 @@ function requestedBackend(option) {
 // The general advice binding.js (the napi-rs loader) throws when no addon
 // loaded; its causes are the attempts, the last one first.
 const LOADER_ADVICE = "Cannot find native binding.";
+// The loader's last attempts are napi-rs's WASI builds, which this package
+// does not ship: their absence says nothing about why the addon failed.
+const WASI_ATTEMPT = /^Cannot find module '(\.\/sqlite-vfs\.wasi\.cjs|@rivetkit\/sqlite-vfs-wasm32-wasi)'/;
 
 /**
  * Why an engine did not load, for people: the error's message and its
  * causes', each cut to its first line (Node adds a require stack). For the
  * native loader's error, its attempts in the order they were made, without
- * its advice (which is about npm, not about why).
+ * its advice (which is about npm, not about why) nor the WASI attempts.
  */
 function describeFailure(error) {
 	const messages = [];
@@ -100,7 +103,8 @@ function describeFailure(error) {
 		current = current instanceof Error ? current.cause : undefined;
 	}
 	if (messages.length > 1 && messages[0].startsWith(LOADER_ADVICE)) {
-		return messages.slice(1).reverse().join("; then: ");
+		const attempts = messages.slice(1).filter((message) => !WASI_ATTEMPT.test(message));
+		if (attempts.length > 0) return attempts.reverse().join("; then: ");
 	}
 	return messages.join(" <- caused by: ");
 }
