@@ -230,6 +230,39 @@ describe("values and parameters", () => {
 		]);
 	});
 
+	test("each parameter value is read once, and what is read is what binds", async () => {
+		// A getter (or a Proxy) that answers differently each time: the value
+		// checked must be the one bound, for a call made at once or queued.
+		const counting = () => {
+			const reads = [0, 0];
+			const values = [];
+			for (const i of [0, 1]) {
+				Object.defineProperty(values, i, {
+					enumerable: true,
+					get: () => (++reads[i] === 1 ? i + 10 : "read again"),
+				});
+			}
+			return { values, reads };
+		};
+		const now = counting();
+		assert.deepEqual((await db.query("SELECT ?, ?", now.values)).rows, [[10, 11]]);
+		assert.deepEqual(now.reads, [1, 1]);
+		const running = db.run("INSERT INTO v(x) VALUES (1)");
+		const queued = counting();
+		const later = db.query("SELECT ?, ?", queued.values);
+		await running;
+		assert.deepEqual((await later).rows, [[10, 11]]);
+		assert.deepEqual(queued.reads, [1, 1]);
+		const proxied = new Proxy([1, 2], {
+			get(target, key) {
+				if (key === "length") return 2;
+				target[key] *= 3;
+				return target[key];
+			},
+		});
+		assert.deepEqual((await db.query("SELECT ?, ?", proxied)).rows, [[3, 6]]);
+	});
+
 	test("bigint beyond 64 bits is a RangeError", async () => {
 		await assert.rejects(db.query("SELECT ?", [2n ** 63n]), { name: "RangeError", message: /Parameter 1/ });
 		await assert.rejects(db.query("SELECT ?", [-(2n ** 63n) - 1n]), RangeError);

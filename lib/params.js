@@ -63,20 +63,22 @@ function normalizeValue(value, name) {
 /**
  * The parameters for the engine: null (none), an array (positional) or a
  * null-prototype object (named, keys without their sigil). Named keys may
- * carry their sigil (":x", "@x", "$x") or not ("x"). An array whose values
- * all bind as they are is passed on as it is (engines only read it).
+ * carry their sigil (":x", "@x", "$x") or not ("x").
  */
 function normalizeParams(params) {
 	if (params === undefined || params === null) return null;
 	if (Array.isArray(params)) {
-		for (let i = 0; i < params.length; i++) {
+		// Each value is read once (a getter or a Proxy runs once, and what
+		// is checked is what binds), into an array of the call's own. A hole
+		// reads as undefined, refused as such.
+		const length = params.length;
+		const values = new Array(length);
+		for (let i = 0; i < length; i++) {
 			const value = params[i];
 			const type = typeof value;
-			if (type === "number" || type === "string" || value === null || isBytes(value)) continue;
-			// (Array.from, not map: a hole is undefined, refused as such.)
-			return Array.from(params, (value, i) => normalizeValue(value, `${i + 1}`));
+			values[i] = type === "number" || type === "string" || value === null || isBytes(value) ? value : normalizeValue(value, `${i + 1}`);
 		}
-		return params;
+		return values;
 	}
 	if (typeof params === "object" && !ArrayBuffer.isView(params)) {
 		const proto = Object.getPrototypeOf(params);
@@ -103,8 +105,8 @@ function normalizeParams(params) {
 function snapshotParams(params) {
 	const values = normalizeParams(params);
 	if (values === null) return null;
-	if (Array.isArray(values)) return Array.from(values, ownBytes);
-	for (const key of Object.keys(values)) values[key] = ownBytes(values[key]);
+	if (Array.isArray(values)) for (let i = 0; i < values.length; i++) values[i] = ownBytes(values[i]);
+	else for (const key of Object.keys(values)) values[key] = ownBytes(values[key]);
 	return values;
 }
 
