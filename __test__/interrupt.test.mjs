@@ -452,3 +452,83 @@ describe("interrupt()", () => {
 		await db.close();
 	});
 });
+
+describe("the engine-thread pool", () => {
+	// At most 16 engine threads run at once (see README, Threads).
+	const RUNNING = 16;
+	const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+	/** `promise`, or a rejection after `ms` (a test that would hang fails instead). */
+	const within = (promise, ms, what) =>
+		Promise.race([promise, sleep(ms).then(() => Promise.reject(new Error(`${what}: not settled after ${ms} ms`)))]);
+
+	test("databases waiting for their KV's page reads do not hold up other databases' calls", async (t) => {
+		const base = createTestKv();
+		const setup = await openNative(t, base);
+		if (setup === null) return;
+		await setup.exec(
+			"CREATE TABLE t(v); WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) INSERT INTO t SELECT printf('%0300d', x) FROM c",
+		);
+		await setup.close();
+		// More databases than running threads, each paging lazily on a KV
+		// whose page reads wait (after open) until released.
+		const gate = { open: false, waiting: [] };
+		const stuck = [];
+		for (let i = 0; i < RUNNING + 2; i++) {
+			const kv = base.clone();
+			const getBatch = kv.getBatch;
+			let opened = false;
+			kv.getBatch = (keys) =>
+				!opened || gate.open ? getBatch(keys) : new Promise((resolve) => gate.waiting.push(() => resolve(getBatch(keys))));
+			stuck.push(await open(kv, { preload: false, timeoutMs: 0 }));
+			opened = true;
+		}
+		const scans = stuck.map((db) => db.query("SELECT count(*) FROM t"));
+		try {
+			for (let i = 0; i < 2000 && gate.waiting.length < stuck.length; i++) await sleep(10);
+			assert.equal(gate.waiting.length, stuck.length, "every database waits for its pages at once");
+			// Another database's call that needs a thread runs, and its
+			// timeout stops it; its close() (on a thread too) goes through.
+			const other = await open(createTestKv(), { timeoutMs: 200 });
+			await within(
+				assert.rejects(other.query(RUNAWAY), (error) => isInterrupt(error) && /timeout/.test(error.message)),
+				20_000,
+				"the other database's runaway query",
+			);
+			await within(other.close(), 20_000, "the other database's close()");
+		} finally {
+			gate.open = true;
+			for (const release of gate.waiting.splice(0)) release();
+		}
+		for (const scan of scans) assert.deepEqual((await scan).rows, [[3000]]);
+		for (const db of stuck) await db.close();
+	});
+
+	test("a call waiting for a thread behind other databases' long calls: its timeout counts from when it runs; interrupt() stops it at once", async (t) => {
+		const probe = await openNative(t, createTestKv());
+		if (probe === null) return;
+		await probe.close();
+		// Every running thread busy with a runaway query until its timeout.
+		const hogs = [];
+		for (let i = 0; i < RUNNING; i++) hogs.push(await open(createTestKv(), { timeoutMs: 3000 }));
+		let hogsDone = false;
+		const hogged = Promise.allSettled(hogs.map((db) => db.query(RUNAWAY))).then((outcomes) => {
+			hogsDone = true;
+			return outcomes;
+		});
+		await sleep(100);
+		// A query too long to run inline waits for a thread; its 500 ms are
+		// counted once it has one, so it completes.
+		const patient = await open(createTestKv(), { timeoutMs: 500 });
+		const waited = patient.query(SLOW(300_000));
+		// One interrupted while it waits stops without waiting for a thread.
+		const interrupted = await open(createTestKv(), { timeoutMs: 0 });
+		const stopped = interrupted.query(RUNAWAY);
+		setTimeout(() => interrupted.interrupt(), 50);
+		await assert.rejects(stopped, (error) => isInterrupt(error) && error.message === "interrupted");
+		assert.equal(hogsDone, false, "the interrupted call waited for the other databases' calls");
+		assert.deepEqual(await rows(interrupted, "SELECT 'next'"), [["next"]]);
+		assert.deepEqual((await waited).rows, [[300_000, 45_000_150_000]]);
+		for (const outcome of await hogged) assert.ok(isInterrupt(outcome.reason), String(outcome.reason));
+		for (const db of [...hogs, patient, interrupted]) await db.close();
+	});
+});

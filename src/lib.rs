@@ -16,7 +16,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::*;
 use napi::JsError;
@@ -534,7 +534,9 @@ impl PageSource for Link {
         state.reply = None;
         state.waiting = Some(id);
         settle(deferred, Event::Pages(id, indices.to_vec()));
-        loop {
+        // The thread only waits for the JS thread's KV read meanwhile: the
+        // pool may run another database's call in its place.
+        pool::waiting(move || loop {
             if let Some(reply) = state.reply.take() {
                 state.waiting = None;
                 return reply.map_err(FetchError::Failed);
@@ -550,7 +552,7 @@ impl PageSource for Link {
                 .wait_timeout(state, Duration::from_millis(5))
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .0;
-        }
+        })
     }
 }
 
@@ -588,6 +590,8 @@ pub struct NativeDatabase {
     control: Arc<Control>,
     link: Arc<Link>,
     directory: Option<String>,
+    /// The pool job of the last `resume()` (see `interrupt`).
+    resumed: Mutex<Option<pool::Ticket>>,
 }
 
 impl NativeDatabase {
@@ -607,6 +611,7 @@ impl NativeDatabase {
             control: db.control(),
             link: Arc::default(),
             directory: db.directory(),
+            resumed: Mutex::new(None),
             db: Arc::new(Mutex::new(db)),
         })
     }
@@ -669,10 +674,19 @@ impl NativeDatabase {
     }
 
     /// Stops the call that is running on an engine thread, if any: it fails
-    /// with `SQLITE_INTERRUPT`. Callable at any time.
+    /// with `SQLITE_INTERRUPT`. Callable at any time. A call still waiting
+    /// for a thread (every one busy with other databases' calls) gets one of
+    /// its own at once, and stops there.
     #[napi]
     pub fn interrupt(&self) {
         self.control.interrupt();
+        let resumed = *self
+            .resumed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(ticket) = resumed {
+            pool::expedite(ticket);
+        }
     }
 
     /// Finishes the suspended call (or open) on an engine thread. Resolves to
@@ -687,13 +701,23 @@ impl NativeDatabase {
         self.link.start(deferred);
         let db = self.db.clone();
         let link = self.link.clone();
-        pool::spawn(move || {
+        let control = self.control.clone();
+        let queued = Instant::now();
+        let ticket = pool::spawn(move || {
+            // The deadline counts the time the call runs, not the time it
+            // waited for a thread (all of them busy with other databases).
+            control.postpone_deadline(queued.elapsed());
             let finished = {
                 let mut db = db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 db.resume(link.clone())
             };
             link.emit(Event::Finished(finished));
         });
+        // (interrupt() and resume() both run on the JS thread.)
+        *self
+            .resumed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ticket);
         Ok(promise)
     }
 

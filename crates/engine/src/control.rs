@@ -75,6 +75,18 @@ impl Control {
         self.deadline.store(deadline, Ordering::SeqCst);
     }
 
+    /// Moves the call's deadline (if it has one) `by` later: time the call
+    /// spent waiting for an engine thread, all of them busy with other
+    /// databases' calls, is not time it ran.
+    pub fn postpone_deadline(&self, by: Duration) {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .deadline
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |deadline| {
+                (deadline != 0).then(|| deadline.saturating_add(by))
+            });
+    }
+
     /// The call runs inline (on the JS thread) for at most `budget` from
     /// now, its statements together.
     pub fn start_inline(&self, budget: Duration) {
@@ -204,6 +216,15 @@ mod tests {
         control.start_call(None);
         assert!(!control.should_stop());
         assert_eq!(control.stopped(), Stop::None);
+        // Time spent waiting for a thread moves the deadline; no deadline
+        // stays none.
+        control.postpone_deadline(Duration::from_secs(60));
+        assert!(!control.should_stop());
+        control.start_call(Some(Duration::ZERO));
+        control.postpone_deadline(Duration::from_secs(60));
+        assert!(!control.should_stop());
+        control.postpone_deadline(Duration::MAX);
+        assert!(!control.should_stop());
         // A statement that ended its transaction is not stopped after; the
         // next one is.
         control.start_call(Some(Duration::ZERO));

@@ -2,16 +2,25 @@
 //! must not run on the JS thread (long ones, and writes inside a transaction
 //! that may not be cut short).
 //!
-//! Threads are started as work arrives, up to [`MAX_THREADS`], and stay for
-//! later work: their number follows the databases busy at once, never the
-//! databases open. Each database has at most one call in flight (the JS layer
-//! runs its calls in order), so the pool needs no per-database ordering.
+//! Threads are started as work arrives, and stay for later work: their
+//! number follows the databases busy at once, never the databases open.
+//! At most [`MAX_THREADS`] run at once. A thread that waits for the KV (a
+//! page read, which the JS thread makes) uses no CPU and does not count
+//! ([`waiting`]): another thread may start meanwhile, up to
+//! [`MAX_ALL_THREADS`] in all, so databases whose KV is slow, or never
+//! answers, do not hold up the others' calls. Threads beyond
+//! [`MAX_THREADS`] end when they find no work. Each database has at most
+//! one call in flight (the JS layer runs its calls in order), so the pool
+//! needs no per-database ordering.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, OnceLock};
 
-/// Most engine threads a process starts.
+/// Most engine threads that run (do not wait for the KV) at once.
 pub const MAX_THREADS: usize = 16;
+
+/// Most engine threads in all, those waiting for the KV included.
+pub const MAX_ALL_THREADS: usize = 256;
 
 /// Each engine thread's stack. SQLite compiles by recursion, as deep as
 /// its nesting limits allow (1,000 levels of subqueries or CTEs, each a
@@ -23,11 +32,40 @@ pub const STACK_SIZE: usize = 16 * 1024 * 1024;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// A job given to [`spawn`], for [`expedite`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ticket(u64);
+
 #[derive(Default)]
 struct Queue {
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<(Ticket, Job)>,
+    /// Jobs ever queued: the next ticket.
+    queued: u64,
     threads: usize,
     idle: usize,
+    /// Threads in [`waiting`].
+    waiting: usize,
+}
+
+impl Queue {
+    /// Starts a thread if a queued job has none to take it and the limits
+    /// allow one.
+    fn start_if_needed(&mut self) {
+        if self.jobs.len() > self.idle
+            // (saturating: a thread `expedite` started may wait too.)
+            && self.threads.saturating_sub(self.waiting) < MAX_THREADS
+            && self.threads < MAX_ALL_THREADS
+        {
+            let started = std::thread::Builder::new()
+                .name("rivetkit-sqlite".into())
+                .stack_size(STACK_SIZE)
+                .spawn(work);
+            if started.is_ok() {
+                self.threads += 1;
+            }
+            // If no thread could be started, an existing one takes the job later.
+        }
+    }
 }
 
 struct Pool {
@@ -47,28 +85,72 @@ fn lock(pool: &Pool) -> std::sync::MutexGuard<'_, Queue> {
     pool.queue.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Runs `job` on an engine thread.
-pub fn spawn(job: impl FnOnce() + Send + 'static) {
+/// Runs `job` on an engine thread, as soon as one is free.
+pub fn spawn(job: impl FnOnce() + Send + 'static) -> Ticket {
     let pool = pool();
     let mut queue = lock(pool);
-    queue.jobs.push_back(Box::new(job));
-    // Every waiting job needs a thread of its own: start one unless enough
-    // idle threads are there to take them all.
-    if queue.jobs.len() > queue.idle && queue.threads < MAX_THREADS {
-        let started = std::thread::Builder::new()
-            .name("rivetkit-sqlite".into())
-            .stack_size(STACK_SIZE)
-            .spawn(work);
-        if started.is_ok() {
-            queue.threads += 1;
-        }
-        // If no thread could be started, an existing one takes the job later.
-    }
+    queue.queued += 1;
+    let ticket = Ticket(queue.queued);
+    queue.jobs.push_back((ticket, Box::new(job)));
+    queue.start_if_needed();
     drop(queue);
     pool.ready.notify_one();
+    ticket
 }
 
-/// How many engine threads the process has started.
+/// Runs job `ticket` at once, on a thread of its own, if it still waits for
+/// one: a call that was interrupted stops as soon as it runs, and need not
+/// wait for other databases' calls. Returns whether it did.
+pub fn expedite(ticket: Ticket) -> bool {
+    let mut queue = lock(pool());
+    let Some(at) = queue.jobs.iter().position(|(t, _)| *t == ticket) else {
+        return false;
+    };
+    let Some((_, job)) = queue.jobs.remove(at) else {
+        return false;
+    };
+    drop(queue);
+    // The job is the one place its closure lives: if no thread can start,
+    // it goes back to the queue, where a pool thread takes it in turn.
+    let job = std::sync::Arc::new(Mutex::new(Some(job)));
+    let own = job.clone();
+    let started = std::thread::Builder::new()
+        .name("rivetkit-sqlite".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || {
+            if let Some(job) = own.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
+        });
+    if started.is_ok() {
+        return true;
+    }
+    if let Some(job) = job.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        let pool = pool();
+        lock(pool).jobs.push_front((ticket, job));
+        pool.ready.notify_one();
+    }
+    false
+}
+
+/// Runs `wait` on an engine thread that waits for the KV meanwhile: the
+/// thread does not count as running, and another may start for the jobs
+/// queued (see the top of this file).
+pub fn waiting<T>(wait: impl FnOnce() -> T) -> T {
+    let pool = pool();
+    {
+        let mut queue = lock(pool);
+        queue.waiting += 1;
+        queue.start_if_needed();
+    }
+    pool.ready.notify_one();
+    let result = wait();
+    lock(pool).waiting -= 1;
+    result
+}
+
+/// How many engine threads the process has (pool threads, not those
+/// [`expedite`] starts for one job).
 pub fn threads() -> usize {
     lock(pool()).threads
 }
@@ -77,12 +159,18 @@ fn work() {
     let pool = pool();
     let mut queue = lock(pool);
     loop {
-        if let Some(job) = queue.jobs.pop_front() {
+        if let Some((_, job)) = queue.jobs.pop_front() {
             drop(queue);
             // A panicking job must not take the thread (and its count) down.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             queue = lock(pool);
             continue;
+        }
+        // A thread started while others waited for the KV ends once there
+        // is no work for it.
+        if queue.threads > MAX_THREADS {
+            queue.threads -= 1;
+            return;
         }
         queue.idle += 1;
         queue = pool.ready.wait(queue).unwrap_or_else(|p| p.into_inner());
@@ -94,9 +182,14 @@ fn work() {
 mod tests {
     use super::*;
     use std::sync::mpsc;
+    use std::time::Duration;
+
+    // The pool is process-wide: its tests run one at a time.
+    static SERIAL: Mutex<()> = Mutex::new(());
 
     #[test]
     fn runs_jobs_on_a_bounded_number_of_threads() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let (tx, rx) = mpsc::channel();
         for i in 0..100 {
             let tx = tx.clone();
@@ -106,5 +199,69 @@ mod tests {
         got.sort_unstable();
         assert_eq!(got, (0..100).collect::<Vec<_>>());
         assert!(threads() >= 1 && threads() <= MAX_THREADS);
+    }
+
+    #[test]
+    fn threads_waiting_for_the_kv_do_not_hold_up_other_jobs() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        // More jobs wait for an answer than MAX_THREADS; a job queued after
+        // them still runs.
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = std::sync::Arc::new(Mutex::new(release_rx));
+        let (done_tx, done_rx) = mpsc::channel();
+        for _ in 0..MAX_THREADS + 4 {
+            let (release_rx, done_tx) = (release_rx.clone(), done_tx.clone());
+            spawn(move || {
+                waiting(|| release_rx.lock().unwrap().recv().unwrap());
+                done_tx.send("waited").unwrap();
+            });
+        }
+        let (other_tx, other_rx) = mpsc::channel();
+        spawn(move || other_tx.send("ran").unwrap());
+        assert_eq!(other_rx.recv_timeout(Duration::from_secs(10)), Ok("ran"));
+        for _ in 0..MAX_THREADS + 4 {
+            release_tx.send(()).unwrap();
+        }
+        for _ in 0..MAX_THREADS + 4 {
+            assert_eq!(done_rx.recv_timeout(Duration::from_secs(10)), Ok("waited"));
+        }
+        assert!(threads() <= MAX_ALL_THREADS);
+    }
+
+    #[test]
+    fn an_expedited_job_runs_without_waiting_for_a_free_thread() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        // Threads an earlier test started beyond MAX_THREADS end first.
+        for _ in 0..1000 {
+            if threads() <= MAX_THREADS {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Every running thread is busy (not waiting for the KV).
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = std::sync::Arc::new(Mutex::new(release_rx));
+        let (started_tx, started_rx) = mpsc::channel();
+        for _ in 0..MAX_THREADS {
+            let (release_rx, started_tx) = (release_rx.clone(), started_tx.clone());
+            spawn(move || {
+                started_tx.send(()).unwrap();
+                let _ = release_rx.lock().unwrap().recv();
+            });
+        }
+        // The first busy job holds the receiver's lock; the others wait for
+        // it: all MAX_THREADS threads are taken once each has started.
+        for _ in 0..MAX_THREADS {
+            started_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+        let (tx, rx) = mpsc::channel();
+        let ticket = spawn(move || tx.send("ran").unwrap());
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        assert!(expedite(ticket));
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok("ran"));
+        assert!(!expedite(ticket));
+        for _ in 0..MAX_THREADS {
+            release_tx.send(()).unwrap();
+        }
     }
 }
