@@ -317,6 +317,57 @@ describe("errors", () => {
 		await again.close();
 	});
 
+	test("a rollback journal claiming a huge size, or a huge database before its transaction, settles in seconds", async () => {
+		const base = createTestKv();
+		const db = await open(base);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('x')");
+		await db.close();
+		const meta = (bytes) => {
+			const value = new Uint8Array(10);
+			new DataView(value.buffer).setUint16(0, 1, true);
+			new DataView(value.buffer).setBigUint64(2, BigInt(bytes), true);
+			return value;
+		};
+		const journalMeta = new Uint8Array([8, 1, 0, 1]);
+		const journalChunk0 = new Uint8Array([8, 1, 1, 1, 0, 0, 0, 0]);
+		/** A journal header (no records) saying the database had `pages` pages. */
+		const header = (pages) => {
+			const bytes = new Uint8Array(4096);
+			bytes.set([0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
+			const view = new DataView(bytes.buffer);
+			view.setUint32(12, 0x1234);
+			view.setUint32(16, pages);
+			view.setUint32(20, 512);
+			view.setUint32(24, 4096);
+			return bytes;
+		};
+		// 1 TiB of journal (2^28 chunks) of which the KV holds none, then
+		// one: open reads a few batches, rolls back what is there (nothing)
+		// and removes the journal.
+		for (const chunks of [[], [[journalChunk0, header(2)]]]) {
+			const lying = base.clone();
+			await lying.inner.putBatch([[journalMeta, meta(2 ** 40)], ...chunks]);
+			const started = performance.now();
+			const opened = await open(lying);
+			assert.ok(performance.now() - started < 5_000, "open settled in seconds");
+			assert.ok(lying.count() <= 8, `${lying.count()} KV calls`);
+			assert.deepEqual(await rows(opened, "SELECT v FROM t"), [["x"]]);
+			await opened.close();
+			assert.equal(await lying.inner.get(journalMeta), null, "the journal is gone");
+		}
+		// A header saying the database had 2^31 pages before the transaction,
+		// which neither the main file nor the journal's records hold: the
+		// rollback would grow the file to 8 TiB. The KV stays as it was.
+		const grown = base.clone();
+		await grown.inner.putBatch([
+			[journalMeta, meta(4096)],
+			[journalChunk0, header(2 ** 31)],
+		]);
+		const before = kvDump(grown);
+		await assert.rejects(open(grown), { name: "SqliteError", code: "SQLITE_CORRUPT", message: /rollback journal/ });
+		assert.deepEqual(kvDump(grown), before);
+	});
+
 	test("a page that is not a database makes open reject with SQLITE_NOTADB", async () => {
 		const kv = createTestKv();
 		const meta = new Uint8Array([8, 1, 0, 0]);

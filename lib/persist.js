@@ -319,6 +319,30 @@ function addChunkEntries(delta, first, end, entries) {
 	}
 }
 
+const JOURNAL_MAGIC = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+
+/**
+ * Throws SQLITE_CORRUPT if the header of a hot journal `size` bytes long (in
+ * `first`, its chunk 0, or null) gives an original database size that the
+ * main file (`mainSize` bytes in the KV) and the journal's page records
+ * together cannot hold. A header SQLite would not read as one (no magic, a
+ * page size that is none) is left to SQLite, which then rolls nothing back.
+ */
+function checkJournalHeader(first, size, mainSize) {
+	if (first === null || first.length < 28 || JOURNAL_MAGIC.some((byte, i) => first[i] !== byte)) return;
+	const view = new DataView(first.buffer, first.byteOffset, first.byteLength);
+	const pages = view.getUint32(16);
+	const pageSize = view.getUint32(24);
+	if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) return;
+	const records = Math.ceil(size / (pageSize + 8));
+	const most = Math.ceil(mainSize / pageSize) + records;
+	if (pages > most) {
+		throw corrupt(
+			`corrupt rollback journal in the KV: its header gives the database ${pages} pages before the transaction, but the main file and the journal's ${records} page records hold at most ${most}`,
+		);
+	}
+}
+
 /** Resolves once the event loop has had a turn (timers and I/O included). */
 function nextTurn() {
 	return new Promise((resolve) => setImmediate(resolve));
@@ -489,12 +513,57 @@ class Persistence {
 		}
 		this.#lazy = lazy;
 		if (!lazy) await this.#loadFile(TAG_MAIN, loadSize, loaded);
-		if (journalSize !== null) await this.#loadFile(TAG_JOURNAL, journalSize, 0);
-		if (engine.open(loadSize, journalSize, lazy ? loaded : null)) {
+		const journal = journalSize === null ? null : await this.#loadJournal(journalSize, mainSize);
+		if (engine.open(loadSize, journal, lazy ? loaded : null)) {
 			const opened = await this.finish(engine.resume());
 			if (opened instanceof Error) throw opened;
 		}
-		if (journalSize !== null) await this.#recover(journalSize);
+		if (journal !== null) await this.#recover(journal);
+	}
+
+	/**
+	 * Loads a rollback journal whose metadata claims `size` bytes into the
+	 * engine, and returns its size as loaded: up to the end of its last chunk
+	 * before the first getBatch that found none of its chunks. SQLite reads
+	 * a journal in order and stops at the first record that is zeros (a
+	 * missing chunk reads as zeros), so nothing past such a stretch is ever
+	 * used: metadata claiming terabytes over a few chunks costs a few calls.
+	 * A journal whose header says the database had more pages than the main
+	 * file and the journal's records can hold is SQLITE_CORRUPT: its
+	 * rollback would grow the file to that size (zeros), and SQLite journals
+	 * every page a transaction truncates away (see checkJournalHeader).
+	 */
+	async #loadJournal(size, mainSize) {
+		const step = this.#limits.maxKeysPerCall;
+		const count = chunkCount(size);
+		let loaded = 0;
+		let header = null;
+		// getBatch calls at once: one, then twice as many each round, up to
+		// LOAD_CONCURRENCY (a journal's true size is known only as it is read).
+		let width = 1;
+		for (let group = 0; group < count; group += step * width, width = Math.min(2 * width, LOAD_CONCURRENCY)) {
+			const firsts = range(group, Math.min(count, group + step * width), step);
+			const batches = await Promise.all(
+				firsts.map(async (first) => {
+					const indices = range(first, Math.min(first + step, count));
+					return checkChunks(await this.#getBatch(indices.map((i) => chunkKey(TAG_JOURNAL, i))), first);
+				}),
+			);
+			for (let b = 0; b < batches.length; b++) {
+				const chunks = batches[b];
+				const last = chunks.findLastIndex((chunk) => chunk !== null);
+				if (last === -1) return this.#loadedJournal(loaded, header, mainSize);
+				if (firsts[b] === 0) header = chunks[0];
+				this.#engine.loadChunks(TAG_JOURNAL, firsts[b], chunks);
+				loaded = Math.min(size, (firsts[b] + last) * CHUNK_SIZE + chunks[last].length);
+			}
+		}
+		return this.#loadedJournal(loaded, header, mainSize);
+	}
+
+	#loadedJournal(size, header, mainSize) {
+		checkJournalHeader(header, size, mainSize);
+		return size;
 	}
 
 	/**
