@@ -70,6 +70,7 @@ describe("statements cannot reach host files", () => {
 			"PRAGMA temp_store_directory",
 			"PRAGMA data_store_directory = '/tmp'",
 			"PRAGMA writable_schema = ON",
+			"PRAGMA trusted_schema = ON",
 			"PRAGMA schema_version = 12345",
 			// Process-wide: they would limit every database's heap.
 			"PRAGMA hard_heap_limit = 100000",
@@ -85,6 +86,7 @@ describe("statements cannot reach host files", () => {
 		assert.deepEqual(await rows(db, "PRAGMA journal_mode"), [["memory"]]);
 		assert.deepEqual(await rows(db, "PRAGMA page_size"), [[4096]]);
 		assert.deepEqual(await rows(db, "PRAGMA locking_mode"), [["exclusive"]]);
+		assert.deepEqual(await rows(db, "PRAGMA trusted_schema"), [[0]]);
 		// Harmless pragmas still work.
 		await db.exec("PRAGMA foreign_keys = ON; PRAGMA cache_size = -4000; PRAGMA user_version = 7");
 		await db.exec("PRAGMA encoding = 'UTF-8'; PRAGMA encoding = utf8");
