@@ -115,6 +115,44 @@ describe("SqliteVfsPool (the surface rivetkit uses)", () => {
 		await check.close();
 	});
 
+	test("an actor's handle that opened nothing, released meanwhile, does not let the next open skip the old close", async () => {
+		const store = createMemoryKv();
+		let slow = false;
+		const kvOf = () => ({
+			get: (key) => store.get(key),
+			getBatch: (keys) => store.getBatch(keys),
+			put: (key, value) => store.put(key, value),
+			putBatch: async (entries) => {
+				if (slow) await sleep(200);
+				return store.putBatch(entries);
+			},
+			deleteBatch: (keys) => store.deleteBatch(keys),
+		});
+		const pool = new SqliteVfsPool({ actorsPerInstance: 1, idleDestroyMs: 0 });
+		const first = await pool.acquire("x");
+		const db = await first.open("x", kvOf(), { backend: BACKEND });
+		await db.exec("CREATE TABLE t(v)");
+		slow = true;
+		const write = db.run("INSERT INTO t VALUES ('old')");
+		const released = pool.release("x"); // closes db after its write (200 ms)
+		await pool.acquire("y"); // takes x's place: x comes back on a new instance
+		await pool.acquire("x");
+		await pool.release("x"); // a handle that opened nothing
+		slow = false;
+		const third = await pool.acquire("x");
+		const db3 = await third.open("x", kvOf(), { backend: BACKEND });
+		// The old database closed first: its write, which resolves, is seen and kept.
+		assert.equal(db.closed, true);
+		assert.deepEqual(await write, { changes: 1, lastInsertRowid: 1 });
+		await released;
+		assert.deepEqual((await db3.query("SELECT v FROM t")).rows, [["old"]]);
+		await db3.run("INSERT INTO t VALUES ('new')");
+		await pool.shutdown();
+		const check = await open("check", store, { backend: BACKEND });
+		assert.deepEqual((await check.query("SELECT v FROM t ORDER BY rowid")).rows, [["old"], ["new"]]);
+		await check.close();
+	});
+
 	test("an actor released while its database is still opening opens again at once", async () => {
 		const store = createMemoryKv();
 		const pool = new SqliteVfsPool({ actorsPerInstance: 2 });

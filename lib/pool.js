@@ -202,13 +202,15 @@ class PooledSqliteHandle {
 
 	/**
 	 * Marks the handle released and closes the databases it opened, those
-	 * still opening included: the actor's next handle opens after this.
+	 * still opening included: the actor's next handle opens after this. A
+	 * handle that opened nothing still waits for the closing of the handle
+	 * before it (the pool remembers only the last release of an actor).
 	 */
 	async [closeHandle]() {
 		this.#released = true;
 		const databases = [...this.#databases];
 		this.#databases.clear();
-		await Promise.allSettled([...databases.map((db) => db.close()), ...this.#opening]);
+		await Promise.allSettled([...databases.map((db) => db.close()), ...this.#opening, this.#previous]);
 	}
 }
 
