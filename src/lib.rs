@@ -707,10 +707,16 @@ impl NativeDatabase {
             // The deadline counts the time the call runs, not the time it
             // waited for a thread (all of them busy with other databases).
             control.postpone_deadline(queued.elapsed());
-            let finished = {
+            // A panic must still settle the call (the pool keeps the thread).
+            let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut db = db.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 db.resume(link.clone())
-            };
+            }))
+            .unwrap_or_else(|_| {
+                Err(EngineError::internal(
+                    "the engine thread running this call panicked",
+                ))
+            });
             link.emit(Event::Finished(finished));
         });
         // (interrupt() and resume() both run on the JS thread.)

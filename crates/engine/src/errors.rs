@@ -162,6 +162,16 @@ impl From<rusqlite::Error> for EngineError {
     }
 }
 
+impl EngineError {
+    /// `SQLITE_INTERNAL` with `message`: the engine itself failed.
+    pub fn internal(message: &str) -> Self {
+        EngineError::Sqlite {
+            code: SQLITE_INTERNAL,
+            message: message.to_owned(),
+        }
+    }
+}
+
 impl From<std::io::Error> for EngineError {
     fn from(error: std::io::Error) -> Self {
         EngineError::Io(error)

@@ -52,8 +52,7 @@ impl Queue {
     /// allow one.
     fn start_if_needed(&mut self) {
         if self.jobs.len() > self.idle
-            // (saturating: a thread `expedite` started may wait too.)
-            && self.threads.saturating_sub(self.waiting) < MAX_THREADS
+            && self.threads - self.waiting < MAX_THREADS
             && self.threads < MAX_ALL_THREADS
         {
             let started = std::thread::Builder::new()
@@ -102,13 +101,20 @@ pub fn spawn(job: impl FnOnce() + Send + 'static) -> Ticket {
 /// one: a call that was interrupted stops as soon as it runs, and need not
 /// wait for other databases' calls. Returns whether it did.
 pub fn expedite(ticket: Ticket) -> bool {
-    let mut queue = lock(pool());
+    let pool = pool();
+    let mut queue = lock(pool);
+    // Counted among the threads, within MAX_ALL_THREADS: at the limit, the
+    // job keeps its place in the queue.
+    if queue.threads >= MAX_ALL_THREADS {
+        return false;
+    }
     let Some(at) = queue.jobs.iter().position(|(t, _)| *t == ticket) else {
         return false;
     };
     let Some((_, job)) = queue.jobs.remove(at) else {
         return false;
     };
+    queue.threads += 1;
     drop(queue);
     // The job is the one place its closure lives: if no thread can start,
     // it goes back to the queue, where a pool thread takes it in turn.
@@ -121,13 +127,16 @@ pub fn expedite(ticket: Ticket) -> bool {
             if let Some(job) = own.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             }
+            lock(pool).threads -= 1;
         });
     if started.is_ok() {
         return true;
     }
+    let mut queue = lock(pool);
+    queue.threads -= 1;
     if let Some(job) = job.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        let pool = pool();
-        lock(pool).jobs.push_front((ticket, job));
+        queue.jobs.push_front((ticket, job));
+        drop(queue);
         pool.ready.notify_one();
     }
     false
@@ -149,8 +158,8 @@ pub fn waiting<T>(wait: impl FnOnce() -> T) -> T {
     result
 }
 
-/// How many engine threads the process has (pool threads, not those
-/// [`expedite`] starts for one job).
+/// How many engine threads the process has (those [`expedite`] starts for
+/// one job included).
 pub fn threads() -> usize {
     lock(pool()).threads
 }
