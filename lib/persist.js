@@ -543,10 +543,13 @@ class Persistence {
 		let width = 1;
 		for (let group = 0; group < count; group += step * width, width = Math.min(2 * width, LOAD_CONCURRENCY)) {
 			const firsts = range(group, Math.min(count, group + step * width), step);
+			// Each call's chunks are copied as it answers: a store may reuse
+			// the bytes it returned for its next answer.
 			const batches = await Promise.all(
 				firsts.map(async (first) => {
 					const indices = range(first, Math.min(first + step, count));
-					return checkChunks(await this.#getBatch(indices.map((i) => chunkKey(TAG_JOURNAL, i))), first);
+					const values = await this.#getBatch(indices.map((i) => chunkKey(TAG_JOURNAL, i)));
+					return checkChunks(values, first).map((chunk) => (chunk === null ? null : chunk.slice()));
 				}),
 			);
 			for (let b = 0; b < batches.length; b++) {
