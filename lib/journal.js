@@ -57,6 +57,21 @@ function writeRecords(journal, pages, first, end) {
 }
 
 /**
+ * What the header of a rollback journal (`first`, its first bytes) says:
+ * `{ pages, pageSize }`, the database's size in pages before the
+ * transaction and the page size; null if SQLite would not read it as a
+ * header (no magic, a page size that is none).
+ * @param {Uint8Array | null} first
+ */
+function readHeader(first) {
+	if (first === null || first.length < 28 || MAGIC.some((byte, i) => first[i] !== byte)) return null;
+	const view = new DataView(first.buffer, first.byteOffset, first.byteLength);
+	const pageSize = view.getUint32(24);
+	if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) return null;
+	return { pages: view.getUint32(16), pageSize };
+}
+
+/**
  * @param {number} originalSize the database size before the commit (bytes)
  * @param {[number, Uint8Array][]} pages chunk index and its bytes before the commit
  * @returns {Uint8Array} the journal file
@@ -67,4 +82,4 @@ function buildJournal(originalSize, pages, nonce) {
 	return journal.bytes;
 }
 
-module.exports = { buildJournal, newJournal, writeRecords };
+module.exports = { buildJournal, newJournal, writeRecords, readHeader };

@@ -19,7 +19,7 @@ const {
 	describe,
 } = require("./format");
 const { SqliteError, kvFailure, corrupt } = require("./errors");
-const { buildJournal, newJournal, writeRecords } = require("./journal");
+const { buildJournal, newJournal, writeRecords, readHeader } = require("./journal");
 const { isBytes } = require("./params");
 const { NOTHING_PENDING, TOO_SMALL } = require("./engines");
 
@@ -319,21 +319,17 @@ function addChunkEntries(delta, first, end, entries) {
 	}
 }
 
-const JOURNAL_MAGIC = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
-
 /**
  * Throws SQLITE_CORRUPT if the header of a hot journal `size` bytes long (in
  * `first`, its chunk 0, or null) gives an original database size that the
  * main file (`mainSize` bytes in the KV) and the journal's page records
- * together cannot hold. A header SQLite would not read as one (no magic, a
- * page size that is none) is left to SQLite, which then rolls nothing back.
+ * together cannot hold. A header SQLite would not read as one is left to
+ * SQLite, which then rolls nothing back.
  */
 function checkJournalHeader(first, size, mainSize) {
-	if (first === null || first.length < 28 || JOURNAL_MAGIC.some((byte, i) => first[i] !== byte)) return;
-	const view = new DataView(first.buffer, first.byteOffset, first.byteLength);
-	const pages = view.getUint32(16);
-	const pageSize = view.getUint32(24);
-	if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) return;
+	const header = readHeader(first);
+	if (header === null) return;
+	const { pages, pageSize } = header;
 	const records = Math.ceil(size / (pageSize + 8));
 	const most = Math.ceil(mainSize / pageSize) + records;
 	if (pages > most) {
