@@ -50,21 +50,25 @@ struct Queue {
 impl Queue {
     /// Starts a thread if a queued job has none to take it and the limits
     /// allow one.
+    /// (If no thread could be started, an existing one takes the job later.)
     fn start_if_needed(&mut self) {
         if self.jobs.len() > self.idle
             && self.threads - self.waiting < MAX_THREADS
             && self.threads < MAX_ALL_THREADS
+            && start_thread(work)
         {
-            let started = std::thread::Builder::new()
-                .name("rivetkit-sqlite".into())
-                .stack_size(STACK_SIZE)
-                .spawn(work);
-            if started.is_ok() {
-                self.threads += 1;
-            }
-            // If no thread could be started, an existing one takes the job later.
+            self.threads += 1;
         }
     }
+}
+
+/// Starts an engine thread running `run`; false if the OS refused.
+fn start_thread(run: impl FnOnce() + Send + 'static) -> bool {
+    std::thread::Builder::new()
+        .name("rivetkit-sqlite".into())
+        .stack_size(STACK_SIZE)
+        .spawn(run)
+        .is_ok()
 }
 
 struct Pool {
@@ -120,16 +124,13 @@ pub fn expedite(ticket: Ticket) -> bool {
     // it goes back to the queue, where a pool thread takes it in turn.
     let job = std::sync::Arc::new(Mutex::new(Some(job)));
     let own = job.clone();
-    let started = std::thread::Builder::new()
-        .name("rivetkit-sqlite".into())
-        .stack_size(STACK_SIZE)
-        .spawn(move || {
-            if let Some(job) = own.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-            }
-            lock(pool).threads -= 1;
-        });
-    if started.is_ok() {
+    let started = start_thread(move || {
+        if let Some(job) = own.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        }
+        lock(pool).threads -= 1;
+    });
+    if started {
         return true;
     }
     let mut queue = lock(pool);
