@@ -40,6 +40,18 @@ describe("resource hygiene", () => {
 		assert.ok(report.heapGrowth < 8 * 1024 * 1024, `JS heap grew by ${mib(report.heapGrowth)} over ${report.measured} databases`);
 	});
 
+	test("an open native database holds two file descriptors; one dropped without close() is freed by the GC", {
+		skip: !fs.existsSync("/proc/self/fd") && "no /proc/self/fd to count descriptors",
+	}, () => {
+		const flags = process.versions.bun ? [] : ["--expose-gc"];
+		const child = spawnSync(process.execPath, [...flags, path.join(here, "helpers", "dropped.mjs")], { encoding: "utf8" });
+		assert.equal(child.status, 0, child.stderr);
+		const { before, open: opened, after } = JSON.parse(child.stdout.trim().split("\n").at(-1));
+		const each = BACKEND === "wasm" ? 0 : 2;
+		assert.ok(opened - before >= 20 * each && opened - before <= 20 * each + 2, `20 open databases: ${before} → ${opened} descriptors`);
+		assert.ok(after <= before + 2, `after the GC and an event-loop turn: ${before} → ${after} descriptors`);
+	});
+
 	test("a temporary directory that does not exist fails the open clearly on the native engine; WASM needs none", () => {
 		const script = `
 			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
