@@ -537,7 +537,7 @@ class Persistence {
 		// getBatch calls at once: one, then twice as many each round, up to
 		// LOAD_CONCURRENCY (a journal's true size is known only as it is read).
 		let width = 1;
-		for (let group = 0; group < count; group += step * width, width = Math.min(2 * width, LOAD_CONCURRENCY)) {
+		rounds: for (let group = 0; group < count; group += step * width, width = Math.min(2 * width, LOAD_CONCURRENCY)) {
 			const firsts = range(group, Math.min(count, group + step * width), step);
 			// Each call's chunks are copied as it answers: a store may reuse
 			// the bytes it returned for its next answer.
@@ -551,18 +551,14 @@ class Persistence {
 			for (let b = 0; b < batches.length; b++) {
 				const chunks = batches[b];
 				const last = chunks.findLastIndex((chunk) => chunk !== null);
-				if (last === -1) return this.#loadedJournal(loaded, header, mainSize);
+				if (last === -1) break rounds;
 				if (firsts[b] === 0) header = chunks[0];
 				this.#engine.loadChunks(TAG_JOURNAL, firsts[b], chunks);
 				loaded = Math.min(size, (firsts[b] + last) * CHUNK_SIZE + chunks[last].length);
 			}
 		}
-		return this.#loadedJournal(loaded, header, mainSize);
-	}
-
-	#loadedJournal(size, header, mainSize) {
-		checkJournalHeader(header, size, mainSize);
-		return size;
+		checkJournalHeader(header, loaded, mainSize);
+		return loaded;
 	}
 
 	/**
