@@ -195,6 +195,20 @@ describe("statements cannot reach host files", () => {
 		await again.close();
 	});
 
+	test("statements nested past SQLite's limits fail with SQLITE_ERROR, and the database goes on", async () => {
+		const chain = (depth) =>
+			`WITH ${Array.from({ length: depth }, (_, i) => `c${i} AS (${i === 0 ? "SELECT 0 AS x" : `SELECT x + 1 AS x FROM c${i - 1}`})`).join(",")} SELECT x FROM c${depth - 1}`;
+		const nest = (depth) => `SELECT ${"(SELECT ".repeat(depth)}1${")".repeat(depth)}`;
+		const db = await open(createTestKv());
+		assert.deepEqual(await rows(db, chain(999)), [[998]]);
+		await assert.rejects(db.query(chain(1000)), { name: "SqliteError", code: "SQLITE_ERROR", message: /nested too deep/ });
+		assert.deepEqual(await rows(db, nest(43)), [[1]]);
+		await assert.rejects(db.query(nest(44)), { name: "SqliteError", code: "SQLITE_ERROR", message: /Expression tree is too large/ });
+		await assert.rejects(db.query(nest(5000)), { name: "SqliteError", code: "SQLITE_ERROR" });
+		assert.deepEqual(await rows(db, "SELECT 1"), [[1]]);
+		await db.close();
+	});
+
 	test("extension loading is unavailable", async () => {
 		const db = await open(createTestKv());
 		await assert.rejects(db.query("SELECT load_extension('/usr/lib/x86_64-linux-gnu/libm.so.6')"), SqliteError);
