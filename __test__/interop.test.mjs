@@ -93,6 +93,44 @@ describe("interop with @rivetkit/sqlite-vfs 2.2.1", () => {
 		await again.close();
 	});
 
+	test("the differences from 2.2.1 that examples/rivetkit/README.md lists hold, side by side", async () => {
+		const SCHEMA = "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT UNIQUE, b BLOB); INSERT INTO t(name) VALUES ('x')";
+		const duplicate = "INSERT INTO t(name) VALUES ('x')";
+		const byName = "SELECT id FROM t WHERE name = :name";
+		const blobType = "SELECT typeof(?)";
+		const empty = new Uint8Array(0);
+		await withOld(createTestKv(), async (old) => {
+			await old.exec(SCHEMA);
+			// Errors: an Error whose code is the primary result code, a number.
+			await assert.rejects(old.run(duplicate), (error) => !(error instanceof SqliteError) && error.code === 19);
+			// Parameter counts: a missing value binds NULL, a surplus one is ignored, a `?` without parameters is NULL.
+			await old.run("INSERT INTO t(name, b) VALUES (?, ?)", ["missing"]);
+			await old.run("INSERT INTO t(name) VALUES (?)", ["surplus", "extra"]);
+			await old.run("INSERT INTO t(name) VALUES (?)");
+			assert.deepEqual(await oldRows(old, "SELECT name, b FROM t WHERE id > 1 ORDER BY id"), [
+				["missing", null],
+				["surplus", null],
+				[null, null],
+			]);
+			// Named parameters need their sigil.
+			assert.deepEqual((await old.query(byName, { name: "x" })).rows, []);
+			assert.deepEqual((await old.query(byName, { ":name": "x" })).rows, [[1]]);
+			// An empty Uint8Array binds as NULL.
+			assert.deepEqual((await old.query(blobType, [empty])).rows, [["null"]]);
+		});
+		const db = await open(createTestKv());
+		await db.exec(SCHEMA);
+		await assert.rejects(db.run(duplicate), { name: "SqliteError", code: "SQLITE_CONSTRAINT_UNIQUE" });
+		await assert.rejects(db.run("INSERT INTO t(name, b) VALUES (?, ?)", ["missing"]), RangeError);
+		await assert.rejects(db.run("INSERT INTO t(name) VALUES (?)", ["surplus", "extra"]), RangeError);
+		await assert.rejects(db.run("INSERT INTO t(name) VALUES (?)"), RangeError);
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[1]]);
+		assert.deepEqual((await db.query(byName, { name: "x" })).rows, [[1]]);
+		assert.deepEqual((await db.query(byName, { ":name": "x" })).rows, [[1]]);
+		assert.deepEqual((await db.query(blobType, [empty])).rows, [["blob"]]);
+		await db.close();
+	});
+
 	test("a commit of 2.2.1 cut short at any KV call opens here as before or after it (hot journal)", async () => {
 		const kv = createTestKv();
 		await withOld(kv, async (db) => {
