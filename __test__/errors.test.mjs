@@ -132,6 +132,18 @@ describe("errors", () => {
 		const check = await openPublic("e", kv);
 		assert.deepEqual((await check.query("SELECT v FROM t")).rows, [[1]]);
 		await check.close();
+		// An open made while the database is closing (its last write still
+		// under way) waits for the close, then sees that write.
+		const slow = createTestKv({ latencyMs: 20 });
+		const sleeping = await openPublic("f", slow);
+		await sleeping.exec("CREATE TABLE t(v)");
+		const write = sleeping.run("INSERT INTO t VALUES ('last')");
+		const closing = sleeping.close();
+		const woken = await openPublic("g", slow);
+		await write;
+		await closing;
+		assert.deepEqual((await woken.query("SELECT v FROM t")).rows, [["last"]]);
+		await woken.close();
 	});
 
 	test("KV failure on open rejects with the KV's error as cause and calls onError", async () => {
