@@ -115,6 +115,27 @@ describe("engines", () => {
 		assert.deepEqual(only(wasm.modules, native.modules), []);
 	});
 
+	test("the local file's settings are those the README gives; ANALYZE keeps STAT4 statistics natively only", async () => {
+		const settings = {
+			page_size: 4096,
+			locking_mode: "exclusive",
+			synchronous: 0,
+			journal_mode: "memory",
+			cache_size: -2000,
+			temp_store: 2,
+		};
+		for (const backend of ["native", "wasm"]) {
+			const db = await openWith(backend, createTestKv());
+			for (const [pragma, value] of Object.entries(settings)) {
+				assert.deepEqual((await db.query(`PRAGMA ${pragma}`)).rows, [[value]], `${backend}: ${pragma}`);
+			}
+			await db.exec("CREATE TABLE t(a, b); CREATE INDEX t_a ON t(a); INSERT INTO t VALUES (1, 2), (1, 3), (2, 4); ANALYZE");
+			const stats = (await db.query("SELECT name FROM sqlite_schema WHERE name LIKE 'sqlite_stat%' ORDER BY name")).rows.flat();
+			assert.deepEqual(stats, backend === "native" ? ["sqlite_stat1", "sqlite_stat4"] : ["sqlite_stat1"], backend);
+			await db.close();
+		}
+	});
+
 	test("PRAGMA encoding may be set to UTF-8 only, on either engine, so both open every database made here", async () => {
 		for (const backend of ["native", "wasm"]) {
 			const db = await openWith(backend, createTestKv());

@@ -109,6 +109,56 @@ describe("lazy paging", () => {
 		}
 	});
 
+	test("a database of up to 4 MiB is read whole at open, in getBatch calls of at most 128 keys at once; a larger one is paged lazily", async (t) => {
+		for (const [rowCount, lazy] of [
+			[900, false],
+			[1100, true],
+		]) {
+			// About a page per row: 900 rows make some 3.6 MB, 1,100 some 4.5 MB.
+			const written = createTestKv();
+			const db = await open(written);
+			await db.exec(`CREATE TABLE t(v);
+				WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${rowCount}) INSERT INTO t SELECT randomblob(3000) FROM n`);
+			const size = (await rows(db, "PRAGMA page_count"))[0][0] * 4096;
+			await db.close();
+			assert.equal(size > 4 * 2 ** 20, lazy, `${size} bytes`);
+			// Calls in flight at once, each taking 5 ms.
+			const kv = written.clone();
+			let inFlight = 0;
+			let most = 0;
+			const counting = {
+				...Object.fromEntries(["get", "put", "putBatch", "deleteBatch"].map((method) => [method, (...args) => kv[method](...args)])),
+				async getBatch(keys) {
+					inFlight++;
+					most = Math.max(most, inFlight);
+					await new Promise((resolve) => setTimeout(resolve, 5));
+					try {
+						return await kv.getBatch(keys);
+					} finally {
+						inFlight--;
+					}
+				},
+			};
+			const reopened = await open(counting);
+			if (reopened.backend === "wasm") return skipWasm(t, reopened, "the WASM engine reads the whole database at open");
+			const chunks = Math.ceil(size / 4096);
+			const batches = kv.calls.filter((c) => c.method === "getBatch");
+			if (lazy) {
+				assert.equal(batches.length, 1, `${size} bytes: one getBatch at open`);
+			} else {
+				assert.ok(batches.every((c) => c.keys.length <= 128));
+				assert.ok(keysRead(kv) >= chunks, `${keysRead(kv)} keys read for ${chunks} chunks`);
+				// The first call (metadata and first chunks), then the rest at once.
+				assert.ok(batches.length >= 1 + Math.ceil((chunks - 16) / 128));
+				assert.ok(most > 1, `${most} getBatch calls at once`);
+			}
+			kv.resetCounts();
+			assert.deepEqual(await rows(reopened, "SELECT count(*), sum(length(v)) FROM t"), [[rowCount, rowCount * 3000]]);
+			assert.equal(kv.count("getBatch") > 0, lazy, `${kv.count("getBatch")} getBatch calls for a scan after open`);
+			await reopened.close();
+		}
+	});
+
 	test("preload: true reads the whole database at open; preload must be a boolean", async () => {
 		const kv = await bigKv();
 		const db = await open(kv, { preload: true });
@@ -281,6 +331,37 @@ describe("KV failures and interrupts while reading pages", () => {
 		assert.ok(performance.now() - started < 2_500, `interrupted after ${performance.now() - started} ms`);
 		assert.deepEqual(await rows(db, "SELECT 1"), [[1]]);
 		await db.close();
+	});
+
+	test("timeoutMs stops an open that waits for a slow KV (a schema spread over pages not yet read)", async (t) => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		// A large table first, then a schema of some 100 KiB: its pages lie past the first chunks.
+		await db.exec(`CREATE TABLE big(v);
+			WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1200) INSERT INTO big SELECT randomblob(3000) FROM n`);
+		const columns = Array.from({ length: 40 }, (_, j) => `column_with_a_long_name_${j} TEXT`).join(", ");
+		await db.exec(Array.from({ length: 100 }, (_, i) => `CREATE TABLE t${i}(${columns});`).join("\n"));
+		await db.close();
+		const getBatch = kv.getBatch;
+		let calls = 0;
+		kv.getBatch = async (keys) => {
+			if (calls++ > 0) await new Promise((resolve) => setTimeout(resolve, 300));
+			return getBatch.call(kv, keys);
+		};
+		const started = performance.now();
+		const opening = open(kv, { timeoutMs: 100 });
+		const first = await opening.catch((error) => error);
+		if (first?.backend === "wasm") return skipWasm(t, first, "the WASM engine reads the whole database at open");
+		assert.ok(first instanceof SqliteError && first.code === "SQLITE_INTERRUPT", String(first));
+		assert.match(first.message, /timeout/);
+		assert.ok(performance.now() - started < 2_000, `rejected after ${performance.now() - started} ms`);
+		assert.ok(calls >= 2, "the open read pages past the first getBatch");
+		// Nothing was written: the database opens as it was.
+		kv.getBatch = getBatch;
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT count(*) FROM sqlite_schema"), [[101]]);
+		assert.deepEqual(await rows(again, "SELECT count(*) FROM big"), [[1200]]);
+		await again.close();
 	});
 
 	test("a write that fails after writing pages it never read leaves the durable state", async (t) => {
