@@ -98,6 +98,22 @@ describe("resource hygiene", () => {
 		assert.deepEqual(fs.readdirSync(tmp), [], "directories left behind");
 	});
 
+	test("a terminated worker's databases stop their calls and remove their local files", () => {
+		const tmp = fs.mkdtempSync(path.join(privateTmp, "terminated-"));
+		const child = spawnSync(process.execPath, [path.join(here, "helpers", "terminated.mjs")], {
+			encoding: "utf8",
+			env: { ...process.env, TMPDIR: tmp },
+			timeout: 60_000,
+		});
+		assert.equal(child.status, 0, child.stderr);
+		const { whileOpen, cpuMs, left } = JSON.parse(child.stdout.trim().split("\n").at(-1));
+		if (BACKEND !== "wasm") assert.equal(whileOpen, 16, "four workers' databases had their directories");
+		// Four runaway queries left running would use the machine's every core.
+		assert.ok(cpuMs < 500, `${cpuMs} ms of CPU in the second after the workers ended`);
+		assert.equal(left, 0, "directories left behind");
+		assert.deepEqual(fs.readdirSync(tmp), [], "directories left after exit");
+	});
+
 	// A full disk under the temporary directory, as a file size limit (1 MiB)
 	// on a child process: the native engine's local file cannot grow past it.
 	// (The WASM engine keeps its pages in memory.) Once the child is full, the

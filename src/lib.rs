@@ -29,6 +29,8 @@ use rivetkit_sqlite_engine::paging::{FetchError, Fetched, PageSource};
 use rivetkit_sqlite_engine::pool;
 use rivetkit_sqlite_engine::values::{Cell, Param, Params};
 
+mod teardown;
+
 /// An engine error as a JS error whose `code` says what it is: SQLite's
 /// extended result code name, `ERR_SQLITE_RANGE` for parameters that do not
 /// fit, `ERR_SQLITE_CLOSED` after close. The JS layer turns these into
@@ -591,7 +593,7 @@ pub struct NativeDatabase {
     link: Arc<Link>,
     directory: Option<String>,
     /// The pool job of the last `resume()` (see `interrupt`).
-    resumed: Mutex<Option<pool::Ticket>>,
+    resumed: Arc<Mutex<Option<pool::Ticket>>>,
 }
 
 impl NativeDatabase {
@@ -605,15 +607,19 @@ impl NativeDatabase {
 #[napi]
 impl NativeDatabase {
     #[napi(constructor)]
-    pub fn new() -> Result<Self, String> {
+    pub fn new(env: Env) -> Result<Self, String> {
         let db = Database::new().map_err(to_js)?;
-        Ok(NativeDatabase {
+        let native = NativeDatabase {
             control: db.control(),
             link: Arc::default(),
             directory: db.directory(),
-            resumed: Mutex::new(None),
+            resumed: Arc::default(),
             db: Arc::new(Mutex::new(db)),
-        })
+        };
+        // Stopped and closed if this JS thread's environment goes away
+        // while the database is open (see teardown.rs).
+        teardown::register(&env, &native.db, &native.control, &native.resumed).map_err(napi_err)?;
+        Ok(native)
     }
 
     /// The engine's name, as `Database.backend` reports it.

@@ -1,0 +1,113 @@
+//! What happens to a JS thread's databases when its environment goes away
+//! (a worker terminated with `worker.terminate()`, or the process ending)
+//! while they are still open.
+//!
+//! Nothing of JS runs any more then: no `close()`, no `interrupt()`, no
+//! answer to a page request. A call running on an engine thread would go on
+//! for as long as its timeout allows (forever without one), holding one of
+//! the pool's threads, and an engine thread waiting for a page would wait
+//! as long; and a runtime that does not finalize the environment's objects
+//! (Bun, for a terminated worker) would keep every open database's local
+//! files. So each JS thread registers a cleanup hook with its first
+//! database: it stops the calls still running (as `interrupt()` does) and
+//! closes every database of that thread still open, removing its local
+//! files. The KV is not touched: what a call had not written is lost, as
+//! when the process is killed, and the next open reads what the KV holds.
+
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, Weak};
+
+use napi::bindgen_prelude::*;
+
+use rivetkit_sqlite_engine::connection::Database;
+use rivetkit_sqlite_engine::control::Control;
+use rivetkit_sqlite_engine::pool;
+
+/// What teardown needs of one database: the same `Arc`s its `NativeDatabase`
+/// holds, weakly (a database finalized or closed and dropped is skipped).
+struct Opened {
+    db: Weak<Mutex<Database>>,
+    control: Weak<Control>,
+    resumed: Weak<Mutex<Option<pool::Ticket>>>,
+}
+
+/// This JS thread's databases; `None` until the first one registers (and
+/// with it, the cleanup hook).
+#[derive(Default)]
+struct Registry {
+    opened: Option<Vec<Opened>>,
+    /// How many entries to let `opened` reach before dropping those whose
+    /// database is gone (twice what was left the last time).
+    prune_at: usize,
+}
+
+thread_local! {
+    // One JS environment per thread: Node's and Bun's workers each run on
+    // a thread of their own.
+    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
+}
+
+/// Registers a database opened on this JS thread (see the top of this file).
+pub fn register(
+    env: &Env,
+    db: &Arc<Mutex<Database>>,
+    control: &Arc<Control>,
+    resumed: &Arc<Mutex<Option<pool::Ticket>>>,
+) -> Result<()> {
+    REGISTRY.with(|registry| {
+        let registry = &mut *registry.borrow_mut();
+        if registry.opened.is_none() {
+            env.add_env_cleanup_hook((), |()| teardown())?;
+            registry.prune_at = 64;
+        }
+        let opened = registry.opened.get_or_insert_with(Vec::new);
+        if opened.len() >= registry.prune_at {
+            opened.retain(|entry| entry.db.strong_count() > 0);
+            registry.prune_at = (2 * opened.len()).max(64);
+        }
+        opened.push(Opened {
+            db: Arc::downgrade(db),
+            control: Arc::downgrade(control),
+            resumed: Arc::downgrade(resumed),
+        });
+        Ok(())
+    })
+}
+
+/// The environment of this thread goes away: stops its databases' calls and
+/// closes them.
+fn teardown() {
+    let opened = REGISTRY
+        .with(|registry| registry.borrow_mut().opened.take())
+        .unwrap_or_default();
+    for entry in opened {
+        if let Some(control) = entry.control.upgrade() {
+            control.interrupt();
+        }
+        // A call still waiting for an engine thread gets one at once, and
+        // stops there.
+        if let Some(resumed) = entry.resumed.upgrade() {
+            let ticket = *resumed.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(ticket) = ticket {
+                pool::expedite(ticket);
+            }
+        }
+        let Some(db) = entry.db.upgrade() else {
+            continue;
+        };
+        // Closed here if no engine thread holds it, else by an engine
+        // thread once the stopped call lets go of it.
+        let idle = match db.try_lock() {
+            Ok(mut database) => {
+                let _ = database.close();
+                true
+            }
+            Err(_) => false,
+        };
+        if !idle {
+            pool::spawn(move || {
+                let _ = db.lock().unwrap_or_else(|p| p.into_inner()).close();
+            });
+        }
+    }
+}
