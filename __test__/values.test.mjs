@@ -274,6 +274,20 @@ describe("values and parameters", () => {
 		await assert.rejects(db.query("SELECT :a", { b: 1 }), { name: "RangeError", message: /":a"/ });
 		await assert.rejects(db.query("SELECT ?", { a: 1 }), { name: "RangeError", message: /positional/ });
 		await assert.rejects(db.query("SELECT ?", [1, 2]), { name: "RangeError", message: /Too many/ });
+		// One statement however it runs: with a `;` in a literal or a comment
+		// after it, or with more input than runs inline (on an engine thread,
+		// natively).
+		const long = "q".repeat(20_000);
+		for (const [sql, values] of [
+			["SELECT ';' || ?", [1, 2]],
+			["SELECT ?; -- a comment", [1, 2]],
+			["SELECT length(?)", [long, 2]],
+			[`SELECT ? /* ${long} */`, [1, 2]],
+		]) {
+			await assert.rejects(db.query(sql, values), { name: "RangeError", message: /Too many/ }, sql.slice(0, 30));
+		}
+		// A script's statements share the values: no exact count there.
+		assert.deepEqual(await rows(db, "SELECT ?; SELECT ?", [1, 2]), [[1], [1]]);
 		// Still usable.
 		assert.deepEqual(await rows(db, "SELECT ?", [1]), [[1]]);
 	});

@@ -576,6 +576,9 @@ impl Database {
         }
         let script = script::Script::new(sql);
         let mut at = offset;
+        // Whether a statement of this SQL came before: from a script's
+        // second statement on, parameters bind without an exact count.
+        let mut seen = offset > 0;
         while at < sql.len() {
             // The statements before this one spent the call's inline budget.
             if mode == Mode::Inline && at > offset && self.control.inline_spent() {
@@ -599,7 +602,14 @@ impl Database {
                         .map(|()| Some((at, false)))
                 }
             };
-            bind_all(&mut stmt, params, false)?;
+            // SQL that is one statement (one that has a `;` inside a literal,
+            // or too long to run inline) takes its parameters exactly, as
+            // through the statement cache above; a script's statements share
+            // them.
+            let exact =
+                !seen && (at + len == sql.len() || !script.first_statement(conn, at + len).1);
+            seen = true;
+            bind_all(&mut stmt, params, exact)?;
             if mode == Mode::Inline && !self.may_run_inline(conn, &stmt, text)? {
                 return Ok(Some((at, false)));
             }
