@@ -106,6 +106,11 @@ const LATEST_CAPACITY: usize = 1024;
 /// an idle database holds at most this many chunks (32 KiB) this way.
 const KEEP_AFTER_SEAL: usize = 8;
 
+/// Most buffers of one chunk the tracker keeps for reuse (see
+/// [`Tracker::copy_chunk`]): a small commit (one row) frees about as many
+/// as it takes, one to three. An idle database keeps at most 16 KiB so.
+const SPARE_BUFFERS: usize = 4;
+
 /// Fewest and most chunks one page fetch asks for: a miss far from the last
 /// one fetches [`MIN_WINDOW`] chunks; each miss near the previous fetch
 /// doubles the window, up to [`MAX_WINDOW`] (eight `getBatch` calls of 128
@@ -256,6 +261,9 @@ pub struct Tracker {
     /// [`Tracker::write`]). They are written to the file before they leave
     /// `latest`, and before anything reads or changes the file there.
     unwritten: BTreeSet<u32>,
+    /// Buffers of one chunk no image uses any more, for the next copies
+    /// (see [`Tracker::copy_chunk`]).
+    spare: Vec<Vec<u8>>,
     /// Read-ahead: the span of the last fetch, and its window's length.
     window_start: u32,
     window_end: u32,
@@ -279,6 +287,7 @@ impl Tracker {
         Ok(Tracker {
             latest: IndexMap::default(),
             unwritten: BTreeSet::new(),
+            spare: Vec::new(),
             remote,
             // No fetch yet: no miss is near it.
             window_start: u32::MAX,
@@ -296,6 +305,29 @@ impl Tracker {
             pending_version: 0,
             damaged: false,
         })
+    }
+
+    /// A copy of `bytes` (one whole chunk), in a spare buffer if there is
+    /// one: each small commit copies the pages it writes and drops the
+    /// images of the one before, and a buffer of 4 KiB is above what the
+    /// allocator serves from its per-thread cache.
+    fn copy_chunk(&mut self, bytes: &[u8]) -> Arc<Vec<u8>> {
+        match self.spare.pop() {
+            Some(mut buffer) => {
+                buffer.copy_from_slice(bytes);
+                Arc::new(buffer)
+            }
+            None => Arc::new(bytes.to_vec()),
+        }
+    }
+
+    /// Keeps the buffer of `image` for reuse if nothing else holds it.
+    fn recycle(&mut self, image: Image) {
+        if let Some(Ok(buffer)) = image.map(Arc::try_unwrap) {
+            if buffer.len() == CHUNK_SIZE as usize && self.spare.len() < SPARE_BUFFERS {
+                self.spare.push(buffer);
+            }
+        }
     }
 
     /// Chunk `index` as the file holds it (within the file's size).
@@ -378,7 +410,9 @@ impl Tracker {
         self.capture_range(offset, len)?;
         let index = index as u32;
         self.remote.set(index, false);
-        self.latest.insert(index, Arc::new(bytes.to_vec()));
+        let copy = self.copy_chunk(bytes);
+        let replaced = self.latest.insert(index, copy);
+        self.recycle(replaced);
         self.unwritten.insert(index);
         self.size = self.size.max(offset + len);
         Ok(true)
@@ -482,10 +516,9 @@ impl Tracker {
             let start = index as u64 * CHUNK_SIZE;
             if start >= offset && start + CHUNK_SIZE <= end {
                 let at = (start - offset) as usize;
-                self.latest.insert(
-                    index,
-                    Arc::new(bytes[at..at + CHUNK_SIZE as usize].to_vec()),
-                );
+                let copy = self.copy_chunk(&bytes[at..at + CHUNK_SIZE as usize]);
+                let replaced = self.latest.insert(index, copy);
+                self.recycle(replaced);
             }
         }
     }
@@ -794,7 +827,16 @@ impl Tracker {
     pub fn ack(&mut self) {
         // The durable state is now the sealed state: the before-images still
         // needed are those of chunks changed since the seal, taken at the seal.
-        self.durable.clone_from(&self.sealed);
+        let mut durable = std::mem::take(&mut self.durable);
+        for (_, image) in durable.drain() {
+            self.recycle(image);
+        }
+        durable.extend(
+            self.sealed
+                .iter()
+                .map(|(&index, image)| (index, image.clone())),
+        );
+        self.durable = durable;
         self.durable_size = self.sealed_size;
     }
 
