@@ -605,9 +605,10 @@ impl Database {
             // SQL that is one statement (one that has a `;` inside a literal,
             // or too long to run inline) takes its parameters exactly, as
             // through the statement cache above; a script's statements share
-            // them.
-            let exact =
-                !seen && (at + len == sql.len() || !script.first_statement(conn, at + len).1);
+            // them. What follows is looked at only when it matters: more
+            // positional values than the statement takes.
+            let surplus = matches!(params, Params::Positional(values) if values.len() > stmt.parameter_count());
+            let exact = surplus && !seen && self.nothing_after(&script, conn, at + len, sql.len());
             seen = true;
             bind_all(&mut stmt, params, exact)?;
             if mode == Mode::Inline && !self.may_run_inline(conn, &stmt, text)? {
@@ -624,6 +625,28 @@ impl Database {
             at += len;
         }
         Ok(None)
+    }
+
+    /// Whether the text from byte `at` (to `end`) holds no statement: only
+    /// whitespace, comments and empty statements. Preparing it may need a
+    /// page not read yet (the schema): a miss then counts as a statement
+    /// there, and its stop is cleared, as nothing ran.
+    fn nothing_after(
+        &self,
+        script: &script::Script,
+        conn: &Connection,
+        at: usize,
+        end: usize,
+    ) -> bool {
+        if at >= end {
+            return true;
+        }
+        let has_statement = script.first_statement(conn, at).1;
+        if self.control.stopped() == Stop::Miss {
+            self.control.clear_stop();
+            return false;
+        }
+        !has_statement
     }
 
     /// Notes that a statement which may write ran to its end in this call.
