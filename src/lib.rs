@@ -581,6 +581,18 @@ const SUSPENDED: u32 = 4;
 const COLLECT: u32 = 1;
 const ACK_FIRST: u32 = 2;
 
+/// Stops the call of the database `control` belongs to (see
+/// `NativeDatabase::interrupt`): a call still waiting for an engine thread
+/// (the pool job in `resumed`, if known) gets one of its own at once, and
+/// stops there.
+fn stop_call(control: &Control, resumed: Option<&Mutex<Option<pool::Ticket>>>) {
+    control.interrupt();
+    let ticket = resumed.and_then(|resumed| *resumed.lock().unwrap_or_else(|p| p.into_inner()));
+    if let Some(ticket) = ticket {
+        pool::expedite(ticket);
+    }
+}
+
 /// A SQLite database on a local temporary file, tracking its changed chunks.
 ///
 /// Calls run inline on the JS thread within a small time budget; a call that
@@ -685,14 +697,7 @@ impl NativeDatabase {
     /// its own at once, and stops there.
     #[napi]
     pub fn interrupt(&self) {
-        self.control.interrupt();
-        let resumed = *self
-            .resumed
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(ticket) = resumed {
-            pool::expedite(ticket);
-        }
+        stop_call(&self.control, Some(&self.resumed));
     }
 
     /// Finishes the suspended call (or open) on an engine thread. Resolves to

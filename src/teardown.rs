@@ -81,16 +81,10 @@ fn teardown() {
         .with(|registry| registry.borrow_mut().opened.take())
         .unwrap_or_default();
     for entry in opened {
+        // (The database's object may be finalized already, and its call
+        // still running: the call holds the control, not the pool ticket.)
         if let Some(control) = entry.control.upgrade() {
-            control.interrupt();
-        }
-        // A call still waiting for an engine thread gets one at once, and
-        // stops there.
-        if let Some(resumed) = entry.resumed.upgrade() {
-            let ticket = *resumed.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(ticket) = ticket {
-                pool::expedite(ticket);
-            }
+            crate::stop_call(&control, entry.resumed.upgrade().as_deref());
         }
         let Some(db) = entry.db.upgrade() else {
             continue;
