@@ -2,10 +2,9 @@
 
 // The native engine (see lib/engines.js for the interface): the addon's
 // NativeDatabase, with its most frequent calls, execute(), takeDelta() and
-// ack(), made through the addon's functions of the same names over a handle
-// (`NativeDatabase#calls()`). napi-rs checks and records a borrow of the
-// instance on every method call, which costs more than a takeDelta's or an
-// ack's own work; a function that takes the handle costs a third of that.
+// ack(), made through plain functions bound to it (`NativeDatabase#calls()`,
+// see src/calls.rs): napi-rs's glue for a method or a function of its own
+// costs more than a takeDelta's or an ack's own work.
 // An ack is held back (#acked): it goes with the next execute() (the first
 // thing that call does), or on its own before any other call on the
 // database's state. The calls of a call under way (resume, next, supply,
@@ -17,7 +16,7 @@ const COLLECT = 1;
 const ACK_FIRST = 2;
 
 /** The addon interface this file drives: the addon's ENGINE_INTERFACE (see src/lib.rs). */
-const ENGINE_INTERFACE = 1;
+const ENGINE_INTERFACE = 2;
 
 /**
  * Throws unless `binding` is an addon this file can drive: what loaded may
@@ -36,7 +35,6 @@ function checkBinding(binding) {
 }
 
 class NativeEngine {
-	#binding;
 	#db;
 	#calls;
 	/** The SQL the addon keeps from the last call that returned, or null. */
@@ -47,7 +45,6 @@ class NativeEngine {
 	#acked = false;
 
 	constructor(binding) {
-		this.#binding = binding;
 		this.#db = new binding.NativeDatabase();
 		this.#calls = this.#db.calls();
 	}
@@ -76,7 +73,7 @@ class NativeEngine {
 	 */
 	execute(sql, positional, named, collect, status = null) {
 		if (status !== this.#status) {
-			this.#binding.setStatus(this.#calls, status);
+			this.#calls.setStatus(status);
 			this.#status = status;
 		}
 		const text = sql === this.#lastSql ? null : sql;
@@ -87,14 +84,14 @@ class NativeEngine {
 			flags |= ACK_FIRST;
 			this.#acked = false;
 		}
-		const execute = this.#binding.execute;
+		const calls = this.#calls;
 		let out;
-		if (positional === null) out = execute(this.#calls, text, named, flags, -1);
+		if (positional === null) out = calls.execute(text, named, flags, -1);
 		else if (positional.length > 4) {
-			out = execute(this.#calls, text, null, flags, positional.length, undefined, undefined, undefined, undefined, positional);
+			out = calls.execute(text, null, flags, positional.length, undefined, undefined, undefined, undefined, positional);
 		} else {
 			const n = positional.length;
-			out = execute(this.#calls, text, null, flags, n, positional[0], positional[1], positional[2], positional[3], null);
+			out = calls.execute(text, null, flags, n, positional[0], positional[1], positional[2], positional[3], null);
 		}
 		this.#lastSql = sql;
 		return out;
@@ -102,13 +99,13 @@ class NativeEngine {
 
 	takeDelta(slab, at, meta) {
 		this.#sendAck();
-		return this.#binding.takeDelta(this.#calls, slab, at, meta);
+		return this.#calls.takeDelta(slab, at, meta);
 	}
 
 	/** The pending delta packed on an engine thread, in a buffer of its own, or null (see lib/engines.js). */
 	takePackedDelta(meta) {
 		this.#sendAck();
-		return this.#binding.takePackedDelta(this.#calls, meta);
+		return this.#calls.takePackedDelta(meta);
 	}
 
 	/**
@@ -124,7 +121,7 @@ class NativeEngine {
 	#sendAck() {
 		if (!this.#acked) return;
 		this.#acked = false;
-		this.#binding.ack(this.#calls);
+		this.#calls.ack();
 	}
 
 	loadChunks(tag, firstIndex, chunks) {

@@ -1,9 +1,9 @@
 //! Native engine of `@rivetkit/sqlite-vfs`.
 //!
 //! JS sees one class, `NativeDatabase`: a SQLite database on a local file
-//! that reports, after each call, which 4 KiB chunks changed, and the
-//! functions `execute`, `takeDelta` and `ack`, its most frequent calls, over
-//! a handle it gives out (see [`Calls`]). Persisting the changes to the
+//! that reports, after each call, which 4 KiB chunks changed; its most
+//! frequent calls (`execute`, `takeDelta`, `ack`) are plain functions
+//! bound to it, which it gives out (see calls.rs). Persisting the changes to the
 //! actor's KV is the JS layer's job (see `lib/persist.js`, and
 //! `lib/native.js` for the engine JS drives).
 //!
@@ -13,7 +13,7 @@
 
 #![deny(clippy::all)]
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -22,20 +22,21 @@ use napi::bindgen_prelude::*;
 use napi::JsError;
 use napi_derive::napi;
 
-use rivetkit_sqlite_engine::connection::{Database, Mode, Output, Step};
+use rivetkit_sqlite_engine::connection::{Database, Output};
 use rivetkit_sqlite_engine::control::Control;
 use rivetkit_sqlite_engine::errors::{code_name, disk_full, EngineError};
 use rivetkit_sqlite_engine::paging::{FetchError, Fetched, PageSource};
 use rivetkit_sqlite_engine::pool;
 use rivetkit_sqlite_engine::values::{Cell, Param, Params};
 
+mod calls;
 mod teardown;
 
 /// An engine error as a JS error whose `code` says what it is: SQLite's
 /// extended result code name, `ERR_SQLITE_RANGE` for parameters that do not
 /// fit, `ERR_SQLITE_CLOSED` after close. The JS layer turns these into
 /// `SqliteError`, `RangeError` and `Error`.
-fn to_js(error: EngineError) -> Error<String> {
+pub(crate) fn to_js(error: EngineError) -> Error<String> {
     match error {
         EngineError::Sqlite { code, message } => Error::new(code_name(code), message),
         EngineError::Range(message) => Error::new("ERR_SQLITE_RANGE".to_owned(), message),
@@ -54,7 +55,7 @@ fn to_js(error: EngineError) -> Error<String> {
     }
 }
 
-fn napi_err(error: Error) -> Error<String> {
+pub(crate) fn napi_err(error: Error) -> Error<String> {
     Error::new(error.status.as_ref().to_owned(), error.reason.clone())
 }
 
@@ -62,7 +63,7 @@ fn napi_err(error: Error) -> Error<String> {
 /// boolean (1 / 0) or Uint8Array (the JS layer has checked the types and
 /// named the parameter in its errors; `name` only serves a value that
 /// changed since). One `typeof` and one read per value.
-fn param(value: Unknown<'_>, name: &dyn std::fmt::Display) -> Result<Param, String> {
+pub(crate) fn param(value: Unknown<'_>, name: &dyn std::fmt::Display) -> Result<Param, String> {
     let value_type = value.get_type().map_err(napi_err)?;
     // SAFETY (each `cast`): the value is of the type `get_type` just read.
     let param = match value_type {
@@ -101,11 +102,11 @@ fn unbindable(name: &dyn std::fmt::Display) -> Error<String> {
 }
 
 /// Most positional parameters `execute` takes as arguments of its own.
-const DIRECT_PARAMS: usize = 4;
+pub(crate) const DIRECT_PARAMS: usize = 4;
 
 /// An argument that may be null or undefined (None), read only when it is
 /// needed: napi-rs reads an `Option` argument's type on every call.
-fn optional<T: FromNapiValue>(value: Unknown<'_>) -> Result<Option<T>, String> {
+pub(crate) fn optional<T: FromNapiValue>(value: Unknown<'_>) -> Result<Option<T>, String> {
     // SAFETY: `value` is a handle of the current call on its env; the
     // `Option` conversion checks the value's type itself.
     unsafe { Option::<T>::from_napi_value(value.value().env, value.raw()) }.map_err(napi_err)
@@ -113,7 +114,10 @@ fn optional<T: FromNapiValue>(value: Unknown<'_>) -> Result<Option<T>, String> {
 
 /// The parameters of a call: an array (positional), an object keyed by name
 /// without its sigil (named), or neither.
-fn params(positional: Option<Array<'_>>, named: Option<Object<'_>>) -> Result<Params, String> {
+pub(crate) fn params(
+    positional: Option<Array<'_>>,
+    named: Option<Object<'_>>,
+) -> Result<Params, String> {
     if let Some(values) = positional {
         let mut params = Vec::with_capacity(values.len() as usize);
         for i in 0..values.len() {
@@ -181,7 +185,7 @@ fn text(value: Unknown<'_>) -> Option<String> {
 }
 
 /// The SQL text of a call.
-fn sql_text(value: Unknown<'_>) -> Result<String, String> {
+pub(crate) fn sql_text(value: Unknown<'_>) -> Result<String, String> {
     text(value).ok_or_else(|| {
         Error::new(
             "ERR_INVALID_ARG_TYPE".to_owned(),
@@ -191,7 +195,7 @@ fn sql_text(value: Unknown<'_>) -> Result<String, String> {
 }
 
 /// The largest integer a JS number holds exactly: 2^53 − 1.
-const MAX_SAFE: i64 = 9_007_199_254_740_991;
+pub(crate) const MAX_SAFE: i64 = 9_007_199_254_740_991;
 
 /// Integers within ±(2^53 − 1) become numbers, others BigInt.
 fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
@@ -203,7 +207,7 @@ fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
 }
 
 /// Where a [`Calls`] keeps `Array.prototype.push` (see [`Packer::new`]).
-type PushCache = OnceCell<FunctionRef<(), ()>>;
+pub(crate) type PushCache = OnceCell<FunctionRef<(), ()>>;
 
 /// Values pushed per `Array.prototype.push` call (well within the number of
 /// arguments a call may take).
@@ -323,7 +327,11 @@ impl<'env> Packer<'env> {
 /// `state` has bit 1 set when no transaction is open, bit 2 when a sealed
 /// delta waits to be taken, and bit 4 ([`SUSPENDED`]) when the call goes on
 /// on an engine thread.
-fn output<'env>(env: &'env Env, out: Output, push: Option<&PushCache>) -> Result<Array<'env>> {
+pub(crate) fn output<'env>(
+    env: &'env Env,
+    out: Output,
+    push: Option<&PushCache>,
+) -> Result<Array<'env>> {
     let len: usize = out.sets.iter().map(|set| 2 + set.cells.len()).sum();
     let mut result = Packer::new(env, 3 + len, push)?;
     result.add(out.changes as f64)?;
@@ -559,7 +567,7 @@ impl PageSource for Link {
 }
 
 /// What [`NativeDatabase::take_delta`] returns when no delta is pending.
-const NOTHING_PENDING: i32 = -1;
+pub(crate) const NOTHING_PENDING: i32 = -1;
 
 /// The version of the interface between this addon and `lib/native.js`
 /// (its exports, their arguments, what they return), which `lib/native.js`
@@ -567,19 +575,19 @@ const NOTHING_PENDING: i32 = -1;
 /// package of another version), or another napi-rs package's addon, is
 /// refused, not called. Raise it, there and here, with any such change.
 #[napi]
-pub const ENGINE_INTERFACE: u32 = 1;
+pub const ENGINE_INTERFACE: u32 = 2;
 
 /// What [`NativeDatabase::take_delta`] returns when its arrays are too small.
-const TOO_SMALL: i32 = -2;
+pub(crate) const TOO_SMALL: i32 = -2;
 
 /// [`output`]'s `state` bit of a call that goes on on an engine thread:
 /// finish it with `resume()`.
-const SUSPENDED: u32 = 4;
+pub(crate) const SUSPENDED: u32 = 4;
 
 /// Bits of `execute`'s `flags`: return the rows of every statement; and
 /// acknowledge the delta taken last first.
-const COLLECT: u32 = 1;
-const ACK_FIRST: u32 = 2;
+pub(crate) const COLLECT: u32 = 1;
+pub(crate) const ACK_FIRST: u32 = 2;
 
 /// Stops the call of the database `control` belongs to (see
 /// `NativeDatabase::interrupt`): a call still waiting for an engine thread
@@ -884,242 +892,12 @@ impl NativeDatabase {
         self.directory.clone()
     }
 
-    /// The handle the functions `execute`, `takeDelta` and `ack` take.
-    #[napi(ts_return_type = "ExternalObject<\"NativeCalls\">")]
-    pub fn calls(&self) -> External<Calls> {
-        External::new(Calls {
-            db: self.db.clone(),
-            sql: RefCell::new(None),
-            push: OnceCell::new(),
-            status: RefCell::new(None),
-        })
+    /// The functions `execute`, `takeDelta`, `takePackedDelta`, `ack`
+    /// and `setStatus` of this database (see calls.rs).
+    #[napi(
+        ts_return_type = "{ execute(sql: string | null, named: Record<string, unknown> | null, flags: number, count: number, p0?: unknown, p1?: unknown, p2?: unknown, p3?: unknown, positional?: unknown[] | null): [changes: number, lastInsertRowid: number | bigint, state: number, ...columnsRowCountsAndCells: unknown[]] | null; takeDelta(slab: Uint8Array, at: number, meta: Float64Array): number; takePackedDelta(meta: Float64Array): Uint8Array | null; ack(): void; setStatus(status: Float64Array | null): void }"
+    )]
+    pub fn calls<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
+        calls::functions(env, self.db.clone())
     }
-}
-
-/// A database, for the calls made most often: `execute`, `takeDelta` and
-/// `ack` are functions over this handle, not methods of [`NativeDatabase`].
-/// napi-rs checks and records a borrow of a class instance on every method
-/// call: about 4,000 instructions a call, against about 1,500 for a
-/// function that takes an `External` (measured with callgrind), the larger
-/// part of a `takeDelta` or an `ack`.
-pub struct Calls {
-    db: Arc<Mutex<Database>>,
-    /// The SQL of the last `execute` that got as far as running it: a call
-    /// that repeats it passes null instead (copying the SQL across N-API
-    /// cost about 500 instructions a call). No JS runs while it is taken.
-    sql: RefCell<Option<String>>,
-    /// `Array.prototype.push`, for results (see [`Packer::new`]), from the
-    /// first result that needed it.
-    push: PushCache,
-    /// The array `execute` reports `[changes, lastInsertRowid, state]` in
-    /// (see [`set_status`]).
-    status: RefCell<Option<Float64Array>>,
-}
-
-impl Calls {
-    fn lock(&self) -> MutexGuard<'_, Database> {
-        self.db
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Runs `sql`. Returns `[changes, lastInsertRowid, state, columns₀,
-/// rowCount₀, cells₀…, …]` (see [`output`]); with the [`SUSPENDED`] bit
-/// set in `state`, the call goes on on an engine thread: call `resume()`.
-/// When the handle has a status array (see [`set_status`]), a call that
-/// returns no columns (and a `lastInsertRowid` that is a safe integer)
-/// returns null and puts `[changes, lastInsertRowid, state]` there: a
-/// result array built across N-API costs a call per element. The array is
-/// given once, not with every call: reading a typed array's memory across
-/// N-API costs about 1,100 instructions.
-///
-/// `sql` null stands for the SQL of the last call that returned (or failed
-/// in SQLite): the JS layer passes it again only when it changed.
-///
-/// Parameters: `named` (an object keyed by name without its sigil), or
-/// `count` positional ones (-1: none), up to [`DIRECT_PARAMS`] of them as
-/// the arguments `p0`…, more in the
-/// array `positional`. An argument costs nothing to read; an element of an
-/// array costs an N-API call (about 600 instructions).
-///
-/// `flags`: [`COLLECT`] to return the rows of every statement (not only
-/// of those that return columns), [`ACK_FIRST`] to acknowledge the delta
-/// taken last (see [`ack`]) before anything else, which spares a call of
-/// its own after each write.
-#[napi(
-    ts_return_type = "[changes: number, lastInsertRowid: number | bigint, state: number, ...columnsRowCountsAndCells: unknown[]] | null"
-)]
-#[allow(clippy::too_many_arguments)]
-pub fn execute<'env>(
-    #[napi(ts_arg_type = "ExternalObject<\"NativeCalls\">")] calls: &External<Calls>,
-    env: &'env Env,
-    #[napi(ts_arg_type = "string | null")] sql: Unknown<'_>,
-    #[napi(ts_arg_type = "Record<string, unknown> | null")] named: Unknown<'_>,
-    flags: u32,
-    count: i32,
-    #[napi(ts_arg_type = "unknown")] p0: Unknown<'_>,
-    #[napi(ts_arg_type = "unknown")] p1: Unknown<'_>,
-    #[napi(ts_arg_type = "unknown")] p2: Unknown<'_>,
-    #[napi(ts_arg_type = "unknown")] p3: Unknown<'_>,
-    #[napi(ts_arg_type = "unknown[] | null")] positional: Unknown<'_>,
-) -> Result<Option<Array<'env>>, String> {
-    if flags & ACK_FIRST != 0 {
-        calls.lock().ack().map_err(to_js)?;
-    }
-    let params = if count < 0 {
-        params(None, optional(named)?)?
-    } else if count as usize <= DIRECT_PARAMS {
-        let direct = [p0, p1, p2, p3];
-        let mut values = Vec::with_capacity(count as usize);
-        for (i, value) in direct.into_iter().take(count as usize).enumerate() {
-            values.push(param(value, &(i + 1))?);
-        }
-        Params::Positional(values)
-    } else {
-        params(optional(positional)?, None)?
-    };
-    // The SQL: as given, or (null) that of the last call, kept here.
-    let sql = match sql.get_type().map_err(napi_err)? {
-        ValueType::Null => calls.sql.borrow_mut().take().ok_or_else(|| {
-            to_js(EngineError::Range(
-                "execute: no SQL was given before (null stands for the last call's)".into(),
-            ))
-        })?,
-        _ => sql_text(sql)?,
-    };
-    let step = calls
-        .lock()
-        .execute(&sql, params, flags & COLLECT != 0, Mode::Inline);
-    *calls.sql.borrow_mut() = Some(sql);
-    let step = step.map_err(to_js)?;
-    let out = match step {
-        Step::Done(out) => out,
-        Step::Suspended => Output {
-            state: SUSPENDED,
-            ..Output::default()
-        },
-    };
-    let mut kept = calls.status.borrow_mut();
-    if let Some(status) = kept.as_mut() {
-        let rowid = out.last_insert_rowid;
-        if out.sets.is_empty() && status.len() >= 3 && (-MAX_SAFE..=MAX_SAFE).contains(&rowid) {
-            // SAFETY: the handle's reference keeps the array, hence its
-            // buffer, alive, and the caller never detaches that buffer
-            // (see `set_status`), so its memory is live; no N-API call, hence no
-            // JS, runs while this slice lives, so nothing else reads or
-            // writes it meanwhile.
-            let status = unsafe { status.as_mut() };
-            status[..3].copy_from_slice(&[out.changes as f64, rowid as f64, out.state as f64]);
-            return Ok(None);
-        }
-    }
-    drop(kept);
-    output(env, out, Some(&calls.push))
-        .map(Some)
-        .map_err(napi_err)
-}
-
-/// Gives the handle the array `execute` puts `[changes, lastInsertRowid,
-/// state]` in (see [`execute`]), 3 entries or more; null takes it back.
-/// The handle keeps a reference to it and writes to its memory: the caller
-/// must never detach its buffer.
-#[napi]
-pub fn set_status(
-    #[napi(ts_arg_type = "ExternalObject<\"NativeCalls\">")] calls: &External<Calls>,
-    status: Option<Float64Array>,
-) {
-    *calls.status.borrow_mut() = status;
-}
-
-/// Takes the pending delta: its bytes end to end into `slab` from byte
-/// `at`, and into `meta` the file size at its last seal, the largest
-/// size at any of its seals, then each changed chunk's index and length,
-/// in index order: `[size, maxSize, index₀, length₀, index₁, …]`.
-/// Returns the number of chunks, or [`NOTHING_PENDING`], or
-/// [`TOO_SMALL`]: then `meta[0]` holds the bytes and `meta[1]` the
-/// `meta` length the delta needs, and it stays pending. Filling arrays the
-/// caller owns (a slab shared between deltas) spares an `ArrayBuffer` per
-/// chunk and an array per delta, which cost V8 far more than the copy.
-#[napi]
-pub fn take_delta(
-    #[napi(ts_arg_type = "ExternalObject<\"NativeCalls\">")] calls: &External<Calls>,
-    mut slab: Uint8ArraySlice<'_>,
-    at: u32,
-    mut meta: Float64ArraySlice<'_>,
-) -> Result<i32, String> {
-    if meta.len() < 2 {
-        return Err(to_js(EngineError::Range(
-            "takeDelta: meta must have at least 2 entries".into(),
-        )));
-    }
-    let mut db = calls.lock();
-    let (bytes, chunks) = match db.pending_extent().map_err(to_js)? {
-        Some(extent) => extent,
-        None => return Ok(NOTHING_PENDING),
-    };
-    let at = at as usize;
-    let entries = 2 + 2 * chunks;
-    // SAFETY (both): no N-API call, hence no JS, runs while these
-    // slices live: the memory of the arrays read from the arguments is
-    // live and nothing else reads or writes it meanwhile.
-    let (target, meta) = unsafe { (slab.as_mut(), meta.as_mut()) };
-    let fits = at.checked_add(bytes).is_some_and(|end| end <= target.len());
-    if !fits || meta.len() < entries {
-        meta[..2].copy_from_slice(&[bytes as f64, entries as f64]);
-        return Ok(TOO_SMALL);
-    }
-    let Some(delta) = db.take().map_err(to_js)? else {
-        return Ok(NOTHING_PENDING);
-    };
-    meta[0] = delta.size as f64;
-    meta[1] = delta.max_size as f64;
-    let mut offset = at;
-    for (i, (index, chunk)) in delta.chunks.iter().enumerate() {
-        target[offset..offset + chunk.len()].copy_from_slice(chunk);
-        offset += chunk.len();
-        meta[2 + 2 * i] = *index as f64;
-        meta[3 + 2 * i] = chunk.len() as f64;
-    }
-    Ok(delta.chunks.len() as i32)
-}
-
-/// Takes the pending delta as the engine thread that sealed it packed it (a
-/// large one: see `Database::take_packed`): returns its bytes end to end, in
-/// a buffer of the addon's own (no copy), and fills `meta` as
-/// [`take_delta`] does. Returns null when no such delta is pending, or when
-/// `meta` is too small for it (see [`take_delta`]): take it with
-/// [`take_delta`] then.
-#[napi]
-pub fn take_packed_delta(
-    #[napi(ts_arg_type = "ExternalObject<\"NativeCalls\">")] calls: &External<Calls>,
-    mut meta: Float64ArraySlice<'_>,
-) -> Result<Option<Uint8Array>, String> {
-    // SAFETY: no N-API call, hence no JS, runs while this slice lives: the
-    // memory of the array read from the argument is live and nothing else
-    // reads or writes it meanwhile.
-    let meta = unsafe { meta.as_mut() };
-    if meta.len() < 2 {
-        return Ok(None);
-    }
-    let max_chunks = (meta.len() - 2) / 2;
-    let Some(packed) = calls.lock().take_packed(max_chunks).map_err(to_js)? else {
-        return Ok(None);
-    };
-    meta[0] = packed.size as f64;
-    meta[1] = packed.max_size as f64;
-    for (i, &(index, len)) in packed.chunks.iter().enumerate() {
-        meta[2 + 2 * i] = index as f64;
-        meta[3 + 2 * i] = len as f64;
-    }
-    Ok(Some(Uint8Array::from(packed.bytes)))
-}
-
-/// The delta taken last is durable in the KV. (`execute` can say so too,
-/// first thing: see its `flags`.)
-#[napi]
-pub fn ack(
-    #[napi(ts_arg_type = "ExternalObject<\"NativeCalls\">")] calls: &External<Calls>,
-) -> Result<(), String> {
-    calls.lock().ack().map_err(to_js)
 }
