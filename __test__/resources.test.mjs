@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 
 import { createMemoryKv } from "../index.mjs";
 import { BACKEND, open, rows } from "./helpers/db.mjs";
@@ -113,6 +114,69 @@ describe("resource hygiene", () => {
 		assert.equal(left, 0, "directories left behind");
 		assert.deepEqual(fs.readdirSync(tmp), [], "directories left after exit");
 	});
+
+	// A worker whose database writes to a KV on this thread is terminated
+	// while a KV call of a commit is under way: before the KV carried it out,
+	// or after, before it answered. What the KV holds then opens whole, with
+	// every write whose promise resolved, and of the one in flight either all
+	// or nothing: all only when the KV carried out its commit point.
+	for (const [mode, method, nth, applied] of [
+		["rows", "putBatch", 25, false],
+		["rows", "putBatch", 25, true],
+		["bulk", "putBatch", 4, false],
+		["bulk", "putBatch", 4, true],
+		["bulk", "deleteBatch", 2, true],
+	]) {
+		test(`a worker terminated at its ${mode} commit's ${method} (${applied ? "carried out" : "not carried out"}) leaves the KV whole, with every resolved write`, async () => {
+			const kv = createMemoryKv();
+			const worker = new Worker(new URL("./helpers/remote-kv-worker.mjs", import.meta.url), {
+				workerData: { mode, backend: BACKEND },
+			});
+			let resolved = 0;
+			let seen = 0;
+			// KV calls the worker made after the one it was stopped at are not
+			// carried out; the writes it said resolved still count.
+			let stopped = false;
+			const ended = new Promise((resolve, reject) => {
+				worker.on("error", reject);
+				worker.on("exit", resolve);
+			});
+			worker.on("message", async (message) => {
+				if (message.resolved !== undefined) resolved = message.resolved;
+				if (message.method === undefined || stopped) return;
+				// Counted from the first write that resolved: the commit cut short is a later one.
+				const stop = resolved > 0 && message.method === method && ++seen === nth;
+				stopped ||= stop;
+				if (stop && !applied) {
+					worker.terminate();
+					return;
+				}
+				let reply;
+				try {
+					const arg = message.arg;
+					const value = message.method === "put" ? await kv.put(arg[0], arg[1]) : await kv[message.method](arg);
+					reply = { id: message.id, value };
+				} catch (error) {
+					reply = { id: message.id, error: String(error) };
+				}
+				if (stop) worker.terminate();
+				else worker.postMessage(reply);
+			});
+			await ended;
+			const db = await open(kv, {}, "remote");
+			try {
+				assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
+				const [[count]] = await rows(db, "SELECT count(*) FROM t");
+				const perWrite = mode === "rows" ? 1 : 2000;
+				// The large commit's last putBatch comes before its commit point (a deleteBatch).
+				const inFlight = applied && method === "deleteBatch" ? 1 : mode === "rows" && applied ? 1 : 0;
+				assert.ok(resolved >= (mode === "rows" ? nth : 1), `${resolved} writes resolved before the worker ended`);
+				assert.equal(count, (resolved + inFlight) * perWrite);
+			} finally {
+				await db.close();
+			}
+		});
+	}
 
 	// A full disk under the temporary directory, as a file size limit (1 MiB)
 	// on a child process: the native engine's local file cannot grow past it.
