@@ -215,6 +215,23 @@ fn unknown<'a>(env: &Env, args: &'a [sys::napi_value], i: usize) -> Unknown<'a> 
     unsafe { Unknown::from_raw_unchecked(env.raw(), args[i]) }
 }
 
+/// `execute`'s parameters: `named` (argument 1), or `count` positional
+/// ones (-1: none), up to `DIRECT_PARAMS` of them as arguments 4…, more in
+/// the array of argument 8.
+fn call_params(env: &Env, args: &[sys::napi_value], count: i32) -> Result<Params, String> {
+    if count < 0 {
+        return params(None, optional(unknown(env, args, 1))?);
+    }
+    if count as usize > DIRECT_PARAMS {
+        return params(optional(unknown(env, args, 8))?, None);
+    }
+    let mut values = Vec::with_capacity(count as usize);
+    for i in 0..count as usize {
+        values.push(param(unknown(env, args, 4 + i), &(i + 1))?);
+    }
+    Ok(Params::Positional(values))
+}
+
 /// `execute(sql, named, flags, count, p0, p1, p2, p3, positional)`: runs
 /// `sql`. Returns `[changes, lastInsertRowid, state, columns₀,
 /// rowCount₀, cells₀…, …]` (see `output`); with the `SUSPENDED` bit set in
@@ -245,26 +262,28 @@ fn execute(calls: &Calls, env: &Env, args: &[sys::napi_value]) -> Result<sys::na
     if flags & ACK_FIRST != 0 {
         calls.lock().ack().map_err(to_js)?;
     }
-    let params = if count < 0 {
-        params(None, optional(unknown(env, args, 1))?)?
-    } else if count as usize <= DIRECT_PARAMS {
-        let mut values = Vec::with_capacity(count as usize);
-        for i in 0..count as usize {
-            values.push(param(unknown(env, args, 4 + i), &(i + 1))?);
-        }
-        Params::Positional(values)
-    } else {
-        params(optional(unknown(env, args, 8))?, None)?
-    };
-    // The SQL: as given, or (null) that of the last call, kept here.
-    let sql = unknown(env, args, 0);
-    let sql = match sql.get_type().map_err(napi_err)? {
-        ValueType::Null => calls.sql.borrow_mut().take().ok_or_else(|| {
+    // The SQL first: a getter of the parameters may make a call of its
+    // own, which keeps its SQL in place of this one's.
+    let given = unknown(env, args, 0);
+    let repeated = given.get_type().map_err(napi_err)? == ValueType::Null;
+    let sql = if repeated {
+        // Null stands for the SQL of the last call, kept here.
+        calls.sql.borrow_mut().take().ok_or_else(|| {
             to_js(EngineError::Range(
                 "execute: no SQL was given before (null stands for the last call's)".into(),
             ))
-        })?,
-        _ => sql_text(sql)?,
+        })?
+    } else {
+        sql_text(given)?
+    };
+    let params = match call_params(env, args, count) {
+        Ok(params) => params,
+        Err(error) => {
+            if repeated {
+                *calls.sql.borrow_mut() = Some(sql);
+            }
+            return Err(error);
+        }
     };
     let step = calls
         .lock()
@@ -339,6 +358,17 @@ fn take_delta(
     };
     let at = at as usize;
     let entries = 2 + 2 * chunks;
+    // Two views of the same memory would make two `&mut` slices of it.
+    let (slab_at, slab_end) = (slab.as_ptr() as usize, slab.as_ptr() as usize + slab.len());
+    let (meta_at, meta_end) = (
+        meta.as_ptr() as usize,
+        meta.as_ptr() as usize + 8 * meta.len(),
+    );
+    if slab_at < meta_end && meta_at < slab_end {
+        return Err(to_js(EngineError::Range(
+            "takeDelta: slab and meta must not share memory".into(),
+        )));
+    }
     // SAFETY (both): no N-API call, hence no JS, runs while these
     // slices live: the memory of the arrays read from the arguments is
     // live and nothing else reads or writes it meanwhile.
