@@ -33,7 +33,7 @@ const TARGETS = [
 	// Issue 11: against better-sqlite3 in memory, and absolute bounds (`max`).
 	{ ours: "native", row: "W3", key: "opsPerSec", min: 0.5, ref: "bs3-mem", text: "native W3 point select ≥ 0.5× bs3-mem" },
 	{ ours: "native", row: "W1", key: "opsPerSec", min: 0.2, ref: "bs3-mem", text: "native W1 autocommit insert ≥ 0.2× bs3-mem" },
-	{ ours: "native", row: "W2b", key: "ms", min: 0.5, ref: "bs3-mem", text: "native W2 1k runs in a transaction ≥ 0.5× bs3-mem" },
+	{ ours: "native", row: "W2c", key: "ms", min: 0.5, ref: "bs3-mem", text: "native W2 1 MiB in a transaction (1,024 runs) ≥ 0.5× bs3-mem" },
 	{ ours: "native", row: "W3", key: "firstOpsPerSec", min: 0.5, ref: "bs3-mem", text: "native W3 first 1,000 selects ≥ 0.5× bs3-mem" },
 	{ ours: "native", row: "W1", key: "firstOpsPerSec", min: 0.2, ref: "bs3-mem", text: "native W1 first 1,000 inserts ≥ 0.2× bs3-mem" },
 	{ ours: "native", row: "R", key: "eventLoopDelayMaxMs", max: 20, text: "native R event-loop delay ≤ 20 ms" },

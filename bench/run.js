@@ -11,7 +11,7 @@
 //   --time MS            length of each time-boxed loop (full: 1000)
 //   --latencies 0,1      KV latencies in ms (default 0,1)
 //   --backends a,b       only these backends (native,wasm,native-lmdb,native-pg,v2.2.1,seed,bs3-file,bs3-mem)
-//   --workloads W1,W4    only these workloads (W1,W2a,W2b,W3,W4,W5,W6,R,M,L)
+//   --workloads W1,W4    only these workloads (W1,W2a,W2b,W2c,W3,W4,W5,W6,R,M,L)
 //   --json FILE          where to write the JSON (default bench/results/latest.json)
 
 const { fork } = require("node:child_process");
@@ -92,7 +92,7 @@ function config(options) {
 			commitMiB: 64,
 		},
 		backends: options.backends,
-		workloads: options.workloads ?? ["W1", "W2a", "W2b", "W3", "W4", "W5", "W6", "R", "M", "L"],
+		workloads: options.workloads ?? ["W1", "W2a", "W2b", "W2c", "W3", "W4", "W5", "W6", "R", "M", "L"],
 		json: options.json ?? path.join(RESULTS, "latest.json"),
 	};
 }

@@ -37,6 +37,11 @@ function value(i) {
 	return `${i}:`.padEnd(100, "abcdefghij");
 }
 
+/** A 1,024-character value that differs per call. */
+function kibValue(i) {
+	return `${i}:`.padEnd(1024, "abcdefghij");
+}
+
 /** Deterministic pseudo-random ids (xorshift), so every backend touches the same rows. */
 function ids(max, seed = 0x9e3779b9) {
 	let x = seed >>> 0 || 1;
@@ -156,6 +161,40 @@ function perOp(run, kvBacked) {
 	};
 }
 
+/**
+ * `rows` awaited `run` calls (one row each, `rowValue(i)` its value) between
+ * BEGIN and COMMIT, repeated: the median time and KV calls of a repetition.
+ */
+async function runsInTransaction(ctx, name, rows, rowValue) {
+	const kv = ctx.newKv();
+	const db = await openDb(ctx, name, kv);
+	await db.exec(SCHEMA);
+	const times = [];
+	const calls = [];
+	let violations = 0;
+	let i = 0;
+	// Repetition 0 warms up and is not kept.
+	for (let rep = 0; rep <= ctx.reps; rep++) {
+		const before = kv.counters();
+		const start = now();
+		await db.exec("BEGIN");
+		for (let n = 0; n < rows; n++, i++) await db.run(INSERT, [i, rowValue(i)]);
+		await db.exec("COMMIT");
+		const ms = now() - start;
+		const spent = diffCounters(kv.counters(), before);
+		violations += spent.violations;
+		if (rep === 0) continue;
+		times.push(ms);
+		calls.push(spent.totalCalls);
+	}
+	await db.close();
+	return {
+		ms: median(times),
+		kvCalls: ctx.usesKv ? median(calls) : null,
+		violations: ctx.usesKv ? violations : 0,
+	};
+}
+
 const WORKLOADS = {
 	/** W1: autocommit single-row inserts, one after another. */
 	async W1(ctx) {
@@ -210,34 +249,13 @@ const WORKLOADS = {
 	},
 
 	/** W2b: 1,000 `run` calls (one row each) inside BEGIN ... COMMIT. */
-	async W2b(ctx) {
-		const kv = ctx.newKv();
-		const db = await openDb(ctx, "w2b", kv);
-		await db.exec(SCHEMA);
-		const times = [];
-		const calls = [];
-		let violations = 0;
-		let i = 0;
-		// Repetition 0 warms up and is not kept.
-		for (let rep = 0; rep <= ctx.reps; rep++) {
-			const before = kv.counters();
-			const start = now();
-			await db.exec("BEGIN");
-			for (let n = 0; n < ctx.params.txRows; n++, i++) await db.run(INSERT, [i, value(i)]);
-			await db.exec("COMMIT");
-			const ms = now() - start;
-			const spent = diffCounters(kv.counters(), before);
-			violations += spent.violations;
-			if (rep === 0) continue;
-			times.push(ms);
-			calls.push(spent.totalCalls);
-		}
-		await db.close();
-		return {
-			ms: median(times),
-			kvCalls: ctx.usesKv ? median(calls) : null,
-			violations: ctx.usesKv ? violations : 0,
-		};
+	W2b(ctx) {
+		return runsInTransaction(ctx, "w2b", ctx.params.txRows, value);
+	},
+
+	/** W2c: 1 MiB in one transaction, 1,024 `run` calls of 1 KiB each (issue 11). */
+	W2c(ctx) {
+		return runsInTransaction(ctx, "w2c", 1_024, kibValue);
 	},
 
 	/** W3: point selects by primary key over a 1,000-row table. */
@@ -563,6 +581,10 @@ const FIGURES = {
 	W2b: [
 		["ms", "W2 1k runs in BEGIN/COMMIT", "ms", "lower"],
 		["kvCalls", "W2 1k runs: KV calls", "calls", "lower"],
+	],
+	W2c: [
+		["ms", "W2 1 MiB, 1,024 runs in BEGIN/COMMIT", "ms", "lower"],
+		["kvCalls", "W2 1 MiB in a transaction: KV calls", "calls", "lower"],
 	],
 	W3: [
 		["opsPerSec", "W3 point select", "ops/s", "higher"],
