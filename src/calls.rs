@@ -33,7 +33,7 @@ use crate::{
 
 /// What the functions of one database share: the database, and what they
 /// keep between calls. Only the JS thread that made them uses it.
-struct Calls {
+pub(crate) struct Calls {
     db: Arc<Mutex<Database>>,
     /// The SQL of the last `execute` that got as far as running it: a call
     /// that repeats it passes null instead (copying the SQL across N-API
@@ -41,7 +41,7 @@ struct Calls {
     sql: RefCell<Option<String>>,
     /// `Array.prototype.push`, for results (see `Packer::new`), from the
     /// first result that needed it.
-    push: PushCache,
+    push: RefCell<PushCache>,
     /// The array `execute` reports `[changes, lastInsertRowid, state]` in
     /// (see [`set_status`]).
     status: RefCell<Option<Float64Array>>,
@@ -52,6 +52,21 @@ impl Calls {
         self.db
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Lets go of the JS values kept between calls (the status array,
+    /// `push`), while the environment can still delete references to them:
+    /// from the teardown hook (see teardown.rs), which runs before napi-rs's
+    /// own. Dropped later, when the functions are finalized, napi-rs no
+    /// longer deletes them, and each would be lost. One in use (no JS runs
+    /// then, but a call may still be on the stack) is left as it is.
+    pub(crate) fn release(&self) {
+        if let Ok(mut status) = self.status.try_borrow_mut() {
+            status.take();
+        }
+        if let Ok(mut push) = self.push.try_borrow_mut() {
+            push.take();
+        }
     }
 }
 
@@ -83,9 +98,10 @@ pub(crate) fn functions<'env>(env: &'env Env, db: Arc<Mutex<Database>>) -> Resul
     let calls = Rc::new(Calls {
         db,
         sql: RefCell::new(None),
-        push: OnceCell::new(),
+        push: RefCell::new(OnceCell::new()),
         status: RefCell::new(None),
     });
+    crate::teardown::register_calls(&calls);
     let mut object = Object::new(env)?;
     for (name, body) in FUNCTIONS {
         let function = bind(env, name, body, &calls)?;
@@ -311,7 +327,7 @@ fn execute(calls: &Calls, env: &Env, args: &[sys::napi_value]) -> Result<sys::na
         }
     }
     drop(kept);
-    let array = output(env, out, Some(&calls.push)).map_err(napi_err)?;
+    let array = output(env, out, Some(&calls.push.borrow())).map_err(napi_err)?;
     to_napi(env, array)
 }
 

@@ -13,8 +13,12 @@
 //! closes every database of that thread still open, removing its local
 //! files. The KV is not touched: what a call had not written is lost, as
 //! when the process is killed, and the next open reads what the KV holds.
+//! It also lets go of the JS values the databases' functions keep (see
+//! `Calls::release`): napi-rs's own hook, which runs after this one, leaves
+//! the references that remain undeleted.
 
 use std::cell::RefCell;
+use std::rc;
 use std::sync::{Arc, Mutex, Weak};
 
 use napi::bindgen_prelude::*;
@@ -22,6 +26,8 @@ use napi::bindgen_prelude::*;
 use rivetkit_sqlite_engine::connection::Database;
 use rivetkit_sqlite_engine::control::Control;
 use rivetkit_sqlite_engine::pool;
+
+use crate::calls::Calls;
 
 /// What teardown needs of one database: the same `Arc`s its `NativeDatabase`
 /// holds, weakly (a database finalized or closed and dropped is skipped).
@@ -39,6 +45,11 @@ struct Registry {
     /// How many entries to let `opened` reach before dropping those whose
     /// database is gone (twice what was left the last time).
     prune_at: usize,
+    /// The functions of this thread's databases (see calls.rs), weakly:
+    /// what they keep of JS is let go at teardown (see `Calls::release`).
+    calls: Vec<rc::Weak<Calls>>,
+    /// As `prune_at`, for `calls`.
+    prune_calls_at: usize,
 }
 
 thread_local! {
@@ -74,12 +85,32 @@ pub fn register(
     })
 }
 
+/// Registers the functions of a database made on this JS thread (see
+/// calls.rs), after the database itself (see [`register`]).
+pub fn register_calls(calls: &rc::Rc<Calls>) {
+    REGISTRY.with(|registry| {
+        let registry = &mut *registry.borrow_mut();
+        if registry.calls.len() >= registry.prune_calls_at {
+            registry.calls.retain(|entry| entry.strong_count() > 0);
+            registry.prune_calls_at = (2 * registry.calls.len()).max(64);
+        }
+        registry.calls.push(rc::Rc::downgrade(calls));
+    });
+}
+
 /// The environment of this thread goes away: stops its databases' calls and
 /// closes them.
 fn teardown() {
-    let opened = REGISTRY
-        .with(|registry| registry.borrow_mut().opened.take())
-        .unwrap_or_default();
+    let (opened, calls) = REGISTRY.with(|registry| {
+        let registry = &mut *registry.borrow_mut();
+        (registry.opened.take(), std::mem::take(&mut registry.calls))
+    });
+    for entry in calls {
+        if let Some(calls) = entry.upgrade() {
+            calls.release();
+        }
+    }
+    let opened = opened.unwrap_or_default();
     for entry in opened {
         // (The database's object may be finalized already, and its call
         // still running: the call holds the control, not the pool ticket.)
