@@ -12,7 +12,7 @@
 //! its database in the data pointer N-API hands back to it, which nothing
 //! but this file sets, so there is nothing to check or record.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::ffi::c_void;
 use std::ptr;
 use std::rc::Rc;
@@ -41,7 +41,7 @@ pub(crate) struct Calls {
     sql: RefCell<Option<String>>,
     /// `Array.prototype.push`, for results (see `Packer::new`), from the
     /// first result that needed it.
-    push: RefCell<PushCache>,
+    push: PushCache,
     /// The array `execute` reports `[changes, lastInsertRowid, state]` in
     /// (see [`set_status`]).
     status: RefCell<Option<Float64Array>>,
@@ -98,7 +98,7 @@ pub(crate) fn functions<'env>(env: &'env Env, db: Arc<Mutex<Database>>) -> Resul
     let calls = Rc::new(Calls {
         db,
         sql: RefCell::new(None),
-        push: RefCell::new(OnceCell::new()),
+        push: RefCell::new(None),
         status: RefCell::new(None),
     });
     crate::teardown::register_calls(&calls);
@@ -327,7 +327,7 @@ fn execute(calls: &Calls, env: &Env, args: &[sys::napi_value]) -> Result<sys::na
         }
     }
     drop(kept);
-    let array = output(env, out, Some(&calls.push.borrow())).map_err(napi_err)?;
+    let array = output(env, out, Some(&calls.push)).map_err(napi_err)?;
     to_napi(env, array)
 }
 

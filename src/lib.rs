@@ -13,7 +13,7 @@
 
 #![deny(clippy::all)]
 
-use std::cell::OnceCell;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -206,8 +206,9 @@ fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
     }
 }
 
-/// Where a [`Calls`] keeps `Array.prototype.push` (see [`Packer::new`]).
-pub(crate) type PushCache = OnceCell<FunctionRef<(), ()>>;
+/// Where a [`Calls`] keeps `Array.prototype.push` (see [`Packer::new`]):
+/// empty until a result needs it, and again once teardown lets it go.
+pub(crate) type PushCache = RefCell<Option<FunctionRef<(), ()>>>;
 
 /// Values pushed per `Array.prototype.push` call (well within the number of
 /// arguments a call may take).
@@ -246,13 +247,25 @@ impl<'env> Packer<'env> {
             });
         }
         let array = env.create_array(0)?;
-        let method = match push.and_then(|cache| cache.get()) {
-            Some(kept) => kept.borrow_back(env)?,
+        let kept = match push {
+            Some(cache) => cache
+                .borrow()
+                .as_ref()
+                .map(|kept| kept.borrow_back(env))
+                .transpose()?,
+            None => None,
+        };
+        let method = match kept {
+            Some(method) => method,
             None => {
+                // (A getter of `push` may run JS, hence a call of its own:
+                // no borrow of the cache is held meanwhile.)
                 let method = array.get_named_property_unchecked::<Function<(), ()>>("push")?;
                 if let Some(cache) = push {
-                    // Set only here, when it was empty.
-                    let _ = cache.set(method.create_ref()?);
+                    let mut cache = cache.borrow_mut();
+                    if cache.is_none() {
+                        *cache = Some(method.create_ref()?);
+                    }
                 }
                 method
             }

@@ -43,7 +43,7 @@ struct Opened {
 struct Registry {
     opened: Option<Vec<Opened>>,
     /// How many entries to let `opened` reach before dropping those whose
-    /// database is gone (twice what was left the last time).
+    /// database is gone (see `push_pruned`).
     prune_at: usize,
     /// The functions of this thread's databases (see calls.rs), weakly:
     /// what they keep of JS is let go at teardown (see `Calls::release`).
@@ -69,17 +69,15 @@ pub fn register(
         let registry = &mut *registry.borrow_mut();
         if registry.opened.is_none() {
             env.add_env_cleanup_hook((), |()| teardown())?;
-            registry.prune_at = 64;
         }
         let opened = registry.opened.get_or_insert_with(Vec::new);
-        if opened.len() >= registry.prune_at {
-            opened.retain(|entry| entry.db.strong_count() > 0);
-            registry.prune_at = (2 * opened.len()).max(64);
-        }
-        opened.push(Opened {
+        let entry = Opened {
             db: Arc::downgrade(db),
             control: Arc::downgrade(control),
             resumed: Arc::downgrade(resumed),
+        };
+        push_pruned(opened, &mut registry.prune_at, entry, |entry| {
+            entry.db.strong_count() > 0
         });
         Ok(())
     })
@@ -90,12 +88,24 @@ pub fn register(
 pub fn register_calls(calls: &rc::Rc<Calls>) {
     REGISTRY.with(|registry| {
         let registry = &mut *registry.borrow_mut();
-        if registry.calls.len() >= registry.prune_calls_at {
-            registry.calls.retain(|entry| entry.strong_count() > 0);
-            registry.prune_calls_at = (2 * registry.calls.len()).max(64);
-        }
-        registry.calls.push(rc::Rc::downgrade(calls));
+        let entry = rc::Rc::downgrade(calls);
+        push_pruned(
+            &mut registry.calls,
+            &mut registry.prune_calls_at,
+            entry,
+            |entry| entry.strong_count() > 0,
+        );
     });
+}
+
+/// Adds `entry` to `list`, first dropping the entries no longer `live` if
+/// the list has reached `prune_at` (which then becomes twice what is left).
+fn push_pruned<T>(list: &mut Vec<T>, prune_at: &mut usize, entry: T, live: impl Fn(&T) -> bool) {
+    if list.len() >= *prune_at {
+        list.retain(|entry| live(entry));
+        *prune_at = (2 * list.len()).max(64);
+    }
+    list.push(entry);
 }
 
 /// The environment of this thread goes away: stops its databases' calls and
