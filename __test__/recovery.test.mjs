@@ -11,7 +11,8 @@ import { BACKEND, open, rows, snapshot } from "./helpers/db.mjs";
 
 // Small limits make every large commit span many putBatch calls.
 const LIMITS = { maxKeysPerCall: 6, maxBatchBytes: 32 * 1024 };
-const hasJournal = (kv) => kv.entries().some(([k]) => k[2] === 0 && k[3] === 1);
+const isJournalMeta = (k) => k[2] === 0 && k[3] === 1;
+const hasJournal = (kv) => kv.entries().some(([k]) => isJournalMeta(k));
 
 async function state(db) {
 	const [[check]] = await rows(db, "PRAGMA integrity_check");
@@ -154,6 +155,72 @@ describe("recovery", () => {
 			}
 		}
 		assert.ok(hotCases >= 3, `only ${hotCases} crash points left a hot journal`);
+	});
+
+	test("a crash after any subset of a large commit's main writes, landed in any order, rolls back", async () => {
+		const { base, mutations, before } = await interruptedCommit();
+		const journalMeta = mutations.findIndex((m) => m.method === "putBatch" && m.entries.some(([k]) => isJournalMeta(k)));
+		const commitPoint = mutations.findIndex((m) => m.method === "deleteBatch" && m.keys.some(isJournalMeta));
+		assert.ok(journalMeta !== -1 && commitPoint > journalMeta, "the commit wrote a journal, then deleted its metadata");
+		const main = mutations.slice(journalMeta + 1, commitPoint);
+		assert.ok(main.length >= 3 && main.length <= 8, `the commit's main writes took ${main.length} calls`);
+		// Every subset but the whole (which may be the commit without its
+		// commit point: still hot), each applied in reverse order too.
+		for (let mask = 0; mask < 2 ** main.length - 1; mask++) {
+			const landed = main.filter((_, i) => (mask & (1 << i)) !== 0);
+			for (const order of [landed, landed.toReversed()]) {
+				const crashed = await kvFromMutations([...mutations.slice(0, journalMeta + 1), ...order], base);
+				assert.equal(await opened(crashed), before, `main writes ${mask.toString(2)} landed`);
+			}
+		}
+	});
+
+	test("a large commit's writes go several at once, each step once the one before is all in", async () => {
+		const kv = createTestKv({ limits: LIMITS, latencyMs: 2 });
+		const db = await open(kv, { limits: LIMITS });
+		await db.exec(
+			"CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);" +
+				"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120) INSERT INTO t(v, b) SELECT 'row' || i, randomblob(600) FROM n",
+		);
+		const before = await state(db);
+		// Each write's start and end, on one clock of events.
+		const writes = [];
+		let clock = 0;
+		for (const method of ["putBatch", "deleteBatch"]) {
+			const call = kv[method];
+			kv[method] = async (arg) => {
+				const keys = method === "putBatch" ? arg.map(([k]) => k) : arg;
+				const write = { method, keys: keys.map((k) => k.slice()), start: clock++, end: Number.POSITIVE_INFINITY };
+				writes.push(write);
+				try {
+					return await call(arg);
+				} finally {
+					write.end = clock++;
+				}
+			};
+		}
+		await db.exec("UPDATE t SET v = v || '+', b = randomblob(600)");
+		const after = await state(db);
+		await db.close();
+		assert.notEqual(after, before);
+		assert.equal(await opened(kv.inner), after);
+
+		const puts = writes.filter((w) => w.method === "putBatch");
+		const journalChunks = puts.filter((w) => w.keys.every((k) => k[2] === 1 && k[3] === 1));
+		const [journalMetaPut] = puts.filter((w) => w.keys.some(isJournalMeta));
+		const main = puts.filter((w) => w.keys.every((k) => k[3] === 0));
+		const commitPoint = writes.find((w) => w.method === "deleteBatch" && w.keys.some(isJournalMeta));
+		assert.ok(journalChunks.length >= 2 && main.length >= 3 && journalMetaPut && commitPoint);
+		const overlapping = (group) => group.some((a) => group.some((b) => a !== b && a.start < b.end && b.start < a.end));
+		assert.ok(overlapping(journalChunks), "the journal's chunks went several at once");
+		assert.ok(overlapping(main), "the main chunks went several at once");
+		const allIn = (group, write) => group.every((w) => w.end < write.start);
+		assert.ok(allIn(journalChunks, journalMetaPut), "the journal's metadata went once its chunks were all in");
+		assert.ok(
+			main.every((w) => journalMetaPut.end < w.start),
+			"the main chunks went once the journal was whole",
+		);
+		assert.ok(allIn(main, commitPoint), "the commit point came once the main chunks were all in");
 	});
 
 	test("a KV write that fails after it was applied is undone by the next write", async () => {
