@@ -221,6 +221,14 @@ describe("recovery", () => {
 			"the main chunks went once the journal was whole",
 		);
 		assert.ok(allIn(main, commitPoint), "the commit point came once the main chunks were all in");
+		// The journal's other chunks, which no reader sees once its metadata is gone.
+		const leftovers = writes.filter((w) => w.method === "deleteBatch" && w !== commitPoint);
+		assert.ok(leftovers.length >= 2 && leftovers.every((w) => w.keys.every((k) => k[2] === 1 && k[3] === 1)));
+		assert.ok(overlapping(leftovers), "the journal's other chunks were deleted several at once");
+		assert.ok(
+			leftovers.every((w) => commitPoint.end < w.start),
+			"… once the commit point was in",
+		);
 	});
 
 	test("a KV write that fails after it was applied is undone by the next write", async () => {

@@ -1030,14 +1030,21 @@ class Persistence {
 		await this.#deleteQuietly(stale.map((i) => chunkKey(TAG_MAIN, i)));
 	}
 
+	/**
+	 * Deletes `keys` that no reader sees any longer (in no set order, as
+	 * #putBatches writes), each deleteBatch reported through onError if it
+	 * fails, none thrown: the data is durable either way. Awaited all the
+	 * same: a delete still in flight must not land on what a later write puts
+	 * under the same key.
+	 */
 	async #deleteQuietly(keys) {
+		const max = this.#limits.maxKeysPerCall;
 		try {
-			for (const first of range(0, keys.length, this.#limits.maxKeysPerCall)) {
-				if (first > 0) await nextTurn();
-				await this.#call("deleteBatch", keys.slice(first, first + this.#limits.maxKeysPerCall), "SQLITE_IOERR_DELETE");
-			}
+			await forEachInTurns(range(0, keys.length, max), WRITE_CONCURRENCY, (first) =>
+				this.#call("deleteBatch", keys.slice(first, first + max), "SQLITE_IOERR_DELETE"),
+			);
 		} catch {
-			// Already reported through onError; the data is durable.
+			// Already reported through onError.
 		}
 	}
 }
