@@ -76,19 +76,46 @@ async function failAppliedAt(k, steps) {
 	return { kv, db, failedAt };
 }
 
-/** A database of ~25 pages, and the KV mutations of one journaled commit rewriting all of it. */
+/** A database of ~25 pages (FILL), and a commit rewriting all of it (REWRITE), which needs a journal. */
+const FILL =
+	"CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);" +
+	"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120) INSERT INTO t(v, b) SELECT 'row' || i, randomblob(600) FROM n";
+const REWRITE = "UPDATE t SET v = v || '+', b = randomblob(600)";
+
+/**
+ * Records each write of `kv` (`putBatch`, `deleteBatch`) as `{ method, keys,
+ * start, end }`, its start and end on one clock of events (`tick()` takes
+ * the next instant). `end` is Infinity until the write is done.
+ */
+function timeWrites(kv) {
+	const writes = [];
+	let clock = 0;
+	for (const method of ["putBatch", "deleteBatch"]) {
+		const call = kv[method];
+		kv[method] = async (arg) => {
+			const keys = method === "putBatch" ? arg.map(([k]) => k) : arg;
+			const write = { method, keys: keys.map((k) => k.slice()), start: clock++, end: Number.POSITIVE_INFINITY };
+			writes.push(write);
+			try {
+				return await call(arg);
+			} finally {
+				write.end = clock++;
+			}
+		};
+	}
+	return { writes, tick: () => clock++ };
+}
+
+/** A database of FILL, and the KV mutations of the journaled commit of REWRITE. */
 async function interruptedCommit() {
 	const kv = createTestKv({ limits: LIMITS });
 	const db = await open(kv, { limits: LIMITS });
-	await db.exec(
-		"CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);" +
-			"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120) INSERT INTO t(v, b) SELECT 'row' || i, randomblob(600) FROM n",
-	);
+	await db.exec(FILL);
 	const before = await state(db);
 	const base = kv.inner.clone();
 	const mutations = [];
 	kv.onMutation = (m) => mutations.push(m);
-	await db.exec("UPDATE t SET v = v || '+', b = randomblob(600)");
+	await db.exec(REWRITE);
 	const after = await state(db);
 	await db.close();
 	const journaled = mutations.filter((m) => m.method === "putBatch" && m.entries.some(([k]) => k[3] === 1));
@@ -178,28 +205,10 @@ describe("recovery", () => {
 	test("a large commit's writes go several at once, each step once the one before is all in", async () => {
 		const kv = createTestKv({ limits: LIMITS, latencyMs: 2 });
 		const db = await open(kv, { limits: LIMITS });
-		await db.exec(
-			"CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, b BLOB);" +
-				"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120) INSERT INTO t(v, b) SELECT 'row' || i, randomblob(600) FROM n",
-		);
+		await db.exec(FILL);
 		const before = await state(db);
-		// Each write's start and end, on one clock of events.
-		const writes = [];
-		let clock = 0;
-		for (const method of ["putBatch", "deleteBatch"]) {
-			const call = kv[method];
-			kv[method] = async (arg) => {
-				const keys = method === "putBatch" ? arg.map(([k]) => k) : arg;
-				const write = { method, keys: keys.map((k) => k.slice()), start: clock++, end: Number.POSITIVE_INFINITY };
-				writes.push(write);
-				try {
-					return await call(arg);
-				} finally {
-					write.end = clock++;
-				}
-			};
-		}
-		await db.exec("UPDATE t SET v = v || '+', b = randomblob(600)");
+		const { writes } = timeWrites(kv);
+		await db.exec(REWRITE);
 		const after = await state(db);
 		await db.close();
 		assert.notEqual(after, before);
@@ -229,6 +238,52 @@ describe("recovery", () => {
 			leftovers.every((w) => commitPoint.end < w.start),
 			"… once the commit point was in",
 		);
+	});
+
+	test("a large commit's write failing while others are in flight, applied or not: the call rejects once all are done, and the KV ends whole", async () => {
+		const isWrite = (call) => call.method === "putBatch" || call.method === "deleteBatch";
+		const dry = createTestKv({ limits: LIMITS });
+		const dryDb = await open(dry, { limits: LIMITS });
+		await dryDb.exec(FILL);
+		const from = dry.calls.length;
+		await dryDb.exec(REWRITE);
+		const writes = dry.calls.slice(from).filter(isWrite).length;
+		await dryDb.close();
+		assert.ok(writes >= 10, `${writes} KV writes`);
+		let rejected = 0;
+		for (const applied of [false, true]) {
+			for (let k = 1; k <= writes; k++) {
+				const kv = createTestKv({ limits: LIMITS, latencyMs: 2 });
+				const db = await open(kv, { limits: LIMITS });
+				await db.exec(FILL);
+				const before = await state(db);
+				const { writes: timed, tick } = timeWrites(kv);
+				const boom = new Error(`write ${k} failed (applied: ${applied})`);
+				let seen = 0;
+				kv.failWhen((call) => isWrite(call) && ++seen === k, { error: boom, applied });
+				const error = await db.exec(REWRITE).then(
+					() => null,
+					(e) => e,
+				);
+				const settledAt = tick();
+				if (error !== null) {
+					rejected++;
+					assert.ok(error instanceof SqliteError && error.cause === boom, String(error));
+					assert.ok(
+						timed.every((write) => write.end < settledAt),
+						`write ${k}: the call rejected before every write of its commit was done`,
+					);
+					assert.equal(await state(db), before, `write ${k}: the live database is back at the durable state`);
+				}
+				kv.clearFaults();
+				const live = await state(db);
+				await db.close();
+				assert.equal(await opened(kv.inner), live, `a failure at write ${k} (applied: ${applied})`);
+				assert.ok(!hasJournal(kv), "no journal left behind");
+			}
+		}
+		// Failures past the commit point (the journal's leftover chunks) are reported, not thrown.
+		assert.ok(rejected >= writes, `${rejected} of ${2 * writes} failures rejected the call`);
 	});
 
 	test("a KV write that fails after it was applied is undone by the next write", async () => {
