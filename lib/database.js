@@ -436,21 +436,42 @@ class Database {
 	 * queueMicrotask (Node runs it in an async resource of its own).
 	 */
 	#joinBatch(job, ran) {
-		const go = (pending) => {
+		if (ran === true) {
+			this.#joining = job;
+			RAN.then(this.#joined);
+			return;
+		}
+		ran.then((pending) => {
 			try {
-				if (ran !== true) {
-					this.#endBatch([job], pending);
-					return;
-				}
-				const jobs = this.#takeBatch();
-				jobs.unshift(job);
-				if (this.#runBatch(jobs, 1, pending) === undefined) this.#pump();
+				this.#endBatch([job], pending);
 			} catch {
 				this.#pump();
 			}
-		};
-		(ran === true ? RAN : ran).then(go);
+		});
 	}
+
+	/**
+	 * The call that ran at once and left a sealed delta, while #joined waits
+	 * for the calls made meanwhile. One at a time: it holds the pump.
+	 */
+	#joining = null;
+
+	/** The batch of #joining: it, then the calls queued meanwhile (see #joinBatch). Made once. */
+	#joined = () => {
+		const job = this.#joining;
+		this.#joining = null;
+		try {
+			let jobs;
+			if (this.#queue.length === 0) jobs = [job];
+			else {
+				jobs = this.#takeBatch();
+				jobs.unshift(job);
+			}
+			if (this.#runBatch(jobs, 1, true) === undefined) this.#pump();
+		} catch {
+			this.#pump();
+		}
+	};
 
 	/** The end of a batch whose last call runs on an engine thread (`ran`: its promise). */
 	async #runRest(jobs, ran, pending) {
@@ -526,31 +547,47 @@ class Database {
 	 * Writes what the batch sealed, if anything, then settles its calls.
 	 * Returns undefined when that was done at once; otherwise, the write's
 	 * promise: once it is done, the calls settle and pumping goes on (in a
-	 * later microtask if `later`), in one step.
+	 * later microtask if `later`), in one step. One batch writes at a time
+	 * (it holds the pump): #written and #unwritten, made once, find it in
+	 * #writing.
 	 */
 	#finishBatch(jobs, pending, later = false) {
 		if (!pending) {
 			this.#settle(jobs);
 			return undefined;
 		}
-		let written;
+		this.#writing = jobs;
+		this.#writingLater = later;
 		try {
-			written = this.#persistence.commit();
+			return this.#persistence.commit(this.#written, this.#unwritten);
 		} catch (error) {
-			written = Promise.reject(error);
+			return Promise.reject(error).then(undefined, this.#unwritten);
 		}
-		return written.then(
-			() => {
-				this.#settle(jobs);
-				if (later) this.#pumpLater();
-				else this.#pump();
-			},
-			(error) => {
-				this.#settleFailedWrite(jobs, error);
-				if (later) this.#pumpLater();
-				else this.#pump();
-			},
-		);
+	}
+
+	/** The calls of the batch whose write is in flight, and whether pumping then goes on in a later microtask (see #finishBatch). */
+	#writing = null;
+	#writingLater = false;
+
+	/** The batch's write is durable: its calls settle. */
+	#written = () => {
+		const jobs = this.#writing;
+		this.#writing = null;
+		this.#settle(jobs);
+		this.#afterWrite();
+	};
+
+	/** The batch's write failed (`error`): see #settleFailedWrite. */
+	#unwritten = (error) => {
+		const jobs = this.#writing;
+		this.#writing = null;
+		this.#settleFailedWrite(jobs, error);
+		this.#afterWrite();
+	};
+
+	#afterWrite() {
+		if (this.#writingLater) this.#pumpLater();
+		else this.#pump();
 	}
 
 	/** What a call resolves to; an exec callback runs here, once the call's writes are durable. */

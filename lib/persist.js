@@ -352,6 +352,40 @@ function addChunkEntries(delta, first, end, entries) {
 }
 
 /**
+ * The main file's entries for `delta` (the KV entries of its chunks, as
+ * addChunkEntries adds them, then its metadata if its size is not
+ * `kvSize`) as the one putBatch that writes them all, or null if there are
+ * none or they take more than one call within `limits` (as planBatches
+ * would split them). Every autocommit write goes through here: one array
+ * of entries, no planning.
+ */
+function singleBatch(delta, kvSize, limits) {
+	const limit = chunkCount(delta.size);
+	const chunks = delta.chunks;
+	let count = delta.size === kvSize ? 0 : 1;
+	for (let i = 0; i < chunks.length; i++) if (chunks[i][0] < limit) count++;
+	if (count === 0 || count > limits.maxKeysPerCall) return null;
+	const batch = new Array(count);
+	let bytes = 0;
+	let at = 0;
+	for (let i = 0; i < chunks.length; i++) {
+		const chunk = chunks[i];
+		if (chunk[0] >= limit) continue;
+		const key = chunkKey(TAG_MAIN, chunk[0]);
+		bytes += key.length + chunk[1].length;
+		batch[at++] = [key, chunk[1]];
+	}
+	if (at < count) {
+		const key = metaKey(TAG_MAIN);
+		const value = encodeMeta(delta.size);
+		bytes += key.length + value.length;
+		batch[at] = [key, value];
+	}
+	// One entry goes alone whatever its size (see planBatches).
+	return count > 1 && bytes > limits.maxBatchBytes ? null : batch;
+}
+
+/**
  * Throws SQLITE_CORRUPT if the header of a hot journal `size` bytes long (in
  * `first`, its chunk 0, or null) gives an original database size that the
  * main file (`mainSize` bytes in the KV) and the journal's page records
@@ -437,23 +471,15 @@ class Persistence {
 	 * rejects; either way `onError` hears of it and the error keeps it as cause.
 	 */
 	#call(method, arg, code) {
-		return this.#callThen(method, arg, code, undefined, (error) => {
-			throw error;
-		});
-	}
-
-	/**
-	 * #call, then `done` (with what the KV returned) or `failed` (with the
-	 * error #call rejects with), in one step.
-	 */
-	#callThen(method, arg, code, done, failed) {
 		let result;
 		try {
 			result = this.#kv[method](arg);
 		} catch (error) {
 			result = Promise.reject(error);
 		}
-		return Promise.resolve(result).then(done, (error) => failed(this.#failure(method, error, code)));
+		return Promise.resolve(result).then(undefined, (error) => {
+			throw this.#failure(method, error, code);
+		});
 	}
 
 	/** The error a failed KV call is reported as, once `onError` has heard of it. */
@@ -764,9 +790,11 @@ class Persistence {
 	}
 
 	/**
-	 * Makes the engine's pending delta durable, if it has one; on failure the
-	 * engine is back at the durable state (every change since is gone) and the
-	 * KV's error is thrown (the promise rejects with it).
+	 * Makes the engine's pending delta durable, if it has one, then calls
+	 * `done()`; on failure the engine is back at the durable state (every
+	 * change since is gone) and `failed(error)` is called with the KV's
+	 * error. Returns a promise of what they return. The caller makes one
+	 * commit at a time.
 	 *
 	 * A delta that fits one putBatch is written in exactly one, which the KV
 	 * applies atomically. A larger one is made atomic with a rollback journal
@@ -776,40 +804,75 @@ class Persistence {
 	 * leaves a hot journal that the next open rolls back.
 	 *
 	 * The common case, one putBatch with no repair pending and no page image
-	 * to read first (an autocommit write), is chained here rather than awaited
-	 * in an async function: in a fresh process this code runs interpreted,
-	 * where each await costs about as much as the rest of the commit's JS.
+	 * to read first (an autocommit write), takes one promise reaction and no
+	 * closure (see #written): in a fresh process this code runs interpreted,
+	 * where each await, closure and promise costs about as much as the rest
+	 * of the commit's JS, and what it allocates brings the next collection
+	 * nearer.
 	 */
-	commit() {
+	commit(done, failed) {
 		const delta = takeDelta(this.#engine, this.#slab);
-		if (delta === null) return DONE;
+		if (delta === null) return DONE.then(done);
 		if (this.#ahead.length > 0) this.#ahead = [];
 		let batch;
 		try {
 			batch = this.#oneBatch(delta);
 		} catch (error) {
 			this.#restore();
-			return Promise.reject(error);
+			return Promise.reject(error).then(undefined, failed);
 		}
-		if (batch === null) return this.#commitInSteps(delta);
-		return this.#callThen(
-			"putBatch",
-			batch,
-			"SQLITE_IOERR_WRITE",
-			() => this.#committed(delta),
-			(error) => {
-				throw this.#uncommitted(delta, null, error);
-			},
-		);
+		if (batch === null) return this.#commitInSteps(delta).then(done, failed);
+		this.#writing = delta;
+		this.#done = done;
+		this.#failed = failed;
+		let result;
+		try {
+			result = this.#kv.putBatch(batch);
+		} catch (error) {
+			result = Promise.reject(error);
+		}
+		return Promise.resolve(result).then(this.#written, this.#unwritten);
 	}
+
+	/** The delta whose one putBatch is in flight, and what follows it (see commit). */
+	#writing = null;
+	#done = null;
+	#failed = null;
+
+	/** That putBatch is in: the delta is durable. What throws goes to `failed`, as a rejection would. */
+	#written = () => {
+		const delta = this.#writing;
+		const done = this.#done;
+		const failed = this.#failed;
+		this.#writing = null;
+		let stale;
+		try {
+			stale = this.#committed(delta);
+		} catch (error) {
+			return failed(error);
+		}
+		return stale === undefined ? done() : stale.then(done, failed);
+	};
+
+	/** That putBatch failed (`error`): see #uncommitted. What throws meanwhile goes to `failed` instead. */
+	#unwritten = (error) => {
+		const delta = this.#writing;
+		this.#writing = null;
+		let failure;
+		try {
+			failure = this.#uncommitted(delta, null, this.#failure("putBatch", error, "SQLITE_IOERR_WRITE"));
+		} catch (thrown) {
+			failure = thrown;
+		}
+		return this.#failed(failure);
+	};
 
 	/** The one putBatch that commits `delta` when no repair is pending and no page image is to be read first, else null. */
 	#oneBatch(delta) {
 		if (this.#repair !== null || this.#needsImages()) return null;
-		// Packed (large), or more chunks than one call takes: not worth planning.
-		if (delta.packed !== null || delta.chunks.length > this.#limits.maxKeysPerCall) return null;
-		const batches = planBatches(this.#mainEntries(delta), this.#limits);
-		return batches.length === 1 ? batches[0] : null;
+		// Packed: large.
+		if (delta.packed !== null) return null;
+		return singleBatch(delta, this.#kvSize, this.#limits);
 	}
 
 	/** commit() of `delta` in as many steps as it takes (see commit). */
@@ -900,17 +963,10 @@ class Persistence {
 		return this.#lazy && this.#engine.unknownImages().length > 0;
 	}
 
-	/** The main file's chunks and metadata for `delta`, in index order. */
-	#mainEntries(delta) {
-		const entries = [];
-		addChunkEntries(delta, 0, delta.chunks.length, entries);
-		if (delta.size !== this.#kvSize) entries.push([metaKey(TAG_MAIN), encodeMeta(delta.size)]);
-		return entries;
-	}
-
 	/**
-	 * #mainEntries of a delta, packed or not, STEP_CHUNKS at a time, other
-	 * work of the JS thread getting a turn between steps (see unpack).
+	 * The main file's chunks and metadata for `delta`, packed or not, in
+	 * index order, STEP_CHUNKS at a time, other work of the JS thread
+	 * getting a turn between steps (see unpack).
 	 */
 	async #mainEntriesInSteps(delta) {
 		if (delta.packed !== null) await unpack(delta);
