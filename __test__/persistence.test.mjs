@@ -13,6 +13,17 @@ const metaValue = (size) => {
 	return b.toString("hex");
 };
 
+/** Closes `db`, then checks that `kv` opens to the same rows and the same file. */
+async function reopensWhole(db, kv) {
+	const file = await db.export();
+	const expected = await snapshot(db);
+	await db.close();
+	const again = await open(kv);
+	assert.deepEqual(await snapshot(again), expected);
+	assert.deepEqual(Buffer.from(await again.export()), Buffer.from(file));
+	await again.close();
+}
+
 /** Fills `t` with about `mb` MiB of rows. */
 async function fill(db, mb) {
 	await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
@@ -301,13 +312,7 @@ describe("persistence", () => {
 		// Many small commits (one chunk or two each), then a large one.
 		for (let i = 0; i < 300; i++) await db.run("INSERT INTO t(v) VALUES (?)", [`row ${i} `.repeat(20)]);
 		await db.run("UPDATE t SET v = v || '!' WHERE id % 3 = 0");
-		const file = await db.export();
-		const expected = await snapshot(db);
-		await db.close();
-		const again = await open(kv);
-		assert.deepEqual(await snapshot(again), expected);
-		assert.deepEqual(Buffer.from(await again.export()), Buffer.from(file));
-		await again.close();
+		await reopensWhole(db, kv);
 	});
 	test("a KV that transfers away the buffers of the keys and values it is given keeps every write", async () => {
 		// As a store that posts each call to a worker, its buffers in the
@@ -332,12 +337,6 @@ describe("persistence", () => {
 		// Many small commits, most rewriting the chunk the one before wrote.
 		for (let i = 0; i < 200; i++) await db.run("INSERT INTO t(v) VALUES (?)", [`row ${i} `.repeat(20)]);
 		await db.run("UPDATE t SET v = v || '!' WHERE id % 3 = 0");
-		const file = await db.export();
-		const expected = await snapshot(db);
-		await db.close();
-		const again = await open(base);
-		assert.deepEqual(await snapshot(again), expected);
-		assert.deepEqual(Buffer.from(await again.export()), Buffer.from(file));
-		await again.close();
+		await reopensWhole(db, base);
 	});
 });
