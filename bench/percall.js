@@ -11,11 +11,13 @@
 // `insert` (autocommit insert, W1), `tx` (1,024 inserts of 1 KiB in one
 // transaction, W2b-like), `engine` (the native engine's execute() alone,
 // no Database, no persistence: what the N-API crossing and SQLite cost),
-// `layer-insert` and `layer-tx` (the JS layer alone, lib/database.js and
-// lib/persist.js over a stub engine that returns at once, on this KV: an
-// autocommit write of one 4 KiB page, and a run inside a transaction; run
-// them under `node --no-opt` for the tier a fresh process's first calls
-// run in).
+// `engine-insert` (the native engine's side of an autocommit insert alone:
+// execute(), takeDelta() into a slab, ack(), one await), `kv-put` (this
+// KV's putBatch of one 4 KiB chunk alone, awaited), `layer-insert` and
+// `layer-tx` (the JS layer alone, lib/database.js and lib/persist.js over a
+// stub engine that returns at once, on this KV: an autocommit write of one
+// 4 KiB page, and a run inside a transaction; run them under `node
+// --no-opt` for the tier a fresh process's first calls run in).
 // Prints µs per call (the best round; rounds alternate between backends)
 // and the ratio to bs3-mem. Run it
 // under `--cpu-prof` to see where a call's time goes.
@@ -88,6 +90,43 @@ const CASES = {
 		timer.start();
 		for (let i = 0; i < calls; i++) engine.execute(SELECT, [1 + (i % 1000)], null, true);
 		engine.close();
+		return calls;
+	},
+	async "engine-insert"(_db, timer, backend) {
+		if (backend.id !== "native") return 0;
+		const { NativeEngine } = require("../lib/native.js");
+		const { NOTHING_PENDING } = require("../lib/engines.js");
+		const engine = new NativeEngine(require("../binding.js"));
+		engine.open(0, null);
+		engine.execute(SCHEMA, null, null, false);
+		// As lib/persist.js takes a delta: into a 64 KiB slab, a new one when
+		// it is full (the deltas here are one chunk).
+		const meta = new Float64Array(130);
+		const status = new Float64Array(3);
+		let slab = new Uint8Array(64 * 1024);
+		let at = 0;
+		timer.start();
+		for (let i = 0; i < calls; i++) {
+			engine.execute(INSERT, [i, value(i)], null, false, status);
+			if (slab.length - at < 4096) {
+				slab = new Uint8Array(64 * 1024);
+				at = 0;
+			}
+			if (engine.takeDelta(slab, at, meta) === NOTHING_PENDING) throw new Error("expected a delta");
+			at += meta[3];
+			engine.ack();
+			await null;
+		}
+		engine.close();
+		return calls;
+	},
+	async "kv-put"(_db, timer, backend) {
+		if (backend.id !== "native") return 0;
+		const kv = new BenchKv();
+		const page = new Uint8Array(4096).fill(7);
+		const key = (i) => Uint8Array.of(8, 1, 1, 0, 0, 0, (i >>> 8) & 3, i & 0xff);
+		timer.start();
+		for (let i = 0; i < calls; i++) await kv.putBatch([[key(i), page.subarray(0)]]);
 		return calls;
 	},
 };
