@@ -22,9 +22,11 @@
 // deltas off the JS thread (native) also have takePackedDelta(meta): the
 // pending delta, if it was packed there, its bytes end to end in a buffer of
 // the engine's own (no copy on this thread), `meta` filled as by takeDelta;
-// or null (then takeDelta); and packedJournal(), a promise of what journal()
+// or null (then takeDelta); packedJournal(), a promise of what journal()
 // returns, read off the JS thread, as `{ size, indices, lengths, bytes }`:
-// each chunk's index and length, and their bytes end to end.
+// each chunk's index and length, and their bytes end to end; and
+// journal(maxBytes), null (nothing read) if the journal's page images are
+// more than `maxBytes`.
 //
 // The native engine (napi-rs addon, see lib/native.js) comes first; when its binding is not
 // installed or fails to load, the WASM engine (lib/wasm/) takes over. The

@@ -16,7 +16,7 @@ const COLLECT = 1;
 const ACK_FIRST = 2;
 
 /** The addon interface this file drives: the addon's ENGINE_INTERFACE (see src/lib.rs). */
-const ENGINE_INTERFACE = 2;
+const ENGINE_INTERFACE = 3;
 
 /**
  * Throws unless `binding` is an addon this file can drive: what loaded may
@@ -162,9 +162,10 @@ class NativeEngine {
 		return this.#db.lastCallChanged();
 	}
 
-	journal() {
+	/** The journal's page images (see lib/engines.js); null if `maxBytes` is given and they are more. */
+	journal(maxBytes) {
 		this.#sendAck();
-		return this.#db.journal();
+		return this.#db.journal(maxBytes);
 	}
 
 	/** journal(), read on an engine thread and packed (see lib/engines.js). */

@@ -588,7 +588,7 @@ pub(crate) const NOTHING_PENDING: i32 = -1;
 /// package of another version), or another napi-rs package's addon, is
 /// refused, not called. Raise it, there and here, with any such change.
 #[napi]
-pub const ENGINE_INTERFACE: u32 = 2;
+pub const ENGINE_INTERFACE: u32 = 3;
 
 /// What [`NativeDatabase::take_delta`] returns when its arrays are too small.
 pub(crate) const TOO_SMALL: i32 = -2;
@@ -810,10 +810,23 @@ impl NativeDatabase {
 
     /// What a rollback journal for the pending commit must hold: `{ size,
     /// pages: [[index, bytes], ...] }`, the durable size and the durable bytes
-    /// of every chunk changed since, within that size.
-    #[napi(ts_return_type = "{ size: number; pages: [number, Uint8Array][] }")]
-    pub fn journal<'env>(&self, env: &'env Env) -> Result<Object<'env>, String> {
-        let (size, images) = self.lock().journal_images().map_err(to_js)?;
+    /// of every chunk changed since, within that size. With `maxBytes`, null
+    /// instead (nothing copied) if those bytes are more: then
+    /// `packedJournal()` makes them on an engine thread.
+    #[napi(ts_return_type = "{ size: number; pages: [number, Uint8Array][] } | null")]
+    pub fn journal<'env>(
+        &self,
+        env: &'env Env,
+        max_bytes: Option<f64>,
+    ) -> Result<Option<Object<'env>>, String> {
+        let db = self.lock();
+        if let Some(max) = max_bytes {
+            if db.journal_bytes().map_err(to_js)? as f64 > max {
+                return Ok(None);
+            }
+        }
+        let (size, images) = db.journal_images().map_err(to_js)?;
+        drop(db);
         let build = || -> Result<Object<'env>> {
             let pages = indexed_chunks(env, &images)?;
             let mut result = Object::new(env)?;
@@ -821,7 +834,7 @@ impl NativeDatabase {
             result.set("pages", pages)?;
             Ok(result)
         };
-        build().map_err(napi_err)
+        build().map(Some).map_err(napi_err)
     }
 
     /// What `journal()` returns, made on an engine thread (the images of a

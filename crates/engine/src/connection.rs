@@ -931,6 +931,16 @@ impl Database {
         ))
     }
 
+    /// How many bytes [`Database::journal_images`] would copy now, without
+    /// copying them. Fails when it would.
+    pub fn journal_bytes(&self) -> Result<usize, EngineError> {
+        let tracker = self.tracker()?;
+        let (_, images) = tracker.durable_images().ok_or_else(|| {
+            EngineError::Range("the before-images of some pages are not loaded".into())
+        })?;
+        Ok(images.iter().map(|(_, bytes)| bytes.len()).sum())
+    }
+
     /// [`Database::journal_images`], packed: the durable size, each chunk's
     /// index and length, and their bytes end to end (one buffer to hand
     /// over instead of one per chunk).

@@ -133,6 +133,10 @@ fn journal_images_are_the_records_of_sqlites_own_journal() {
     assert_ne!(out.state & AUTOCOMMIT, 0);
     let delta = db.take().unwrap().expect("the commit is pending");
     let (durable_size, images) = db.journal_images().unwrap();
+    // What journal_bytes() counts without copying is what journal_images() copies.
+    let copied: usize = images.iter().map(|(_, bytes)| bytes.len()).sum();
+    assert!(copied > 0);
+    assert_eq!(db.journal_bytes().unwrap(), copied);
     db.close().unwrap();
 
     // Same file contents after the commit (SQLite is deterministic here), so
