@@ -19,7 +19,7 @@ use crate::paging::{FileState, PageSource};
 use crate::policy;
 use crate::pos_io;
 use crate::script;
-use crate::tracker::{Chunks, Delta, Packed, Tracker, CHUNK_SIZE};
+use crate::tracker::{Chunks, Delta, Images, Packed, Tracker, CHUNK_SIZE};
 use crate::values::{bind_all, read_row, Cell, Params};
 use crate::vfs;
 
@@ -922,9 +922,7 @@ impl Database {
     /// bytes are unknown: see [`Database::unknown_images`].
     pub fn journal_images(&self) -> Result<(u64, Chunks), EngineError> {
         let tracker = self.tracker()?;
-        let (size, images) = tracker.durable_images().ok_or_else(|| {
-            EngineError::Range("the before-images of some pages are not loaded".into())
-        })?;
+        let (size, images) = loaded_images(&tracker)?;
         Ok((
             size,
             images.into_iter().map(|(i, b)| (i, b.to_vec())).collect(),
@@ -935,9 +933,7 @@ impl Database {
     /// copying them. Fails when it would.
     pub fn journal_bytes(&self) -> Result<usize, EngineError> {
         let tracker = self.tracker()?;
-        let (_, images) = tracker.durable_images().ok_or_else(|| {
-            EngineError::Range("the before-images of some pages are not loaded".into())
-        })?;
+        let (_, images) = loaded_images(&tracker)?;
         Ok(images.iter().map(|(_, bytes)| bytes.len()).sum())
     }
 
@@ -946,9 +942,7 @@ impl Database {
     /// over instead of one per chunk).
     pub fn packed_journal_images(&self) -> Result<PackedImages, EngineError> {
         let tracker = self.tracker()?;
-        let (size, images) = tracker.durable_images().ok_or_else(|| {
-            EngineError::Range("the before-images of some pages are not loaded".into())
-        })?;
+        let (size, images) = loaded_images(&tracker)?;
         let mut packed = PackedImages {
             size,
             indices: Vec::with_capacity(images.len()),
@@ -1032,6 +1026,14 @@ impl Database {
 /// client data, where rusqlite keeps the hook, before it rolls back the
 /// transaction left open as it closes, and would then call the freed hook
 /// (the heap was corrupted when a database closed inside a transaction).
+/// [`Tracker::durable_images`], or the error every journal read gives while
+/// some of those bytes are unknown (see [`Database::unknown_images`]).
+fn loaded_images(tracker: &Tracker) -> Result<Images<'_>, EngineError> {
+    tracker
+        .durable_images()
+        .ok_or_else(|| EngineError::Range("the before-images of some pages are not loaded".into()))
+}
+
 fn close_connection(mut conn: Connection) -> Result<(), rusqlite::Error> {
     conn.rollback_hook(None::<fn()>)?;
     conn.close().map_err(|(_, error)| error)
