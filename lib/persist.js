@@ -358,38 +358,29 @@ function addChunkEntries(delta, first, end, entries) {
 	}
 }
 
+/** Adds the main file's metadata entry to `entries` if `delta`'s size is not `kvSize`, the KV's. */
+function addMetaEntry(delta, kvSize, entries) {
+	if (delta.size !== kvSize) entries.push([metaKey(TAG_MAIN), encodeMeta(delta.size)]);
+}
+
 /**
- * The main file's entries for `delta` (the KV entries of its chunks, as
- * addChunkEntries adds them, then its metadata if its size is not
- * `kvSize`) as the one putBatch that writes them all, or null if there are
- * none or they take more than one call within `limits` (as planBatches
- * would split them). Every autocommit write goes through here: one array
- * of entries, no planning.
+ * The main file's entries for `delta` (its chunks', then its metadata's) as
+ * the one putBatch that writes them all, or null if there are none or they
+ * take more than one call within `limits` (as planBatches would split
+ * them). Every autocommit write goes through here: no planning.
  */
 function singleBatch(delta, kvSize, limits) {
-	const limit = chunkCount(delta.size);
-	const chunks = delta.chunks;
-	let count = delta.size === kvSize ? 0 : 1;
-	for (let i = 0; i < chunks.length; i++) if (chunks[i][0] < limit) count++;
-	if (count === 0 || count > limits.maxKeysPerCall) return null;
-	const batch = new Array(count);
-	let bytes = 0;
-	let at = 0;
-	for (let i = 0; i < chunks.length; i++) {
-		const chunk = chunks[i];
-		if (chunk[0] >= limit) continue;
-		const key = chunkKey(TAG_MAIN, chunk[0]);
-		bytes += key.length + chunk[1].length;
-		batch[at++] = [key, chunk[1]];
-	}
-	if (at < count) {
-		const key = metaKey(TAG_MAIN);
-		const value = encodeMeta(delta.size);
-		bytes += key.length + value.length;
-		batch[at] = [key, value];
-	}
+	// More chunks than one call takes: not worth building.
+	if (delta.chunks.length > limits.maxKeysPerCall) return null;
+	const batch = [];
+	addChunkEntries(delta, 0, delta.chunks.length, batch);
+	addMetaEntry(delta, kvSize, batch);
+	if (batch.length === 0 || batch.length > limits.maxKeysPerCall) return null;
 	// One entry goes alone whatever its size (see planBatches).
-	return count > 1 && bytes > limits.maxBatchBytes ? null : batch;
+	if (batch.length === 1) return batch;
+	let bytes = 0;
+	for (let i = 0; i < batch.length; i++) bytes += batch[i][0].length + batch[i][1].length;
+	return bytes > limits.maxBatchBytes ? null : batch;
 }
 
 /**
@@ -979,7 +970,7 @@ class Persistence {
 		if (delta.packed !== null) await unpack(delta);
 		const entries = [];
 		await inSteps(delta.chunks.length, (first, end) => addChunkEntries(delta, first, end, entries));
-		if (delta.size !== this.#kvSize) entries.push([metaKey(TAG_MAIN), encodeMeta(delta.size)]);
+		addMetaEntry(delta, this.#kvSize, entries);
 		return entries;
 	}
 
