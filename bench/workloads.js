@@ -65,13 +65,25 @@ async function settledRss() {
 }
 
 // Where this package's native engine keeps a database's local files: a
-// directory `rivetkit-sqlite-*` in os.tmpdir() per open database. (bench/run.js
-// gives every task its own TMPDIR, so no other process adds any there.)
+// directory per open database, inside the process's `rivetkit-sqlite-*` in
+// os.tmpdir(). (bench/run.js gives every task its own TMPDIR, so no other
+// process adds any there.)
 const TEMP_PREFIX = "rivetkit-sqlite-";
 
-/** The names of the database directories in os.tmpdir() now. */
+/** The database directories in os.tmpdir() now (paths relative to it). */
 function tempDirs() {
-	return new Set(fs.readdirSync(os.tmpdir()).filter((name) => name.startsWith(TEMP_PREFIX)));
+	const dirs = new Set();
+	for (const root of fs.readdirSync(os.tmpdir()).filter((name) => name.startsWith(TEMP_PREFIX))) {
+		let entries;
+		try {
+			entries = fs.readdirSync(path.join(os.tmpdir(), root), { withFileTypes: true });
+		} catch (error) {
+			if (error.code === "ENOENT") continue;
+			throw error;
+		}
+		for (const entry of entries) if (entry.isDirectory()) dirs.add(path.join(root, entry.name));
+	}
+	return dirs;
 }
 
 /** Allocated bytes (st_blocks × 512) of the files under `dir`, at any depth. */

@@ -7,12 +7,13 @@ import v8 from "node:v8";
 import vm from "node:vm";
 
 import { open, createMemoryKv } from "../../index.mjs";
+import { databaseDirs, processDirs } from "./local-dirs.mjs";
 
 const total = Number(process.argv[2] ?? 10_000);
 const warmup = Math.min(2000, total / 5);
 const backend = process.env.RIVETKIT_SQLITE_BACKEND || undefined;
 const tmp = process.env.TMPDIR;
-const dirs = () => fs.readdirSync(tmp).filter((name) => name.startsWith("rivetkit-sqlite-")).length;
+const dirs = () => databaseDirs(tmp).length;
 const fds = () => (fs.existsSync("/proc/self/fd") ? fs.readdirSync("/proc/self/fd").length : null);
 const gc = globalThis.Bun
 	? () => globalThis.Bun.gc(true)
@@ -40,7 +41,7 @@ const after = { fds: fds(), ...process.memoryUsage() };
 console.log(
 	JSON.stringify({
 		whileOpen,
-		leftDirs: dirs(),
+		leftDirs: processDirs(tmp).length,
 		measured: total - warmup,
 		fds: [before.fds, after.fds],
 		rssGrowth: after.rss - before.rss,

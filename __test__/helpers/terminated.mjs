@@ -4,13 +4,12 @@
 // (an orphaned query would keep an engine thread busy), and the local
 // directories left in TMPDIR by then.
 
-import fs from "node:fs";
 import { Worker, isMainThread, parentPort } from "node:worker_threads";
 import { open, createMemoryKv } from "../../index.mjs";
+import { databaseDirs, processDirs } from "./local-dirs.mjs";
 
 const WORKERS = 4;
 const RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
-const directories = () => fs.readdirSync(process.env.TMPDIR).filter((name) => name.startsWith("rivetkit-sqlite-")).length;
 
 if (isMainThread) {
 	const workers = [];
@@ -22,7 +21,7 @@ if (isMainThread) {
 		});
 		workers.push(worker);
 	}
-	const whileOpen = directories();
+	const whileOpen = databaseDirs(process.env.TMPDIR).length;
 	// The queries are under way (on engine threads, natively).
 	await new Promise((resolve) => setTimeout(resolve, 300));
 	await Promise.all(workers.map((worker) => worker.terminate()));
@@ -31,7 +30,7 @@ if (isMainThread) {
 	const cpu = process.cpuUsage();
 	await new Promise((resolve) => setTimeout(resolve, 1000));
 	const used = process.cpuUsage(cpu);
-	console.log(JSON.stringify({ whileOpen, cpuMs: (used.user + used.system) / 1000, left: directories() }));
+	console.log(JSON.stringify({ whileOpen, cpuMs: (used.user + used.system) / 1000, left: processDirs(process.env.TMPDIR).length }));
 } else {
 	// Kept referenced: open until the worker ends.
 	globalThis.idle = [];

@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
-use tempfile::TempDir;
 
 use crate::control::{Control, Stop, PROGRESS_OPS};
 use crate::errors::EngineError;
 use crate::paging::{FileState, PageSource};
 use crate::policy;
 use crate::pos_io;
+use crate::scratch::LocalDir;
 use crate::script;
 use crate::tracker::{Chunks, Delta, Images, Packed, Tracker, CHUNK_SIZE};
 use crate::values::{bind_all, read_row, Cell, Params};
@@ -147,7 +147,7 @@ pub struct Database {
     /// a restore): the next call connects it again.
     file: Option<Arc<FileState>>,
     path: String,
-    dir: Option<TempDir>,
+    dir: Option<LocalDir>,
     /// The tracker's seal count when the last call started.
     seals_at_call: u64,
     /// Whether a statement that writes ran to its end in the current call.
@@ -171,12 +171,10 @@ pub struct Database {
 impl Database {
     /// A new, empty local database in a fresh temporary directory.
     pub fn new() -> Result<Self, EngineError> {
-        let dir = tempfile::Builder::new()
-            .prefix("rivetkit-sqlite-")
-            .tempdir()?;
-        // SQLite resolves the path it is given; use the resolved form so the
-        // VFS shim recognises the file it is asked to open.
-        let path = std::fs::canonicalize(dir.path())?.join("db");
+        // The path is canonical, as SQLite resolves the path it is given, so
+        // that the VFS shim recognises the file it is asked to open.
+        let dir = LocalDir::new()?;
+        let path = dir.path().join("db");
         File::create(&path)?;
         let path = path
             .into_os_string()

@@ -8,7 +8,8 @@
 //! interrupt of a call), `pool` (the engine threads), `script` (statement
 //! boundaries, and which statements may run long), `policy` (what SQL may
 //! do), `values` (parameters and cells), `errors`, `pos_io` (positional file
-//! I/O on Unix and Windows).
+//! I/O on Unix and Windows), `scratch` (the local directories, and those
+//! of processes that died).
 
 #![deny(clippy::all)]
 
@@ -19,6 +20,7 @@ pub mod paging;
 pub mod policy;
 pub mod pool;
 pub mod pos_io;
+pub mod scratch;
 pub mod script;
 pub mod tracker;
 pub mod values;

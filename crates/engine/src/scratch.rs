@@ -1,0 +1,270 @@
+//! Where databases keep their local files, and what a process that died
+//! left there.
+//!
+//! A process keeps one directory of its own in the OS temporary directory,
+//! `rivetkit-sqlite-XXXXXX`, private to its user (0700 on Unix), and each
+//! database a directory inside it. Each database's directory is removed when
+//! it closes, and the process's directory with the last of them.
+//!
+//! A process killed with databases open (SIGKILL, the OOM killer, a crash)
+//! removes nothing: its databases' pages would stay on the disk (or, on a
+//! tmpfs, in memory) for good. So the process's directory holds a lock file,
+//! locked (`File::lock`: `flock` on Unix, `LockFileEx` on Windows) for as long
+//! as the directory is in use, and written to once locked. The OS releases
+//! the lock when its holder dies, however it dies. The first database of a
+//! process sweeps, on a thread of its own, the directories of that name
+//! whose lock it can take and that were written to: their owner is gone.
+//! A lock file still empty belongs to a process between creating it and
+//! locking it, and is left alone; so is anything without a lock file, or
+//! not a directory, or (on Unix) another user's.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Once, Weak};
+
+use tempfile::TempDir;
+
+/// Prefix of a process's directory in the OS temporary directory.
+const PREFIX: &str = "rivetkit-sqlite-";
+/// The lock file in a process's directory.
+const LOCK: &str = "owner.lock";
+
+/// A process's directory. Dropped with the last database that uses it.
+struct ProcessDir {
+    path: PathBuf,
+    lock: Option<File>,
+}
+
+/// The process's directory while a database uses it.
+static CURRENT: Mutex<Weak<ProcessDir>> = Mutex::new(Weak::new());
+static SWEEP: Once = Once::new();
+
+/// A database's directory: removed on [`LocalDir::close`] or drop.
+pub struct LocalDir {
+    // Field order matters for Drop: the database's directory goes before
+    // the process's directory that holds it.
+    dir: TempDir,
+    _process: Arc<ProcessDir>,
+}
+
+impl LocalDir {
+    /// A new, empty directory for one database.
+    pub fn new() -> io::Result<Self> {
+        let process = process_dir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("db-")
+            .tempdir_in(&process.path)?;
+        Ok(LocalDir {
+            dir,
+            _process: process,
+        })
+    }
+
+    /// The directory's path: canonical, as SQLite resolves the paths it opens.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Removes the directory and what it holds.
+    pub fn close(self) -> io::Result<()> {
+        self.dir.close()
+    }
+}
+
+/// The process's directory, created if no database uses one now.
+fn process_dir() -> io::Result<Arc<ProcessDir>> {
+    let mut current = CURRENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(dir) = current.upgrade() {
+        return Ok(dir);
+    }
+    let dir = Arc::new(ProcessDir::create()?);
+    *current = Arc::downgrade(&dir);
+    let (parent, own) = (std::env::temp_dir(), dir.path.clone());
+    SWEEP.call_once(|| {
+        // Best effort, off the caller's thread: a failure to sweep (or to
+        // start the thread) leaves what was there before.
+        let _ = std::thread::Builder::new()
+            .name("rivetkit-sqlite-sweep".into())
+            .spawn(move || sweep(&parent, &own));
+    });
+    Ok(dir)
+}
+
+impl ProcessDir {
+    fn create() -> io::Result<Self> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(PREFIX);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o700));
+        }
+        let dir = builder.tempdir()?;
+        // Canonical, so the paths of the databases inside are too.
+        let path = fs::canonicalize(dir.path())?;
+        let mut lock = File::create(path.join(LOCK))?;
+        lock.lock()?;
+        // Written once locked: a sweeper that takes the lock of a file with
+        // something in it knows the owner is gone.
+        lock.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        // From here on the lock, not the TempDir, decides when it goes.
+        let _ = dir.keep();
+        Ok(ProcessDir {
+            path,
+            lock: Some(lock),
+        })
+    }
+}
+
+impl Drop for ProcessDir {
+    fn drop(&mut self) {
+        // The lock goes first (Windows removes no open file); a sweeper that
+        // takes it in between removes the directory too, which is as well.
+        drop(self.lock.take());
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Removes the directories in `parent` left by processes that are gone
+/// (see the module's documentation); `own` is this process's.
+fn sweep(parent: &Path, own: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    #[cfg(unix)]
+    let uid = {
+        use std::os::unix::fs::MetadataExt;
+        match fs::metadata(own) {
+            Ok(meta) => meta.uid(),
+            Err(_) => return,
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(PREFIX));
+        if !ours || fs::canonicalize(&path).is_ok_and(|path| path == own) {
+            continue;
+        }
+        // The entry itself, not what a symbolic link points to.
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() {
+            continue;
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if meta.uid() != uid {
+                continue;
+            }
+        }
+        if owner_gone(&path) {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// Whether the process that made the directory `dir` is gone: its lock file
+/// was written to, and its lock can be taken.
+fn owner_gone(dir: &Path) -> bool {
+    let Ok(lock) = OpenOptions::new().read(true).open(dir.join(LOCK)) else {
+        return false;
+    };
+    if lock.try_lock().is_err() {
+        return false;
+    }
+    lock.metadata().is_ok_and(|meta| meta.len() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory in `parent` as a process would leave it: its lock file
+    /// holding `lock` (None: no lock file), and a database's file.
+    fn process_dir(parent: &Path, name: &str, lock: Option<&[u8]>) -> PathBuf {
+        let dir = parent.join(name);
+        fs::create_dir_all(dir.join("db-x")).unwrap();
+        fs::write(dir.join("db-x").join("db"), b"pages").unwrap();
+        if let Some(bytes) = lock {
+            fs::write(dir.join(LOCK), bytes).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn sweep_removes_only_what_dead_processes_left() {
+        let parent = tempfile::tempdir().unwrap();
+        let parent = fs::canonicalize(parent.path()).unwrap();
+        let own = process_dir(&parent, "rivetkit-sqlite-own", Some(b"1\n"));
+        let dead = process_dir(&parent, "rivetkit-sqlite-dead", Some(b"1\n"));
+        let creating = process_dir(&parent, "rivetkit-sqlite-creating", Some(b""));
+        let unlocked = process_dir(&parent, "rivetkit-sqlite-nolock", None);
+        let other = process_dir(&parent, "other-dead", Some(b"1\n"));
+        let live = process_dir(&parent, "rivetkit-sqlite-live", Some(b"1\n"));
+        // Held through another open file, as another process holds it.
+        let held = File::open(live.join(LOCK)).unwrap();
+        held.lock().unwrap();
+        let file = parent.join("rivetkit-sqlite-file");
+        fs::write(&file, b"not a directory").unwrap();
+
+        sweep(&parent, &own);
+
+        assert!(!dead.exists(), "a dead process's directory is removed");
+        for kept in [&own, &creating, &unlocked, &other, &live, &file] {
+            assert!(kept.exists(), "{} is kept", kept.display());
+        }
+        assert!(own.join("db-x").join("db").exists());
+        drop(held);
+        sweep(&parent, &own);
+        assert!(!live.exists(), "removed once its owner is gone");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn sweep_does_not_follow_symbolic_links() {
+        let parent = tempfile::tempdir().unwrap();
+        let parent = fs::canonicalize(parent.path()).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let target = process_dir(elsewhere.path(), "target", Some(b"1\n"));
+        let own = process_dir(&parent, "rivetkit-sqlite-own", Some(b"1\n"));
+        let link = parent.join("rivetkit-sqlite-link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+
+        sweep(&parent, &own);
+
+        assert!(
+            target.join("db-x").join("db").exists(),
+            "what the link points to is kept"
+        );
+        assert!(fs::symlink_metadata(&link).is_ok());
+    }
+
+    #[test]
+    fn the_process_directory_goes_with_its_last_database() {
+        let first = LocalDir::new().unwrap();
+        let second = LocalDir::new().unwrap();
+        let process = first.path().parent().unwrap().to_path_buf();
+        assert_eq!(second.path().parent().unwrap(), process);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&process).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let lock = File::open(process.join(LOCK)).unwrap();
+        assert!(lock.try_lock().is_err(), "its lock is held");
+        drop(lock);
+        first.close().unwrap();
+        assert!(process.exists());
+        second.close().unwrap();
+        assert!(!process.exists());
+    }
+}
