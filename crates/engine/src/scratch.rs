@@ -16,7 +16,8 @@
 //! whose lock it can take and that were written to: their owner is gone.
 //! A lock file still empty belongs to a process between creating it and
 //! locking it, and is left alone; so is anything without a lock file, or
-//! not a directory, or (on Unix) another user's.
+//! not a directory, or (on Unix) another user's. The lock file is removed
+//! last, so that what a removal cut short leaves is swept in turn.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -124,8 +125,29 @@ impl Drop for ProcessDir {
         // The lock goes first (Windows removes no open file); a sweeper that
         // takes it in between removes the directory too, which is as well.
         drop(self.lock.take());
-        let _ = fs::remove_dir_all(&self.path);
+        remove(&self.path);
     }
+}
+
+/// Removes a process's directory `dir`, its lock file last: a process that
+/// dies meanwhile leaves what is left to the next sweep, which needs the
+/// lock file to know it may.
+fn remove(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name() == LOCK {
+                continue;
+            }
+            // The entry itself, not what a symbolic link points to.
+            let path = entry.path();
+            let _ = match entry.file_type() {
+                Ok(kind) if kind.is_dir() => fs::remove_dir_all(&path),
+                _ => fs::remove_file(&path),
+            };
+        }
+    }
+    let _ = fs::remove_file(dir.join(LOCK));
+    let _ = fs::remove_dir(dir);
 }
 
 /// Removes the directories in `parent` left by processes that are gone
@@ -166,7 +188,7 @@ fn sweep(parent: &Path, own: &Path) {
             }
         }
         if owner_gone(&path) {
-            let _ = fs::remove_dir_all(&path);
+            remove(&path);
         }
     }
 }
@@ -212,12 +234,17 @@ mod tests {
         // Held through another open file, as another process holds it.
         let held = File::open(live.join(LOCK)).unwrap();
         held.lock().unwrap();
+        // As a sweep that was cut short leaves it: the lock file, nothing else.
+        let emptied = parent.join("rivetkit-sqlite-emptied");
+        fs::create_dir(&emptied).unwrap();
+        fs::write(emptied.join(LOCK), b"1\n").unwrap();
         let file = parent.join("rivetkit-sqlite-file");
         fs::write(&file, b"not a directory").unwrap();
 
         sweep(&parent, &own);
 
         assert!(!dead.exists(), "a dead process's directory is removed");
+        assert!(!emptied.exists(), "and one whose removal was cut short");
         for kept in [&own, &creating, &unlocked, &other, &live, &file] {
             assert!(kept.exists(), "{} is kept", kept.display());
         }
