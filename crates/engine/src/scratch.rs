@@ -107,10 +107,14 @@ impl ProcessDir {
         // Canonical, so the paths of the databases inside are too.
         let path = fs::canonicalize(dir.path())?;
         let mut lock = File::create(path.join(LOCK))?;
-        lock.lock()?;
         // Written once locked: a sweeper that takes the lock of a file with
-        // something in it knows the owner is gone.
-        lock.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        // something in it knows the owner is gone. Where the file system
+        // cannot lock (some network or FUSE file systems), the file stays
+        // empty: sweepers leave the directory alone, and only this process
+        // removes it.
+        if lock.lock().is_ok() {
+            lock.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        }
         // From here on the lock, not the TempDir, decides when it goes.
         let _ = dir.keep();
         Ok(ProcessDir {
