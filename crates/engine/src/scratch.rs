@@ -109,11 +109,11 @@ impl ProcessDir {
         let mut lock = File::create(path.join(LOCK))?;
         // Written once locked: a sweeper that takes the lock of a file with
         // something in it knows the owner is gone. Where the file system
-        // cannot lock (some network or FUSE file systems), the file stays
-        // empty: sweepers leave the directory alone, and only this process
-        // removes it.
+        // cannot lock (some network or FUSE file systems), or the write
+        // fails (a full disk), the file stays empty: sweepers leave the
+        // directory alone, and only this process removes it.
         if lock.lock().is_ok() {
-            lock.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+            let _ = lock.write_all(format!("{}\n", std::process::id()).as_bytes());
         }
         // From here on the lock, not the TempDir, decides when it goes.
         let _ = dir.keep();
