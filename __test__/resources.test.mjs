@@ -52,8 +52,8 @@ describe("resource hygiene", () => {
 		const { before, open: opened, after } = JSON.parse(child.stdout.trim().split("\n").at(-1));
 		const each = BACKEND === "wasm" ? 0 : 2;
 		assert.ok(opened - before >= 20 * each && opened - before <= 20 * each + 2, `20 open databases: ${before} → ${opened} descriptors`);
-		// The last database may not be collected yet: its two, and the lock of
-		// the process's directory (see "a process killed …"), may remain.
+		// The lock of the process's directory stays (see "a process killed …"),
+		// and the last database may not be collected yet (its two).
 		assert.ok(after <= before + 3, `after the GC and an event-loop turn: ${before} → ${after} descriptors`);
 	});
 

@@ -15,7 +15,8 @@
 //! when the process is killed, and the next open reads what the KV holds.
 //! It also lets go of the JS values the databases' functions keep (see
 //! `Calls::release`): napi-rs's own hook, which runs after this one, leaves
-//! the references that remain undeleted.
+//! the references that remain undeleted; and of the thread's hold on the
+//! process's directory for local files (see `scratch` in the engine).
 
 use std::cell::RefCell;
 use std::rc;
@@ -26,6 +27,7 @@ use napi::bindgen_prelude::*;
 use rivetkit_sqlite_engine::connection::Database;
 use rivetkit_sqlite_engine::control::Control;
 use rivetkit_sqlite_engine::pool;
+use rivetkit_sqlite_engine::scratch;
 
 use crate::calls::Calls;
 
@@ -50,6 +52,9 @@ struct Registry {
     calls: Vec<rc::Weak<Calls>>,
     /// As `prune_at`, for `calls`.
     prune_calls_at: usize,
+    /// Keeps the process's directory for the local files until this
+    /// thread's environment goes away (see scratch.rs in the engine).
+    directory: Option<scratch::Hold>,
 }
 
 thread_local! {
@@ -69,6 +74,9 @@ pub fn register(
         let registry = &mut *registry.borrow_mut();
         if registry.opened.is_none() {
             env.add_env_cleanup_hook((), |()| teardown())?;
+        }
+        if registry.directory.is_none() {
+            registry.directory = scratch::hold();
         }
         let opened = registry.opened.get_or_insert_with(Vec::new);
         let entry = Opened {
@@ -111,9 +119,15 @@ fn push_pruned<T>(list: &mut Vec<T>, prune_at: &mut usize, entry: T, live: impl 
 /// The environment of this thread goes away: stops its databases' calls and
 /// closes them.
 fn teardown() {
-    let (opened, calls) = REGISTRY.with(|registry| {
+    // The directory goes (if nothing else holds it) once the databases
+    // closed here are: at the end of this function.
+    let (opened, calls, _directory) = REGISTRY.with(|registry| {
         let registry = &mut *registry.borrow_mut();
-        (registry.opened.take(), std::mem::take(&mut registry.calls))
+        (
+            registry.opened.take(),
+            std::mem::take(&mut registry.calls),
+            registry.directory.take(),
+        )
     });
     for entry in calls {
         if let Some(calls) = entry.upgrade() {

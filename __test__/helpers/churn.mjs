@@ -7,7 +7,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 
 import { open, createMemoryKv } from "../../index.mjs";
-import { databaseDirs, processDirs } from "./local-dirs.mjs";
+import { databaseDirs } from "./local-dirs.mjs";
 
 const total = Number(process.argv[2] ?? 10_000);
 const warmup = Math.min(2000, total / 5);
@@ -41,7 +41,7 @@ const after = { fds: fds(), ...process.memoryUsage() };
 console.log(
 	JSON.stringify({
 		whileOpen,
-		leftDirs: processDirs(tmp).length,
+		leftDirs: dirs(),
 		measured: total - warmup,
 		fds: [before.fds, after.fds],
 		rssGrowth: after.rss - before.rss,

@@ -4,7 +4,11 @@
 //! A process keeps one directory of its own in the OS temporary directory,
 //! `rivetkit-sqlite-XXXXXX`, private to its user (0700 on Unix), and each
 //! database a directory inside it. Each database's directory is removed when
-//! it closes, and the process's directory with the last of them.
+//! it closes, and the process's directory once no database and no [`Hold`]
+//! keeps it: the binding holds it for each JS thread that opened a
+//! database, until that thread's environment goes away, so that a process
+//! opening and closing one database at a time does not make and remove it
+//! each time (which doubled the cost of an open and close).
 //!
 //! A process killed with databases open (SIGKILL, the OOM killer, a crash)
 //! removes nothing: its databases' pages would stay on the disk (or, on a
@@ -71,6 +75,20 @@ impl LocalDir {
     pub fn close(self) -> io::Result<()> {
         self.dir.close()
     }
+}
+
+/// Keeps the process's directory while it lives (see the module's
+/// documentation).
+pub struct Hold {
+    _dir: Arc<ProcessDir>,
+}
+
+/// A [`Hold`] of the process's directory, if it has one now.
+pub fn hold() -> Option<Hold> {
+    let current = CURRENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    current.upgrade().map(|dir| Hold { _dir: dir })
 }
 
 /// The process's directory, created if no database uses one now.
@@ -279,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn the_process_directory_goes_with_its_last_database() {
+    fn the_process_directory_goes_with_its_last_database_or_hold() {
         let first = LocalDir::new().unwrap();
         let second = LocalDir::new().unwrap();
         let process = first.path().parent().unwrap().to_path_buf();
@@ -293,9 +311,15 @@ mod tests {
         let lock = File::open(process.join(LOCK)).unwrap();
         assert!(lock.try_lock().is_err(), "its lock is held");
         drop(lock);
+        let held = hold().unwrap();
         first.close().unwrap();
         assert!(process.exists());
         second.close().unwrap();
+        assert!(process.exists(), "kept by its hold");
+        let third = LocalDir::new().unwrap();
+        assert_eq!(third.path().parent().unwrap(), process);
+        third.close().unwrap();
+        drop(held);
         assert!(!process.exists());
     }
 }
