@@ -11,7 +11,7 @@ import { Worker } from "node:worker_threads";
 import { createMemoryKv } from "../index.mjs";
 import { BACKEND, open, rows } from "./helpers/db.mjs";
 import { PRLIMIT, runUnderFileLimit } from "./helpers/file-limit.mjs";
-import { databaseDirs, processDirs } from "./helpers/local-dirs.mjs";
+import { databaseFiles, processDirs } from "./helpers/local-files.mjs";
 
 // A private temporary directory, so other processes' databases do not count.
 const privateTmp = fs.mkdtempSync(path.join(os.tmpdir(), "sqlite-vfs-resources-"));
@@ -19,7 +19,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 describe("resource hygiene", () => {
 	after(() => fs.rmSync(privateTmp, { recursive: true, force: true }));
 
-	test("opening and closing 10,000 databases leaves no directories, descriptors or growing memory", () => {
+	test("opening and closing 10,000 databases leaves no local files, descriptors or growing memory", () => {
 		const tmp = fs.mkdtempSync(path.join(privateTmp, "churn-"));
 		const child = spawnSync(process.execPath, [path.join(here, "helpers", "churn.mjs"), "10000"], {
 			encoding: "utf8",
@@ -27,8 +27,8 @@ describe("resource hygiene", () => {
 		});
 		assert.equal(child.status, 0, child.stderr);
 		const report = JSON.parse(child.stdout.trim().split("\n").at(-1));
-		if (BACKEND !== "wasm") assert.equal(report.whileOpen, 1, "an open database has its directory in TMPDIR");
-		assert.equal(report.leftDirs, 0, "temporary directories left behind");
+		if (BACKEND !== "wasm") assert.equal(report.whileOpen, 1, "an open database has its file in TMPDIR");
+		assert.equal(report.leftDirs, 0, "local files left behind");
 		const [fdsBefore, fdsAfter] = report.fds;
 		if (fdsBefore !== null) assert.ok(fdsAfter <= fdsBefore + 2, `file descriptors: ${fdsBefore} → ${fdsAfter}`);
 		// A database that leaked its connection, page cache and file would cost
@@ -83,27 +83,71 @@ describe("resource hygiene", () => {
 		assert.equal(fs.existsSync(missing), false);
 	});
 
-	test("databases never closed are removed when the process exits normally", () => {
+	test("close() removes a database's local files, small or large, and the next open works", () => {
 		const script = `
 			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
+			const fs = require("fs");
+			const tmp = process.env.TMPDIR;
+			const files = () => fs.readdirSync(tmp).filter((n) => n.startsWith("rivetkit-sqlite-"))
+				.flatMap((n) => fs.readdirSync(tmp + "/" + n).filter((d) => d.startsWith("db-")));
 			(async () => {
-				for (let i = 0; i < 5; i++) {
-					const db = await open("leak-" + i, createMemoryKv(), { backend: ${JSON.stringify(BACKEND)} });
+				const report = [];
+				// Small files are removed on the JS thread, large ones (over 1 MiB) on an engine thread.
+				for (const mib of [0, 4]) {
+					const kv = createMemoryKv();
+					const db = await open("db", kv, { backend: ${JSON.stringify(BACKEND)} });
 					await db.exec("CREATE TABLE t(v)");
+					if (mib > 0) await db.run("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) INSERT INTO t SELECT randomblob(65536) FROM n", [mib * 16]);
+					const whileOpen = files().length;
+					await db.close();
+					const again = await open("db", kv, { backend: ${JSON.stringify(BACKEND)} });
+					const rows = (await again.query("SELECT count(*) FROM t")).rows[0][0];
+					await again.close();
+					report.push({ mib, whileOpen, afterClose: files().length, rows });
 				}
-				const fs = require("fs");
-				const tmp = process.env.TMPDIR;
-				const roots = fs.readdirSync(tmp).filter((n) => n.startsWith("rivetkit-sqlite-"));
-				console.log(JSON.stringify(roots.flatMap((n) => fs.readdirSync(tmp + "/" + n).filter((d) => d.startsWith("db-")))));
+				console.log(JSON.stringify(report));
 			})();
 		`;
-		const tmp = fs.mkdtempSync(path.join(privateTmp, "exit-"));
+		const tmp = fs.mkdtempSync(path.join(privateTmp, "close-"));
 		const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", env: { ...process.env, TMPDIR: tmp } });
 		assert.equal(child.status, 0, child.stderr);
-		const created = JSON.parse(child.stdout.trim().split("\n").at(-1));
-		if (BACKEND !== "wasm") assert.equal(created.length, 5, "the child created its directories");
-		assert.deepEqual(fs.readdirSync(tmp), [], "directories left behind");
+		const report = JSON.parse(child.stdout.trim().split("\n").at(-1));
+		const native = BACKEND !== "wasm";
+		assert.deepEqual(report, [
+			{ mib: 0, whileOpen: native ? 1 : 0, afterClose: 0, rows: 0 },
+			{ mib: 4, whileOpen: native ? 1 : 0, afterClose: 0, rows: 64 },
+		]);
+		assert.deepEqual(fs.readdirSync(tmp), [], "files left after exit");
 	});
+
+	// process.exit() runs no native cleanup: lib/open.js removes the files.
+	for (const ending of ["its end", "process.exit()", "process.exit() with every database closed"]) {
+		test(`databases never closed are removed when the process exits normally (${ending})`, () => {
+			const script = `
+				const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
+				(async () => {
+					const dbs = [];
+					for (let i = 0; i < 5; i++) {
+						const db = await open("leak-" + i, createMemoryKv(), { backend: ${JSON.stringify(BACKEND)} });
+						await db.exec("CREATE TABLE t(v)");
+						dbs.push(db);
+					}
+					const fs = require("fs");
+					const tmp = process.env.TMPDIR;
+					const roots = fs.readdirSync(tmp).filter((n) => n.startsWith("rivetkit-sqlite-"));
+					console.log(JSON.stringify(roots.flatMap((n) => fs.readdirSync(tmp + "/" + n).filter((d) => d.startsWith("db-")))));
+					if (${JSON.stringify(ending.includes("closed"))}) for (const db of dbs) await db.close();
+					if (${JSON.stringify(ending.startsWith("process.exit"))}) process.exit(0);
+				})();
+			`;
+			const tmp = fs.mkdtempSync(path.join(privateTmp, "exit-"));
+			const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", env: { ...process.env, TMPDIR: tmp } });
+			assert.equal(child.status, 0, child.stderr);
+			const created = JSON.parse(child.stdout.trim().split("\n").at(-1));
+			if (BACKEND !== "wasm") assert.equal(created.length, 5, "the child created its databases' files");
+			assert.deepEqual(fs.readdirSync(tmp), [], "files left behind");
+		});
+	}
 
 	test("a process killed with databases open leaves private files, which the next process removes, sparing those of live processes", async () => {
 		const tmp = fs.mkdtempSync(path.join(privateTmp, "killed-"));
@@ -116,7 +160,7 @@ describe("resource hygiene", () => {
 		const dead = processDirs(tmp);
 		if (BACKEND !== "wasm") {
 			assert.equal(dead.length, 1, "the killed process's directory is left");
-			assert.equal(databaseDirs(tmp).length, 3, "with its three databases' directories");
+			assert.equal(databaseFiles(tmp).length, 3, "with its three databases' files");
 			if (process.platform !== "win32") {
 				// Only its user may reach the databases' pages.
 				assert.equal(fs.statSync(dead[0]).mode & 0o777, 0o700);
@@ -159,7 +203,7 @@ describe("resource hygiene", () => {
 		});
 		assert.equal(child.status, 0, child.stderr);
 		const { whileOpen, cpuMs, left } = JSON.parse(child.stdout.trim().split("\n").at(-1));
-		if (BACKEND !== "wasm") assert.equal(whileOpen, 16, "four workers' databases had their directories");
+		if (BACKEND !== "wasm") assert.equal(whileOpen, 16, "four workers' databases had their files");
 		// Four runaway queries left running would use the machine's every core.
 		assert.ok(cpuMs < 500, `${cpuMs} ms of CPU in the second after the workers ended`);
 		assert.equal(left, 0, "directories left behind");

@@ -64,60 +64,46 @@ async function settledRss() {
 	return process.memoryUsage().rss;
 }
 
-// Where this package's native engine keeps a database's local files: a
-// directory per open database, inside the process's `rivetkit-sqlite-*` in
-// os.tmpdir(). (bench/run.js gives every task its own TMPDIR, so no other
-// process adds any there.)
+// Where this package's native engine keeps a database's local files: a file
+// `db-*` per open database (and its journal, `db-*-journal`, at times), in
+// the process's directory `rivetkit-sqlite-*` in os.tmpdir(). (bench/run.js
+// gives every task its own TMPDIR, so no other process adds any there.)
 const TEMP_PREFIX = "rivetkit-sqlite-";
 
-/** The database directories in os.tmpdir() now (paths relative to it). */
-function tempDirs() {
-	const dirs = new Set();
+/** The database files in os.tmpdir() now (paths relative to it), journals included. */
+function tempFiles() {
+	const files = new Set();
 	for (const root of fs.readdirSync(os.tmpdir()).filter((name) => name.startsWith(TEMP_PREFIX))) {
-		let entries;
+		let names;
 		try {
-			entries = fs.readdirSync(path.join(os.tmpdir(), root), { withFileTypes: true });
+			names = fs.readdirSync(path.join(os.tmpdir(), root));
 		} catch (error) {
 			if (error.code === "ENOENT") continue;
 			throw error;
 		}
-		for (const entry of entries) if (entry.isDirectory()) dirs.add(path.join(root, entry.name));
+		for (const name of names) if (name.startsWith("db-")) files.add(path.join(root, name));
 	}
-	return dirs;
+	return files;
 }
 
-/** Allocated bytes (st_blocks × 512) of the files under `dir`, at any depth. */
-function allocatedBytes(dir) {
-	let total = 0;
-	let entries;
+/** Allocated bytes (st_blocks × 512) of `file` (0 if it is gone). */
+function allocatedBytes(file) {
 	try {
-		entries = fs.readdirSync(dir, { withFileTypes: true });
+		return fs.lstatSync(file).blocks * 512;
 	} catch (error) {
 		if (error.code === "ENOENT") return 0;
 		throw error;
 	}
-	for (const entry of entries) {
-		const full = path.join(dir, entry.name);
-		if (entry.isDirectory()) total += allocatedBytes(full);
-		else {
-			try {
-				total += fs.lstatSync(full).blocks * 512;
-			} catch (error) {
-				if (error.code !== "ENOENT") throw error;
-			}
-		}
-	}
-	return total;
 }
 
 /**
- * Local disk used by the databases opened since `before` (a tempDirs()
- * snapshot): allocated bytes of the files in the database directories that
- * appeared in os.tmpdir() since. A backend that keeps no local files uses 0.
+ * Local disk used by the databases opened since `before` (a tempFiles()
+ * snapshot): allocated bytes of the database files that appeared in
+ * os.tmpdir() since. A backend that keeps no local files uses 0.
  */
 function localDiskBytes(before) {
 	let total = 0;
-	for (const name of tempDirs()) if (!before.has(name)) total += allocatedBytes(path.join(os.tmpdir(), name));
+	for (const name of tempFiles()) if (!before.has(name)) total += allocatedBytes(path.join(os.tmpdir(), name));
 	return total;
 }
 
@@ -361,7 +347,7 @@ const WORKLOADS = {
 		const count = ctx.params.databases;
 		const kvs = Array.from({ length: count }, () => ctx.imageKv(ctx.params.image));
 		for (let n = 0; n < count; n++) await ctx.backend.materialize(`m${n}`, kvs[n]);
-		const dirsBefore = tempDirs();
+		const filesBefore = tempFiles();
 		const rssBefore = await settledRss();
 		const start = now();
 		const dbs = [];
@@ -373,13 +359,23 @@ const WORKLOADS = {
 		}
 		const ms = now() - start;
 		const rssAfter = await settledRss();
-		const disk = localDiskBytes(dirsBefore);
+		const disk = localDiskBytes(filesBefore);
 		for (const db of dbs) await db.close();
+		// Then one at a time, as a process that opens a database per task
+		// does: open, query, close.
+		const alone = now();
+		for (let n = 0; n < count; n++) {
+			const db = await ctx.backend.open(`m${n}`, kvs[n]);
+			await db.query(SELECT, [1]);
+			await db.close();
+		}
+		const aloneMs = now() - alone;
 		let violations = 0;
 		for (const kv of kvs) violations += kv.counters().violations;
 		return {
 			rssPerDbKiB: (rssAfter - rssBefore) / count / 1024,
 			openMsPerDb: ms / count,
+			openCloseMsPerDb: aloneMs / count,
 			localDiskPerDbKiB: ctx.usesKv ? disk / count / 1024 : null,
 			violations: ctx.usesKv ? violations : 0,
 		};
@@ -415,7 +411,7 @@ WORKLOADS.L = async function L(ctx) {
 	const { mode, imageRows, imageBytes, payloadBytes, budgetMs } = ctx.params;
 	const kv = await ctx.imageKv(ctx.params.image);
 	await ctx.backend.materialize("l", kv);
-	const dirsBefore = tempDirs();
+	const filesBefore = tempFiles();
 	await settledRss(); // leave no garbage from loading the image to collect while timed
 	const id = Math.ceil(imageRows / 2);
 	const before = kv.counters();
@@ -429,7 +425,7 @@ WORKLOADS.L = async function L(ctx) {
 	if (done === null) return { skipped: `not done within ${budgetMs / 1000} s, abandoned` };
 	const ms = now() - start;
 	const spent = diffCounters(kv.counters(), before);
-	const disk = localDiskBytes(dirsBefore);
+	const disk = localDiskBytes(filesBefore);
 	const { db, rows } = done;
 	if (mode === "point") {
 		const row = rows[0];
@@ -635,6 +631,7 @@ const FIGURES = {
 	M: [
 		["rssPerDbKiB", "M RSS per open database", "KiB", "lower"],
 		["openMsPerDb", "M open + query per database", "ms", "lower"],
+		["openCloseMsPerDb", "M open + query + close, one at a time", "ms", "lower"],
 		["localDiskPerDbKiB", "M local disk per open database", "KiB", "lower"],
 	],
 	// L's rows are "L point <image>" and "L scan <image>": the figures with a

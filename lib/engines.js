@@ -15,8 +15,10 @@
 // delta into the caller's arrays: see persist.js; returns the number of
 // chunks, NOTHING_PENDING or TOO_SMALL), journal(), ack(), restore(),
 // export() (the file's bytes, or a promise of them: native reads the file on
-// an engine thread), close() (or a promise of it: native closes on an engine
-// thread), and the `backend` property. Engines that
+// an engine thread), close() (or a promise of it: native closes at once when
+// its local files are small, else on an engine thread), and the `backend`
+// property; engines with local files (native) also have `localPath`, the
+// main file's path (see the exit cleanup in open.js). Engines that
 // page lazily (native: `pagesLazily`) also have unknownImages(),
 // provideImages(indices, chunks) and remoteChunks(). Engines that seal large
 // deltas off the JS thread (native) also have takePackedDelta(meta): the

@@ -15,8 +15,14 @@
 const COLLECT = 1;
 const ACK_FIRST = 2;
 
+// Local files of at most this many bytes on disk are removed on the JS
+// thread when the database closes: removing them takes less than a round
+// trip to an engine thread (about 45 µs a MiB on ext4, against 90 µs or
+// more); a larger file (64 MB took 40 ms) is removed on an engine thread.
+const CLOSE_INLINE_BYTES = 1024 * 1024;
+
 /** The addon interface this file drives: the addon's ENGINE_INTERFACE (see src/lib.rs). */
-const ENGINE_INTERFACE = 3;
+const ENGINE_INTERFACE = 4;
 
 /**
  * Throws unless `binding` is an addon this file can drive: what loaded may
@@ -57,8 +63,9 @@ class NativeEngine {
 		return true;
 	}
 
-	get directory() {
-		return this.#db.directory;
+	/** The local file's path (null once closed); SQLite's journal, if any, is beside it with `-journal`. */
+	get localPath() {
+		return this.#db.localPath;
 	}
 
 	/**
@@ -204,10 +211,14 @@ class NativeEngine {
 		return bytes;
 	}
 
-	/** A promise: the addon closes SQLite and removes its files on an engine thread. */
+	/**
+	 * A promise: the addon closes SQLite and removes its files, at once if
+	 * they are small (CLOSE_INLINE_BYTES), else on an engine thread.
+	 */
 	async close() {
 		// An ack held back no longer matters: nothing is put back after this.
 		this.#acked = false;
+		if (this.#db.closeNow(CLOSE_INLINE_BYTES)) return;
 		const closed = await this.#db.close();
 		if (closed instanceof Error) throw closed;
 	}

@@ -1,6 +1,8 @@
 "use strict";
 
 const fs = require("node:fs");
+const path = require("node:path");
+const { isMainThread } = require("node:worker_threads");
 
 const { Database } = require("./database");
 const { Persistence, resolveLimits } = require("./persist");
@@ -9,24 +11,41 @@ const { createEngine } = require("./engines");
 
 const KV_METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
 
-// Local directories of databases not yet closed, so they go when the process
-// exits normally even if the user never called close(). Only paths are kept:
-// an engine dropped without close() is still freed (its directory removed)
-// by the GC. WASM engines have no local files.
-const liveDirectories = new Set();
+// Local files of databases not yet closed, so that they go when the process
+// exits by process.exit(), which runs no native cleanup, even if the user
+// never called close(). (At a natural exit, and when a worker ends, the
+// addon closes what is open and removes its files itself: src/teardown.rs.)
+// Only paths are kept: an engine dropped without close() is still freed (its
+// files removed) by the GC. WASM engines have no local files. On the main
+// thread the process ends with it, and the process's directory that holds
+// the files (see crates/engine/src/scratch.rs) goes too.
+const liveFiles = new Set();
+const processDirectories = new Set();
 let exitHook = false;
 
 function track(engine) {
-	const directory = engine.directory;
-	if (typeof directory !== "string") return () => {};
-	liveDirectories.add(directory);
+	const file = engine.localPath;
+	if (typeof file !== "string") return () => {};
+	liveFiles.add(file);
+	if (isMainThread) processDirectories.add(path.dirname(file));
 	if (!exitHook) {
 		exitHook = true;
-		process.once("exit", () => {
-			for (const dir of liveDirectories) fs.rmSync(dir, { recursive: true, force: true });
-		});
+		process.once("exit", removeLocalFiles);
 	}
-	return () => liveDirectories.delete(directory);
+	return () => liveFiles.delete(file);
+}
+
+function removeLocalFiles() {
+	const paths = [];
+	for (const file of liveFiles) paths.push(file, `${file}-journal`);
+	paths.push(...processDirectories);
+	for (const name of paths) {
+		try {
+			fs.rmSync(name, { recursive: true, force: true });
+		} catch {
+			// Best effort, as the process ends (Windows removes no open file).
+		}
+	}
 }
 
 // KV stores that have an open database (null while it opens): two databases

@@ -588,7 +588,7 @@ pub(crate) const NOTHING_PENDING: i32 = -1;
 /// package of another version), or another napi-rs package's addon, is
 /// refused, not called. Raise it, there and here, with any such change.
 #[napi]
-pub const ENGINE_INTERFACE: u32 = 3;
+pub const ENGINE_INTERFACE: u32 = 4;
 
 /// What [`NativeDatabase::take_delta`] returns when its arrays are too small.
 pub(crate) const TOO_SMALL: i32 = -2;
@@ -624,7 +624,7 @@ pub struct NativeDatabase {
     db: Arc<Mutex<Database>>,
     control: Arc<Control>,
     link: Arc<Link>,
-    directory: Option<String>,
+    local_path: Option<String>,
     /// The pool job of the last `resume()` (see `interrupt`).
     resumed: Arc<Mutex<Option<pool::Ticket>>>,
 }
@@ -645,7 +645,7 @@ impl NativeDatabase {
         let native = NativeDatabase {
             control: db.control(),
             link: Arc::default(),
-            directory: db.directory(),
+            local_path: db.local_path().map(str::to_owned),
             resumed: Arc::default(),
             db: Arc::new(Mutex::new(db)),
         };
@@ -903,19 +903,38 @@ impl NativeDatabase {
         on_engine_thread(env, &self.db, |db| db.export().map(Uint8Array::from))
     }
 
-    /// Closes SQLite and removes the temporary directory, on an engine
+    /// Closes SQLite and removes its local files, on an engine
     /// thread (removing a local file of 64 MB took 40 ms): resolves to
     /// null, or to the error (an `Error` value). Idempotent.
     #[napi(ts_return_type = "Promise<null | Error>")]
     pub fn close<'env>(&mut self, env: &'env Env) -> Result<Object<'env>> {
-        self.directory = None;
+        self.local_path = None;
         on_engine_thread(env, &self.db, |db| db.close().map(|()| Null))
     }
 
-    /// The temporary directory holding the local file (null once closed).
+    /// Closes SQLite and removes its local files at once, on this thread,
+    /// if they take at most `max_bytes` on disk and no engine thread holds
+    /// the database: returns whether it did (if not, `close()` does it on
+    /// an engine thread). A failure to close is thrown (it is closed all
+    /// the same, as with `close()`).
+    #[napi]
+    pub fn close_now(&mut self, max_bytes: f64) -> Result<bool, String> {
+        let Ok(mut db) = self.db.try_lock() else {
+            return Ok(false);
+        };
+        if db.local_bytes() as f64 > max_bytes {
+            return Ok(false);
+        }
+        self.local_path = None;
+        db.close().map_err(to_js)?;
+        Ok(true)
+    }
+
+    /// The local file's path (null once closed); SQLite's journal, if it
+    /// makes one, is the path and `-journal`.
     #[napi(getter)]
-    pub fn directory(&self) -> Option<String> {
-        self.directory.clone()
+    pub fn local_path(&self) -> Option<String> {
+        self.local_path.clone()
     }
 
     /// The functions `execute`, `takeDelta`, `takePackedDelta`, `ack`

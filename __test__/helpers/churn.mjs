@@ -7,13 +7,13 @@ import v8 from "node:v8";
 import vm from "node:vm";
 
 import { open, createMemoryKv } from "../../index.mjs";
-import { databaseDirs } from "./local-dirs.mjs";
+import { databaseFiles } from "./local-files.mjs";
 
 const total = Number(process.argv[2] ?? 10_000);
 const warmup = Math.min(2000, total / 5);
 const backend = process.env.RIVETKIT_SQLITE_BACKEND || undefined;
 const tmp = process.env.TMPDIR;
-const dirs = () => databaseDirs(tmp).length;
+const files = () => databaseFiles(tmp).length;
 const fds = () => (fs.existsSync("/proc/self/fd") ? fs.readdirSync("/proc/self/fd").length : null);
 const gc = globalThis.Bun
 	? () => globalThis.Bun.gc(true)
@@ -30,7 +30,7 @@ async function cycle(i) {
 }
 
 const probe = await open("probe", createMemoryKv(), { backend });
-const whileOpen = dirs();
+const whileOpen = files();
 await probe.close();
 for (let i = 0; i < warmup; i++) await cycle(i);
 gc();
@@ -41,7 +41,7 @@ const after = { fds: fds(), ...process.memoryUsage() };
 console.log(
 	JSON.stringify({
 		whileOpen,
-		leftDirs: dirs(),
+		leftDirs: files(),
 		measured: total - warmup,
 		fds: [before.fds, after.fds],
 		rssGrowth: after.rss - before.rss,

@@ -10,7 +10,7 @@
 import fs from "node:fs";
 import readline from "node:readline";
 import { open, createMemoryKv } from "../../index.mjs";
-import { processDirs } from "./local-dirs.mjs";
+import { processDirs } from "./local-files.mjs";
 
 const tmp = process.env.TMPDIR;
 const say = (value) => console.log(JSON.stringify(value));

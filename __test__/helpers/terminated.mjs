@@ -6,7 +6,7 @@
 
 import { Worker, isMainThread, parentPort } from "node:worker_threads";
 import { open, createMemoryKv } from "../../index.mjs";
-import { databaseDirs, processDirs } from "./local-dirs.mjs";
+import { databaseFiles, processDirs } from "./local-files.mjs";
 
 const WORKERS = 4;
 const RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
@@ -21,7 +21,7 @@ if (isMainThread) {
 		});
 		workers.push(worker);
 	}
-	const whileOpen = databaseDirs(process.env.TMPDIR).length;
+	const whileOpen = databaseFiles(process.env.TMPDIR).length;
 	// The queries are under way (on engine threads, natively).
 	await new Promise((resolve) => setTimeout(resolve, 300));
 	await Promise.all(workers.map((worker) => worker.terminate()));

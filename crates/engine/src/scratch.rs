@@ -3,12 +3,16 @@
 //!
 //! A process keeps one directory of its own in the OS temporary directory,
 //! `rivetkit-sqlite-XXXXXX`, private to its user (0700 on Unix), and each
-//! database a directory inside it. Each database's directory is removed when
-//! it closes, and the process's directory once no database and no [`Hold`]
-//! keeps it: the binding holds it for each JS thread that opened a
-//! database, until that thread's environment goes away, so that a process
-//! opening and closing one database at a time does not make and remove it
-//! each time (which doubled the cost of an open and close).
+//! database a file inside it, `db-XXXXXX` (and SQLite's `db-XXXXXX-journal`
+//! beside it, when a hot journal is brought from the KV): no directory of
+//! its own, whose removal cost 100 µs of an open and close (ext4 with
+//! `discard`, which frees a directory's block at once). Each database's
+//! files are removed when it closes, and the process's directory once no
+//! database and no [`Hold`] keeps it: the binding holds it for each JS
+//! thread that opened a database, until that thread's environment goes
+//! away, so that a process opening and closing one database at a time does
+//! not make and remove it each time (which doubled the cost of an open and
+//! close).
 //!
 //! A process killed with databases open (SIGKILL, the OOM killer, a crash)
 //! removes nothing: its databases' pages would stay on the disk (or, on a
@@ -28,8 +32,6 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Once, Weak};
 
-use tempfile::TempDir;
-
 /// Prefix of a process's directory in the OS temporary directory.
 const PREFIX: &str = "rivetkit-sqlite-";
 /// The lock file in a process's directory.
@@ -45,36 +47,68 @@ struct ProcessDir {
 static CURRENT: Mutex<Weak<ProcessDir>> = Mutex::new(Weak::new());
 static SWEEP: Once = Once::new();
 
-/// A database's directory: removed on [`LocalDir::close`] or drop.
-pub struct LocalDir {
-    // Field order matters for Drop: the database's directory goes before
-    // the process's directory that holds it.
-    dir: TempDir,
+/// A database's local file: removed, with the journal SQLite may have made
+/// beside it, on [`LocalFile::close`] or drop.
+pub struct LocalFile {
+    // Field order matters for Drop: the database's files go before the
+    // process's directory that holds them.
+    path: Option<PathBuf>,
     _process: Arc<ProcessDir>,
 }
 
-impl LocalDir {
-    /// A new, empty directory for one database.
+impl LocalFile {
+    /// A new, empty file for one database.
     pub fn new() -> io::Result<Self> {
         let process = process_dir()?;
-        let dir = tempfile::Builder::new()
+        let (_, path) = tempfile::Builder::new()
             .prefix("db-")
-            .tempdir_in(&process.path)?;
-        Ok(LocalDir {
-            dir,
+            .tempfile_in(&process.path)?
+            .keep()
+            .map_err(|error| error.error)?;
+        Ok(LocalFile {
+            path: Some(path),
             _process: process,
         })
     }
 
-    /// The directory's path: canonical, as SQLite resolves the paths it opens.
+    /// The file's path: canonical, as SQLite resolves the paths it opens.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.path
+            .as_deref()
+            .expect("a LocalFile has its path until it closes")
     }
 
-    /// Removes the directory and what it holds.
-    pub fn close(self) -> io::Result<()> {
-        self.dir.close()
+    /// Removes the file and its journal.
+    pub fn close(mut self) -> io::Result<()> {
+        match self.path.take() {
+            Some(path) => remove_database(&path),
+            None => Ok(()),
+        }
     }
+}
+
+impl Drop for LocalFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = remove_database(&path);
+        }
+    }
+}
+
+/// Removes a database's file `path` and SQLite's journal beside it.
+fn remove_database(path: &Path) -> io::Result<()> {
+    let mut journal = path.as_os_str().to_owned();
+    journal.push("-journal");
+    let mut result = Ok(());
+    for file in [path.as_os_str(), journal.as_os_str()] {
+        match fs::remove_file(file) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound && result.is_ok() => {
+                result = Err(error)
+            }
+            _ => {}
+        }
+    }
+    result
 }
 
 /// Keeps the process's directory while it lives (see the module's
@@ -232,11 +266,12 @@ mod tests {
     use super::*;
 
     /// A directory in `parent` as a process would leave it: its lock file
-    /// holding `lock` (None: no lock file), and a database's file.
+    /// holding `lock` (None: no lock file), and a database's files.
     fn process_dir(parent: &Path, name: &str, lock: Option<&[u8]>) -> PathBuf {
         let dir = parent.join(name);
-        fs::create_dir_all(dir.join("db-x")).unwrap();
-        fs::write(dir.join("db-x").join("db"), b"pages").unwrap();
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("db-x"), b"pages").unwrap();
+        fs::write(dir.join("db-x-journal"), b"images").unwrap();
         if let Some(bytes) = lock {
             fs::write(dir.join(LOCK), bytes).unwrap();
         }
@@ -270,7 +305,7 @@ mod tests {
         for kept in [&own, &creating, &unlocked, &other, &live, &file] {
             assert!(kept.exists(), "{} is kept", kept.display());
         }
-        assert!(own.join("db-x").join("db").exists());
+        assert!(own.join("db-x").exists());
         drop(held);
         sweep(&parent, &own);
         assert!(!live.exists(), "removed once its owner is gone");
@@ -290,7 +325,7 @@ mod tests {
         sweep(&parent, &own);
 
         assert!(
-            target.join("db-x").join("db").exists(),
+            target.join("db-x").exists(),
             "what the link points to is kept"
         );
         assert!(fs::symlink_metadata(&link).is_ok());
@@ -298,8 +333,8 @@ mod tests {
 
     #[test]
     fn the_process_directory_goes_with_its_last_database_or_hold() {
-        let first = LocalDir::new().unwrap();
-        let second = LocalDir::new().unwrap();
+        let first = LocalFile::new().unwrap();
+        let second = LocalFile::new().unwrap();
         let process = first.path().parent().unwrap().to_path_buf();
         assert_eq!(second.path().parent().unwrap(), process);
         #[cfg(unix)]
@@ -311,14 +346,21 @@ mod tests {
         let lock = File::open(process.join(LOCK)).unwrap();
         assert!(lock.try_lock().is_err(), "its lock is held");
         drop(lock);
+        // A database's journal goes with it.
+        let journal = format!("{}-journal", first.path().display());
+        fs::write(&journal, b"images").unwrap();
         let held = hold().unwrap();
+        let first_path = first.path().to_path_buf();
         first.close().unwrap();
+        assert!(!first_path.exists() && !Path::new(&journal).exists());
         assert!(process.exists());
         second.close().unwrap();
         assert!(process.exists(), "kept by its hold");
-        let third = LocalDir::new().unwrap();
+        let third = LocalFile::new().unwrap();
         assert_eq!(third.path().parent().unwrap(), process);
-        third.close().unwrap();
+        let dropped = third.path().to_path_buf();
+        drop(third);
+        assert!(!dropped.exists(), "removed when dropped without close");
         drop(held);
         assert!(!process.exists());
     }

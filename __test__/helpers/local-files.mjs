@@ -1,6 +1,6 @@
 // Where the native engine keeps local files: in the OS temporary directory, a
-// directory `rivetkit-sqlite-*` per process, holding a directory per open
-// database.
+// directory `rivetkit-sqlite-*` per process, holding a file `db-*` per open
+// database (and SQLite's journal beside it, `db-*-journal`, at times).
 
 import fs from "node:fs";
 import path from "node:path";
@@ -13,12 +13,12 @@ export function processDirs(tmp) {
 		.map((name) => path.join(tmp, name));
 }
 
-/** The open databases' directories in `tmp` (paths), of every process. */
-export function databaseDirs(tmp) {
+/** The open databases' files in `tmp` (paths), of every process. */
+export function databaseFiles(tmp) {
 	return processDirs(tmp).flatMap((dir) =>
 		fs
-			.readdirSync(dir, { withFileTypes: true })
-			.filter((entry) => entry.isDirectory())
-			.map((entry) => path.join(dir, entry.name)),
+			.readdirSync(dir)
+			.filter((name) => name.startsWith("db-") && !name.endsWith("-journal"))
+			.map((name) => path.join(dir, name)),
 	);
 }
