@@ -1019,7 +1019,10 @@ impl Database {
         if self.local.is_none() {
             return 0;
         }
-        let on_disk = |path: &str| {
+        let on_disk = |tag: u32| {
+            let Ok(path) = self.file_path(tag) else {
+                return 0;
+            };
             std::fs::metadata(path).map_or(0, |meta| {
                 #[cfg(unix)]
                 {
@@ -1032,7 +1035,7 @@ impl Database {
                 }
             })
         };
-        on_disk(&self.path) + on_disk(&format!("{}-journal", self.path))
+        on_disk(TAG_MAIN) + on_disk(TAG_JOURNAL)
     }
 
     /// The local file's path, while open (SQLite's journal, if it makes

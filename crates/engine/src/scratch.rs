@@ -37,13 +37,14 @@ const PREFIX: &str = "rivetkit-sqlite-";
 /// The lock file in a process's directory.
 const LOCK: &str = "owner.lock";
 
-/// A process's directory. Dropped with the last database that uses it.
+/// A process's directory. Dropped with the last database or [`Hold`] that
+/// uses it.
 struct ProcessDir {
     path: PathBuf,
     lock: Option<File>,
 }
 
-/// The process's directory while a database uses it.
+/// The process's directory while a database or a [`Hold`] uses it.
 static CURRENT: Mutex<Weak<ProcessDir>> = Mutex::new(Weak::new());
 static SWEEP: Once = Once::new();
 
