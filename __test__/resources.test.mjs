@@ -120,6 +120,35 @@ describe("resource hygiene", () => {
 		assert.deepEqual(fs.readdirSync(tmp), [], "files left after exit");
 	});
 
+	test("the next open works after a cleaner of old temporary files removed the process's directory", () => {
+		const script = `
+			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
+			const fs = require("fs");
+			const tmp = process.env.TMPDIR;
+			const dirs = () => fs.readdirSync(tmp).filter((n) => n.startsWith("rivetkit-sqlite-"));
+			(async () => {
+				const first = await open("first", createMemoryKv(), { backend: ${JSON.stringify(BACKEND)} });
+				await first.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+				const before = dirs();
+				for (const dir of before) fs.rmSync(tmp + "/" + dir, { recursive: true });
+				const second = await open("second", createMemoryKv(), { backend: ${JSON.stringify(BACKEND)} });
+				await second.exec("CREATE TABLE t(v); INSERT INTO t SELECT zeroblob(100000)");
+				const rows = (await second.query("SELECT length(v) FROM t")).rows;
+				const after = dirs();
+				await second.close();
+				await first.close();
+				console.log(JSON.stringify({ before: before.length, after: after.length, renewed: !before.includes(after[0]), rows }));
+			})();
+		`;
+		const tmp = fs.mkdtempSync(path.join(privateTmp, "cleaned-"));
+		const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", env: { ...process.env, TMPDIR: tmp } });
+		assert.equal(child.status, 0, child.stderr);
+		const outcome = JSON.parse(child.stdout.trim().split("\n").at(-1));
+		if (BACKEND === "wasm") assert.deepEqual(outcome, { before: 0, after: 0, renewed: true, rows: [[100000]] });
+		else assert.deepEqual(outcome, { before: 1, after: 1, renewed: true, rows: [[100000]] });
+		assert.deepEqual(fs.readdirSync(tmp), [], "files left after exit");
+	});
+
 	// process.exit() runs no native cleanup: lib/open.js removes the files.
 	for (const ending of ["its end", "process.exit()", "process.exit() with every database closed"]) {
 		test(`databases never closed are removed when the process exits normally (${ending})`, () => {

@@ -12,7 +12,8 @@
 //! thread that opened a database, until that thread's environment goes
 //! away, so that a process opening and closing one database at a time does
 //! not make and remove it each time (which doubled the cost of an open and
-//! close).
+//! close). A directory removed from under the process (by a cleaner of old
+//! temporary files, say) is made again for the next database.
 //!
 //! A process killed with databases open (SIGKILL, the OOM killer, a crash)
 //! removes nothing: its databases' pages would stay on the disk (or, on a
@@ -60,14 +61,18 @@ pub struct LocalFile {
 impl LocalFile {
     /// A new, empty file for one database.
     pub fn new() -> io::Result<Self> {
-        let process = process_dir()?;
-        let (_, path) = tempfile::Builder::new()
-            .prefix("db-")
-            .tempfile_in(&process.path)?
-            .keep()
-            .map_err(|error| error.error)?;
+        let mut process = process_dir(None)?;
+        let made = match make_file(&process) {
+            // The process's directory was removed from under it (by a
+            // cleaner of old temporary files, say): a new one.
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                process = process_dir(Some(&process))?;
+                make_file(&process)
+            }
+            made => made,
+        };
         Ok(LocalFile {
-            path: Some(path),
+            path: Some(made?),
             _process: process,
         })
     }
@@ -126,13 +131,26 @@ pub fn hold() -> Option<Hold> {
     current.upgrade().map(|dir| Hold { _dir: dir })
 }
 
-/// The process's directory, created if no database uses one now.
-fn process_dir() -> io::Result<Arc<ProcessDir>> {
+/// A new, empty file for a database in `process`'s directory.
+fn make_file(process: &ProcessDir) -> io::Result<PathBuf> {
+    let (_, path) = tempfile::Builder::new()
+        .prefix("db-")
+        .tempfile_in(&process.path)?
+        .keep()
+        .map_err(|error| error.error)?;
+    Ok(path)
+}
+
+/// The process's directory, created if nothing uses one now, or if the one
+/// in use is `gone` (its directory was removed).
+fn process_dir(gone: Option<&Arc<ProcessDir>>) -> io::Result<Arc<ProcessDir>> {
     let mut current = CURRENT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(dir) = current.upgrade() {
-        return Ok(dir);
+        if !gone.is_some_and(|gone| Arc::ptr_eq(gone, &dir)) {
+            return Ok(dir);
+        }
     }
     let dir = Arc::new(ProcessDir::create()?);
     *current = Arc::downgrade(&dir);
@@ -364,5 +382,18 @@ mod tests {
         assert!(!dropped.exists(), "removed when dropped without close");
         drop(held);
         assert!(!process.exists());
+
+        // A directory removed from under its databases is made again.
+        // (Here, not in a test of its own: tests run at once, and share it.)
+        let before = LocalFile::new().unwrap();
+        let removed = before.path().parent().unwrap().to_path_buf();
+        fs::remove_dir_all(&removed).unwrap();
+        let after = LocalFile::new().unwrap();
+        let made = after.path().parent().unwrap().to_path_buf();
+        assert_ne!(made, removed);
+        assert!(after.path().exists());
+        assert!(before.close().is_ok(), "its files are gone already");
+        after.close().unwrap();
+        assert!(!made.exists());
     }
 }
