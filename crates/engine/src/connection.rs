@@ -17,7 +17,7 @@ use crate::errors::EngineError;
 use crate::paging::{FileState, PageSource};
 use crate::policy;
 use crate::pos_io;
-use crate::scratch::LocalFile;
+use crate::scratch::{LocalFile, JOURNAL_SUFFIX};
 use crate::script;
 use crate::tracker::{Chunks, Delta, Images, Packed, Tracker, CHUNK_SIZE};
 use crate::values::{bind_all, read_row, Cell, Params};
@@ -199,7 +199,7 @@ impl Database {
     fn file_path(&self, tag: u32) -> Result<PathBuf, EngineError> {
         match tag {
             TAG_MAIN => Ok(PathBuf::from(&self.path)),
-            TAG_JOURNAL => Ok(PathBuf::from(format!("{}-journal", self.path))),
+            TAG_JOURNAL => Ok(PathBuf::from(format!("{}{JOURNAL_SUFFIX}", self.path))),
             _ => Err(EngineError::Range(format!("unknown file tag {tag}"))),
         }
     }

@@ -37,6 +37,8 @@ use std::sync::{Arc, Mutex, Once, Weak};
 const PREFIX: &str = "rivetkit-sqlite-";
 /// The lock file in a process's directory.
 const LOCK: &str = "owner.lock";
+/// What SQLite appends to a database's path for its rollback journal.
+pub const JOURNAL_SUFFIX: &str = "-journal";
 
 /// A process's directory. Dropped with the last database or [`Hold`] that
 /// uses it.
@@ -104,7 +106,7 @@ impl Drop for LocalFile {
 /// Removes a database's file `path` and SQLite's journal beside it.
 fn remove_database(path: &Path) -> io::Result<()> {
     let mut journal = path.as_os_str().to_owned();
-    journal.push("-journal");
+    journal.push(JOURNAL_SUFFIX);
     let mut result = Ok(());
     for file in [path.as_os_str(), journal.as_os_str()] {
         match fs::remove_file(file) {
