@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { spawn, spawnSync } from "node:child_process";
 import readline from "node:readline";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
 
 import { createMemoryKv } from "../index.mjs";
@@ -16,6 +16,14 @@ import { databaseFiles, processDirs } from "./helpers/local-files.mjs";
 // A private temporary directory, so other processes' databases do not count.
 const privateTmp = fs.mkdtempSync(path.join(os.tmpdir(), "sqlite-vfs-resources-"));
 const here = path.dirname(fileURLToPath(import.meta.url));
+// What the inline child scripts below start with: the package, and the
+// helpers that find local files (loaded by import(): the scripts are CommonJS).
+const CHILD_PRELUDE = `
+	const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
+	const fs = require("fs");
+	const tmp = process.env.TMPDIR;
+	const localFiles = import(${JSON.stringify(pathToFileURL(path.join(here, "helpers", "local-files.mjs")).href)});
+`;
 describe("resource hygiene", () => {
 	after(() => fs.rmSync(privateTmp, { recursive: true, force: true }));
 
@@ -84,13 +92,10 @@ describe("resource hygiene", () => {
 	});
 
 	test("close() removes a database's local files, small or large, and the next open works", () => {
-		const script = `
-			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
-			const fs = require("fs");
-			const tmp = process.env.TMPDIR;
-			const files = () => fs.readdirSync(tmp).filter((n) => n.startsWith("rivetkit-sqlite-"))
-				.flatMap((n) => fs.readdirSync(tmp + "/" + n).filter((d) => d.startsWith("db-")));
+		const script = `${CHILD_PRELUDE}
 			(async () => {
+				const { databaseFiles } = await localFiles;
+				const files = () => databaseFiles(tmp);
 				const report = [];
 				// Small files are removed on the JS thread, large ones (over 1 MiB) on an engine thread.
 				for (const mib of [0, 4]) {
@@ -121,20 +126,17 @@ describe("resource hygiene", () => {
 	});
 
 	test("the next open works after a cleaner of old temporary files removed the process's directory", () => {
-		const script = `
-			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
-			const fs = require("fs");
-			const tmp = process.env.TMPDIR;
-			const dirs = () => fs.readdirSync(tmp).filter((n) => n.startsWith("rivetkit-sqlite-"));
+		const script = `${CHILD_PRELUDE}
 			(async () => {
+				const { processDirs } = await localFiles;
 				const first = await open("first", createMemoryKv(), { backend: ${JSON.stringify(BACKEND)} });
 				await first.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
-				const before = dirs();
-				for (const dir of before) fs.rmSync(tmp + "/" + dir, { recursive: true });
+				const before = processDirs(tmp);
+				for (const dir of before) fs.rmSync(dir, { recursive: true });
 				const second = await open("second", createMemoryKv(), { backend: ${JSON.stringify(BACKEND)} });
 				await second.exec("CREATE TABLE t(v); INSERT INTO t SELECT zeroblob(100000)");
 				const rows = (await second.query("SELECT length(v) FROM t")).rows;
-				const after = dirs();
+				const after = processDirs(tmp);
 				await second.close();
 				await first.close();
 				console.log(JSON.stringify({ before: before.length, after: after.length, renewed: !before.includes(after[0]), rows }));
@@ -152,19 +154,16 @@ describe("resource hygiene", () => {
 	// process.exit() runs no native cleanup: lib/open.js removes the files.
 	for (const ending of ["its end", "process.exit()", "process.exit() with every database closed"]) {
 		test(`databases never closed are removed when the process exits normally (${ending})`, () => {
-			const script = `
-				const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
+			const script = `${CHILD_PRELUDE}
 				(async () => {
+					const { databaseFiles } = await localFiles;
 					const dbs = [];
 					for (let i = 0; i < 5; i++) {
 						const db = await open("leak-" + i, createMemoryKv(), { backend: ${JSON.stringify(BACKEND)} });
 						await db.exec("CREATE TABLE t(v)");
 						dbs.push(db);
 					}
-					const fs = require("fs");
-					const tmp = process.env.TMPDIR;
-					const roots = fs.readdirSync(tmp).filter((n) => n.startsWith("rivetkit-sqlite-"));
-					console.log(JSON.stringify(roots.flatMap((n) => fs.readdirSync(tmp + "/" + n).filter((d) => d.startsWith("db-")))));
+					console.log(JSON.stringify(databaseFiles(tmp)));
 					if (${JSON.stringify(ending.includes("closed"))}) for (const db of dbs) await db.close();
 					if (${JSON.stringify(ending.startsWith("process.exit"))}) process.exit(0);
 				})();
