@@ -2,8 +2,12 @@
 // fixed seeds): many seeds, longer workloads, each engine.
 //
 //   node scripts/differential.mjs [--seeds 1..200] [--steps 300] [--engines native,wasm]
-//                                 [--avoid 1,2,4,5] [--reference better-sqlite3|sql.js] [--lazy] [--trace]
+//                                 [--avoid 1,2,4,5] [--reference better-sqlite3|sql.js] [--lazy] [--trace] [--trace-kv]
 //
+// --trace prints each call as it settles; --trace-kv adds each KV call as it
+// is made (its keys by file and kind, the file sizes it writes, its fault),
+// to the trace and to a failure's last lines. A run with latency and engine
+// threads is not exactly repeatable: a failure may need a few replays.
 // --lazy: every database is paged lazily (`preload: false`); faults then hit
 // KV writes only.
 // --seeds: a range `a..b` or a list `1,5,9`. --avoid: defects of issue 12 to
@@ -26,6 +30,7 @@ const { values } = parseArgs({
 		avoid: { type: "string", default: "" },
 		reference: { type: "string" },
 		trace: { type: "boolean", default: false },
+		"trace-kv": { type: "boolean", default: false },
 		lazy: { type: "boolean", default: false },
 	},
 });
@@ -72,6 +77,7 @@ for (const backend of engines) {
 				reference: values.reference,
 				preload: values.lazy ? false : undefined,
 				trace: values.trace ? (line) => console.log(`  ${line}`) : undefined,
+				traceKv: values["trace-kv"],
 			});
 			const { reference, calls, resolved, kvFailures, faults, journaledWrites, copies, hotJournals, reopens, recoveryFaults } = stats;
 			console.log(

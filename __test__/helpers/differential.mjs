@@ -40,7 +40,12 @@ export const FAULT_MODES = ["throw", "reject", "applied"];
  * probability, in a random one of `modes`, all by default), `{ at: { n: mode } }`
  * (the n-th call since `plan` was set fails) or `{ atMutation: { n: mode } }`
  * (the n-th put or delete). `onFault(mode)` is called when a call is chosen to
- * fail, `onMutation(mode)` after each mutation the store applied.
+ * fail, `onCall(n, method, arg, mode)` as each call is made (`mode`: its
+ * fault, or undefined), and `onMutation(mode, after)` after each mutation the
+ * store applied, where `after` says the mutation was made once every fault
+ * chosen before it had reached its caller, and no fault was chosen while it
+ * ran: it belongs to a later write than those faults, not to a call sent
+ * alongside a failing one (a large commit sends several at once).
  */
 export function createChaosKv(store, random, { latency = true } = {}) {
 	const kv = {
@@ -50,9 +55,12 @@ export function createChaosKv(store, random, { latency = true } = {}) {
 		mutations: 0,
 		journals: 0,
 		faults: [],
+		// Faults whose error reached the caller.
+		delivered: 0,
 		errors: [],
 		onFault: null,
 		onMutation: null,
+		onCall: null,
 		setPlan(plan) {
 			kv.plan = plan;
 			kv.calls = 0;
@@ -83,16 +91,27 @@ export function createChaosKv(store, random, { latency = true } = {}) {
 			const n = ++kv.calls;
 			const fault = decide(method, n);
 			const mode = fault?.mode;
+			kv.onCall?.(n, method, arg, mode);
 			const delay = latency && random() < 0.7 ? Math.floor(random() * 3) : -1;
-			if (mode === "throw") throw fault.error;
+			const faultsAtIssue = kv.faults.length;
+			const afterFaults = kv.delivered === faultsAtIssue;
+			const deliver = () => {
+				kv.delivered++;
+				throw fault.error;
+			};
+			if (mode === "throw") deliver();
 			return (async () => {
 				if (delay >= 0) await new Promise((resolve) => setTimeout(resolve, delay));
-				if (mode === "reject") throw fault.error;
-				if (mode === "lost") return undefined;
+				if (mode === "reject") deliver();
+				if (mode === "lost") {
+					// The caller hears of no fault, but has its answer.
+					kv.delivered++;
+					return undefined;
+				}
 				const result = await store[method](arg, value);
 				if (method === "putBatch" && arg.some(([key]) => isJournalMeta(key))) kv.journals++;
-				if (MUTATIONS.has(method)) kv.onMutation?.(mode ?? null);
-				if (mode === "applied") throw fault.error;
+				if (MUTATIONS.has(method)) kv.onMutation?.(mode ?? null, afterFaults && kv.faults.length === faultsAtIssue);
+				if (mode === "applied") deliver();
 				return result;
 			})();
 		};
@@ -123,6 +142,26 @@ const describeCall = (c) => {
 	const params = c.params?.map((p) => (p instanceof Uint8Array ? `<${p.length} bytes>` : JSON.stringify(p)));
 	return `${c.method}(${JSON.stringify(c.sql.length > 160 ? `${c.sql.slice(0, 160)}…` : c.sql)}${params ? `, [${params.join(", ")}]` : ""})`;
 };
+
+// The files of the storage format's key tags.
+const FILES = ["main", "journal", "wal", "shm"];
+
+/** A KV call in short, for traces: how many keys of each kind, and the file sizes it writes. */
+function describeKvCall(method, arg) {
+	const keys = method === "putBatch" ? arg.map(([key]) => key) : Array.isArray(arg) ? arg : [arg];
+	const kinds = new Map();
+	for (const key of keys) {
+		const kind = `${FILES[key[3]] ?? key[3]} ${key[2] === 0 ? "meta" : "chunk"}`;
+		kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+	}
+	const sizes =
+		method === "putBatch"
+			? arg
+					.filter(([key]) => key[2] === 0)
+					.map(([key, value]) => `, ${FILES[key[3]] ?? key[3]} size ${new DataView(value.buffer, value.byteOffset).getBigUint64(2, true)}`)
+			: [];
+	return `${method} ${[...kinds].map(([kind, n]) => `${n}× ${kind}`).join(", ")}${sizes.join("")}`;
+}
 
 const bulk = (table, rows, size, tag) =>
 	`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${rows}) ` +
@@ -327,6 +366,7 @@ export async function runDifferential(options = {}) {
 		avoid = new Set(),
 		crashCopies = 0.05,
 		trace,
+		traceKv = false,
 		preload,
 	} = options;
 	// Defect 1 (an interrupted recovery corrupts the database): while it is
@@ -355,6 +395,9 @@ export async function runDifferential(options = {}) {
 		reopens: 0,
 		recoveryFaults: 0,
 		committedStates: 0,
+		// Mutations that succeeded alongside a failing call, while the KV may
+		// hold a write that failed but applied.
+		alongsideFaults: 0,
 	};
 	const lines = [];
 	const note = (line) => {
@@ -375,7 +418,8 @@ export async function runDifferential(options = {}) {
 	};
 
 	// The KV may hold the effects of a write reported as failed ("applied"
-	// fault) until a later write resolves after at least one clean putBatch.
+	// fault) until a later write resolves after at least one clean putBatch:
+	// one of a later write, not one sent alongside the failing call.
 	let uncertain = false;
 	let putsSinceFault = 0;
 	const copies = [];
@@ -385,10 +429,13 @@ export async function runDifferential(options = {}) {
 		putsSinceFault = 0;
 		if (mode === "applied") uncertain = true;
 	};
+	if (traceKv)
+		kv.onCall = (n, method, arg, mode) => note(`step ${step}:   KV call ${n}: ${describeKvCall(method, arg)}${mode ? ` (${mode})` : ""}`);
 	let mutations = 0;
-	kv.onMutation = (mode) => {
+	kv.onMutation = (mode, afterFaults) => {
 		mutations++;
-		if (mode === null) putsSinceFault++;
+		if (mode === null && afterFaults) putsSinceFault++;
+		else if (mode === null && uncertain) stats.alongsideFaults++;
 		if (crashCopies > 0 && checkRandom() < crashCopies) {
 			copies.push({ at: settledUpTo, store: store.clone(), uncertain, what: `a copy of the KV taken mid-write in step ${step}` });
 		}
