@@ -68,7 +68,11 @@ async function actor(seed, stats) {
 			}
 		}
 	};
-	const openLazily = () => retry(() => open(kv, { preload: false, timeoutMs: pick(2) === 0 ? 5 + pick(30) : undefined }));
+	let deadline;
+	const openLazily = () => {
+		deadline = pick(2) === 0 ? 5 + pick(30) : undefined;
+		return retry(() => open(kv, { preload: false, timeoutMs: deadline }));
+	};
 	let db = await openLazily();
 	/** `call`, with `interrupt()` called 0-3 ms after it starts, half the time; its rejection counted. */
 	const stoppable = async (call) => {
@@ -167,7 +171,10 @@ async function actor(seed, stats) {
 		);
 		assert.deepEqual(await retry(() => rows(database, "PRAGMA integrity_check")), [["ok"]], what);
 	};
-	await check("the live database", db);
+	// (A scan of the whole file under a deadline of a few ms may be stopped
+	// again and again on a busy machine: the live database is read whole
+	// only without one.)
+	if (deadline === undefined) await check("the live database", db);
 	await db.close();
 	const reopened = await open(inner);
 	await check("the database opened again from the KV", reopened);
