@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { SqliteError } from "../index.mjs";
 import { open, rows } from "./helpers/db.mjs";
 import { createTestKv } from "./helpers/kv.mjs";
+import { createChaosKv } from "./helpers/differential.mjs";
 import { prng } from "./helpers/random.mjs";
 
 const ROWS = 2500;
@@ -20,27 +21,6 @@ const ITERATIONS = 100;
 
 /** A stop (interrupt or deadline) or a KV failure: the call had no effect of its own. */
 const isStop = (error) => error instanceof SqliteError && (error.code === "SQLITE_INTERRUPT" || error.code.startsWith("SQLITE_IOERR"));
-
-/**
- * `inner` with a random latency (none, a turn, or a 1 ms timer) on every
- * call, and, while `faults.on`, a failure of one call in 25 before it does
- * anything.
- */
-function slowFailingKv(inner, random, faults) {
-	const wrapped = {};
-	for (const method of ["get", "getBatch", "put", "putBatch", "deleteBatch"]) {
-		wrapped[method] = async (arg, value) => {
-			const ms = Math.floor(random() * 3) - 1;
-			if (ms >= 0) await new Promise((resolve) => setTimeout(resolve, ms));
-			if (faults.on && random() < 0.04) {
-				faults.count++;
-				throw new Error(`injected ${method} failure`);
-			}
-			return inner[method](arg, value);
-		};
-	}
-	return wrapped;
-}
 
 async function actor(seed, stats) {
 	const random = prng(seed);
@@ -56,8 +36,10 @@ async function actor(seed, stats) {
 	const model = new Map();
 	for (let id = 1; id <= ROWS; id++) model.set(id, VALUE);
 
-	const faults = { on: true, count: 0 };
-	const kv = slowFailingKv(inner, random, faults);
+	// A random latency (none, or a 0-2 ms timer) on every call, and one call
+	// in 25 failing before it does anything.
+	const kv = createChaosKv(inner, random);
+	kv.setPlan({ rate: 0.04, modes: ["throw", "reject"] });
 	/** Reads have no effect: one stopped or failed is made again. */
 	const retry = async (call) => {
 		for (;;) {
@@ -160,8 +142,8 @@ async function actor(seed, stats) {
 		}
 	}
 
-	faults.on = false;
-	stats.faults += faults.count;
+	kv.setPlan(null);
+	stats.faults += kv.faults.length;
 	const expected = [...model].map(([id, v]) => [id, v]);
 	const check = async (what, database) => {
 		const all = (await retry(() => database.query("SELECT id, v FROM t ORDER BY id"))).rows;
