@@ -10,6 +10,8 @@ const fs = require("node:fs");
 const path = require("node:path");
 const zlib = require("node:zlib");
 
+const { ratio } = require("./report");
+
 function load(file) {
 	const raw = fs.readFileSync(file);
 	return JSON.parse((file.endsWith(".gz") ? zlib.gunzipSync(raw) : raw).toString("utf8"));
@@ -20,13 +22,10 @@ function find(run, row, key, latencyMs = 0) {
 	return run.rows.find((r) => r.row === row && r.key === key && r.latencyMs === latencyMs);
 }
 
-/** "× better" of `ours` against `ref`, as bench/report.js reads it; null if either is missing. */
-function ratio(run, row, key, ours, ref, latencyMs = 0) {
+/** "× better" of backend `ours` against `ref` on a figure of `run`, as the report reads it. */
+function ratioIn(run, row, key, ours, ref, latencyMs = 0) {
 	const r = find(run, row, key, latencyMs);
-	const a = r?.values[ours];
-	const b = r?.values[ref];
-	if (a == null || b == null || a === 0 || b === 0) return null;
-	return r.better === "higher" ? a / b : b / a;
+	return r ? ratio(r.values[ours], r.values[ref], r.better) : null;
 }
 
 function value(run, row, key, backend, latencyMs = 0) {
@@ -44,16 +43,16 @@ const COLUMNS = [
 		(run) => `${run.machine.runtime.replace("Node v", "Node ")}, ${run.machine.cpu.replace(/\(R\)/g, "").replace(" Processor", "")}`,
 	],
 	["bs3 mem W1", (run) => kps(value(run, "W1", "opsPerSec", "bs3-mem"))],
-	["W1 / 2.2.1", (run) => x(ratio(run, "W1", "opsPerSec", "native", "v2.2.1"))],
-	["W1 / bs3 mem", (run) => x(ratio(run, "W1", "opsPerSec", "native", "bs3-mem"))],
-	["W1 first 1,000", (run) => x(ratio(run, "W1", "firstOpsPerSec", "native", "bs3-mem"))],
-	["W2c (1 MiB tx)", (run) => x(ratio(run, "W2c", "ms", "native", "bs3-mem"))],
-	["W3 / 2.2.1", (run) => x(ratio(run, "W3", "opsPerSec", "native", "v2.2.1"))],
-	["W3 / bs3 mem", (run) => x(ratio(run, "W3", "opsPerSec", "native", "bs3-mem"))],
+	["W1 / 2.2.1", (run) => x(ratioIn(run, "W1", "opsPerSec", "native", "v2.2.1"))],
+	["W1 / bs3 mem", (run) => x(ratioIn(run, "W1", "opsPerSec", "native", "bs3-mem"))],
+	["W1 first 1,000", (run) => x(ratioIn(run, "W1", "firstOpsPerSec", "native", "bs3-mem"))],
+	["W2c (1 MiB tx)", (run) => x(ratioIn(run, "W2c", "ms", "native", "bs3-mem"))],
+	["W3 / 2.2.1", (run) => x(ratioIn(run, "W3", "opsPerSec", "native", "v2.2.1"))],
+	["W3 / bs3 mem", (run) => x(ratioIn(run, "W3", "opsPerSec", "native", "bs3-mem"))],
 	[
 		"W3 first 1,000 (0 / 1 ms)",
 		(run) =>
-			`${x(ratio(run, "W3", "firstOpsPerSec", "native", "bs3-mem"))} / ${x(ratio(run, "W3", "firstOpsPerSec", "native", "bs3-mem", 1))}`,
+			`${x(ratioIn(run, "W3", "firstOpsPerSec", "native", "bs3-mem"))} / ${x(ratioIn(run, "W3", "firstOpsPerSec", "native", "bs3-mem", 1))}`,
 	],
 	["R gap (ms)", (run) => num(value(run, "R", "eventLoopDelayMaxMs", "native"))],
 ];

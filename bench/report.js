@@ -65,6 +65,7 @@ function rowId(task) {
 	return task.variant ? `${task.workload} ${task.variant}` : task.workload;
 }
 
+/** "× better" of `ours` against `ref` (see the top of this file); null if either is missing. */
 function ratio(ours, ref, better) {
 	if (ours == null || ref == null) return null;
 	if (better === "higher") return ref === 0 ? null : ours / ref;
@@ -233,4 +234,4 @@ function render(rows, targets, backends) {
 	return out.join("\n");
 }
 
-module.exports = { summarize, checkTargets, render, RATIOS, TARGETS };
+module.exports = { summarize, checkTargets, render, ratio, RATIOS, TARGETS };
