@@ -56,17 +56,22 @@ async function actor(seed, stats) {
 		return retry(() => open(kv, { preload: false, timeoutMs: deadline }));
 	};
 	let db = await openLazily();
-	/** `call`, with `interrupt()` called 0-3 ms after it starts, half the time; its rejection counted. */
-	const stoppable = async (call) => {
+	/**
+	 * Whether `call` completed, with `interrupt()` called 0-3 ms after it
+	 * starts, half the time: false if it was stopped or its KV failed (counted),
+	 * any other error thrown.
+	 */
+	const completes = async (call) => {
 		const timer = pick(2) === 0 ? setTimeout(() => db.interrupt(), pick(4)) : null;
 		try {
-			return await call();
+			await call();
+			return true;
 		} catch (error) {
 			if (!isStop(error)) throw error;
 			if (error.code !== "SQLITE_INTERRUPT") stats.kvFailures++;
 			else if (/timeout/.test(error.message)) stats.timeouts++;
 			else stats.interrupts++;
-			throw error;
+			return false;
 		} finally {
 			clearTimeout(timer);
 		}
@@ -78,44 +83,36 @@ async function actor(seed, stats) {
 		const op = pick(6);
 		if (op === 0) {
 			// A scan, stopped or not.
-			await stoppable(() => db.query("SELECT count(*), sum(length(v)) FROM t WHERE k % ? = 0", [1 + pick(5)])).catch(() => {});
+			await completes(() => db.query("SELECT count(*), sum(length(v)) FROM t WHERE k % ? = 0", [1 + pick(5)]));
 		} else if (op <= 2) {
 			// An autocommit write of up to 20 rows.
 			const v = `u${seed}.${it}-${"x".repeat(pick(3000))}`;
 			const from = 1 + pick(ROWS);
-			const resolved = await stoppable(() => db.run("UPDATE t SET v = ? WHERE id >= ? AND id < ?", [v, from, from + 1 + pick(20)])).then(
-				() => true,
-				() => false,
-			);
-			if (resolved) for (const id of await holding(v)) model.set(id, v);
+			if (await completes(() => db.run("UPDATE t SET v = ? WHERE id >= ? AND id < ?", [v, from, from + 1 + pick(20)])))
+				for (const id of await holding(v)) model.set(id, v);
 		} else if (op === 3) {
 			// A transaction of a few writes (some over many rows) and reads.
 			const pending = new Map();
-			let open = true;
+			let inTransaction = true;
 			await retry(() => db.exec("BEGIN"));
-			for (let j = 0; j < 1 + pick(5) && open; j++) {
+			for (let j = 0; j < 1 + pick(5) && inTransaction; j++) {
 				const v = `t${seed}.${it}.${j}-${"y".repeat(pick(3000))}`;
 				const write =
 					pick(4) === 0
 						? db.run.bind(db, "UPDATE t SET v = ? WHERE k = ?", [v, pick(97)])
 						: db.run.bind(db, "UPDATE t SET v = ? WHERE id = ?", [v, 1 + pick(ROWS)]);
-				if (
-					await stoppable(write).then(
-						() => true,
-						() => false,
-					)
-				) {
+				if (await completes(write)) {
 					for (const id of await holding(v)) pending.set(id, v);
 				} else if (!db.inTransaction) {
 					// A write stopped or failed inside a transaction: SQLite rolled it all back.
-					open = false;
+					inTransaction = false;
 					stats.rolledBack++;
 				}
-				await stoppable(() => db.query("SELECT count(*) FROM t WHERE length(v) > ?", [pick(3000)])).catch(() => {});
-				assert.equal(db.inTransaction, open, "a stopped or failed read ended the transaction");
+				await completes(() => db.query("SELECT count(*) FROM t WHERE length(v) > ?", [pick(3000)]));
+				assert.equal(db.inTransaction, inTransaction, "a stopped or failed read ended the transaction");
 			}
-			if (open && pick(5) === 0) await db.exec("ROLLBACK");
-			else if (open) {
+			if (inTransaction && pick(5) === 0) await db.exec("ROLLBACK");
+			else if (inTransaction) {
 				try {
 					await db.exec("COMMIT");
 					for (const [id, v] of pending) model.set(id, v);
