@@ -329,6 +329,23 @@ describe("KV failures and interrupts while reading pages", () => {
 		await db.close();
 	});
 
+	test("the pages a stopped call waited for are not kept when they come: with a timeoutMs under the KV's latency, it is stopped each time", async (t) => {
+		const base = await bigKv();
+		const kv = createTestKv({ inner: base.inner, latencyMs: 300 });
+		const db = await open(kv, { timeoutMs: 100 });
+		if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads no page after open");
+		const query = () => db.query("SELECT v FROM t WHERE id = ?", [4000]);
+		for (let attempt = 0; attempt < 3; attempt++) {
+			await assert.rejects(query(), (e) => e.code === "SQLITE_INTERRUPT" && /timeout/.test(e.message), `attempt ${attempt}`);
+			// The late reply of the stopped call arrives meanwhile.
+			await new Promise((resolve) => setTimeout(resolve, 400));
+		}
+		await db.close();
+		const patient = await open(createTestKv({ inner: base.inner, latencyMs: 300 }));
+		assert.deepEqual(await rows(patient, "SELECT v FROM t WHERE id = ?", [4000]), [["4000".padStart(300, "0")]]);
+		await patient.close();
+	});
+
 	test("timeoutMs stops an open that waits for a slow KV (a schema spread over pages not yet read)", async (t) => {
 		const kv = createTestKv();
 		const db = await open(kv);
