@@ -26,10 +26,11 @@ use rivetkit_sqlite_engine::connection::{Database, Mode, Output, Step};
 use rivetkit_sqlite_engine::errors::EngineError;
 use rivetkit_sqlite_engine::values::Params;
 
-use crate::{
-    napi_err, optional, output, param, params, sql_text, to_js, PushCache, ACK_FIRST, COLLECT,
-    DIRECT_PARAMS, MAX_SAFE, NOTHING_PENDING, SUSPENDED, TOO_SMALL,
+use crate::errors::{napi_err, to_js};
+use crate::values::{
+    optional, output, param, params, sql_text, PushCache, DIRECT_PARAMS, MAX_SAFE,
 };
+use crate::{ACK_FIRST, COLLECT, NOTHING_PENDING, SUSPENDED, TOO_SMALL};
 
 /// What the functions of one database share: the database, and what they
 /// keep between calls. Only the JS thread that made them uses it.

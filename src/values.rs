@@ -1,0 +1,336 @@
+//! Values between JS and the engine: the parameters of a call, read from
+//! JS, and the results of a call, made JS values.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use napi::bindgen_prelude::*;
+
+use rivetkit_sqlite_engine::connection::Output;
+use rivetkit_sqlite_engine::errors::EngineError;
+use rivetkit_sqlite_engine::values::{Cell, Param, Params};
+
+use crate::errors::{napi_err, to_js};
+
+/// A parameter value as JS hands it over: null, number, bigint, string,
+/// boolean (1 / 0) or Uint8Array (the JS layer has checked the types and
+/// named the parameter in its errors; `name` only serves a value that
+/// changed since). One `typeof` and one read per value.
+pub(crate) fn param(value: Unknown<'_>, name: &dyn std::fmt::Display) -> Result<Param, String> {
+    let value_type = value.get_type().map_err(napi_err)?;
+    // SAFETY (each `cast`): the value is of the type `get_type` just read.
+    let param = match value_type {
+        ValueType::Null => Param::Null,
+        ValueType::Number => Param::number(unsafe { value.cast::<f64>() }.map_err(napi_err)?),
+        ValueType::String => Param::Text(text(value).ok_or_else(|| unbindable(name))?),
+        ValueType::Boolean => {
+            Param::Integer(unsafe { value.cast::<bool>() }.map_err(napi_err)? as i64)
+        }
+        ValueType::BigInt => {
+            let (value, lossless) = unsafe { value.cast::<BigInt>() }
+                .map_err(napi_err)?
+                .get_i64();
+            if !lossless {
+                return Err(to_js(EngineError::Range(format!(
+                    "Parameter {name}: BigInt does not fit in a signed 64-bit integer"
+                ))));
+            }
+            Param::Integer(value)
+        }
+        // A typed array of another kind fails here (its type is checked).
+        ValueType::Object => match unsafe { value.cast::<&[u8]>() } {
+            Ok(bytes) => Param::Blob(bytes.to_vec()),
+            Err(_) => return Err(unbindable(name)),
+        },
+        _ => return Err(unbindable(name)),
+    };
+    Ok(param)
+}
+
+fn unbindable(name: &dyn std::fmt::Display) -> Error<String> {
+    Error::new(
+        "ERR_INVALID_ARG_TYPE".to_owned(),
+        format!("Parameter {name}: only null, numbers, bigints, strings, booleans and Uint8Arrays can be bound"),
+    )
+}
+
+/// Most positional parameters `execute` takes as arguments of its own.
+pub(crate) const DIRECT_PARAMS: usize = 4;
+
+/// An argument that may be null or undefined (None), read only when it is
+/// needed: napi-rs reads an `Option` argument's type on every call.
+pub(crate) fn optional<T: FromNapiValue>(value: Unknown<'_>) -> Result<Option<T>, String> {
+    // SAFETY: `value` is a handle of the current call on its env; the
+    // `Option` conversion checks the value's type itself.
+    unsafe { Option::<T>::from_napi_value(value.value().env, value.raw()) }.map_err(napi_err)
+}
+
+/// The parameters of a call: an array (positional), an object keyed by name
+/// without its sigil (named), or neither.
+pub(crate) fn params(
+    positional: Option<Array<'_>>,
+    named: Option<Object<'_>>,
+) -> Result<Params, String> {
+    if let Some(values) = positional {
+        let mut params = Vec::with_capacity(values.len() as usize);
+        for i in 0..values.len() {
+            let value = values.get::<Unknown>(i).map_err(napi_err)?;
+            params.push(match value {
+                Some(value) => param(value, &(i + 1))?,
+                None => Param::Null,
+            });
+        }
+        return Ok(Params::Positional(params));
+    }
+    let Some(values) = named else {
+        return Ok(Params::None);
+    };
+    let keys = Object::keys(&values).map_err(napi_err)?;
+    let mut params = HashMap::with_capacity(keys.len());
+    for key in keys {
+        let value = values
+            .get_named_property::<Unknown>(&key)
+            .map_err(napi_err)?;
+        let value = param(value, &format_args!("\"{key}\""))?;
+        params.insert(key, value);
+    }
+    Ok(Params::Named(params))
+}
+
+/// Text up to about this many bytes (in UTF-8) is read in one N-API call.
+const TEXT_BUFFER: usize = 4096;
+
+/// A JS string's text, or None if `value` is not a string. napi-rs's
+/// `String` conversion asks for the length, then copies: two N-API calls,
+/// each of which transcodes the whole string; here text that fits
+/// [`TEXT_BUFFER`] takes one.
+fn text(value: Unknown<'_>) -> Option<String> {
+    let mut buffer = [std::mem::MaybeUninit::<u8>::uninit(); TEXT_BUFFER];
+    let mut len = 0;
+    // SAFETY: the value and its env are those of the current call; the
+    // buffer is writable for TEXT_BUFFER bytes, of which N-API writes `len`
+    // plus a NUL.
+    let status = unsafe {
+        napi::sys::napi_get_value_string_utf8(
+            value.value().env,
+            value.raw(),
+            buffer.as_mut_ptr().cast(),
+            TEXT_BUFFER,
+            &mut len,
+        )
+    };
+    if status != napi::sys::Status::napi_ok {
+        return None;
+    }
+    // N-API writes whole characters only: text cut short stops less than
+    // one character (4 bytes) before the end of the buffer. Text that ends
+    // further from it is whole.
+    if len + 1 + 4 <= TEXT_BUFFER {
+        // SAFETY: N-API wrote the first `len` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), len) };
+        return Some(match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        });
+    }
+    // SAFETY: `value` is a string (the call above succeeded).
+    unsafe { value.cast::<String>() }.ok()
+}
+
+/// The SQL text of a call.
+pub(crate) fn sql_text(value: Unknown<'_>) -> Result<String, String> {
+    text(value).ok_or_else(|| {
+        Error::new(
+            "ERR_INVALID_ARG_TYPE".to_owned(),
+            "SQL must be a string".to_owned(),
+        )
+    })
+}
+
+/// The largest integer a JS number holds exactly: 2^53 − 1.
+pub(crate) const MAX_SAFE: i64 = 9_007_199_254_740_991;
+
+/// Integers within ±(2^53 − 1) become numbers, others BigInt.
+pub(crate) fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>> {
+    if (-MAX_SAFE..=MAX_SAFE).contains(&value) {
+        (value as f64).into_unknown(env)
+    } else {
+        BigInt::from(value).into_unknown(env)
+    }
+}
+
+/// Where a [`crate::calls::Calls`] keeps `Array.prototype.push` (see [`Packer::new`]):
+/// empty until a result needs it, and again once teardown lets it go.
+pub(crate) type PushCache = RefCell<Option<FunctionRef<(), ()>>>;
+
+/// Values pushed per `Array.prototype.push` call (well within the number of
+/// arguments a call may take).
+const PUSH_CHUNK: usize = 4096;
+
+/// Up to this many values (a result without rows), an array is filled
+/// element by element: one `push` call costs about as much as setting a
+/// handful of elements.
+const SET_AT_MOST: usize = 4;
+
+/// Builds a JS array of a known length. Setting elements one by one costs a
+/// property store across N-API per element, the largest part of making a
+/// result; past [`SET_AT_MOST`] values, they are appended with
+/// `Array.prototype.push` calls that take many values each.
+struct Packer<'env> {
+    env: &'env Env,
+    array: Array<'env>,
+    /// The array's `push` method, when values are pushed.
+    push: Option<napi::sys::napi_value>,
+    values: Vec<napi::sys::napi_value>,
+    /// Values set so far, when they are set one by one.
+    set: u32,
+}
+
+impl<'env> Packer<'env> {
+    /// `push`: where `Array.prototype.push` is kept between calls, if
+    /// anywhere (looking it up by name costs about 1,200 instructions).
+    fn new(env: &'env Env, len: usize, push: Option<&PushCache>) -> Result<Self> {
+        if len <= SET_AT_MOST {
+            return Ok(Packer {
+                env,
+                array: env.create_array(len as u32)?,
+                push: None,
+                values: Vec::new(),
+                set: 0,
+            });
+        }
+        let array = env.create_array(0)?;
+        let kept = match push {
+            Some(cache) => cache
+                .borrow()
+                .as_ref()
+                .map(|kept| kept.borrow_back(env))
+                .transpose()?,
+            None => None,
+        };
+        let method = match kept {
+            Some(method) => method,
+            None => {
+                // (A getter of `push` may run JS, hence a call of its own:
+                // no borrow of the cache is held meanwhile.)
+                let method = array.get_named_property_unchecked::<Function<(), ()>>("push")?;
+                if let Some(cache) = push {
+                    let mut cache = cache.borrow_mut();
+                    if cache.is_none() {
+                        *cache = Some(method.create_ref()?);
+                    }
+                }
+                method
+            }
+        };
+        Ok(Packer {
+            env,
+            array,
+            push: Some(method.raw()),
+            values: Vec::with_capacity(len.min(PUSH_CHUNK)),
+            set: 0,
+        })
+    }
+
+    fn add<T: ToNapiValue>(&mut self, value: T) -> Result<()> {
+        if self.push.is_none() {
+            self.array.set(self.set, value)?;
+            self.set += 1;
+            return Ok(());
+        }
+        // SAFETY: `self.env` is the live env of the current call.
+        let value = unsafe { T::to_napi_value(self.env.raw(), value)? };
+        self.values.push(value);
+        if self.values.len() == PUSH_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let Some(push) = self.push else {
+            return Ok(());
+        };
+        if self.values.is_empty() {
+            return Ok(());
+        }
+        let mut ignored = std::ptr::null_mut();
+        // SAFETY: the array, its `push` method and every value are handles
+        // made in the current call's scope on `self.env`; `values` holds
+        // `values.len()` of them.
+        let status = unsafe {
+            napi::sys::napi_call_function(
+                self.env.raw(),
+                self.array.raw(),
+                push,
+                self.values.len(),
+                self.values.as_ptr(),
+                &mut ignored,
+            )
+        };
+        if status != napi::sys::Status::napi_ok {
+            return Err(Error::new(
+                Status::from(status),
+                "Array.prototype.push failed".to_owned(),
+            ));
+        }
+        self.values.clear();
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Array<'env>> {
+        self.flush()?;
+        Ok(self.array)
+    }
+}
+
+/// The result of `execute` as one flat array (each array or object made
+/// across N-API costs several calls; one array, see [`Packer`], is the
+/// least): `[changes, lastInsertRowid, state, columns₀,
+/// rowCount₀, cells₀…, columns₁, rowCount₁, cells₁…]`, one group per
+/// statement that returns columns: its column names joined by NUL (which no
+/// name holds), its row count, then every cell of every row, row after row.
+/// `state` has bit 1 set when no transaction is open, bit 2 when a sealed
+/// delta waits to be taken, and bit 4 ([`crate::SUSPENDED`]) when the call goes on
+/// on an engine thread.
+pub(crate) fn output<'env>(
+    env: &'env Env,
+    out: Output,
+    push: Option<&PushCache>,
+) -> Result<Array<'env>> {
+    let len: usize = out.sets.iter().map(|set| 2 + set.cells.len()).sum();
+    let mut result = Packer::new(env, 3 + len, push)?;
+    result.add(out.changes as f64)?;
+    result.add(integer(env, out.last_insert_rowid)?)?;
+    result.add(out.state)?;
+    for set in out.sets {
+        let rows = set.row_count() as u32;
+        result.add(set.columns)?;
+        result.add(rows)?;
+        for cell in set.cells {
+            match cell {
+                Cell::Null => result.add(Null)?,
+                Cell::Integer(v) => result.add(integer(env, v)?)?,
+                Cell::Real(v) => result.add(v)?,
+                Cell::Text(v) => result.add(v)?,
+                Cell::Blob(v) => result.add(Uint8ArraySlice::copy_from(env, v)?)?,
+            }
+        }
+    }
+    result.finish()
+}
+
+/// `[[index, bytes], ...]` as a JS array of pairs.
+pub(crate) fn indexed_chunks<'env>(
+    env: &'env Env,
+    chunks: &[(u32, Vec<u8>)],
+) -> Result<Array<'env>> {
+    let mut out = env.create_array(chunks.len() as u32)?;
+    for (i, (index, bytes)) in chunks.iter().enumerate() {
+        let mut pair = env.create_array(2)?;
+        pair.set(0, *index)?;
+        pair.set(1, Uint8ArraySlice::copy_from(env, bytes)?)?;
+        out.set(i as u32, pair)?;
+    }
+    Ok(out)
+}
