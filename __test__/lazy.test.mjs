@@ -34,6 +34,22 @@ async function bigKv() {
 	return kv;
 }
 
+const AV_ROWS = 3000;
+
+/** A KV holding a database of about 12 MB (a row a page) with auto_vacuum = FULL: its commits move pages. */
+async function autoVacuumKv() {
+	const kv = createTestKv();
+	const db = await open(kv);
+	await db.exec(`PRAGMA auto_vacuum = FULL;
+		CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${AV_ROWS})
+		INSERT INTO t(v) SELECT randomblob(4000) FROM n;`);
+	assert.deepEqual(await rows(db, "PRAGMA auto_vacuum"), [[1]]);
+	await db.close();
+	kv.resetCounts();
+	return kv;
+}
+
 /**
  * `kv` behind a store that answers one call at a time and returns the values
  * it reads as views of one read buffer, which its next call overwrites (a
@@ -375,6 +391,90 @@ describe("KV failures and interrupts while reading pages", () => {
 		assert.deepEqual(await rows(again, "SELECT count(*) FROM sqlite_schema"), [[101]]);
 		assert.deepEqual(await rows(again, "SELECT count(*) FROM big"), [[1200]]);
 		await again.close();
+	});
+
+	test("a COMMIT or RELEASE that reads pages not yet local (auto_vacuum moves pages at commit) commits, on every path", async (t) => {
+		const kv = await autoVacuumKv();
+		let before = AV_ROWS;
+		for (const [begin, end] of [
+			["BEGIN", "COMMIT"],
+			["SAVEPOINT s", "RELEASE s"],
+		]) {
+			const db = await open(kv);
+			if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads the whole database at open");
+			// Nothing is read before: the pages the commit moves are not local.
+			await db.exec(begin);
+			await db.run("DELETE FROM t WHERE id IN (SELECT id FROM t ORDER BY id LIMIT 50)");
+			await db.exec(end);
+			assert.equal(db.inTransaction, false);
+			assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[before - 50]], end);
+			await db.close();
+			const reopened = await open(kv, { preload: true });
+			assert.deepEqual(await rows(reopened, "SELECT count(*) FROM t"), [[before - 50]], `${end}, reopened`);
+			assert.deepEqual(await rows(reopened, "PRAGMA integrity_check"), [["ok"]]);
+			await reopened.close();
+			before -= 50;
+		}
+	});
+
+	test("interrupt() and timeoutMs stop a COMMIT that waits for a KV that never answers; the transaction is rolled back", async (t) => {
+		const kv = await autoVacuumKv();
+		for (const stop of ["timeoutMs", "interrupt"]) {
+			const db = await open(kv, stop === "timeoutMs" ? { timeoutMs: 500 } : {});
+			if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads the whole database at open");
+			// Nothing is read before: the pages the commit moves are not local.
+			const before = AV_ROWS;
+			await db.exec("BEGIN");
+			await db.run("DELETE FROM t WHERE id IN (SELECT id FROM t ORDER BY id LIMIT 50)");
+			const getBatch = kv.getBatch;
+			kv.getBatch = () => new Promise(() => {});
+			const started = performance.now();
+			const committing = db.exec("COMMIT");
+			if (stop === "interrupt") setTimeout(() => db.interrupt(), 200);
+			await assert.rejects(committing, (e) => e instanceof SqliteError && e.code === "SQLITE_INTERRUPT", stop);
+			assert.ok(performance.now() - started < 5_000, `${stop}: rejected after ${performance.now() - started} ms`);
+			assert.equal(db.inTransaction, false, stop);
+			kv.getBatch = getBatch;
+			assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[before]], stop);
+			await db.close();
+			const reopened = await open(kv, { preload: true });
+			assert.deepEqual(await rows(reopened, "SELECT count(*) FROM t"), [[before]], `${stop}, reopened`);
+			assert.deepEqual(await rows(reopened, "PRAGMA integrity_check"), [["ok"]]);
+			await reopened.close();
+		}
+	});
+
+	test("a write whose page read was stopped and that went on (integrity_check reports what it cannot read as rows) does not keep the bogus rows", async (t) => {
+		const kv = await bigKv();
+		let db = await open(kv);
+		await db.exec("CREATE TABLE log(line TEXT)");
+		await db.close();
+		// Autocommit: the inline run misses pages; the write runs again where
+		// they can be read, and keeps the true report.
+		db = await open(kv);
+		if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads no page after open");
+		// The log's pages are made local first: the write then starts inline.
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM log"), [[0]]);
+		await db.run("INSERT INTO log SELECT * FROM pragma_integrity_check");
+		assert.deepEqual(await rows(db, "SELECT line FROM log"), [["ok"]]);
+		await db.run("DELETE FROM log");
+		await db.close();
+		// A KV failure: the write fails with nothing kept, in and out of a transaction.
+		for (const begin of [null, "BEGIN"]) {
+			db = await open(kv);
+			assert.deepEqual(await rows(db, "SELECT count(*) FROM log"), [[0]]);
+			if (begin) await db.exec(begin);
+			kv.failWhen((call) => call.method === "getBatch");
+			await assert.rejects(db.run("INSERT INTO log SELECT * FROM pragma_integrity_check"), isReadFailure, String(begin));
+			kv.clearFaults();
+			assert.equal(db.inTransaction, false, "the failed write rolled the transaction back");
+			assert.deepEqual(await rows(db, "SELECT count(*) FROM log"), [[0]], String(begin));
+			if (begin) await assert.rejects(db.exec("COMMIT"), /no transaction is active/);
+			await db.close();
+			const reopened = await open(kv, { preload: true });
+			assert.deepEqual(await rows(reopened, "SELECT count(*) FROM log"), [[0]], `${begin}, reopened`);
+			await reopened.close();
+		}
 	});
 
 	test("a write that fails after writing pages it never read leaves the durable state", async (t) => {

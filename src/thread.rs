@@ -195,7 +195,7 @@ impl PageSource for Link {
             }
             // An interrupt or the deadline ends the wait; the chunks, when
             // they come, are dropped.
-            if control.should_stop() {
+            if control.should_stop_waiting() {
                 state.waiting = None;
                 return Err(FetchError::Stopped);
             }

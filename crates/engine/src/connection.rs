@@ -327,9 +327,14 @@ impl Database {
         let control = self.control.clone();
         conn.progress_handler(PROGRESS_OPS, Some(move || control.should_stop()))?;
         // What a statement that ended its transaction must not be stopped
-        // for (see Control::transaction_ended).
+        // for (see Control::transaction_ended). A statement one of whose
+        // page reads was stopped, and that went on regardless, does not
+        // commit: SQLite rolls its transaction back instead.
         let control = self.control.clone();
         conn.commit_hook(Some(move || {
+            if control.stopped() != Stop::None {
+                return true;
+            }
             control.transaction_ended();
             false
         }))?;
@@ -665,9 +670,15 @@ impl Database {
         text: &str,
     ) -> Result<bool, EngineError> {
         let autocommit = conn.is_autocommit();
-        if !autocommit && stmt.readonly() && stmt.column_count() == 0 && self.ends_large(conn)? {
-            // It may be a COMMIT or ROLLBACK of many pages, which SQLite
-            // cannot stop once it started.
+        if !autocommit
+            && stmt.readonly()
+            && stmt.column_count() == 0
+            && (self.tracker()?.has_remote() || self.ends_large(conn)?)
+        {
+            // It may be a COMMIT or ROLLBACK, which SQLite cannot stop once
+            // it started: of many pages, or one that reads pages not local
+            // yet (auto_vacuum moves pages at commit), which a miss on this
+            // thread would fail, and SQLite would roll the transaction back.
             self.control.set_budget(false);
             return Ok(false);
         }
@@ -735,9 +746,15 @@ impl Database {
 
     /// A statement that succeeded although a page read of it was stopped
     /// (`PRAGMA integrity_check` reports unreadable pages as text instead of
-    /// failing): its result is not to be trusted. A read-only one counts as
-    /// stopped (its rows are dropped; stopped for a miss or for its inline
-    /// budget, it runs again on an engine thread); a write that did so fails.
+    /// failing): its result is not to be trusted. Most such statements never
+    /// get here: the progress handler stops them at its next check, and the
+    /// commit hook refuses their commit (see [`Control::should_stop`]); one
+    /// that was near its end when the read was stopped may. It counts as
+    /// stopped: a read-only one's rows are dropped, and a write that left a
+    /// transaction open rolls the transaction back (its effects cannot be
+    /// undone alone), as SQLite does for a write that fails. Outside a
+    /// transaction nothing was committed, and a statement stopped for a miss
+    /// or for its inline budget runs again on an engine thread.
     fn swallowed_stop(
         &self,
         ran: Result<(), EngineError>,
@@ -745,27 +762,32 @@ impl Database {
         out: &mut Output,
         sets: usize,
     ) -> Result<(), EngineError> {
-        if ran.is_err() || self.control.stopped() == Stop::None {
+        let stop = self.control.stopped();
+        if ran.is_err() || stop == Stop::None {
             return ran;
         }
         out.sets.truncate(sets);
-        let stopped = Err(EngineError::Sqlite {
+        let conn = self.conn()?;
+        if !stmt.readonly() && !conn.is_autocommit() {
+            self.control.clear_stop();
+            let rolled_back = conn.execute_batch("ROLLBACK");
+            self.control.stop_for(stop);
+            rolled_back?;
+            if matches!(stop, Stop::Miss | Stop::Budget) {
+                // Not to be run again: the transaction it belonged to is gone.
+                self.control.clear_stop();
+                return Err(EngineError::Sqlite {
+                    code: rusqlite::ffi::SQLITE_IOERR_READ,
+                    message: "a page read of a write inside a transaction was stopped; \
+                              the transaction was rolled back"
+                        .into(),
+                });
+            }
+        }
+        Err(EngineError::Sqlite {
             code: rusqlite::ffi::SQLITE_INTERRUPT,
             message: "interrupted".into(),
-        });
-        if stmt.readonly() {
-            return stopped;
-        }
-        // A write that went on past a read stopped for the engine thread's
-        // sake cannot be run again there: it took effect.
-        if matches!(self.control.stopped(), Stop::Miss | Stop::Budget) {
-            self.control.clear_stop();
-            return Err(EngineError::Sqlite {
-                code: rusqlite::ffi::SQLITE_IOERR_READ,
-                message: "a statement went on past a page read that was stopped".into(),
-            });
-        }
-        stopped
+        })
     }
 
     /// Whether a statement's result is a stop that the engine thread makes

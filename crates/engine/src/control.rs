@@ -153,10 +153,28 @@ impl Control {
     }
 
     /// The progress handler: whether SQLite must stop the statement now.
+    /// A statement one of whose page reads was stopped is stopped too, at
+    /// once: it went on past the read (`PRAGMA integrity_check` reports a
+    /// page it cannot read as a row), and what it does next is not to be
+    /// trusted.
     pub fn should_stop(&self) -> bool {
         if self.ended.load(Ordering::Relaxed) {
             return false;
         }
+        if self.stopped.load(Ordering::Relaxed) != Stop::None as u8 {
+            return true;
+        }
+        self.should_stop_waiting()
+    }
+
+    /// Whether a wait for the KV (a page read) must end now: the call was
+    /// interrupted, or passed its deadline (or its inline budget), whether
+    /// or not the statement ended its transaction. A statement that commits
+    /// may still read pages (`auto_vacuum` moves pages at commit); a read
+    /// that fails then fails the commit, and SQLite rolls the transaction
+    /// back, so stopping it is safe, and a KV that never answers cannot
+    /// hold the call.
+    pub fn should_stop_waiting(&self) -> bool {
         let stop = if self.interrupted.load(Ordering::Relaxed) {
             Stop::Interrupt
         } else {
@@ -200,6 +218,9 @@ mod tests {
         control.set_budget(true);
         assert!(control.should_stop());
         assert_eq!(control.stopped(), Stop::Budget);
+        // The engine clears a stop it handled (a stop still recorded stops
+        // the statement at the next check).
+        control.clear_stop();
         control.set_budget(false);
         control.start_inline(Duration::from_secs(60));
         control.set_budget(true);
@@ -234,5 +255,16 @@ mod tests {
         control.set_budget(false);
         assert!(control.should_stop());
         assert_eq!(control.stopped(), Stop::Interrupt);
+        // A wait for the KV ends on a stop even after the commit hook ran.
+        control.start_call(Some(Duration::ZERO));
+        control.transaction_ended();
+        assert!(!control.should_stop() && control.should_stop_waiting());
+        assert_eq!(control.stopped(), Stop::Deadline);
+        // A statement whose page read was stopped is stopped at the next
+        // check, whatever its budget.
+        control.start_call(None);
+        control.stop_for(Stop::ReadFailed);
+        assert!(control.should_stop() && !control.should_stop_waiting());
+        assert_eq!(control.stopped(), Stop::ReadFailed);
     }
 }
