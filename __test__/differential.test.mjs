@@ -137,6 +137,18 @@ describe("differential against a reference SQLite", () => {
 		});
 	}
 
+	// And on databases whose commits move pages (auto_vacuum), paged lazily:
+	// a commit then reads pages that are not local yet.
+	for (const [seed, autoVacuum] of [
+		[SEEDS[0], "FULL"],
+		[SEEDS[1], "INCREMENTAL"],
+	]) {
+		test(`random workload, seed ${seed}, ${STEPS} steps, paged lazily, auto_vacuum = ${autoVacuum}`, async () => {
+			const stats = await runDifferential({ seed, steps: STEPS, backend: BACKEND, avoid: OPEN_DEFECTS, preload: false, autoVacuum });
+			assert.ok(stats.resolved > STEPS / 2, JSON.stringify(stats));
+		});
+	}
+
 	test("the random workloads reached KV faults, journaled writes, hot journals and reopens", () => {
 		for (const name of ["faults", "kvFailures", "failedGroups", "sqlErrors", "journaledWrites", "hotJournals", "reopens"]) {
 			assert.ok(totals[name] > 0, `${name}: ${JSON.stringify(totals)}`);

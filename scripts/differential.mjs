@@ -2,14 +2,15 @@
 // fixed seeds): many seeds, longer workloads, each engine.
 //
 //   node scripts/differential.mjs [--seeds 1..200] [--steps 300] [--engines native,wasm]
-//                                 [--avoid 1,2,4,5] [--reference better-sqlite3|sql.js] [--lazy] [--trace] [--trace-kv]
+//                                 [--avoid 1,2,4,5] [--reference better-sqlite3|sql.js] [--lazy] [--auto-vacuum FULL|INCREMENTAL] [--trace] [--trace-kv]
 //
 // --trace prints each call as it settles; --trace-kv adds each KV call as it
 // is made (its keys by file and kind, the file sizes it writes, its fault),
 // to the trace and to a failure's last lines. A run with latency and engine
 // threads is not exactly repeatable: a failure may need a few replays.
 // --lazy: every database is paged lazily (`preload: false`); faults then hit
-// KV writes only.
+// KV writes only. --auto-vacuum: the database has that auto_vacuum mode (its
+// commits move pages); with INCREMENTAL, the workload runs incremental_vacuum.
 // --seeds: a range `a..b` or a list `1,5,9`. --avoid: defects of issue 12 to
 // steer clear of (default: none, so every defect the workloads reach is
 // reported). Builds better-sqlite3's addon for this Node first if needed
@@ -32,6 +33,7 @@ const { values } = parseArgs({
 		trace: { type: "boolean", default: false },
 		"trace-kv": { type: "boolean", default: false },
 		lazy: { type: "boolean", default: false },
+		"auto-vacuum": { type: "string" },
 	},
 });
 
@@ -76,6 +78,7 @@ for (const backend of engines) {
 				avoid,
 				reference: values.reference,
 				preload: values.lazy ? false : undefined,
+				autoVacuum: values["auto-vacuum"]?.toUpperCase(),
 				trace: values.trace ? (line) => console.log(`  ${line}`) : undefined,
 				traceKv: values["trace-kv"],
 			});

@@ -177,7 +177,7 @@ export const SETUP = [
  * up to five unawaited) and the KV faults for it. Only deterministic SQL (no
  * randomblob(), no clock), so the reference computes the same.
  */
-export function createGenerator(random, { avoid = new Set() } = {}) {
+export function createGenerator(random, { avoid = new Set(), incrementalVacuum = false } = {}) {
 	const int = (n) => Math.floor(random() * n);
 	const pick = (list) => list[int(list.length)];
 	const weighted = (entries) => {
@@ -221,6 +221,9 @@ export function createGenerator(random, { avoid = new Set() } = {}) {
 			[1, () => `DROP INDEX IF EXISTS ${t}_k`],
 			[1, () => "CREATE TABLE IF NOT EXISTS t3(id INTEGER PRIMARY KEY, v)"],
 			[1, () => "DROP TABLE IF EXISTS t3"],
+			// Last, and weighing nothing unless asked for: the workloads of
+			// the seeds without it stay as they were.
+			[incrementalVacuum ? 2 : 0, () => `PRAGMA incremental_vacuum(${1 + int(40)})`],
 		]);
 	};
 	// Defect 4 of issue 12 (a call that commits and then opens a transaction
@@ -353,7 +356,10 @@ function settleEpochs() {
  * open), `trace` (a function given each line of the trace), `preload`
  * (the open option: false pages every database lazily; the workload's
  * random faults then hit KV writes only, as the oracle models a failed
- * write, not a failed page read). Resolves to statistics.
+ * write, not a failed page read), `autoVacuum` ("FULL" | "INCREMENTAL": the
+ * random workload's database has it, so commits move pages, and with
+ * "INCREMENTAL" its statements include `PRAGMA incremental_vacuum`).
+ * Resolves to statistics.
  */
 export async function runDifferential(options = {}) {
 	const {
@@ -368,6 +374,7 @@ export async function runDifferential(options = {}) {
 		trace,
 		traceKv = false,
 		preload,
+		autoVacuum,
 	} = options;
 	// Defect 1 (an interrupted recovery corrupts the database): while it is
 	// open, opens of KV copies run into no faults.
@@ -376,7 +383,7 @@ export async function runDifferential(options = {}) {
 	const kvRandom = prng(seed ^ 0x5bd1e995);
 	const checkRandom = prng(seed ^ 0x27d4eb2d);
 	const reopenRandom = prng(seed ^ 0x165667b1);
-	const generator = createGenerator(random, { avoid });
+	const generator = createGenerator(random, { avoid, incrementalVacuum: autoVacuum === "INCREMENTAL" });
 	const ref = await loggedReference(reference);
 	const store = createMemoryKv({ limits });
 	const kv = createChaosKv(store, kvRandom);
@@ -690,7 +697,8 @@ export async function runDifferential(options = {}) {
 
 	try {
 		note(`seed ${seed}, ${backend ?? "default"} engine, ${ref.kind} reference, limits ${JSON.stringify(limits)}`);
-		const batches = workload ?? [{ calls: [call("exec", SETUP)] }];
+		const setup = autoVacuum ? [`PRAGMA auto_vacuum = ${autoVacuum}`, ...SETUP] : SETUP;
+		const batches = workload ?? [{ calls: [call("exec", setup)] }];
 		for (step = 0; step < batches.length; step++) await runStep(batches[step]);
 		if (!workload) {
 			for (; step < steps; step++) {
