@@ -227,6 +227,24 @@ describe("lazy paging", () => {
 	});
 });
 
+/** The KV key of the main file's first chunk (see lib/format.js). */
+const FIRST_CHUNK = "0801010000000000";
+
+/**
+ * A copy of `file` (the database's first bytes at least) without the file
+ * change counter of its header (bytes 24–27, and 92–95, which repeat it).
+ * With locking_mode EXCLUSIVE, SQLite bumps it at the first commit after a
+ * rollback, and a statement stopped on the JS thread (a page not local, its
+ * time budget spent) is rolled back and run again on an engine thread: the
+ * counter depends on where calls were stopped, nothing else does.
+ */
+function withoutChangeCounter(file) {
+	const copy = Uint8Array.from(file);
+	copy.fill(0, 24, 28);
+	copy.fill(0, 92, 96);
+	return copy;
+}
+
 describe("lazy and eager give the same results and the same KV bytes", () => {
 	for (const seed of [11, 12]) {
 		test(`random workload, seed ${seed}`, async () => {
@@ -258,10 +276,15 @@ describe("lazy and eager give the same results and the same KV bytes", () => {
 				if (step % 20 === 19) assert.deepEqual(await snapshot(lazy), await snapshot(eager));
 			}
 			for (const db of [lazy, eager]) if (db.inTransaction) await db.exec("COMMIT");
-			assert.deepEqual(await lazy.export(), await eager.export());
+			assert.deepEqual(withoutChangeCounter(await lazy.export()), withoutChangeCounter(await eager.export()));
 			await lazy.close();
 			await eager.close();
-			assert.deepEqual(kvDump(lazyKv), kvDump(eagerKv));
+			const dump = (kv) => {
+				const out = kvDump(kv);
+				out[FIRST_CHUNK] = Buffer.from(withoutChangeCounter(Buffer.from(out[FIRST_CHUNK], "hex"))).toString("hex");
+				return out;
+			};
+			assert.deepEqual(dump(lazyKv), dump(eagerKv));
 		});
 	}
 });
@@ -321,6 +344,35 @@ describe("KV failures and interrupts while reading pages", () => {
 		await db.close();
 		const reopened = await open(kv);
 		assert.deepEqual(await rows(reopened, "SELECT v FROM t WHERE id = 6000"), [["y"]]);
+		await reopened.close();
+	});
+
+	test("when a write's failed page read rolls its transaction back, the calls queued for the transaction reject", async (t) => {
+		const kv = await bigKv();
+		const db = await open(kv);
+		if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads no page after open");
+		await db.exec("CREATE TABLE small(v)");
+		await db.exec("BEGIN");
+		kv.failWhen((call) => call.method === "getBatch");
+		const outcomes = await Promise.allSettled([
+			db.run("INSERT INTO small VALUES ('part 1')"),
+			// A cold page: on an engine thread, whose read fails.
+			db.run("UPDATE t SET v = 'part 2' WHERE id = 17000"),
+			db.run("INSERT INTO small VALUES ('part 3')"),
+			db.exec("COMMIT"),
+		]);
+		kv.clearFaults();
+		assert.deepEqual(
+			outcomes.map((o) => o.reason?.code ?? o.status),
+			["fulfilled", "SQLITE_IOERR_READ", "SQLITE_ABORT_ROLLBACK", "SQLITE_ABORT_ROLLBACK"],
+		);
+		assert.equal(outcomes[2].reason.cause, outcomes[1].reason);
+		assert.equal(db.inTransaction, false);
+		await db.run("INSERT INTO small VALUES ('after')");
+		await db.close();
+		const reopened = await open(kv, { preload: true });
+		assert.deepEqual(await rows(reopened, "SELECT v FROM small"), [["after"]]);
+		assert.deepEqual(await rows(reopened, "SELECT v FROM t WHERE id = 17000"), [["17000".padStart(300, "0")]]);
 		await reopened.close();
 	});
 

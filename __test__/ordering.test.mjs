@@ -179,6 +179,50 @@ describe("call order and group commit", () => {
 		await again.close();
 	});
 
+	test("when a failing call makes SQLite roll back its transaction, the calls made for it reject; calls made after run", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v); CREATE TABLE u(id INTEGER PRIMARY KEY)");
+		const isRefused = (outcome, failed) =>
+			outcome.reason instanceof SqliteError && outcome.reason.code === "SQLITE_ABORT_ROLLBACK" && outcome.reason.cause === failed.reason;
+		// OR ROLLBACK: a constraint failure rolls the whole transaction back.
+		const failing = "INSERT OR ROLLBACK INTO u VALUES (1), (1)";
+		for (const queued of [false, true]) {
+			// Made while the database is idle, the calls run at once, one by
+			// one; behind a write in autocommit, they wait in its group.
+			const before = queued ? [db.run("INSERT INTO t VALUES ('before')")] : [];
+			if (!queued) await db.exec("BEGIN");
+			const transaction = [
+				...(queued ? [db.exec("BEGIN")] : []),
+				db.run("INSERT INTO t VALUES ('part 1')"),
+				db.run(failing),
+				db.run("INSERT INTO t VALUES ('part 3')"),
+				db.query("SELECT count(*) FROM t"),
+				db.exec("COMMIT"),
+			];
+			const outcomes = await Promise.allSettled([...before, ...transaction]);
+			const at = queued ? 3 : 1;
+			assert.equal(outcomes[at].reason?.code, "SQLITE_CONSTRAINT_PRIMARYKEY", `queued: ${queued}`);
+			assert.ok(
+				outcomes.slice(0, at).every((o) => o.status === "fulfilled"),
+				`queued: ${queued}: ${outcomes.map((o) => o.reason?.code ?? o.status)}`,
+			);
+			for (const outcome of outcomes.slice(at + 1)) assert.ok(isRefused(outcome, outcomes[at]), `queued: ${queued}: ${outcome.reason}`);
+			assert.match(outcomes[at + 1].reason.message, /the transaction this call was made in was rolled back/);
+			assert.equal(db.inTransaction, false);
+			// Calls made once the failure is seen run.
+			await db.run("INSERT INTO t VALUES (?)", [`after ${queued}`]);
+		}
+		// A COMMIT or ROLLBACK that fails does not refuse what follows it.
+		const ended = await Promise.allSettled([db.exec("COMMIT"), db.run("INSERT INTO t VALUES ('after COMMIT')")]);
+		assert.match(String(ended[0].reason), /no transaction is active/);
+		assert.equal(ended[1].status, "fulfilled");
+		await db.close();
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY rowid"), [["after false"], ["before"], ["after true"], ["after COMMIT"]]);
+		await again.close();
+	});
+
 	test("calls made while a call reads its parameters run after it", async () => {
 		const db = await open(createTestKv());
 		await db.exec("CREATE TABLE t(v)");

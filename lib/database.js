@@ -65,6 +65,12 @@ class Database {
 	#autocommit = true;
 	/** Whether the running call reached the engine. */
 	#reachedEngine = false;
+	/**
+	 * The error of a call that failed and took its transaction with it
+	 * (SQLite rolled it back: see #failed), while the calls made to run in
+	 * that transaction are refused; null otherwise.
+	 */
+	#rolledBackBy = null;
 	#pumping = false;
 	/** Whether close() was called: calls made since reject. */
 	#closed = false;
@@ -217,12 +223,16 @@ class Database {
 
 	/** Runs `sql` with `params`; resolves to `{ changes, lastInsertRowid }`. */
 	run(sql, params) {
-		return this.#pumping || this.#closed ? this.#enqueue(RUN, sql, params, undefined) : this.#now(RUN, sql, params);
+		return this.#pumping || this.#closed || this.#rolledBackBy !== null
+			? this.#enqueue(RUN, sql, params, undefined)
+			: this.#now(RUN, sql, params);
 	}
 
 	/** Runs `sql` with `params`; resolves to `{ rows, columns }`. */
 	query(sql, params) {
-		return this.#pumping || this.#closed ? this.#enqueue(QUERY, sql, params, undefined) : this.#now(QUERY, sql, params);
+		return this.#pumping || this.#closed || this.#rolledBackBy !== null
+			? this.#enqueue(QUERY, sql, params, undefined)
+			: this.#now(QUERY, sql, params);
 	}
 
 	/** The whole SQLite database file, as the KV holds it. */
@@ -350,6 +360,14 @@ class Database {
 				else settled = Promise.resolve(this.#finish(job));
 			} catch (error) {
 				settled = Promise.reject(error);
+			}
+			if (this.#rolledBackBy !== null) {
+				// The call failed at once: calls made in this same turn, before
+				// its rejection could be seen, are refused; later ones run.
+				this.#refuseQueued();
+				RAN.then(() => {
+					this.#rolledBackBy = null;
+				});
 			}
 			// Calls made by an exec callback.
 			if (this.#queue.length > 0) this.#pumpLater();
@@ -502,6 +520,7 @@ class Database {
 	 */
 	#runJob(job) {
 		this.#reachedEngine = false;
+		if (this.#rolledBackBy !== null) return this.#refuse(job);
 		const autocommitBefore = this.#autocommit;
 		// Parameters that could not be taken when the call was made.
 		if (job.error !== undefined) return this.#failed(job, job.error, autocommitBefore);
@@ -540,7 +559,52 @@ class Database {
 		const changed = this.#reachedEngine && this.#changedByLastCall();
 		job.error = fromEngine(error);
 		job.effects = changed || !autocommitBefore || !this.#autocommit;
+		if (this.#reachedEngine && this.#rolledBackByLastCall()) this.#rolledBackBy = job.error;
 		return changed;
+	}
+
+	/**
+	 * A call made while the transaction it was made to run in was being
+	 * rolled back by a failure (see #rolledBackBy): it does not run. Run in
+	 * autocommit, it would commit a later part of the transaction without
+	 * the earlier one (and a COMMIT among such calls would fail).
+	 */
+	#refuse(job) {
+		const cause = this.#rolledBackBy;
+		job.error = new SqliteError(
+			`the transaction this call was made in was rolled back: a call before it failed (${cause.message})`,
+			"SQLITE_ABORT_ROLLBACK",
+			{ cause },
+		);
+		job.effects = false;
+		return false;
+	}
+
+	/** Refuses the queued calls (see #refuse): they were made before the failure could be seen. */
+	#refuseQueued() {
+		for (const job of this.#takeBatch()) {
+			this.#refuse(job);
+			job.reject(job.error);
+		}
+	}
+
+	/**
+	 * Once the batch of a call that failed and took its transaction with it
+	 * has settled: the calls queued meanwhile are refused, and those made
+	 * from now on run.
+	 */
+	#endRollback() {
+		if (this.#rolledBackBy === null) return;
+		this.#refuseQueued();
+		this.#rolledBackBy = null;
+	}
+
+	#rolledBackByLastCall() {
+		try {
+			return this.#engine.lastCallRolledBack();
+		} catch {
+			return false;
+		}
 	}
 
 	/**
@@ -612,6 +676,7 @@ class Database {
 				job.reject(error);
 			}
 		}
+		this.#endRollback();
 	}
 
 	/**
@@ -626,6 +691,7 @@ class Database {
 			else job.reject(job.effects ? lostEffects(job.error, error) : job.error);
 		}
 		if (inTransaction) this.#abortQueued(error);
+		this.#endRollback();
 	}
 
 	/**

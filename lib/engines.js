@@ -11,7 +11,9 @@
 // (native: finishes on an engine thread what open() or execute() handed
 // over; resolves with the result, or with a page request `{ id, chunks }`
 // that next() and supply() answer), setTimeout(ms), interrupt(),
-// isAutocommit(), lastCallChanged(), takeDelta(slab, at, meta) (the sealed
+// isAutocommit(), lastCallChanged(), lastCallRolledBack() (a statement of the
+// last call failed and SQLite rolled back the transaction it ran in),
+// takeDelta(slab, at, meta) (the sealed
 // delta into the caller's arrays: see persist.js; returns the number of
 // chunks, NOTHING_PENDING or TOO_SMALL), journal(), ack(), restore(),
 // export() (the file's bytes, or a promise of them: native reads the file on

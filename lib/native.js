@@ -169,6 +169,10 @@ class NativeEngine {
 		return this.#db.lastCallChanged();
 	}
 
+	lastCallRolledBack() {
+		return this.#db.lastCallRolledBack();
+	}
+
 	/** The journal's page images (see lib/engines.js); null if `maxBytes` is given and they are more. */
 	journal(maxBytes) {
 		this.#sendAck();

@@ -277,6 +277,14 @@ impl NativeDatabase {
         self.lock().last_call_changed().map_err(to_js)
     }
 
+    /// Whether a statement of the last `execute` failed and SQLite rolled
+    /// back the transaction it ran in (an I/O error, a stopped write, `OR
+    /// ROLLBACK`), as opposed to a `COMMIT` or `ROLLBACK` that failed.
+    #[napi]
+    pub fn last_call_rolled_back(&self) -> bool {
+        self.lock().last_call_rolled_back()
+    }
+
     /// What a rollback journal for the pending commit must hold: `{ size,
     /// pages: [[index, bytes], ...] }`, the durable size and the durable bytes
     /// of every chunk changed since, within that size. With `maxBytes`, null

@@ -554,6 +554,7 @@ class WasmDatabase {
 		const tracker = this.#trackerOrThrow();
 		this.#sealsAtCall = tracker.seals;
 		this.#wrote = false;
+		this.#rolledBack = false;
 		const control = this.#s.control;
 		control.startCall(this.#timeoutMs);
 		const out = { sets: [], changes: 0, lastInsertRowid: 0 };
@@ -615,6 +616,8 @@ class WasmDatabase {
 	#sealsAtCall = 0;
 	/** Whether a statement that writes ran to its end in the current call. */
 	#wrote = false;
+	/** Whether a statement of the current call failed and SQLite rolled back the transaction it ran in. */
+	#rolledBack = false;
 	/** The longest a call may run, in milliseconds (null: no limit). */
 	#timeoutMs = null;
 
@@ -637,6 +640,11 @@ class WasmDatabase {
 	 */
 	lastCallChanged() {
 		return this.#wrote || this.#trackerOrThrow().seals !== this.#sealsAtCall;
+	}
+
+	/** src/connection.rs last_call_rolled_back. */
+	lastCallRolledBack() {
+		return this.#rolledBack;
 	}
 
 	#paramName(stmt, index) {
@@ -723,6 +731,7 @@ class WasmDatabase {
 		const api = this.#api;
 		this.#s.control.startStatement();
 		const before = x.sqlite3_total_changes64(db);
+		const inTransaction = x.sqlite3_get_autocommit(db) === 0;
 		// The columns are read once the statement has stepped: a statement
 		// prepared before a schema change is prepared again by its first
 		// step, and only then has the new columns.
@@ -741,6 +750,14 @@ class WasmDatabase {
 				} else if (rc === SQLITE_DONE) {
 					break;
 				} else {
+					// src/connection.rs note_rollback.
+					if (
+						inTransaction &&
+						x.sqlite3_get_autocommit(db) !== 0 &&
+						!(x.sqlite3_stmt_readonly(stmt) !== 0 && x.sqlite3_column_count(stmt) === 0)
+					) {
+						this.#rolledBack = true;
+					}
 					throw this.#error(rc, db);
 				}
 			}

@@ -152,6 +152,9 @@ pub struct Database {
     seals_at_call: u64,
     /// Whether a statement that writes ran to its end in the current call.
     wrote: std::cell::Cell<bool>,
+    /// Whether a statement of the current call failed and SQLite rolled
+    /// back the transaction it ran in (see [`Database::last_call_rolled_back`]).
+    rolled_back: std::cell::Cell<bool>,
     control: Arc<Control>,
     /// Longest a call may run (None: no limit).
     timeout: Option<Duration>,
@@ -187,6 +190,7 @@ impl Database {
             local: Some(local),
             seals_at_call: 0,
             wrote: std::cell::Cell::new(false),
+            rolled_back: std::cell::Cell::new(false),
             control: Arc::default(),
             timeout: None,
             suspended: None,
@@ -415,6 +419,7 @@ impl Database {
         }
         self.seals_at_call = seals;
         self.wrote.set(false);
+        self.rolled_back.set(false);
         self.control.start_call(self.timeout);
         if mode == Mode::Inline {
             self.control.start_inline(INLINE_BUDGET);
@@ -567,9 +572,11 @@ impl Database {
                     return Ok(Some((0, true)));
                 }
                 let sets = out.sets.len();
+                let in_transaction = !conn.is_autocommit();
                 let ran = run_statement(conn, &mut stmt, collect, out);
                 let ran = self.swallowed_stop(ran, &stmt, out, sets);
                 self.control.set_budget(false);
+                self.note_rollback(conn, &stmt, in_transaction, &ran);
                 if self.stopped_for_budget(ran)? {
                     return Ok(Some((0, true)));
                 }
@@ -618,9 +625,11 @@ impl Database {
                 return Ok(Some((at, false)));
             }
             let sets = out.sets.len();
+            let in_transaction = !conn.is_autocommit();
             let ran = run_statement(conn, &mut stmt, collect, out);
             let ran = self.swallowed_stop(ran, &stmt, out, sets);
             self.control.set_budget(false);
+            self.note_rollback(conn, &stmt, in_transaction, &ran);
             if self.stopped_for_budget(ran)? {
                 return Ok(Some((at, false)));
             }
@@ -650,6 +659,27 @@ impl Database {
             return false;
         }
         !has_statement
+    }
+
+    /// Notes that a statement which failed took the transaction it ran in
+    /// with it: SQLite rolls a transaction back on an I/O error, a stopped
+    /// write, `OR ROLLBACK`, `RAISE(ROLLBACK)`. A statement that ends a
+    /// transaction by design (`COMMIT`, `ROLLBACK`, `RELEASE`: read-only, no
+    /// columns) does not count: what follows it was meant to run after.
+    fn note_rollback(
+        &self,
+        conn: &Connection,
+        stmt: &rusqlite::Statement<'_>,
+        in_transaction: bool,
+        ran: &Result<(), EngineError>,
+    ) {
+        if ran.is_err()
+            && in_transaction
+            && conn.is_autocommit()
+            && !(stmt.readonly() && stmt.column_count() == 0)
+        {
+            self.rolled_back.set(true);
+        }
     }
 
     /// Notes that a statement which may write ran to its end in this call.
@@ -900,6 +930,14 @@ impl Database {
     /// changes, or ran a statement that writes (inside a transaction too).
     pub fn last_call_changed(&self) -> Result<bool, EngineError> {
         Ok(self.wrote.get() || self.tracker()?.seals() != self.seals_at_call)
+    }
+
+    /// Whether a statement of the last call failed and SQLite rolled back the
+    /// transaction it ran in (an I/O error, a stopped write, `OR ROLLBACK`,
+    /// `RAISE(ROLLBACK)`; not a `COMMIT` or `ROLLBACK` that failed): the
+    /// calls made to run in that transaction must not run outside it.
+    pub fn last_call_rolled_back(&self) -> bool {
+        self.rolled_back.get()
     }
 
     /// The pending delta's bytes and number of chunks, if one is pending.
