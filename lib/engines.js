@@ -12,7 +12,8 @@
 // over; resolves with the result, or with a page request `{ id, chunks }`
 // that next() and supply() answer), setTimeout(ms), interrupt(),
 // isAutocommit(), lastCallChanged(), lastCallRolledBack() (a statement of the
-// last call failed and SQLite rolled back the transaction it ran in),
+// last call failed and SQLite rolled back the transaction it ran in; read
+// once),
 // takeDelta(slab, at, meta) (the sealed
 // delta into the caller's arrays: see persist.js; returns the number of
 // chunks, NOTHING_PENDING or TOO_SMALL), journal(), ack(), restore(),

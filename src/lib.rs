@@ -279,7 +279,8 @@ impl NativeDatabase {
 
     /// Whether a statement of the last `execute` failed and SQLite rolled
     /// back the transaction it ran in (an I/O error, a stopped write, `OR
-    /// ROLLBACK`), as opposed to a `COMMIT` or `ROLLBACK` that failed.
+    /// ROLLBACK`), as opposed to a `COMMIT` or `ROLLBACK` that failed. Read
+    /// once: false again after.
     #[napi]
     pub fn last_call_rolled_back(&self) -> bool {
         self.lock().last_call_rolled_back()

@@ -548,13 +548,13 @@ class WasmDatabase {
 	 * when the call fails.
 	 */
 	execute(sql, positional, named, collect) {
+		this.#rolledBack = false;
 		const params = normalize(positional, named);
 		const db = this.#conn();
 		const x = this.#x;
 		const tracker = this.#trackerOrThrow();
 		this.#sealsAtCall = tracker.seals;
 		this.#wrote = false;
-		this.#rolledBack = false;
 		const control = this.#s.control;
 		control.startCall(this.#timeoutMs);
 		const out = { sets: [], changes: 0, lastInsertRowid: 0 };
@@ -642,9 +642,11 @@ class WasmDatabase {
 		return this.#wrote || this.#trackerOrThrow().seals !== this.#sealsAtCall;
 	}
 
-	/** src/connection.rs last_call_rolled_back. */
+	/** src/connection.rs last_call_rolled_back: read once. */
 	lastCallRolledBack() {
-		return this.#rolledBack;
+		const rolledBack = this.#rolledBack;
+		this.#rolledBack = false;
+		return rolledBack;
 	}
 
 	#paramName(stmt, index) {

@@ -408,6 +408,7 @@ impl Database {
         mode: Mode,
     ) -> Result<Step, EngineError> {
         self.suspended = None;
+        self.rolled_back.set(false);
         let (seals, damaged) = {
             let tracker = self.tracker()?;
             (tracker.seals(), tracker.is_damaged())
@@ -419,7 +420,6 @@ impl Database {
         }
         self.seals_at_call = seals;
         self.wrote.set(false);
-        self.rolled_back.set(false);
         self.control.start_call(self.timeout);
         if mode == Mode::Inline {
             self.control.start_inline(INLINE_BUDGET);
@@ -935,9 +935,11 @@ impl Database {
     /// Whether a statement of the last call failed and SQLite rolled back the
     /// transaction it ran in (an I/O error, a stopped write, `OR ROLLBACK`,
     /// `RAISE(ROLLBACK)`; not a `COMMIT` or `ROLLBACK` that failed): the
-    /// calls made to run in that transaction must not run outside it.
+    /// calls made to run in that transaction must not run outside it. Read
+    /// once: it is false again after (a later call that fails before it
+    /// reaches SQLite does not report it again).
     pub fn last_call_rolled_back(&self) -> bool {
-        self.rolled_back.get()
+        self.rolled_back.replace(false)
     }
 
     /// The pending delta's bytes and number of chunks, if one is pending.
