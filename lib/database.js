@@ -36,6 +36,14 @@ const STATUS = new Float64Array(new ArrayBuffer(3 * Float64Array.BYTES_PER_ELEME
 const RAN = Promise.resolve(true);
 
 /** A call waiting for its turn, then for its outcome to settle. */
+/**
+ * The error of a call that does not run: the transaction it was made to run
+ * in was rolled back (`why`, `cause`).
+ */
+function rolledBackError(why, cause) {
+	return new SqliteError(`the transaction this call was made in was rolled back: ${why}`, "SQLITE_ABORT_ROLLBACK", { cause });
+}
+
 class Job {
 	constructor(kind, sql, params, callback, resolve, reject) {
 		this.kind = kind;
@@ -571,21 +579,20 @@ class Database {
 	 */
 	#refuse(job) {
 		const cause = this.#rolledBackBy;
-		job.error = new SqliteError(
-			`the transaction this call was made in was rolled back: a call before it failed (${cause.message})`,
-			"SQLITE_ABORT_ROLLBACK",
-			{ cause },
-		);
+		job.error = rolledBackError(`a call before it failed (${cause.message})`, cause);
 		job.effects = false;
 		return false;
 	}
 
 	/** Refuses the queued calls (see #refuse): they were made before the failure could be seen. */
 	#refuseQueued() {
-		for (const job of this.#takeBatch()) {
-			this.#refuse(job);
-			job.reject(job.error);
-		}
+		const cause = this.#rolledBackBy;
+		this.#rejectQueued(`a call before it failed (${cause.message})`, cause);
+	}
+
+	/** Rejects the queued calls: the transaction they were made to run in was rolled back (`why`, `cause`). */
+	#rejectQueued(why, cause) {
+		for (const job of this.#takeBatch()) job.reject(rolledBackError(why, cause));
 	}
 
 	/**
@@ -702,10 +709,7 @@ class Database {
 	 * the rest of a pipeline does after an error; calls made from now on run.
 	 */
 	#abortQueued(error) {
-		for (const job of this.#takeBatch()) {
-			const message = `the transaction this call was made in was rolled back: the KV write of the calls before it failed (${error.message})`;
-			job.reject(new SqliteError(message, "SQLITE_ABORT_ROLLBACK", { cause: error }));
-		}
+		this.#rejectQueued(`the KV write of the calls before it failed (${error.message})`, error);
 	}
 
 	#changedByLastCall() {
