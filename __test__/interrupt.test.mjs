@@ -451,6 +451,91 @@ describe("interrupt()", () => {
 		assert.deepEqual(await rows(db, "SELECT n FROM log"), [[3_000_000]]);
 		await db.close();
 	});
+	/**
+	 * Runs `call` while a 10 ms timer ticks: whether the JS thread stayed
+	 * free (ticks in proportion to the time the call took).
+	 */
+	async function leavesTheThread(call) {
+		let ticks = 0;
+		const timer = setInterval(() => ticks++, 10);
+		const started = performance.now();
+		try {
+			await call();
+		} finally {
+			clearInterval(timer);
+		}
+		const elapsed = performance.now() - started;
+		assert.ok(ticks >= Math.min(5, elapsed / 40), `${ticks} timer ticks in ${Math.round(elapsed)} ms`);
+	}
+
+	const SLOW_TRIGGER =
+		"CREATE TRIGGER slow AFTER INSERT ON t BEGIN INSERT INTO log SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT x FROM c); END";
+
+	test("a write made long by a trigger that a rollback brought back leaves the JS thread", async (t) => {
+		const db = await openNative(t, createTestKv());
+		if (db === null) return;
+		await db.exec(`CREATE TABLE t(v); CREATE TABLE log(n); ${SLOW_TRIGGER}`);
+		const insert = "INSERT INTO t(v) VALUES (?)";
+		// Without the trigger the insert is quick, and the engine learns so;
+		// ROLLBACK brings the trigger back.
+		await db.exec("BEGIN; DROP TRIGGER slow");
+		await db.run(insert, [1]);
+		await db.exec("ROLLBACK");
+		await db.exec("BEGIN; SAVEPOINT a; DROP TRIGGER slow");
+		await db.run(insert, [2]);
+		await db.exec("ROLLBACK TO a");
+		await leavesTheThread(() => db.run(insert, [3]));
+		await db.exec("COMMIT");
+		await leavesTheThread(async () => {
+			await db.exec("BEGIN");
+			await db.run(insert, [4]);
+			await db.exec("COMMIT");
+		});
+		assert.deepEqual(await rows(db, "SELECT v FROM t ORDER BY v"), [[3], [4]]);
+		assert.deepEqual(await rows(db, "SELECT n FROM log"), [[3_000_000], [3_000_000]]);
+		await db.close();
+	});
+
+	test("a write made long by foreign keys turned on since it last ran leaves the JS thread", async (t) => {
+		const db = await openNative(t, createTestKv());
+		if (db === null) return;
+		await db.exec(
+			"CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE c(p REFERENCES p(id) ON DELETE CASCADE); WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 400000) INSERT INTO c SELECT 1 FROM n; INSERT INTO p VALUES (1), (2)",
+		);
+		const remove = "DELETE FROM p WHERE id = ?";
+		// Foreign keys off: a delete by primary key is quick.
+		await db.exec("BEGIN");
+		await db.run(remove, [2]);
+		await db.exec("COMMIT; PRAGMA foreign_keys = ON; BEGIN");
+		// On: it deletes every row of c that refers to p 1.
+		await leavesTheThread(() => db.run(remove, [1]));
+		await db.exec("COMMIT");
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM c"), [[0]]);
+		await db.close();
+	});
+
+	test("a command to a virtual table inside a transaction leaves the JS thread; its transaction commits whole", async (t) => {
+		const kv = createTestKv();
+		const db = await openNative(t, kv);
+		if (db === null) return;
+		await db.exec(
+			"CREATE VIRTUAL TABLE f USING fts5(body); WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 60000) INSERT INTO f SELECT printf('word%d other%d text', x, x % 97) FROM n",
+		);
+		await db.exec("BEGIN; INSERT INTO f VALUES ('added')");
+		// FTS5's 'rebuild' reads the whole table in one call into the module.
+		await leavesTheThread(() => db.run("INSERT INTO f(f) VALUES ('rebuild')"));
+		// FTS5 writes the index entries it held back at a savepoint and at
+		// the commit, running statements of its own: neither is cut short.
+		await db.exec("SAVEPOINT s; RELEASE s");
+		assert.equal(db.inTransaction, true);
+		await db.exec("COMMIT");
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM f WHERE f MATCH 'word777 OR added'"), [[2]]);
+		await db.close();
+		const reopened = await open(kv);
+		assert.deepEqual(await rows(reopened, "SELECT count(*) FROM f WHERE f MATCH 'added'"), [[1]]);
+		assert.deepEqual(await rows(reopened, "PRAGMA integrity_check"), [["ok"]]);
+		await reopened.close();
+	});
 });
 
 describe("the engine-thread pool", () => {

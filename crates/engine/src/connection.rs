@@ -166,9 +166,14 @@ pub struct Database {
     /// (foldhash: SipHash of the SQL cost about 400 instructions a write
     /// inside a transaction; the map is bounded, and cleared when full.)
     heavy: RefCell<HashMap<String, bool, foldhash::fast::RandomState>>,
-    /// Set by the authorizer when a statement that changes the schema is
-    /// prepared: what `heavy` knows may then be wrong (a new trigger).
+    /// Set by the authorizer when a statement that changes the schema or a
+    /// setting is prepared: what `heavy` knows may then be wrong (a new
+    /// trigger, foreign keys on).
     schema_changed: Arc<AtomicBool>,
+    /// Whether the open transaction changed the schema: a rollback (of it,
+    /// or to one of its savepoints) brings back the schema it had, and
+    /// statements compile as before (a dropped trigger is back).
+    schema_in_transaction: std::cell::Cell<bool>,
 }
 
 impl Database {
@@ -197,6 +202,7 @@ impl Database {
             packed: None,
             heavy: RefCell::default(),
             schema_changed: Arc::default(),
+            schema_in_transaction: std::cell::Cell::new(false),
         })
     }
 
@@ -323,7 +329,7 @@ impl Database {
         }
         let schema_changed = self.schema_changed.clone();
         conn.authorizer(Some(move |context: rusqlite::hooks::AuthContext<'_>| {
-            if policy::changes_schema(&context.action) {
+            if policy::changes_programs(&context.action) {
                 schema_changed.store(true, Ordering::Relaxed);
             }
             policy::authorize(context)
@@ -577,6 +583,7 @@ impl Database {
                 let ran = self.swallowed_stop(ran, &stmt, out, sets);
                 self.control.set_budget(false);
                 self.note_rollback(conn, &stmt, in_transaction, &ran);
+                self.note_programs(conn, sql);
                 if self.stopped_for_budget(ran)? {
                     return Ok(Some((0, true)));
                 }
@@ -630,6 +637,7 @@ impl Database {
             let ran = self.swallowed_stop(ran, &stmt, out, sets);
             self.control.set_budget(false);
             self.note_rollback(conn, &stmt, in_transaction, &ran);
+            self.note_programs(conn, text);
             if self.stopped_for_budget(ran)? {
                 return Ok(Some((at, false)));
             }
@@ -686,7 +694,24 @@ impl Database {
     fn note_write(&self, stmt: &rusqlite::Statement<'_>) {
         if !stmt.readonly() {
             self.wrote.set(true);
-            if self.schema_changed.swap(false, Ordering::Relaxed) {
+        }
+    }
+
+    /// After a statement ran, or failed (`text`, its SQL): forgets what
+    /// `heavy` knows if statements may now compile to other programs. They
+    /// may when a statement that changes the schema or sets a pragma was
+    /// prepared, and when a transaction that changed the schema ends or rolls
+    /// back to a savepoint: SQLite then brings back the schema it had.
+    fn note_programs(&self, conn: &Connection, text: &str) {
+        if self.schema_changed.load(Ordering::Relaxed) {
+            self.schema_changed.store(false, Ordering::Relaxed);
+            self.heavy.borrow_mut().clear();
+            self.schema_in_transaction.set(!conn.is_autocommit());
+        } else if self.schema_in_transaction.get() {
+            if conn.is_autocommit() {
+                self.heavy.borrow_mut().clear();
+                self.schema_in_transaction.set(false);
+            } else if script::first_word(text).eq_ignore_ascii_case(b"ROLLBACK") {
                 self.heavy.borrow_mut().clear();
             }
         }
@@ -700,17 +725,17 @@ impl Database {
         text: &str,
     ) -> Result<bool, EngineError> {
         let autocommit = conn.is_autocommit();
-        if !autocommit
-            && stmt.readonly()
-            && stmt.column_count() == 0
-            && (self.tracker()?.has_remote() || self.ends_large(conn)?)
-        {
-            // It may be a COMMIT or ROLLBACK, which SQLite cannot stop once
-            // it started: of many pages, or one that reads pages not local
-            // yet (auto_vacuum moves pages at commit), which a miss on this
-            // thread would fail, and SQLite would roll the transaction back.
+        if !autocommit && stmt.readonly() && stmt.column_count() == 0 {
+            // It may be a COMMIT, RELEASE, SAVEPOINT or ROLLBACK, which must
+            // not be cut short: a virtual table's work at a savepoint or a
+            // commit (FTS5 writes the index entries it holds back) runs
+            // statements of its own, and stopping them can take the whole
+            // transaction with them. It runs inline to its end, unless it
+            // may have many pages to write, or read pages not local yet
+            // (auto_vacuum moves pages at commit), which a miss on this
+            // thread would fail.
             self.control.set_budget(false);
-            return Ok(false);
+            return Ok(!(self.tracker()?.has_remote() || self.ends_large(conn)?));
         }
         if autocommit && {
             let word = script::first_word(text);
@@ -917,6 +942,7 @@ impl Database {
         // The schema may be back to an older one (a trigger the undone
         // write dropped): what was learnt of statements since may be wrong.
         self.heavy.borrow_mut().clear();
+        self.schema_in_transaction.set(false);
         Ok(())
     }
 

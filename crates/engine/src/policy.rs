@@ -111,13 +111,17 @@ pub fn authorize(context: AuthContext<'_>) -> Authorization {
     }
 }
 
-/// Whether a statement doing `action` changes the schema in a way that can
-/// change what other statements do (a trigger, or a table or view that may
-/// carry triggers, created, dropped or altered).
-pub fn changes_schema(action: &AuthAction<'_>) -> bool {
+/// Whether a statement doing `action` may change what other statements
+/// compile to: a trigger, or a table or view that may carry triggers,
+/// created, dropped or altered, or a pragma set (`foreign_keys` adds the
+/// cascades of a `DELETE`, `recursive_triggers` lets a trigger loop).
+pub fn changes_programs(action: &AuthAction<'_>) -> bool {
     matches!(
         action,
-        AuthAction::CreateTrigger { .. }
+        AuthAction::Pragma {
+            pragma_value: Some(_),
+            ..
+        } | AuthAction::CreateTrigger { .. }
             | AuthAction::CreateTempTrigger { .. }
             | AuthAction::DropTrigger { .. }
             | AuthAction::DropTempTrigger { .. }

@@ -127,6 +127,11 @@ const HEAVY_OPS: &[&str] = &[
     "IncrVacuum",
     "Count",
     "Yield",
+    // A write to a virtual table: its module may do any amount of work in
+    // one call (FTS5's 'rebuild' and 'optimize' commands go over the whole
+    // index), which nothing can stop.
+    "VUpdate",
+    "VDestroy",
 ];
 
 /// Whether the statement `sql` may run long: its program loops (over rows,
