@@ -137,4 +137,27 @@ describe("durability", () => {
 		await after.close();
 		await db.close();
 	});
+
+	test("after a failed write, the connection's settings stay as they were (foreign keys stay on)", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec(
+			"CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE c(p REFERENCES p(id)); INSERT INTO p VALUES (1); PRAGMA foreign_keys = ON; PRAGMA recursive_triggers = ON; PRAGMA cache_size = -4000; PRAGMA secure_delete = ON; PRAGMA max_page_count = 100000",
+		);
+		const settings =
+			"SELECT * FROM pragma_foreign_keys, pragma_recursive_triggers, pragma_cache_size, pragma_secure_delete, pragma_max_page_count";
+		const before = await rows(db, settings);
+		assert.deepEqual(before, [[1, 1, -4000, 1, 100000]]);
+		kv.failWhen((call) => call.method === "putBatch");
+		await assert.rejects(
+			db.run("INSERT INTO c VALUES (1)"),
+			(error) => error instanceof SqliteError && error.code === "SQLITE_IOERR_WRITE",
+		);
+		kv.clearFaults();
+		assert.deepEqual(await rows(db, settings), before);
+		await assert.rejects(db.run("INSERT INTO c VALUES (2)"), (error) => error.code === "SQLITE_CONSTRAINT_FOREIGNKEY");
+		await db.run("INSERT INTO c VALUES (1)");
+		assert.deepEqual(await rows(db, "SELECT p FROM c"), [[1]]);
+		await db.close();
+	});
 });

@@ -355,6 +355,7 @@ class WasmDatabase {
 			const busy = x.sqlite3_busy_timeout(db, 5000);
 			if (busy !== SQLITE_OK) throw this.#error(busy, db);
 			this.#configure(db);
+			for (const [name, value] of this.#kept) this.#run(db, `PRAGMA ${name} = ${value}`);
 			// lib/policy.txt's limits.
 			for (const [id, value] of api.limits) x.sqlite3_limit(db, id, value);
 			x.sqlite3_set_authorizer(db, api.authorize, 0);
@@ -840,7 +841,7 @@ class WasmDatabase {
 	 * transaction), restores the file from its before-images and reopens.
 	 */
 	restore() {
-		this.#conn();
+		this.#kept = this.#keptSettings(this.#conn());
 		try {
 			this.#closeConnection();
 			this.#trackerOrThrow().restore();
@@ -851,6 +852,29 @@ class WasmDatabase {
 		} catch (error) {
 			throw this.#fault(error);
 		}
+	}
+
+	/** The settings the last connection had, set again on the next (see #keptSettings). */
+	#kept = [];
+
+	/**
+	 * The values of the settings a restore keeps (lib/policy.txt, `kept`) on
+	 * `db`, as [name, value]; one that cannot be read is left out.
+	 */
+	#keptSettings(db) {
+		const x = this.#x;
+		const kept = [];
+		for (const name of this.#api.kept) {
+			const [p, len] = this.#api.encodeInto(this.#s.sqlScratch, `PRAGMA ${name}`);
+			const { rc, stmt } = this.#prepare(db, p, len, 0);
+			if (rc !== SQLITE_OK || !stmt) continue;
+			try {
+				if (x.sqlite3_step(stmt) === SQLITE_ROW) kept.push([name, String(x.sqlite3_column_int64(stmt, 0))]);
+			} finally {
+				x.sqlite3_finalize(stmt);
+			}
+		}
+		return kept;
 	}
 
 	#closeConnection() {

@@ -186,6 +186,7 @@ function createApi(sqlite3, wasmPath, onBroken) {
 		loadExtension: { name: loadExtensionName, func: loadExtension },
 		authorize,
 		limits: LIMITS,
+		kept: KEPT,
 		progress,
 		/**
 		 * The error that broke the module, or null. A call that ends in a trap,
@@ -218,7 +219,7 @@ const RULES = fs
 	.filter((words) => words.length >= 2);
 // The pragma rules: by pragma name, its rule's kind and values.
 const PRAGMA_RULES = new Map(
-	RULES.filter(([kind]) => kind !== "limit").map(([kind, name, ...values]) => [
+	RULES.filter(([kind]) => kind !== "limit" && kind !== "kept").map(([kind, name, ...values]) => [
 		name,
 		{ kind, values: values.map((value) => value.toLowerCase()) },
 	]),
@@ -244,6 +245,8 @@ const LIMITS = RULES.filter(([kind]) => kind === "limit").map(([, name, value]) 
 	if (id === -1 || !/^\d+$/.test(value ?? "")) throw new Error(`lib/policy.txt: bad limit rule for "${name}"`);
 	return [id, Number(value)];
 });
+// The settings of a connection that outlive a restore (as src/policy.rs kept() reads them).
+const KEPT = RULES.filter(([kind]) => kind === "kept").map(([, name]) => name);
 const asciiLower = (s) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 
 /** Whether the rules refuse pragma `name` (lower case), set to `value` or read (null). */

@@ -174,6 +174,9 @@ pub struct Database {
     /// or to one of its savepoints) brings back the schema it had, and
     /// statements compile as before (a dropped trigger is back).
     schema_in_transaction: std::cell::Cell<bool>,
+    /// The settings the last connection had, set again on the next (see
+    /// [`policy::kept`]).
+    kept: Vec<(&'static str, i64)>,
 }
 
 impl Database {
@@ -203,6 +206,7 @@ impl Database {
             heavy: RefCell::default(),
             schema_changed: Arc::default(),
             schema_in_transaction: std::cell::Cell::new(false),
+            kept: Vec::new(),
         })
     }
 
@@ -320,6 +324,9 @@ impl Database {
             | OpenFlags::SQLITE_OPEN_EXRESCODE;
         let mut conn = Connection::open_with_flags_and_vfs(&self.path, flags, vfs::VFS_NAME)?;
         configure(&conn)?;
+        for (name, value) in &self.kept {
+            conn.execute_batch(&format!("PRAGMA {name} = {value}"))?;
+        }
         for limit in policy::limits() {
             let (limit, value) = limit.map_err(|message| EngineError::Sqlite {
                 code: rusqlite::ffi::SQLITE_INTERNAL,
@@ -936,6 +943,7 @@ impl Database {
         self.suspended = None;
         self.packed = None;
         if let Some(conn) = self.conn.take() {
+            self.kept = kept_settings(&conn);
             close_connection(conn)?;
         }
         put_back(&mut *self.tracker()?)?;
@@ -1143,6 +1151,18 @@ fn loaded_images(tracker: &Tracker) -> Result<Images<'_>, EngineError> {
     tracker
         .durable_images()
         .ok_or_else(|| EngineError::Range("the before-images of some pages are not loaded".into()))
+}
+
+/// The values of the settings a restore keeps ([`policy::kept`]) on `conn`;
+/// one that cannot be read (a build without it) is left out.
+fn kept_settings(conn: &Connection) -> Vec<(&'static str, i64)> {
+    policy::kept()
+        .filter_map(|name| {
+            conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+                .ok()
+                .map(|value| (name, value))
+        })
+        .collect()
 }
 
 fn close_connection(mut conn: Connection) -> Result<(), rusqlite::Error> {

@@ -11,7 +11,8 @@ use rusqlite::limits::Limit;
 
 /// The rules, shared with the WASM engine: `read-only NAME`, `denied NAME`
 /// or `only NAME VALUE…` for pragmas, `limit NAME VALUE` for SQLite's
-/// limits, one per line (see the file for why each is there).
+/// limits, `kept NAME` for the settings a restore keeps, one per line (see
+/// the file for why each is there).
 const RULES: &str = include_str!("../../../lib/policy.txt");
 
 /// The rules' lines, as words.
@@ -56,6 +57,16 @@ fn limit_named(name: &str) -> Option<Limit> {
         "trigger_depth" => Limit::SQLITE_LIMIT_TRIGGER_DEPTH,
         "worker_threads" => Limit::SQLITE_LIMIT_WORKER_THREADS,
         _ => return None,
+    })
+}
+
+/// The settings of a connection that outlive a restore (`kept NAME` rules):
+/// the engine reads them before it closes SQLite and sets them again once
+/// it has connected it again.
+pub fn kept() -> impl Iterator<Item = &'static str> {
+    rules().filter_map(|mut words| match words.next() {
+        Some("kept") => words.next(),
+        _ => None,
     })
 }
 
