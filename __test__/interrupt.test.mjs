@@ -171,6 +171,10 @@ describe("timeoutMs", () => {
 			const none = await open(createTestKv());
 			assert.deepEqual(await rows(none, SLOW(20_000)), [[20_000, 200_010_000]]);
 			await none.close();
+			process.env.RIVETKIT_SQLITE_TIMEOUT_MS = "null";
+			const unset = await open(createTestKv());
+			assert.deepEqual(await rows(unset, SLOW(20_000)), [[20_000, 200_010_000]]);
+			await unset.close();
 			process.env.RIVETKIT_SQLITE_TIMEOUT_MS = "30s";
 			await assert.rejects(open(createTestKv()), { name: "TypeError", message: /RIVETKIT_SQLITE_TIMEOUT_MS .*"30s"/ });
 		} finally {

@@ -139,6 +139,22 @@ describe("values and parameters", () => {
 		}
 	});
 
+	test("named parameters of another realm's plain object, and keys with a lone surrogate, bind", async () => {
+		const foreign = vm.runInNewContext('({ a: 1, ":b": "two" })');
+		assert.notEqual(Object.getPrototypeOf(foreign), Object.prototype);
+		assert.deepEqual(await rows(db, "SELECT :a, :b", foreign), [[1, "two"]]);
+		assert.deepEqual(await rows(db, "SELECT :a", JSON.parse('{"a": 3}')), [[3]]);
+		// A lone surrogate in the SQL text and in the key both stand for U+FFFD.
+		assert.deepEqual(await rows(db, "SELECT :\ud800x", { "\ud800x": 1 }), [[1]]);
+		assert.deepEqual(await rows(db, "SELECT :\ufffdx", { ":\ud800x": 2 }), [[2]]);
+		assert.deepEqual(await rows(db, "SELECT :a", { a: 4, "unused\udc00": 5 }), [[4]]);
+		// A class instance is not a plain object.
+		class Params {
+			a = 1;
+		}
+		await assert.rejects(db.query("SELECT :a", new Params()), { name: "TypeError", message: /plain object/ });
+	});
+
 	test("positional parameters: ?, ?NNN, and arrays bound to named parameters by index", async () => {
 		assert.deepEqual(await rows(db, "SELECT ?, ?", ["x", "y"]), [["x", "y"]]);
 		assert.deepEqual(await rows(db, "SELECT ?2, ?1", ["x", "y"]), [["y", "x"]]);

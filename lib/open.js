@@ -100,7 +100,7 @@ function resolveTimeout(timeoutMs) {
 		if (fromEnv === undefined || fromEnv.trim() === "") return DEFAULT_TIMEOUT_MS;
 		source = TIMEOUT_ENV_VAR;
 		got = JSON.stringify(fromEnv);
-		timeoutMs = Number(fromEnv);
+		timeoutMs = fromEnv.trim() === "null" ? null : Number(fromEnv);
 	}
 	if (timeoutMs === null || timeoutMs === 0 || timeoutMs === Number.POSITIVE_INFINITY) return null;
 	if (typeof timeoutMs !== "number" || !(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {

@@ -82,10 +82,14 @@ function normalizeParams(params) {
 	}
 	if (typeof params === "object" && !ArrayBuffer.isView(params)) {
 		const proto = Object.getPrototypeOf(params);
-		if (proto === Object.prototype || proto === null) {
+		// A plain object of any realm (a vm context's too): its prototype is
+		// that realm's Object.prototype, whose own is null.
+		if (proto === null || Object.getPrototypeOf(proto) === null) {
 			const named = Object.create(null);
 			for (const key of Object.keys(params)) {
-				const bare = /^[:@$]/.test(key) ? key.slice(1) : key;
+				let bare = /^[:@$]/.test(key) ? key.slice(1) : key;
+				// As in SQL text, a lone surrogate stands for U+FFFD.
+				if (!bare.isWellFormed()) bare = bare.toWellFormed();
 				if (bare in named) throw new TypeError(`Parameter "${bare}" is given twice (with and without a sigil, or with two)`);
 				named[bare] = normalizeValue(params[key], `"${key}"`);
 			}
