@@ -1,9 +1,11 @@
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
 import vm from "node:vm";
+import { constants } from "node:buffer";
 
 import { createTestKv } from "./helpers/kv.mjs";
 import { open, rows } from "./helpers/db.mjs";
+import { SqliteError } from "../index.mjs";
 
 describe("values and parameters", () => {
 	let kv;
@@ -48,6 +50,27 @@ describe("values and parameters", () => {
 
 	test("text with a NUL byte keeps every character", async () => {
 		assert.deepEqual(await roundTrip("a\0b\0"), { back: "a\0b\0", type: "text" });
+	});
+
+	test("a TEXT result longer than the runtime's strings is a SqliteError, and a write that returns one has no effect", async (t) => {
+		// Node's strings hold 2^29 − 24 code units; SQLite's TEXT up to 10^9 bytes.
+		const length = constants.MAX_STRING_LENGTH + 1;
+		if (length > 1e9) return t.skip(`this runtime's strings hold ${constants.MAX_STRING_LENGTH} code units`);
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE big(v)");
+		const long = `printf('%.*c', ${length}, 'x')`;
+		await assert.rejects(db.query(`SELECT ${long}`), (error) => error instanceof SqliteError && error.code === "SQLITE_TOOBIG");
+		await assert.rejects(db.query(`INSERT INTO big VALUES ('kept?') RETURNING ${long}`), (error) => {
+			// (The WASM engine's memory may run out first.)
+			return error instanceof SqliteError && ["SQLITE_TOOBIG", "SQLITE_NOMEM"].includes(error.code);
+		});
+		await db.run("INSERT INTO big VALUES ('next')");
+		assert.deepEqual(await rows(db, "SELECT v FROM big"), [["next"]]);
+		const copy = await open(kv.clone());
+		assert.deepEqual(await rows(copy, "SELECT v FROM big"), [["next"]]);
+		await copy.close();
+		await db.close();
 	});
 
 	test("text and column names that start with U+FEFF keep it (it is no byte-order mark here)", async () => {

@@ -11,6 +11,10 @@
 // interrupt, setTimeout) and those of an open (loadChunks, open) come after
 // an execute that sent it, or before any write.
 
+// The longest string this runtime holds (UTF-16 code units): a longer TEXT
+// result is SQLITE_TOOBIG (Node: 2^29 − 24; Bun: 2^31 − 1).
+const { MAX_STRING_LENGTH } = require("node:buffer").constants;
+
 // Bits of the addon's execute() flags.
 const COLLECT = 1;
 const ACK_FIRST = 2;
@@ -22,7 +26,7 @@ const ACK_FIRST = 2;
 const CLOSE_INLINE_BYTES = 1024 * 1024;
 
 /** The addon interface this file drives: the addon's ENGINE_INTERFACE (see src/lib.rs). */
-const ENGINE_INTERFACE = 4;
+const ENGINE_INTERFACE = 5;
 
 /**
  * Throws unless `binding` is an addon this file can drive: what loaded may
@@ -51,7 +55,7 @@ class NativeEngine {
 	#acked = false;
 
 	constructor(binding) {
-		this.#db = new binding.NativeDatabase();
+		this.#db = new binding.NativeDatabase(MAX_STRING_LENGTH);
 		this.#calls = this.#db.calls();
 	}
 

@@ -57,7 +57,7 @@ pub(crate) const NOTHING_PENDING: i32 = -1;
 /// package of another version), or another napi-rs package's addon, is
 /// refused, not called. Raise it, there and here, with any such change.
 #[napi]
-pub const ENGINE_INTERFACE: u32 = 4;
+pub const ENGINE_INTERFACE: u32 = 5;
 
 /// What `takeDelta` (see calls.rs) returns when its arrays are too small.
 pub(crate) const TOO_SMALL: i32 = -2;
@@ -108,9 +108,13 @@ impl NativeDatabase {
 
 #[napi]
 impl NativeDatabase {
+    /// `max_text_length`: the longest string the JS runtime holds (UTF-16
+    /// code units; buffer.constants.MAX_STRING_LENGTH): a statement that
+    /// returns a longer TEXT value fails with `SQLITE_TOOBIG`.
     #[napi(constructor)]
-    pub fn new(env: Env) -> Result<Self, String> {
-        let db = Database::new().map_err(to_js)?;
+    pub fn new(env: Env, max_text_length: f64) -> Result<Self, String> {
+        let mut db = Database::new().map_err(to_js)?;
+        db.set_max_text(max_text_length as usize);
         let native = NativeDatabase {
             control: db.control(),
             link: Arc::default(),

@@ -54,6 +54,24 @@ function engineError(code, message, cause) {
 	return error;
 }
 
+// The longest string this runtime holds (UTF-16 code units): a longer TEXT
+// result is SQLITE_TOOBIG, as on the native engine (src/values.rs read_row).
+const { MAX_STRING_LENGTH } = require("node:buffer").constants;
+
+/** The UTF-16 code units of the text whose UTF-8 is `bytes`: one per character, two for one of four bytes. */
+function utf16Units(bytes) {
+	let units = 0;
+	for (let i = 0; i < bytes.length; i++) {
+		const b = bytes[i];
+		if ((b & 0xc0) !== 0x80) units++;
+		if (b >= 0xf0) units++;
+	}
+	return units;
+}
+
+/** Thrown by #readRow for a TEXT value longer than a string can be. */
+class TextTooLong extends Error {}
+
 const closedError = () => engineError("ERR_SQLITE_CLOSED", "The database is closed");
 const rangeError = (message) => engineError("ERR_SQLITE_RANGE", message);
 
@@ -747,20 +765,23 @@ class WasmDatabase {
 				if (rc === SQLITE_ROW) {
 					if (collect) {
 						if (columnCount === -1) columnCount = x.sqlite3_column_count(stmt);
-						this.#readRow(stmt, columnCount, cells);
+						try {
+							this.#readRow(stmt, columnCount, cells);
+						} catch (error) {
+							if (!(error instanceof TextTooLong)) throw error;
+							// The statement fails, and what it did is undone, as for any
+							// failed statement (src/connection.rs run_statement).
+							x.sqlite3_interrupt(db);
+							x.sqlite3_step(stmt);
+							this.#noteRollback(stmt, inTransaction);
+							throw engineError("SQLITE_TOOBIG", error.message);
+						}
 						count++;
 					}
 				} else if (rc === SQLITE_DONE) {
 					break;
 				} else {
-					// src/connection.rs note_rollback.
-					if (
-						inTransaction &&
-						x.sqlite3_get_autocommit(db) !== 0 &&
-						!(x.sqlite3_stmt_readonly(stmt) !== 0 && x.sqlite3_column_count(stmt) === 0)
-					) {
-						this.#rolledBack = true;
-					}
+					this.#noteRollback(stmt, inTransaction);
 					throw this.#error(rc, db);
 				}
 			}
@@ -779,6 +800,21 @@ class WasmDatabase {
 		if (x.sqlite3_stmt_readonly(stmt) === 0) this.#wrote = true;
 	}
 
+	/**
+	 * src/connection.rs note_rollback: a statement that failed (`stmt`, begun
+	 * inside a transaction if `inTransaction`) took its transaction with it.
+	 */
+	#noteRollback(stmt, inTransaction) {
+		const x = this.#x;
+		if (
+			inTransaction &&
+			x.sqlite3_get_autocommit(this.#s.db) !== 0 &&
+			!(x.sqlite3_stmt_readonly(stmt) !== 0 && x.sqlite3_column_count(stmt) === 0)
+		) {
+			this.#rolledBack = true;
+		}
+	}
+
 	/** src/values.rs read_row, then the conversion of src/lib.rs output: appends the row's cells to `cells`. */
 	#readRow(stmt, columnCount, cells) {
 		const x = this.#x;
@@ -795,6 +831,14 @@ class WasmDatabase {
 				case SQLITE_TEXT: {
 					const p = x.sqlite3_column_text(stmt, i);
 					const len = x.sqlite3_column_bytes(stmt, i);
+					if (len > MAX_STRING_LENGTH) {
+						const units = utf16Units(api.heap().subarray(p, p + len));
+						if (units > MAX_STRING_LENGTH) {
+							throw new TextTooLong(
+								`a TEXT value of ${units} UTF-16 code units is longer than the longest string this JS runtime holds (${MAX_STRING_LENGTH})`,
+							);
+						}
+					}
 					// Every byte, NUL included; invalid UTF-8 becomes U+FFFD.
 					cell = len === 0 ? "" : api.decoder.decode(api.heap().subarray(p, p + len));
 					break;

@@ -177,6 +177,9 @@ pub struct Database {
     /// The settings the last connection had, set again on the next (see
     /// [`policy::kept`]).
     kept: Vec<(&'static str, i64)>,
+    /// The longest string the JS runtime holds, in UTF-16 code units: a
+    /// longer TEXT value is `SQLITE_TOOBIG` (see [`Database::set_max_text`]).
+    max_text: usize,
 }
 
 impl Database {
@@ -207,6 +210,7 @@ impl Database {
             schema_changed: Arc::default(),
             schema_in_transaction: std::cell::Cell::new(false),
             kept: Vec::new(),
+            max_text: usize::MAX,
         })
     }
 
@@ -586,7 +590,7 @@ impl Database {
                 }
                 let sets = out.sets.len();
                 let in_transaction = !conn.is_autocommit();
-                let ran = run_statement(conn, &mut stmt, collect, out);
+                let ran = run_statement(conn, &mut stmt, collect, out, self.max_text);
                 let ran = self.swallowed_stop(ran, &stmt, out, sets);
                 self.control.set_budget(false);
                 self.note_rollback(conn, &stmt, in_transaction, &ran);
@@ -640,7 +644,7 @@ impl Database {
             }
             let sets = out.sets.len();
             let in_transaction = !conn.is_autocommit();
-            let ran = run_statement(conn, &mut stmt, collect, out);
+            let ran = run_statement(conn, &mut stmt, collect, out, self.max_text);
             let ran = self.swallowed_stop(ran, &stmt, out, sets);
             self.control.set_budget(false);
             self.note_rollback(conn, &stmt, in_transaction, &ran);
@@ -954,6 +958,13 @@ impl Database {
         Ok(())
     }
 
+    /// The longest string the JS runtime holds, in UTF-16 code units: a
+    /// statement that returns a longer TEXT value fails with `SQLITE_TOOBIG`,
+    /// and has no effect.
+    pub fn set_max_text(&mut self, units: usize) {
+        self.max_text = units;
+    }
+
     /// Whether no transaction is open (none is while SQLite is disconnected).
     pub fn is_autocommit(&self) -> Result<bool, EngineError> {
         self.file()?;
@@ -1201,6 +1212,7 @@ fn run_statement(
     stmt: &mut rusqlite::Statement<'_>,
     collect: bool,
     out: &mut Output,
+    max_text: usize,
 ) -> Result<(), EngineError> {
     let before = conn.total_changes();
     // The columns are read once the statement has stepped: if the schema
@@ -1214,7 +1226,15 @@ fn run_statement(
         while let Some(row) = rows.next()? {
             if collect {
                 let count = *column_count.get_or_insert_with(|| row.as_ref().column_count());
-                read_row(row, count, &mut cells)?;
+                if let Err(error) = read_row(row, count, &mut cells, max_text) {
+                    // A value JS cannot hold: the statement fails, and what it
+                    // did is undone, as for any failed statement (an INSERT
+                    // … RETURNING made its changes by its first row): SQLite
+                    // stops it at its next step, and rolls it back.
+                    conn.get_interrupt_handle().interrupt();
+                    let _ = rows.next();
+                    return Err(error);
+                }
             }
         }
     }

@@ -140,15 +140,40 @@ pub enum Cell {
     Blob(Vec<u8>),
 }
 
-/// Appends the `column_count` cells of `row` to `cells`.
+/// The UTF-16 code units of the text whose UTF-8 is `bytes`: one per
+/// character, two for one of four bytes.
+fn utf16_units(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .map(|&b| usize::from(b & 0xc0 != 0x80) + usize::from(b >= 0xf0))
+        .sum()
+}
+
+/// Appends the `column_count` cells of `row` to `cells`. A TEXT value of
+/// more than `max_text` UTF-16 code units (what the JS runtime's strings
+/// hold at most) is `SQLITE_TOOBIG`.
 pub fn read_row(
     row: &Row<'_>,
     column_count: usize,
     cells: &mut Vec<Cell>,
+    max_text: usize,
 ) -> Result<(), EngineError> {
     cells.reserve(column_count);
     for i in 0..column_count {
-        cells.push(match row.get_ref(i)? {
+        let value = row.get_ref(i)?;
+        if let ValueRef::Text(bytes) = value {
+            if bytes.len() > max_text && utf16_units(bytes) > max_text {
+                return Err(EngineError::Sqlite {
+                    code: rusqlite::ffi::SQLITE_TOOBIG,
+                    message: format!(
+                        "a TEXT value of {} UTF-16 code units is longer than the longest \
+                         string this JS runtime holds ({max_text})",
+                        utf16_units(bytes)
+                    ),
+                });
+            }
+        }
+        cells.push(match value {
             ValueRef::Null => Cell::Null,
             ValueRef::Integer(v) => Cell::Integer(v),
             ValueRef::Real(v) => Cell::Real(v),
