@@ -209,6 +209,36 @@ describe("statements cannot reach host files", () => {
 		await db.close();
 	});
 
+	test("triggers nest at most 500 deep, so a chain of them cannot exhaust the stack while it compiles", async () => {
+		// Tables t0…t(n−1), each with a trigger that inserts into the next: an
+		// insert into t0 fires n − 1 triggers, one inside the other.
+		const chain = (n) =>
+			Array.from({ length: n }, (_, i) => `CREATE TABLE t${i}(v);`).join("") +
+			Array.from(
+				{ length: n - 1 },
+				(_, i) => `CREATE TRIGGER g${i} AFTER INSERT ON t${i} BEGIN INSERT INTO t${i + 1} VALUES (new.v); END;`,
+			).join("");
+		const db = await open(createTestKv());
+		await db.exec(chain(1200));
+		await assert.rejects(db.run("INSERT INTO t0 VALUES (1)"), {
+			name: "SqliteError",
+			code: "SQLITE_ERROR",
+			message: /triggers nested too deep/,
+		});
+		await db.exec("DROP TRIGGER g500");
+		await db.run("INSERT INTO t0 VALUES (1)");
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t500"), [[1]]);
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t501"), [[0]]);
+		// Recursion at run time stops there too (the statement's own level counts).
+		await db.exec(
+			"PRAGMA recursive_triggers = ON; CREATE TABLE r(n); CREATE TRIGGER down AFTER INSERT ON r WHEN new.n > 0 BEGIN INSERT INTO r VALUES (new.n - 1); END",
+		);
+		await db.run("INSERT INTO r VALUES (499)");
+		await assert.rejects(db.run("INSERT INTO r VALUES (500)"), { name: "SqliteError", message: /too deep/ });
+		assert.deepEqual(await rows(db, "SELECT count(*), min(n), max(n) FROM r"), [[500, 0, 499]]);
+		await db.close();
+	});
+
 	test("extension loading is unavailable", async () => {
 		const db = await open(createTestKv());
 		await assert.rejects(db.query("SELECT load_extension('/usr/lib/x86_64-linux-gnu/libm.so.6')"), SqliteError);
