@@ -142,12 +142,12 @@ describe("durability", () => {
 		const kv = createTestKv();
 		const db = await open(kv);
 		await db.exec(
-			"CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE c(p REFERENCES p(id)); INSERT INTO p VALUES (1); PRAGMA foreign_keys = ON; PRAGMA recursive_triggers = ON; PRAGMA cache_size = -4000; PRAGMA secure_delete = ON; PRAGMA max_page_count = 100000",
+			"CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE c(p REFERENCES p(id)); INSERT INTO p VALUES (1); PRAGMA foreign_keys = ON; PRAGMA recursive_triggers = ON; PRAGMA cache_size = -4000; PRAGMA secure_delete = FAST; PRAGMA max_page_count = 100000",
 		);
 		const settings =
 			"SELECT * FROM pragma_foreign_keys, pragma_recursive_triggers, pragma_cache_size, pragma_secure_delete, pragma_max_page_count";
 		const before = await rows(db, settings);
-		assert.deepEqual(before, [[1, 1, -4000, 1, 100000]]);
+		assert.deepEqual(before, [[1, 1, -4000, 2, 100000]]);
 		kv.failWhen((call) => call.method === "putBatch");
 		await assert.rejects(
 			db.run("INSERT INTO c VALUES (1)"),

@@ -518,6 +518,24 @@ describe("interrupt()", () => {
 		await db.close();
 	});
 
+	test("a write made long by a DETACH that unmasked another table of its name leaves the JS thread", async (t) => {
+		const db = await openNative(t, createTestKv());
+		if (db === null) return;
+		await db.exec(
+			"ATTACH ':memory:' AS a1; ATTACH ':memory:' AS a2; CREATE TABLE a1.x(v); CREATE TABLE a2.x(v); CREATE TABLE a2.log(n); CREATE TRIGGER a2.slow AFTER INSERT ON x BEGIN INSERT INTO log SELECT count(*) FROM (WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000000) SELECT i FROM c); END",
+		);
+		const insert = "INSERT INTO x VALUES (?)";
+		// x is a1.x, which has no trigger: the insert is quick.
+		await db.exec("BEGIN");
+		await db.run(insert, [1]);
+		await db.exec("COMMIT; DETACH a1; BEGIN");
+		// x is a2.x now.
+		await leavesTheThread(() => db.run(insert, [2]));
+		await db.exec("COMMIT");
+		assert.deepEqual(await rows(db, "SELECT n FROM a2.log"), [[3_000_000]]);
+		await db.close();
+	});
+
 	test("a command to a virtual table inside a transaction leaves the JS thread; its transaction commits whole", async (t) => {
 		const kv = createTestKv();
 		const db = await openNative(t, kv);

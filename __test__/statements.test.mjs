@@ -180,4 +180,16 @@ describe("scripts", () => {
 		assert.deepEqual(await rows(db, "SELECT 'a;b', ?;", [4]), [["a;b", 4]]);
 		await db.close();
 	});
+
+	test("a pragma in a script takes effect when its turn comes, not before the statements ahead of it", async () => {
+		// SQLite applies some pragmas as it compiles them: a script is
+		// compiled a statement at a time, each once the one before has run.
+		const db = await open(createTestKv());
+		await db.exec("CREATE TABLE t(v)");
+		await db.exec("INSERT INTO t VALUES (1); PRAGMA query_only = 1");
+		await assert.rejects(db.run("INSERT INTO t VALUES (2)"), { code: "SQLITE_READONLY" });
+		await db.exec("PRAGMA query_only = 0");
+		assert.deepEqual(await rows(db, "SELECT v FROM t"), [[1]]);
+		await db.close();
+	});
 });

@@ -61,6 +61,11 @@ describe("values and parameters", () => {
 		await db.exec("CREATE TABLE big(v)");
 		const long = `printf('%.*c', ${length}, 'x')`;
 		await assert.rejects(db.query(`SELECT ${long}`), (error) => error instanceof SqliteError && error.code === "SQLITE_TOOBIG");
+		// Bytes that are not UTF-8 count as the U+FFFD each becomes.
+		await assert.rejects(db.query(`SELECT replace(${long}, 'x', CAST(x'80' AS TEXT))`), (error) => {
+			// (The WASM engine's memory may run out first.)
+			return error instanceof SqliteError && ["SQLITE_TOOBIG", "SQLITE_NOMEM"].includes(error.code);
+		});
 		await assert.rejects(db.query(`INSERT INTO big VALUES ('kept?') RETURNING ${long}`), (error) => {
 			// (The WASM engine's memory may run out first.)
 			return error instanceof SqliteError && ["SQLITE_TOOBIG", "SQLITE_NOMEM"].includes(error.code);

@@ -58,13 +58,17 @@ function engineError(code, message, cause) {
 // result is SQLITE_TOOBIG, as on the native engine (src/values.rs read_row).
 const { MAX_STRING_LENGTH } = require("node:buffer").constants;
 
-/** The UTF-16 code units of the text whose UTF-8 is `bytes`: one per character, two for one of four bytes. */
+/**
+ * The UTF-16 code units of the text `bytes` decodes to (bytes that are not
+ * UTF-8 become U+FFFD), counted a piece at a time: the whole may be longer
+ * than a string can be.
+ */
 function utf16Units(bytes) {
+	const decoder = new TextDecoder("utf-8");
+	const PIECE = 64 * 1024 * 1024;
 	let units = 0;
-	for (let i = 0; i < bytes.length; i++) {
-		const b = bytes[i];
-		if ((b & 0xc0) !== 0x80) units++;
-		if (b >= 0xf0) units++;
+	for (let at = 0; at < bytes.length; at += PIECE) {
+		units += decoder.decode(bytes.subarray(at, at + PIECE), { stream: at + PIECE < bytes.length }).length;
 	}
 	return units;
 }
@@ -137,6 +141,12 @@ function isRustWhitespace(c) {
 		c === 0x205f ||
 		c === 0x3000
 	);
+}
+
+/** src/script.rs may_be_single: no `;` but at the end (whitespace aside). */
+function mayBeSingle(sql) {
+	const at = sql.indexOf(";");
+	return at === -1 || rustTrim(sql.slice(at + 1)) === "";
 }
 
 function rustTrim(s) {
@@ -525,6 +535,10 @@ class WasmDatabase {
 			this.#s.cache.delete(trimmed);
 			return cached;
 		}
+		// As src/connection.rs run: only SQL that may be one statement (see
+		// mayBeSingle) is prepared whole. Preparing what follows a statement
+		// would apply a pragma there before the statement runs.
+		if (!mayBeSingle(trimmed)) return 0;
 		const [p, len] = this.#api.encodeInto(this.#s.sqlScratch, trimmed);
 		const first = this.#prepare(db, p, len, SQLITE_PREPARE_PERSISTENT);
 		if (first.rc !== SQLITE_OK || !first.stmt) return 0;
@@ -774,7 +788,8 @@ class WasmDatabase {
 							x.sqlite3_interrupt(db);
 							x.sqlite3_step(stmt);
 							this.#noteRollback(stmt, inTransaction);
-							throw engineError("SQLITE_TOOBIG", error.message);
+							const rolledBack = inTransaction && x.sqlite3_get_autocommit(db) !== 0;
+							throw engineError("SQLITE_TOOBIG", rolledBack ? `${error.message}; the transaction was rolled back` : error.message);
 						}
 						count++;
 					}
@@ -903,17 +918,20 @@ class WasmDatabase {
 
 	/**
 	 * The values of the settings a restore keeps (lib/policy.txt, `kept`) on
-	 * `db`, as [name, value]; one that cannot be read is left out.
+	 * `db`, as [name, value] with the value as SQL sets it; one that cannot
+	 * be read is left out.
 	 */
 	#keptSettings(db) {
 		const x = this.#x;
 		const kept = [];
-		for (const name of this.#api.kept) {
+		for (const { name, words } of this.#api.kept) {
 			const [p, len] = this.#api.encodeInto(this.#s.sqlScratch, `PRAGMA ${name}`);
 			const { rc, stmt } = this.#prepare(db, p, len, 0);
 			if (rc !== SQLITE_OK || !stmt) continue;
 			try {
-				if (x.sqlite3_step(stmt) === SQLITE_ROW) kept.push([name, String(x.sqlite3_column_int64(stmt, 0))]);
+				if (x.sqlite3_step(stmt) !== SQLITE_ROW) continue;
+				const value = Number(x.sqlite3_column_int64(stmt, 0));
+				kept.push([name, words[value] ?? String(value)]);
 			} finally {
 				x.sqlite3_finalize(stmt);
 			}

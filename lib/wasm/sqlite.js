@@ -245,8 +245,9 @@ const LIMITS = RULES.filter(([kind]) => kind === "limit").map(([, name, value]) 
 	if (id === -1 || !/^\d+$/.test(value ?? "")) throw new Error(`lib/policy.txt: bad limit rule for "${name}"`);
 	return [id, Number(value)];
 });
-// The settings of a connection that outlive a restore (as src/policy.rs kept() reads them).
-const KEPT = RULES.filter(([kind]) => kind === "kept").map(([, name]) => name);
+// The settings of a connection that outlive a restore, each with the words
+// that set the values it reads as 0, 1, 2…, if any (as src/policy.rs kept() reads them).
+const KEPT = RULES.filter(([kind]) => kind === "kept").map(([, name, ...words]) => ({ name, words }));
 const asciiLower = (s) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 
 /** Whether the rules refuse pragma `name` (lower case), set to `value` or read (null). */

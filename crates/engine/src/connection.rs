@@ -176,7 +176,7 @@ pub struct Database {
     schema_in_transaction: std::cell::Cell<bool>,
     /// The settings the last connection had, set again on the next (see
     /// [`policy::kept`]).
-    kept: Vec<(&'static str, i64)>,
+    kept: Vec<(&'static str, String)>,
     /// The longest string the JS runtime holds, in UTF-16 code units: a
     /// longer TEXT value is `SQLITE_TOOBIG` (see [`Database::set_max_text`]).
     max_text: usize,
@@ -1164,14 +1164,19 @@ fn loaded_images(tracker: &Tracker) -> Result<Images<'_>, EngineError> {
         .ok_or_else(|| EngineError::Range("the before-images of some pages are not loaded".into()))
 }
 
-/// The values of the settings a restore keeps ([`policy::kept`]) on `conn`;
-/// one that cannot be read (a build without it) is left out.
-fn kept_settings(conn: &Connection) -> Vec<(&'static str, i64)> {
+/// The values of the settings a restore keeps ([`policy::kept`]) on `conn`,
+/// as SQL sets them; one that cannot be read (a build without it) is left out.
+fn kept_settings(conn: &Connection) -> Vec<(&'static str, String)> {
     policy::kept()
-        .filter_map(|name| {
-            conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
-                .ok()
-                .map(|value| (name, value))
+        .filter_map(|(name, words)| {
+            let value: i64 = conn
+                .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+                .ok()?;
+            let word = usize::try_from(value).ok().and_then(|i| words.get(i));
+            Some((
+                name,
+                word.map_or_else(|| value.to_string(), |w| (*w).to_owned()),
+            ))
         })
         .collect()
 }
@@ -1230,10 +1235,22 @@ fn run_statement(
                     // A value JS cannot hold: the statement fails, and what it
                     // did is undone, as for any failed statement (an INSERT
                     // … RETURNING made its changes by its first row): SQLite
-                    // stops it at its next step, and rolls it back.
+                    // stops it at its next step, and rolls it back, with the
+                    // transaction it ran in if it wrote, as for a stopped write.
+                    let in_transaction = !conn.is_autocommit();
                     conn.get_interrupt_handle().interrupt();
                     let _ = rows.next();
-                    return Err(error);
+                    return Err(match error {
+                        EngineError::Sqlite { code, message }
+                            if in_transaction && conn.is_autocommit() =>
+                        {
+                            EngineError::Sqlite {
+                                code,
+                                message: format!("{message}; the transaction was rolled back"),
+                            }
+                        }
+                        error => error,
+                    });
                 }
             }
         }

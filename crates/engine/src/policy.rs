@@ -60,12 +60,14 @@ fn limit_named(name: &str) -> Option<Limit> {
     })
 }
 
-/// The settings of a connection that outlive a restore (`kept NAME` rules):
-/// the engine reads them before it closes SQLite and sets them again once
-/// it has connected it again.
-pub fn kept() -> impl Iterator<Item = &'static str> {
+/// The settings of a connection that outlive a restore (`kept NAME`
+/// rules): the engine reads them before it closes SQLite and sets them again
+/// once it has connected it again. Each comes with the words that set the
+/// values it reads as 0, 1, 2… when a number would not (`secure_delete`
+/// reads FAST as 2, but takes 2 as ON), or none.
+pub fn kept() -> impl Iterator<Item = (&'static str, Vec<&'static str>)> {
     rules().filter_map(|mut words| match words.next() {
-        Some("kept") => words.next(),
+        Some("kept") => words.next().map(|name| (name, words.collect())),
         _ => None,
     })
 }
@@ -123,27 +125,27 @@ pub fn authorize(context: AuthContext<'_>) -> Authorization {
 }
 
 /// Whether a statement doing `action` may change what other statements
-/// compile to: a trigger, or a table or view that may carry triggers,
-/// created, dropped or altered, or a pragma set (`foreign_keys` adds the
-/// cascades of a `DELETE`, `recursive_triggers` lets a trigger loop).
+/// compile to: anything but reading and writing rows, calling a function,
+/// a transaction or savepoint, and reading a pragma. A trigger, table,
+/// view, index or virtual table created, dropped or altered, a database
+/// attached or detached (a name may then mean another table), `ANALYZE`,
+/// a pragma set (`foreign_keys` adds the cascades of a `DELETE`,
+/// `recursive_triggers` lets a trigger loop), or what SQLite does not name.
 pub fn changes_programs(action: &AuthAction<'_>) -> bool {
-    matches!(
+    !matches!(
         action,
-        AuthAction::Pragma {
-            pragma_value: Some(_),
-            ..
-        } | AuthAction::CreateTrigger { .. }
-            | AuthAction::CreateTempTrigger { .. }
-            | AuthAction::DropTrigger { .. }
-            | AuthAction::DropTempTrigger { .. }
-            | AuthAction::CreateTable { .. }
-            | AuthAction::CreateTempTable { .. }
-            | AuthAction::DropTable { .. }
-            | AuthAction::DropTempTable { .. }
-            | AuthAction::CreateView { .. }
-            | AuthAction::CreateTempView { .. }
-            | AuthAction::DropView { .. }
-            | AuthAction::DropTempView { .. }
-            | AuthAction::AlterTable { .. }
+        AuthAction::Read { .. }
+            | AuthAction::Select
+            | AuthAction::Insert { .. }
+            | AuthAction::Update { .. }
+            | AuthAction::Delete { .. }
+            | AuthAction::Function { .. }
+            | AuthAction::Transaction { .. }
+            | AuthAction::Savepoint { .. }
+            | AuthAction::Recursive
+            | AuthAction::Pragma {
+                pragma_value: None,
+                ..
+            }
     )
 }

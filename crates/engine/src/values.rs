@@ -140,13 +140,10 @@ pub enum Cell {
     Blob(Vec<u8>),
 }
 
-/// The UTF-16 code units of the text whose UTF-8 is `bytes`: one per
-/// character, two for one of four bytes.
+/// The UTF-16 code units of the text `bytes` becomes (as read_row makes it:
+/// bytes that are not UTF-8 become U+FFFD).
 fn utf16_units(bytes: &[u8]) -> usize {
-    bytes
-        .iter()
-        .map(|&b| usize::from(b & 0xc0 != 0x80) + usize::from(b >= 0xf0))
-        .sum()
+    String::from_utf8_lossy(bytes).encode_utf16().count()
 }
 
 /// Appends the `column_count` cells of `row` to `cells`. A TEXT value of
