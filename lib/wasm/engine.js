@@ -554,6 +554,22 @@ class WasmDatabase {
 		return first.stmt;
 	}
 
+	/** src/connection.rs nothing_after: whether the `len` bytes at `p` hold no statement (whitespace, comments, empty statements). */
+	#nothingAfter(db, p, len) {
+		while (len > 0) {
+			const next = this.#prepare(db, p, len, 0);
+			if (next.stmt) {
+				this.#x.sqlite3_finalize(next.stmt);
+				return false;
+			}
+			if (next.rc !== SQLITE_OK) return false;
+			if (next.tail === 0) return true;
+			p += next.tail;
+			len -= next.tail;
+		}
+		return true;
+	}
+
 	/** Returns a statement to the cache (bindings cleared), evicting the least recently used. */
 	#cacheStatement(trimmed, stmt) {
 		this.#x.sqlite3_clear_bindings(stmt);
@@ -607,6 +623,9 @@ class WasmDatabase {
 			} else {
 				const [p, len] = this.#api.encodeInto(this.#s.sqlScratch, sql);
 				let at = 0;
+				// Whether a statement came before: from a script's second
+				// statement on, parameters bind without an exact count.
+				let seen = false;
 				while (at < len) {
 					const next = this.#prepare(db, p + at, len - at, 0);
 					if (next.rc !== SQLITE_OK) throw this.#error(next.rc, db);
@@ -614,7 +633,13 @@ class WasmDatabase {
 					if (!next.stmt) continue;
 					try {
 						this.#sealIfAutocommit();
-						this.#bindAll(next.stmt, params, false);
+						// As src/connection.rs run: SQL that is one statement (a `;` in
+						// a literal, a comment after it) takes its values exactly; what
+						// follows is looked at only for more values than it takes.
+						const surplus = params.kind === "positional" && params.values.length > x.sqlite3_bind_parameter_count(next.stmt);
+						const exact = surplus && !seen && this.#nothingAfter(db, p + at, len - at);
+						seen = true;
+						this.#bindAll(next.stmt, params, exact);
 						this.#runStatement(db, next.stmt, collect, out);
 					} finally {
 						x.sqlite3_finalize(next.stmt);
