@@ -169,7 +169,7 @@ pub struct Database {
     /// Set by the authorizer when a statement that changes the schema or a
     /// setting is prepared: what `heavy` knows may then be wrong (a new
     /// trigger, foreign keys on).
-    schema_changed: Arc<AtomicBool>,
+    programs_changed: Arc<AtomicBool>,
     /// Whether the open transaction changed the schema: a rollback (of it,
     /// or to one of its savepoints) brings back the schema it had, and
     /// statements compile as before (a dropped trigger is back).
@@ -207,7 +207,7 @@ impl Database {
             suspended: None,
             packed: None,
             heavy: RefCell::default(),
-            schema_changed: Arc::default(),
+            programs_changed: Arc::default(),
             schema_in_transaction: std::cell::Cell::new(false),
             kept: Vec::new(),
             max_text: usize::MAX,
@@ -338,10 +338,10 @@ impl Database {
             })?;
             conn.set_limit(limit, value)?;
         }
-        let schema_changed = self.schema_changed.clone();
+        let programs_changed = self.programs_changed.clone();
         conn.authorizer(Some(move |context: rusqlite::hooks::AuthContext<'_>| {
             if policy::changes_programs(&context.action) {
-                schema_changed.store(true, Ordering::Relaxed);
+                programs_changed.store(true, Ordering::Relaxed);
             }
             policy::authorize(context)
         }))?;
@@ -714,8 +714,8 @@ impl Database {
     /// prepared, and when a transaction that changed the schema ends or rolls
     /// back to a savepoint: SQLite then brings back the schema it had.
     fn note_programs(&self, conn: &Connection, text: &str) {
-        if self.schema_changed.load(Ordering::Relaxed) {
-            self.schema_changed.store(false, Ordering::Relaxed);
+        if self.programs_changed.load(Ordering::Relaxed) {
+            self.programs_changed.store(false, Ordering::Relaxed);
             self.heavy.borrow_mut().clear();
             self.schema_in_transaction.set(!conn.is_autocommit());
         } else if self.schema_in_transaction.get() {

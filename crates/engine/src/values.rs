@@ -159,13 +159,17 @@ pub fn read_row(
     for i in 0..column_count {
         let value = row.get_ref(i)?;
         if let ValueRef::Text(bytes) = value {
-            if bytes.len() > max_text && utf16_units(bytes) > max_text {
+            let units = if bytes.len() > max_text {
+                utf16_units(bytes)
+            } else {
+                0
+            };
+            if units > max_text {
                 return Err(EngineError::Sqlite {
                     code: rusqlite::ffi::SQLITE_TOOBIG,
                     message: format!(
-                        "a TEXT value of {} UTF-16 code units is longer than the longest \
-                         string this JS runtime holds ({max_text})",
-                        utf16_units(bytes)
+                        "a TEXT value of {units} UTF-16 code units is longer than the longest \
+                         string this JS runtime holds ({max_text})"
                     ),
                 });
             }
