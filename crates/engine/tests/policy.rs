@@ -1,6 +1,6 @@
 //! The authorizer's rules (lib/policy.txt and the attach / extension rules).
 
-use rivetkit_sqlite_engine::policy::{authorize, limits};
+use rivetkit_sqlite_engine::policy::{authorize, kept, limits};
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
 
@@ -57,12 +57,12 @@ fn the_rule_file_is_well_formed_and_names_real_pragmas() {
         .collect();
     for (kind, name, values) in &lines {
         assert!(
-            ["read-only", "denied", "only"].contains(kind),
+            ["read-only", "denied", "only", "kept"].contains(kind),
             "unknown kind {kind:?} for {name:?}"
         );
-        assert_eq!(
-            values.is_empty(),
-            *kind != "only",
+        // `only` lists its values; `kept` may list the words of its values.
+        assert!(
+            *kind == "kept" || values.is_empty() == (*kind != "only"),
             "values go with `only`, and only with it: {name:?}"
         );
         assert_eq!(
@@ -82,6 +82,33 @@ fn the_rule_file_is_well_formed_and_names_real_pragmas() {
     assert!(rules("read-only").contains(&"journal_mode"));
     assert!(rules("denied").contains(&"temp_store_directory"));
     assert!(rules("only").contains(&"encoding"));
+}
+
+/// Each kept setting reads as a number, and what `kept()` makes of that
+/// number sets it back to the same value (a restore keeps it as it was).
+#[test]
+fn every_kept_setting_reads_and_sets_back_the_same() {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch("PRAGMA secure_delete = FAST; PRAGMA foreign_keys = ON")
+        .unwrap();
+    let settings: Vec<_> = kept().collect();
+    assert!(settings.iter().any(|(name, _)| *name == "foreign_keys"));
+    for (name, words) in settings {
+        let read = |conn: &rusqlite::Connection| -> i64 {
+            conn.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+                .unwrap_or_else(|e| panic!("PRAGMA {name}: {e}"))
+        };
+        let value = read(&conn);
+        let set = usize::try_from(value)
+            .ok()
+            .and_then(|i| words.get(i))
+            .map_or_else(|| value.to_string(), |w| (*w).to_owned());
+        let fresh = rusqlite::Connection::open_in_memory().unwrap();
+        fresh
+            .execute_batch(&format!("PRAGMA {name} = {set}"))
+            .unwrap();
+        assert_eq!(read(&fresh), value, "{name} set back as {set}");
+    }
 }
 
 #[test]
