@@ -187,6 +187,23 @@ describe("SqliteVfsPool (the surface rivetkit uses)", () => {
 		assert.ok([true, "rejected"].includes(await Promise.race([settled, "pending"])));
 	});
 
+	test("SqliteVfs: closeFile() and forceCloseAll() made in the same turn as the open close it", async () => {
+		const vfs = new SqliteVfs();
+		const a = vfs.open("a", createMemoryKv(), { backend: BACKEND });
+		await vfs.closeFile("a");
+		assert.equal((await a).closed, true);
+		const b = vfs.open("b", createMemoryKv(), { backend: BACKEND });
+		// A second open of the name, refused, does not hide the first from closeFile().
+		await assert.rejects(vfs.open("b", createMemoryKv(), { backend: BACKEND }), { code: "SQLITE_BUSY" });
+		await vfs.forceCloseAll();
+		assert.equal((await b).closed, true);
+		// The names are free again.
+		const again = await vfs.open("a", createMemoryKv(), { backend: BACKEND });
+		assert.equal(again.closed, false);
+		await vfs.destroy();
+		assert.equal(again.closed, true);
+	});
+
 	test("bad config is rejected; idleDestroyMs takes what 2.2.1 took", async () => {
 		assert.throws(() => new SqliteVfsPool({ actorsPerInstance: 0 }), /positive integer/);
 		assert.throws(() => new SqliteVfsPool({ actorsPerInstance: 1, idleDestroyMs: "10" }), /idleDestroyMs/);

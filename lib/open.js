@@ -155,11 +155,26 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
  */
 class SqliteVfs {
 	#databases = new Map();
-	/** fileName → the promise of a database still opening. */
+	/** fileName → a database still opening: the promise of it, or of null if its open fails. */
 	#opening = new Map();
 	#destroyed = false;
 
-	async open(fileName, kv, options) {
+	open(fileName, kv, options) {
+		const opening = this.#open(fileName, kv, options);
+		// The name is claimed at once when it is free: from here on,
+		// closeFile() waits for this open (and a second open of the name,
+		// refused, leaves this entry alone).
+		if (this.#databases.get(fileName) === null && !this.#opening.has(fileName)) {
+			const entry = opening.catch(() => null);
+			this.#opening.set(fileName, entry);
+			entry.then(() => {
+				if (this.#opening.get(fileName) === entry) this.#opening.delete(fileName);
+			});
+		}
+		return opening;
+	}
+
+	async #open(fileName, kv, options) {
 		if (this.#destroyed) throw new Error("SqliteVfs is closed");
 		await claim(
 			this.#databases,
@@ -170,17 +185,13 @@ class SqliteVfs {
 			},
 		);
 		let db;
-		const opening = open(fileName, kv, options, () => {
-			if (this.#databases.get(fileName) === db) this.#databases.delete(fileName);
-		});
-		this.#opening.set(fileName, opening);
 		try {
-			db = await opening;
+			db = await open(fileName, kv, options, () => {
+				if (this.#databases.get(fileName) === db) this.#databases.delete(fileName);
+			});
 		} catch (error) {
 			this.#databases.delete(fileName);
 			throw error;
-		} finally {
-			this.#opening.delete(fileName);
 		}
 		this.#databases.set(fileName, db);
 		if (this.#destroyed) {
@@ -192,7 +203,7 @@ class SqliteVfs {
 
 	/** Closes the database named `fileName`, if this instance has it open or opening. */
 	async closeFile(fileName) {
-		const db = this.#databases.get(fileName) ?? (await this.#opening.get(fileName)?.catch(() => null));
+		const db = this.#databases.get(fileName) ?? (await this.#opening.get(fileName));
 		await db?.close();
 	}
 
