@@ -5,6 +5,9 @@
 // name without its sigil, holding only: null, number, bigint (64-bit),
 // string and Uint8Array. Booleans become 1 and 0.
 
+const { SqliteError } = require("./errors");
+const { limitValue } = require("./policy");
+
 const MIN_I64 = -(2n ** 63n);
 const MAX_I64 = 2n ** 63n - 1n;
 
@@ -119,9 +122,22 @@ function ownBytes(value) {
 	return isBytes(value) ? new Uint8Array(value) : value;
 }
 
+// The longest SQL text of one call, in UTF-8 bytes (lib/policy.txt's
+// sql_length, which SQLite applies to each text it prepares: the native
+// engine prepares a script's statements one by one, the WASM engine the rest
+// of the script each time; checked here whole, so both refuse the same).
+const MAX_SQL_BYTES = limitValue("sql_length");
+
 function checkSql(sql) {
 	if (typeof sql !== "string") throw new TypeError(`SQL must be a string, got ${typeof sql}`);
 	if (sql.includes("\0")) throw new TypeError("SQL must not contain NUL characters");
+	// A UTF-16 code unit is at most 3 bytes of UTF-8 (a pair of them, 4).
+	if (sql.length > MAX_SQL_BYTES / 3) {
+		const bytes = Buffer.byteLength(sql, "utf8");
+		if (bytes > MAX_SQL_BYTES) {
+			throw new SqliteError(`SQL text of ${bytes} bytes is longer than the limit of ${MAX_SQL_BYTES}`, "SQLITE_TOOBIG");
+		}
+	}
 	return sql;
 }
 

@@ -10,9 +10,10 @@
 // is ever fetched.
 
 const fs = require("node:fs");
-const path = require("node:path");
 const { installVfs } = require("./vfs");
 const { TEXT, heapAccess } = require("./heap");
+// The rules, shared with the native engine (lib/policy.txt), as words.
+const { RULES } = require("../policy");
 
 const PACKAGE = "@sqlite.org/sqlite-wasm";
 
@@ -210,13 +211,6 @@ const SQLITE_PRAGMA = 19;
 const SQLITE_ATTACH = 24;
 const SQLITE_FUNCTION = 31;
 const SQLITE_DENY = 1;
-// The rules, shared with the native engine (lib/policy.txt), as words.
-const RULES = fs
-	.readFileSync(path.join(__dirname, "..", "policy.txt"), "utf8")
-	.split("\n")
-	.filter((line) => !line.startsWith("#"))
-	.map((line) => line.split(/\s+/).filter((word) => word !== ""))
-	.filter((words) => words.length >= 2);
 // The pragma rules: by pragma name, its rule's kind and values.
 const PRAGMA_RULES = new Map(
 	RULES.filter(([kind]) => kind !== "limit" && kind !== "kept").map(([kind, name, ...values]) => [
