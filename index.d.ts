@@ -59,7 +59,7 @@ export type SqliteValue = number | bigint | string | Uint8Array | null;
 export type SqliteBindValue = number | bigint | string | Uint8Array | readonly number[] | boolean | null;
 
 /** Positional parameters, or named ones keyed with or without their sigil (`:x`, `@x`, `$x`, `x`). */
-export type SqliteBindings = SqliteBindValue[] | Record<string, SqliteBindValue>;
+export type SqliteBindings = readonly SqliteBindValue[] | Record<string, SqliteBindValue>;
 
 export interface RunResult {
 	/** Rows inserted, updated or deleted by the statement(s). */
@@ -98,10 +98,10 @@ export declare class Database implements IDatabase {
 	readonly inTransaction: boolean;
 	/** Runs every statement of `sql`; the callback sees each result row. */
 	exec(sql: string, callback?: (row: SqliteValue[], columns: string[]) => void): Promise<void>;
-	/** Runs `sql` with `params` bound to each of its statements. */
-	run(sql: string, params?: SqliteBindings): Promise<RunResult>;
+	/** Runs `sql` with `params` bound to each of its statements (null: none). */
+	run(sql: string, params?: SqliteBindings | null): Promise<RunResult>;
 	/** Runs `sql` and returns its rows. */
-	query(sql: string, params?: SqliteBindings): Promise<QueryResult>;
+	query(sql: string, params?: SqliteBindings | null): Promise<QueryResult>;
 	/** The whole SQLite database file. */
 	export(): Promise<Uint8Array>;
 	/** Stops the call that is running, if any (after close() too, until the calls made before it have run): it rejects with SQLITE_INTERRUPT. */
@@ -140,8 +140,8 @@ export declare class SqliteVfs implements ISqliteVfs {
 export interface SqliteVfsPoolConfig {
 	/** Actors per pool instance (a group of actors; see README). */
 	actorsPerInstance: number;
-	/** How long an instance with no actors lives on. Default 30000. */
-	idleDestroyMs?: number;
+	/** How long an instance with no actors lives on. Default (and null): 30000; negative: not at all. */
+	idleDestroyMs?: number | null;
 }
 
 /** The pool rivetkit uses: one sticky handle per actor. */

@@ -35,6 +35,8 @@ export async function esm(): Promise<void> {
 	const changes: number = run.changes;
 	await db.run("INSERT INTO t VALUES (:a, $b)", { a: 1n, $b: true });
 	await db.run("INSERT INTO t VALUES (?, ?)", [[0, 255], null]);
+	await db.run("INSERT INTO t VALUES (?, ?)", [1, "a"] as const);
+	await db.query("SELECT 1", null);
 	const result: QueryResult = await db.query("SELECT a, b FROM t WHERE a = ?", ["x"]);
 	const first: SqliteValue | undefined = result.rows[0]?.[0];
 	const file: Uint8Array = await db.export();
@@ -84,6 +86,7 @@ export async function esm(): Promise<void> {
 	const asInterface: IDatabase = db;
 	void [customVfs, asInterface];
 	const pool = new SqliteVfsPool({ actorsPerInstance: 50, idleDestroyMs: 1_000 });
+	void new SqliteVfsPool({ actorsPerInstance: 1, idleDestroyMs: null });
 	const handle = await pool.acquire("actor");
 	const pooled: Database = await handle.open("actor", kv);
 	void pooled;
