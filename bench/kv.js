@@ -15,6 +15,7 @@
 const fs = require("node:fs");
 
 const { planBatches } = require("../lib/persist");
+const { keyString, keyBytes } = require("../lib/memory-kv");
 
 /** The actor KV limits the counters check against. */
 const LIMITS = Object.freeze({
@@ -25,19 +26,6 @@ const LIMITS = Object.freeze({
 });
 
 const METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
-
-// Keys up to this many bytes are made strings without a Buffer: reading
-// `key.buffer` of a small typed array makes V8 move its bytes off its heap.
-const SHORT_KEY = 64;
-
-function keyString(key) {
-	if (key.length <= SHORT_KEY) return String.fromCharCode.apply(null, key);
-	return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
-}
-
-function keyBytes(str) {
-	return new Uint8Array(Buffer.from(str, "latin1"));
-}
 
 /** Copies of `values` (null stays null), all views of one new buffer. */
 function copyValues(values) {

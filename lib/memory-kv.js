@@ -69,4 +69,5 @@ function createMemoryKv(options = {}) {
 	};
 }
 
-module.exports = { createMemoryKv };
+// keyString and keyBytes serve the benchmark's KV too (bench/kv.js).
+module.exports = { createMemoryKv, keyString, keyBytes };
