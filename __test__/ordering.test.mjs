@@ -298,4 +298,42 @@ describe("call order and group commit", () => {
 		assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY v"), [[1], [2]]);
 		await again.close();
 	});
+
+	test("after calls made near the end of the JS stack, on the way back from it, new databases open and work", async () => {
+		const db = await open(createTestKv());
+		await db.exec("CREATE TABLE t(x); INSERT INTO t VALUES (1)");
+		// The 400 levels above the deepest make a call each: in the WASM
+		// engine, one of them may run out of stack inside the module, which
+		// is then given up, with so little stack left that nothing more can
+		// be called there.
+		const calls = [];
+		let budget = 0;
+		const recurse = () => {
+			try {
+				const depth = recurse();
+				if (budget-- > 0) {
+					try {
+						calls.push(db.query("SELECT json_group_array(x) FROM t"));
+					} catch (error) {
+						calls.push(Promise.reject(error));
+					}
+				}
+				return depth + 1;
+			} catch {
+				budget = 400;
+				return 0;
+			}
+		};
+		recurse();
+		for (const outcome of await Promise.allSettled(calls)) {
+			if (outcome.status === "rejected") {
+				assert.ok(outcome.reason instanceof RangeError || outcome.reason?.name === "SqliteError", String(outcome.reason));
+			}
+		}
+		await db.close();
+		const fresh = await open(createTestKv());
+		await fresh.exec("CREATE TABLE t(x); INSERT INTO t VALUES (2)");
+		assert.deepEqual(await rows(fresh, "SELECT x FROM t"), [[2]]);
+		await fresh.close();
+	});
 });

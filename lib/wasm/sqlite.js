@@ -18,31 +18,41 @@ const { RULES } = require("../policy");
 const PACKAGE = "@sqlite.org/sqlite-wasm";
 
 let loading = null;
+// The module `loading` resolved to, once it has.
+let loaded = null;
 
 /**
  * The shared module, loaded on first use. A failed load is retried next
  * time, and so is one whose module broke (see `fail` below): the databases
- * opened from then on get a new module.
+ * opened from then on get a new module. Whether it broke is looked at here,
+ * not told from `fail`, which may run with no JS stack left to call with.
  */
 function loadSqlite() {
+	if (loaded?.broken != null) {
+		loading = null;
+		loaded = null;
+	}
 	if (loading === null) {
-		const current = load(() => {
-			if (loading === current) loading = null;
-		});
+		const current = load();
 		loading = current;
-		current.catch(() => {
-			if (loading === current) loading = null;
-		});
+		current.then(
+			(api) => {
+				if (loading === current) loaded = api;
+			},
+			() => {
+				if (loading === current) loading = null;
+			},
+		);
 	}
 	return loading;
 }
 
-async function load(onBroken) {
+async function load() {
 	const wasmPath = require.resolve(`${PACKAGE}/sqlite3.wasm`);
 	const { default: sqlite3InitModule } = await import(PACKAGE);
 	const wasmBinary = fs.readFileSync(wasmPath);
 	const sqlite3 = await sqlite3InitModule({ wasmBinary, print() {}, printErr() {} });
-	return createApi(sqlite3, wasmPath, onBroken);
+	return createApi(sqlite3, wasmPath);
 }
 
 // SQLite's C stack in the module's memory. The build's own is 512 KiB,
@@ -57,7 +67,7 @@ async function load(onBroken) {
 const STACK_SIZE = 8 * 1024 * 1024;
 
 /** Raw access to the module for the engine: exports, heap, strings, scratch memory. */
-function createApi(sqlite3, wasmPath, onBroken) {
+function createApi(sqlite3, wasmPath) {
 	const { wasm } = sqlite3;
 	const x = wasm.exports;
 	const memory = x.memory ?? wasm.memory;
@@ -197,9 +207,7 @@ function createApi(sqlite3, wasmPath, onBroken) {
 		broken: null,
 		/** Marks the module broken by `error`; databases opened from now on load a new one. */
 		fail(error) {
-			if (api.broken !== null) return;
-			api.broken = error;
-			onBroken();
+			if (api.broken === null) api.broken = error;
 		},
 	};
 	return api;
