@@ -315,6 +315,20 @@ describe("interrupt()", () => {
 		await db.close();
 	});
 
+	test("made in an exec() callback, it cannot stop that exec, whose statements have all run (both engines)", async () => {
+		const db = await open(createTestKv());
+		await db.exec("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3)");
+		const seen = [];
+		await db.exec("SELECT x FROM t ORDER BY x; INSERT INTO t VALUES (4)", (row) => {
+			seen.push(row[0]);
+			db.interrupt();
+		});
+		assert.deepEqual(seen, [1, 2, 3]);
+		// Nothing was running to stop: the next call is not affected.
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[4]]);
+		await db.close();
+	});
+
 	test("a call finished on an engine thread settles before the calls queued behind it run", async (t) => {
 		const kv = createTestKv();
 		const db = await openNative(t, kv, { timeoutMs: 0 });
