@@ -65,6 +65,16 @@ describe("resource hygiene", () => {
 		assert.ok(after <= before + 3, `after the GC and an event-loop turn: ${before} → ${after} descriptors`);
 	});
 
+	test("a database dropped without close() frees its KV for another once the GC collects it, not while its write is in flight", () => {
+		const flags = process.versions.bun ? [] : ["--expose-gc"];
+		const child = spawnSync(process.execPath, [...flags, path.join(here, "helpers", "dropped-kv.mjs")], { encoding: "utf8" });
+		assert.equal(child.status, 0, child.stderr);
+		const { inFlight, afterGc } = JSON.parse(child.stdout.trim().split("\n").at(-1));
+		assert.equal(inFlight, "SQLITE_BUSY");
+		// The dropped database's last write resolved in the KV before it went.
+		assert.deepEqual(afterGc, [1, 2]);
+	});
+
 	test("a temporary directory that does not exist fails the open clearly on the native engine; WASM needs none", () => {
 		const script = `
 			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});

@@ -50,6 +50,10 @@ function removeLocalFiles() {
 
 // KV stores that have an open database (null while it opens): two databases
 // on one KV would each believe they own it, and overwrite each other's pages.
+// The database is held weakly: one dropped without close() frees its KV for
+// another once the GC has collected it. Nothing of it can reach the KV then:
+// a KV call in flight keeps the database (the handlers that settle its call)
+// alive until it ends.
 const kvInUse = new WeakMap();
 
 function checkArguments(fileName, kv, options) {
@@ -68,13 +72,16 @@ function checkArguments(fileName, kv, options) {
  * Claims `key` in `map` for a database about to open (null until it is):
  * waits while `map` holds, under `key`, a database that is closing (an actor
  * put to sleep and woken at once); throws `busy()` if it holds one that is
- * open or opening. `check()` runs after each wait. The last check and the
+ * open or opening. A database held by a WeakRef that the GC has collected
+ * holds nothing. `check()` runs after each wait. The last check and the
  * claim are one step: of two opens made at once, the second sees the first's
  * claim.
  */
 async function claim(map, key, busy, check = () => {}) {
 	while (map.has(key)) {
-		const current = map.get(key);
+		const held = map.get(key);
+		const current = held instanceof WeakRef ? held.deref() : held;
+		if (current === undefined) break;
 		if (current === null || !current.closed) throw busy();
 		await current.close().catch(() => {});
 		check();
@@ -132,10 +139,10 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 		await persistence.open();
 		const db = new Database(engine, persistence, fileName, async (db) => {
 			untrack();
-			if (kvInUse.get(kv) === db) kvInUse.delete(kv);
+			if (kvInUse.get(kv)?.deref() === db) kvInUse.delete(kv);
 			await onClose?.(db);
 		});
-		kvInUse.set(kv, db);
+		kvInUse.set(kv, new WeakRef(db));
 		return db;
 	} catch (error) {
 		kvInUse.delete(kv);
