@@ -66,6 +66,7 @@ class Database {
 	#persistence;
 	#fileName;
 	#onClose;
+	#onClosing;
 	#queue = [];
 	/** The state bits the last execute reported (see #execute). */
 	#state = 0;
@@ -86,12 +87,17 @@ class Database {
 	/** Whether the engine is closed: the calls made before close() have all run. */
 	#engineClosed = false;
 
-	/** @internal Use `open()` or `SqliteVfs#open()`. */
-	constructor(engine, persistence, fileName, onClose) {
+	/**
+	 * @internal Use `open()` or `SqliteVfs#open()`. `onClosing(promise)` is
+	 * called as close() starts, with its promise; `onClose(db)` once it is
+	 * done.
+	 */
+	constructor(engine, persistence, fileName, onClose, onClosing) {
 		this.#engine = engine;
 		this.#persistence = persistence;
 		this.#fileName = fileName;
 		this.#onClose = onClose;
+		this.#onClosing = onClosing;
 	}
 
 	get fileName() {
@@ -260,6 +266,7 @@ class Database {
 			job.reject = reject;
 		});
 		this.#closed = true;
+		this.#onClosing?.(this.#closing);
 		this.#queue.push(job);
 		if (!this.#pumping) this.#pump();
 		return this.#closing;

@@ -50,11 +50,32 @@ function removeLocalFiles() {
 
 // KV stores that have an open database (null while it opens): two databases
 // on one KV would each believe they own it, and overwrite each other's pages.
-// The database is held weakly: one dropped without close() frees its KV for
-// another once the GC has collected it. Nothing of it can reach the KV then:
-// a KV call in flight keeps the database (the handlers that settle its call)
-// alive until it ends.
+// Each holds the database's claim (see openClaim), not the database: one
+// dropped without close() frees its KV for another once the GC has collected
+// it (`dropped`). Nothing of it can reach the KV then: a KV call in flight
+// keeps the database (the handlers that settle its call) alive until it ends.
 const kvInUse = new WeakMap();
+const dropped = new FinalizationRegistry(({ kv, claim }) => {
+	if (kvInUse.get(kv) === claim) kvInUse.delete(kv);
+});
+
+/**
+ * A database's claim on its KV, as claim() reads it (`closed`, `close()`),
+ * without a reference to the database: no WeakRef either, which would keep
+ * the database alive to the end of the current job (a loop opening and
+ * closing thousands of databases in one would keep them all).
+ */
+function openClaim() {
+	let closing = null;
+	return {
+		closed: false,
+		close: () => closing,
+		closingWith(promise) {
+			this.closed = true;
+			closing = promise;
+		},
+	};
+}
 
 function checkArguments(fileName, kv, options) {
 	if (typeof fileName !== "string") throw new TypeError(`fileName must be a string, got ${typeof fileName}`);
@@ -72,16 +93,13 @@ function checkArguments(fileName, kv, options) {
  * Claims `key` in `map` for a database about to open (null until it is):
  * waits while `map` holds, under `key`, a database that is closing (an actor
  * put to sleep and woken at once); throws `busy()` if it holds one that is
- * open or opening. A database held by a WeakRef that the GC has collected
- * holds nothing. `check()` runs after each wait. The last check and the
+ * open or opening. `check()` runs after each wait. The last check and the
  * claim are one step: of two opens made at once, the second sees the first's
  * claim.
  */
 async function claim(map, key, busy, check = () => {}) {
 	while (map.has(key)) {
-		const held = map.get(key);
-		const current = held instanceof WeakRef ? held.deref() : held;
-		if (current === undefined) break;
+		const current = map.get(key);
 		if (current === null || !current.closed) throw busy();
 		await current.close().catch(() => {});
 		check();
@@ -137,12 +155,21 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 		engine.setTimeout(timeoutMs);
 		const persistence = new Persistence(kv, limits, engine, { preload });
 		await persistence.open();
-		const db = new Database(engine, persistence, fileName, async (db) => {
-			untrack();
-			if (kvInUse.get(kv)?.deref() === db) kvInUse.delete(kv);
-			await onClose?.(db);
-		});
-		kvInUse.set(kv, new WeakRef(db));
+		const claim = openClaim();
+		const db = new Database(
+			engine,
+			persistence,
+			fileName,
+			async (db) => {
+				untrack();
+				dropped.unregister(claim);
+				if (kvInUse.get(kv) === claim) kvInUse.delete(kv);
+				await onClose?.(db);
+			},
+			(closing) => claim.closingWith(closing),
+		);
+		kvInUse.set(kv, claim);
+		dropped.register(db, { kv, claim }, claim);
 		return db;
 	} catch (error) {
 		kvInUse.delete(kv);
