@@ -60,10 +60,12 @@ function decodeMeta(value, tag) {
 	if (!isBytes(value)) {
 		throw corrupt(`corrupt ${what} metadata in the KV: expected a Uint8Array, got ${describe(value)}`);
 	}
-	if (value.length !== META_LENGTH) {
-		throw corrupt(`corrupt ${what} metadata in the KV: ${value.length} bytes, expected ${META_LENGTH}`);
+	// A copy: its length is the bytes' own, whatever getters the KV's value has.
+	const bytes = new Uint8Array(value);
+	if (bytes.length !== META_LENGTH) {
+		throw corrupt(`corrupt ${what} metadata in the KV: ${bytes.length} bytes, expected ${META_LENGTH}`);
 	}
-	const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
+	const view = new DataView(bytes.buffer);
 	const version = view.getUint16(0, true);
 	if (version !== META_VERSION) {
 		throw corrupt(`corrupt ${what} metadata in the KV: unknown version ${version}`);
