@@ -588,17 +588,9 @@ impl Database {
                 if mode == Mode::Inline && !self.may_run_inline(conn, &stmt, sql)? {
                     return Ok(Some((0, true)));
                 }
-                let sets = out.sets.len();
-                let in_transaction = !conn.is_autocommit();
-                let ran = run_statement(conn, &mut stmt, collect, out, self.max_text);
-                let ran = self.swallowed_stop(ran, &stmt, out, sets);
-                self.control.set_budget(false);
-                self.note_rollback(conn, &stmt, in_transaction, &ran);
-                self.note_programs(conn, sql);
-                if self.stopped_for_budget(ran)? {
+                if self.step(conn, &mut stmt, sql, collect, out)? {
                     return Ok(Some((0, true)));
                 }
-                self.note_write(&stmt);
                 return Ok(None);
             }
         }
@@ -642,20 +634,38 @@ impl Database {
             if mode == Mode::Inline && !self.may_run_inline(conn, &stmt, text)? {
                 return Ok(Some((at, false)));
             }
-            let sets = out.sets.len();
-            let in_transaction = !conn.is_autocommit();
-            let ran = run_statement(conn, &mut stmt, collect, out, self.max_text);
-            let ran = self.swallowed_stop(ran, &stmt, out, sets);
-            self.control.set_budget(false);
-            self.note_rollback(conn, &stmt, in_transaction, &ran);
-            self.note_programs(conn, text);
-            if self.stopped_for_budget(ran)? {
+            if self.step(conn, &mut stmt, text, collect, out)? {
                 return Ok(Some((at, false)));
             }
-            self.note_write(&stmt);
             at += len;
         }
         Ok(None)
+    }
+
+    /// Runs a bound statement to its end and notes what it did. Returns
+    /// whether it was stopped for a reason the engine thread makes good (the
+    /// inline budget, a chunk not local), with nothing kept: it must run
+    /// again there.
+    fn step(
+        &self,
+        conn: &Connection,
+        stmt: &mut rusqlite::Statement<'_>,
+        text: &str,
+        collect: bool,
+        out: &mut Output,
+    ) -> Result<bool, EngineError> {
+        let sets = out.sets.len();
+        let in_transaction = !conn.is_autocommit();
+        let ran = run_statement(conn, stmt, collect, out, self.max_text);
+        let ran = self.swallowed_stop(ran, stmt, out, sets);
+        self.control.set_budget(false);
+        self.note_rollback(conn, stmt, in_transaction, &ran);
+        self.note_programs(conn, text);
+        if self.stopped_for_budget(ran)? {
+            return Ok(true);
+        }
+        self.note_write(stmt);
+        Ok(false)
     }
 
     /// Whether the text from byte `at` (to `end`) holds no statement: only
