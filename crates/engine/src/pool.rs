@@ -12,6 +12,12 @@
 //! [`MAX_THREADS`] end when they find no work. Each database has at most
 //! one call in flight (the JS layer runs its calls in order), so the pool
 //! needs no per-database ordering.
+//!
+//! On Linux the engine threads run at a lower CPU priority than the thread
+//! that starts them ([`NICE`]): when more of them are busy than the machine
+//! has cores, the JS thread, which every database of the process shares,
+//! still gets its share of a core, and its short inline calls keep their
+//! time budget.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -29,6 +35,11 @@ pub const MAX_ALL_THREADS: usize = 256;
 /// it with no error to report, only a crash of the process. Only the pages
 /// a thread touches take memory.
 pub const STACK_SIZE: usize = 16 * 1024 * 1024;
+
+/// How much the engine threads' Linux nice value exceeds that of the thread
+/// that started them (the CPU share of a busy thread at nice 10 is about a
+/// tenth of one at 0).
+pub const NICE: i32 = 10;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -67,8 +78,23 @@ fn start_thread(run: impl FnOnce() + Send + 'static) -> bool {
     std::thread::Builder::new()
         .name("rivetkit-sqlite".into())
         .stack_size(STACK_SIZE)
-        .spawn(run)
+        .spawn(move || {
+            lower_priority();
+            run();
+        })
         .is_ok()
+}
+
+/// Lowers the calling thread's CPU priority by [`NICE`] (Linux only). If
+/// that fails, the thread runs at the priority it has.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: nice() takes an integer and touches no memory of ours. On
+        // Linux a thread's nice value is its own (NPTL): this lowers the
+        // calling thread only, relative to what it inherited.
+        let _ = unsafe { libc::nice(NICE) };
+    }
 }
 
 struct Pool {
@@ -196,6 +222,25 @@ mod tests {
 
     // The pool is process-wide: its tests run one at a time.
     static SERIAL: Mutex<()> = Mutex::new(());
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn engine_threads_run_at_a_lower_priority_than_their_starter() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: getpriority takes integers; PRIO_PROCESS with who = 0 is
+        // the calling thread on Linux.
+        let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let here = nice();
+        let (tx, rx) = mpsc::channel();
+        spawn(move || tx.send(nice()).unwrap());
+        let there = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // (Every test thread has the same nice value; 19 is as low as it goes.)
+        assert_eq!(
+            there,
+            (here + NICE).min(19),
+            "nice {here} here, {there} on an engine thread"
+        );
+    }
 
     #[test]
     fn runs_jobs_on_a_bounded_number_of_threads() {
