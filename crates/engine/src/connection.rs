@@ -453,6 +453,7 @@ impl Database {
                     out,
                 }),
             });
+            self.control.note_suspended();
             return Ok(Step::Suspended);
         }
         match self.run(sql, 0, None, &params, collect, &mut out, mode) {
@@ -467,6 +468,7 @@ impl Database {
                         out,
                     }),
                 });
+                self.control.note_suspended();
                 Ok(Step::Suspended)
             }
             Ok(None) => self.finish(out).map(Step::Done),

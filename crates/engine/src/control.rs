@@ -7,6 +7,7 @@
 //! engine can tell a call that ran over its inline budget (and is finished on
 //! an engine thread) from one that was stopped for good.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -17,6 +18,43 @@ use std::time::{Duration, Instant};
 /// A check reads the clock (about 25 ns): a CPU-bound query of 150 ms took
 /// no longer measurably.
 pub const PROGRESS_OPS: i32 = 100;
+
+/// The least inline budget a call gets, however long the calls before it
+/// held its thread (see [`Control::start_inline`]).
+pub const MIN_INLINE_BUDGET: Duration = Duration::from_micros(500);
+
+/// Wall time that pays back one unit of [`OVERRUN`]: calls that go on on an
+/// engine thread after running inline hold a JS thread for at most about a
+/// fifth of its time, however many arrive at once (16 long queries made in
+/// one turn held it 64 ms on their 4 ms budgets, about 12 ms with this).
+const PAYBACK: u64 = 4;
+
+thread_local! {
+    /// Time this thread ran calls inline that then went on on an engine
+    /// thread, less what the time since has paid back, as of when (both in
+    /// ns of [`now_ns`]'s clock). Each JS thread has its own.
+    static OVERRUN: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// This thread's [`OVERRUN`] at `now`.
+fn overrun_at(now: u64) -> u64 {
+    let (debt, at) = OVERRUN.get();
+    debt.saturating_sub(now.saturating_sub(at) / PAYBACK)
+}
+
+/// The inline budget (ns) of a call starting at `now` on this thread whose
+/// full budget is `full`: see [`Control::start_inline`].
+fn budget_at(full: u64, now: u64) -> u64 {
+    let least = full.min(MIN_INLINE_BUDGET.as_nanos() as u64);
+    full.saturating_sub(overrun_at(now)).max(least)
+}
+
+/// Notes that a call on this thread ran inline from `from` to `now`, then
+/// went on on an engine thread.
+fn note_overrun(from: u64, now: u64) {
+    let debt = overrun_at(now).saturating_add(now.saturating_sub(from));
+    OVERRUN.set((debt, now));
+}
 
 /// Why a statement was stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +88,8 @@ pub struct Control {
     budget_until: AtomicU64,
     /// When the call's inline budget runs out (0: the call is not inline).
     inline_until: AtomicU64,
+    /// When the call started inline (0: it did not).
+    inline_from: AtomicU64,
     /// When the call's deadline passes (0: none).
     deadline: AtomicU64,
     interrupted: AtomicBool,
@@ -67,6 +107,7 @@ impl Control {
         self.stopped.store(Stop::None as u8, Ordering::SeqCst);
         self.ended.store(false, Ordering::SeqCst);
         self.inline_until.store(0, Ordering::SeqCst);
+        self.inline_from.store(0, Ordering::SeqCst);
         self.budget_until.store(0, Ordering::SeqCst);
         // A deadline past u64 nanoseconds (584 years) is none.
         let deadline = timeout
@@ -88,10 +129,26 @@ impl Control {
     }
 
     /// The call runs inline (on the JS thread) for at most `budget` from
-    /// now, its statements together.
+    /// now, its statements together, less the time that calls which went on
+    /// on an engine thread held this thread lately ([`OVERRUN`]), but at
+    /// least [`MIN_INLINE_BUDGET`] (or `budget`, if less).
     pub fn start_inline(&self, budget: Duration) {
-        let until = now_ns().saturating_add(u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX));
-        self.inline_until.store(until, Ordering::SeqCst);
+        let now = now_ns();
+        let budget = budget_at(u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX), now);
+        self.inline_from.store(now, Ordering::SeqCst);
+        self.inline_until
+            .store(now.saturating_add(budget), Ordering::SeqCst);
+    }
+
+    /// The call that started inline goes on on an engine thread: the time it
+    /// held this thread counts against the inline budgets of the calls after
+    /// it here (see [`Control::start_inline`]).
+    pub fn note_suspended(&self) {
+        let from = self.inline_from.load(Ordering::SeqCst);
+        if from == 0 {
+            return;
+        }
+        note_overrun(from, now_ns());
     }
 
     /// Whether the call's inline budget is spent (never on an engine thread).
@@ -202,6 +259,34 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_that_went_on_on_a_thread_shorten_the_next_inline_budgets() {
+        // OVERRUN is this test thread's own; times are made up (ns).
+        const MS: u64 = 1_000_000;
+        let least = MIN_INLINE_BUDGET.as_nanos() as u64;
+        assert_eq!(budget_at(4 * MS, 10 * MS), 4 * MS);
+        // A call ran its 4 ms inline, then went on on an engine thread.
+        note_overrun(10 * MS, 14 * MS);
+        assert_eq!(budget_at(4 * MS, 14 * MS), least);
+        // A second one, at once: the least budget, which it spends too.
+        note_overrun(14 * MS, 14 * MS + least);
+        assert_eq!(budget_at(4 * MS, 14 * MS + least), least);
+        // The time since pays it back, a quarter as fast: 4 ms owed, less
+        // a quarter of `least`, and `least` more, less 1 ms 4 ms later.
+        assert_eq!(
+            budget_at(4 * MS, 14 * MS + least + 4 * MS),
+            MS - least * 3 / 4
+        );
+        assert_eq!(budget_at(4 * MS, 14 * MS + least + 18 * MS), 4 * MS);
+        // A budget below the least stays as it is.
+        assert_eq!(budget_at(0, 0), 0);
+        // A call that did not start inline owes nothing.
+        let control = Control::default();
+        control.start_call(None);
+        control.note_suspended();
+        assert_eq!(overrun_at(14 * MS + least + 18 * MS), 0);
+    }
 
     #[test]
     fn budget_deadline_and_interrupt() {
