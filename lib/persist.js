@@ -632,6 +632,8 @@ class Persistence {
 		const engine = this.#engine;
 		let event = await promise;
 		let failure = null;
+		// Page reads not answered yet.
+		let reading = 0;
 		while (!(event instanceof Error) && !Array.isArray(event)) {
 			const next = engine.next();
 			const { id, chunks } = event;
@@ -639,15 +641,22 @@ class Persistence {
 				failure = error;
 				engine.supply(id, null, null, error instanceof Error ? error.message : String(error));
 			};
-			this.#readPages(chunks).then((values) => {
-				try {
-					engine.supply(id, ...pack(values), null);
-				} catch (error) {
-					fail(error);
-				}
-			}, fail);
+			reading++;
+			this.#readPages(chunks)
+				.then((values) => {
+					try {
+						engine.supply(id, ...pack(values), null);
+					} catch (error) {
+						fail(error);
+					}
+				}, fail)
+				.finally(() => reading--);
 			event = await next;
 		}
+		// The work ended (stopped) while a read was still out: it may wait
+		// for a read-ahead that never comes (a request the KV lost). Later
+		// calls read their chunks anew instead of waiting for it too.
+		if (reading > 0) this.#ahead = [];
 		if (failure !== null && event instanceof Error && event.code === "SQLITE_IOERR_READ") return failure;
 		return event;
 	}
