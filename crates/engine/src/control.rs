@@ -130,7 +130,7 @@ impl Control {
 
     /// The call runs inline (on the JS thread) for at most `budget` from
     /// now, its statements together, less the time that calls which went on
-    /// on an engine thread held this thread lately ([`OVERRUN`]), but at
+    /// on an engine thread held this thread lately (its `OVERRUN`), but at
     /// least [`MIN_INLINE_BUDGET`] (or `budget`, if less).
     pub fn start_inline(&self, budget: Duration) {
         let now = now_ns();
