@@ -24,9 +24,10 @@ pub const PROGRESS_OPS: i32 = 100;
 pub const MIN_INLINE_BUDGET: Duration = Duration::from_micros(500);
 
 /// Wall time that pays back one unit of [`OVERRUN`]: calls that go on on an
-/// engine thread after running inline hold a JS thread for at most about a
-/// fifth of its time, however many arrive at once (16 long queries made in
-/// one turn held it 64 ms on their 4 ms budgets, about 12 ms with this).
+/// engine thread after running inline hold a JS thread for about a fifth of
+/// its time while they keep coming, and calls that arrive together for
+/// [`MIN_INLINE_BUDGET`] each after the first (16 long queries made in one
+/// turn held it 64 ms on their 4 ms budgets, about 12 ms with this).
 const PAYBACK: u64 = 4;
 
 thread_local! {
