@@ -13,8 +13,9 @@
 //! one call in flight (the JS layer runs its calls in order), so the pool
 //! needs no per-database ordering.
 //!
-//! On Linux the engine threads run at a lower CPU priority than the thread
-//! that starts them ([`NICE`]): when more of them are busy than the machine
+//! On Linux the engine threads run at a lower CPU priority than the JS
+//! thread that starts them ([`NICE`]; threads they start are not lowered
+//! again): when more of them are busy than the machine
 //! has cores, the JS thread, which every database of the process shares,
 //! still gets its share of a core, and its short inline calls keep their
 //! time budget.
@@ -36,8 +37,8 @@ pub const MAX_ALL_THREADS: usize = 256;
 /// a thread touches take memory.
 pub const STACK_SIZE: usize = 16 * 1024 * 1024;
 
-/// How much the engine threads' Linux nice value exceeds that of the thread
-/// that started them (the CPU share of a busy thread at nice 10 is about a
+/// How much the engine threads' Linux nice value exceeds that of the JS
+/// thread that started them (the CPU share of a busy thread at nice 10 is about a
 /// tenth of one at 0).
 pub const NICE: i32 = 10;
 
@@ -73,13 +74,27 @@ impl Queue {
     }
 }
 
+std::thread_local! {
+    /// Whether this thread is an engine thread (runs at the lowered
+    /// priority already).
+    static ENGINE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Starts an engine thread running `run`; false if the OS refused.
+///
+/// A new thread inherits its starter's nice value. Engine threads start
+/// others too (in [`waiting`]): such a thread keeps what it inherited, so
+/// every engine thread runs [`NICE`] below the JS thread, never twice that.
 fn start_thread(run: impl FnOnce() + Send + 'static) -> bool {
+    let lowered = ENGINE_THREAD.with(|e| e.get());
     std::thread::Builder::new()
         .name("rivetkit-sqlite".into())
         .stack_size(STACK_SIZE)
         .spawn(move || {
-            lower_priority();
+            ENGINE_THREAD.with(|e| e.set(true));
+            if !lowered {
+                lower_priority();
+            }
             run();
         })
         .is_ok()
@@ -239,6 +254,18 @@ mod tests {
             there,
             (here + NICE).min(19),
             "nice {here} here, {there} on an engine thread"
+        );
+        // A thread that an engine thread starts (as `waiting` does) is
+        // lowered once, not twice.
+        let (tx, rx) = mpsc::channel();
+        spawn(move || {
+            assert!(start_thread(move || tx.send(nice()).unwrap()));
+        });
+        let there = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            there,
+            (here + NICE).min(19),
+            "nice {here} here, {there} on a thread an engine thread started"
         );
     }
 
