@@ -443,34 +443,24 @@ impl Database {
         }
         let mut out = Output::default();
         if !self.ensure_connected(mode)? {
-            self.suspended = Some(Suspended {
-                call: Some(Call {
-                    sql: sql.to_owned(),
-                    offset: 0,
-                    params,
-                    collect,
-                    single: None,
-                    out,
-                }),
-            });
-            self.control.note_suspended();
-            return Ok(Step::Suspended);
+            return Ok(self.suspend(Call {
+                sql: sql.to_owned(),
+                offset: 0,
+                params,
+                collect,
+                single: None,
+                out,
+            }));
         }
         match self.run(sql, 0, None, &params, collect, &mut out, mode) {
-            Ok(Some((offset, single))) => {
-                self.suspended = Some(Suspended {
-                    call: Some(Call {
-                        sql: sql.to_owned(),
-                        offset,
-                        params,
-                        collect,
-                        single: Some(single),
-                        out,
-                    }),
-                });
-                self.control.note_suspended();
-                Ok(Step::Suspended)
-            }
+            Ok(Some((offset, single))) => Ok(self.suspend(Call {
+                sql: sql.to_owned(),
+                offset,
+                params,
+                collect,
+                single: Some(single),
+                out,
+            })),
             Ok(None) => self.finish(out).map(Step::Done),
             Err(error) => {
                 // The statements that ran before the failure keep their
@@ -480,6 +470,15 @@ impl Database {
                 Err(error)
             }
         }
+    }
+
+    /// Keeps `call` for [`Database::resume`], which goes on with it on an
+    /// engine thread; the time it held this thread counts against later
+    /// inline budgets.
+    fn suspend(&mut self, call: Call) -> Step {
+        self.suspended = Some(Suspended { call: Some(call) });
+        self.control.note_suspended();
+        Step::Suspended
     }
 
     /// Finishes what [`Database::execute`] or [`Database::open`] suspended,
