@@ -269,9 +269,23 @@ mod tests {
         );
     }
 
+    /// Waits for the threads an earlier test started beyond MAX_THREADS
+    /// (while others waited for the KV) to end: they do once they find no
+    /// work, which may be after they took some of the next test's jobs.
+    fn wait_for_extra_threads_to_end() {
+        for _ in 0..1000 {
+            if threads() <= MAX_THREADS {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{} engine threads after 10 s", threads());
+    }
+
     #[test]
     fn runs_jobs_on_a_bounded_number_of_threads() {
         let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        wait_for_extra_threads_to_end();
         let (tx, rx) = mpsc::channel();
         for i in 0..100 {
             let tx = tx.clone();
@@ -313,13 +327,7 @@ mod tests {
     #[test]
     fn an_expedited_job_runs_without_waiting_for_a_free_thread() {
         let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-        // Threads an earlier test started beyond MAX_THREADS end first.
-        for _ in 0..1000 {
-            if threads() <= MAX_THREADS {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_extra_threads_to_end();
         // Every running thread is busy (not waiting for the KV).
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let release_rx = std::sync::Arc::new(Mutex::new(release_rx));
