@@ -165,6 +165,10 @@ describe("values and parameters", () => {
 		]) {
 			await assert.rejects(db.query(sql, twice), { name: "TypeError", message: /"a" is given twice/ });
 		}
+		// A key loses one sigil: a name that starts with a sigil character
+		// itself (SQLite allows `:$x`) is given with its own sigil.
+		assert.deepEqual(await rows(db, "SELECT :$x, $$y", { ":$x": 1, $$y: 2 }), [[1, 2]]);
+		await assert.rejects(db.query("SELECT :$x", { $x: 1 }), { name: "RangeError", message: 'Missing named parameter ":$x"' });
 	});
 
 	test("named parameters of another realm's plain object, and keys with a lone surrogate, bind", async () => {
