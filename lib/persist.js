@@ -600,11 +600,11 @@ class Persistence {
 			// Each call's chunks are copied as it answers: a store may reuse
 			// the bytes it returned for its next answer.
 			const batches = await Promise.all(
-				firsts.map(async (first) => {
-					const indices = range(first, Math.min(first + step, count));
-					const values = await this.#getBatch(indices.map((i) => chunkKey(TAG_JOURNAL, i)));
-					return checkChunks(values, first).map((chunk) => (chunk === null ? null : chunk.slice()));
-				}),
+				firsts.map(async (first) =>
+					(await this.#getChunks(TAG_JOURNAL, first, Math.min(first + step, count))).map((chunk) =>
+						chunk === null ? null : chunk.slice(),
+					),
+				),
 			);
 			for (let b = 0; b < batches.length; b++) {
 				const chunks = batches[b];
@@ -770,13 +770,18 @@ class Persistence {
 	}
 
 	/** Loads chunks `from..` of file `tag`, `size` bytes long, into the engine. */
+	/** Chunks `first` to `end` (excluded) of file `tag`, in one getBatch: each checked, null where the KV has none. */
+	async #getChunks(tag, first, end) {
+		const values = await this.#getBatch(range(first, end).map((i) => chunkKey(tag, i)));
+		return checkChunks(values, first);
+	}
+
 	async #loadFile(tag, size, from) {
 		const step = this.#limits.maxKeysPerCall;
 		const count = chunkCount(size);
 		// Returns whether the KV held any of the chunks.
 		const load = async (first) => {
-			const indices = range(first, Math.min(first + step, count));
-			const values = checkChunks(await this.#getBatch(indices.map((i) => chunkKey(tag, i))), first);
+			const values = await this.#getChunks(tag, first, Math.min(first + step, count));
 			this.#engine.loadChunks(tag, first, values);
 			return values.some((value) => value !== null);
 		};
@@ -795,7 +800,7 @@ class Persistence {
 				if (await load(at)) found = true;
 			});
 			if (found || first + round >= count) continue;
-			tail ??= checkChunk((await this.#getBatch([chunkKey(tag, count - 1)]))[0], count - 1) !== null;
+			tail ??= (await this.#getChunks(tag, count - 1, count))[0] !== null;
 			if (!tail) return;
 		}
 	}
