@@ -769,13 +769,13 @@ class Persistence {
 		this.#engine.provideImages(Array.from(unknown), await this.#readChunks(unknown));
 	}
 
-	/** Loads chunks `from..` of file `tag`, `size` bytes long, into the engine. */
 	/** Chunks `first` to `end` (excluded) of file `tag`, in one getBatch: each checked, null where the KV has none. */
 	async #getChunks(tag, first, end) {
 		const values = await this.#getBatch(range(first, end).map((i) => chunkKey(tag, i)));
 		return checkChunks(values, first);
 	}
 
+	/** Loads chunks `from..` of file `tag`, `size` bytes long, into the engine. */
 	async #loadFile(tag, size, from) {
 		const step = this.#limits.maxKeysPerCall;
 		const count = chunkCount(size);
