@@ -209,13 +209,13 @@ class SqliteVfs {
 	}
 
 	async #open(fileName, kv, options) {
-		if (this.#destroyed) throw new Error("SqliteVfs is closed");
+		if (this.#destroyed) throw closedVfs();
 		await claim(
 			this.#databases,
 			fileName,
 			() => new SqliteError(`SqliteVfs: fileName "${fileName}" is already open on this instance`, "SQLITE_BUSY"),
 			() => {
-				if (this.#destroyed) throw new Error("SqliteVfs is closed");
+				if (this.#destroyed) throw closedVfs();
 			},
 		);
 		let db;
@@ -230,7 +230,7 @@ class SqliteVfs {
 		this.#databases.set(fileName, db);
 		if (this.#destroyed) {
 			await db.close();
-			throw new Error("SqliteVfs is closed");
+			throw closedVfs();
 		}
 		return db;
 	}
@@ -270,6 +270,11 @@ class SqliteVfs {
 	close() {
 		return this.destroy();
 	}
+}
+
+/** What an open on a destroyed SqliteVfs rejects with (2.2.1's message, as a SqliteError). */
+function closedVfs() {
+	return new SqliteError("SqliteVfs is closed", "SQLITE_MISUSE");
 }
 
 module.exports = { open, SqliteVfs };
