@@ -5,9 +5,9 @@
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 
-import { SqliteError } from "../index.mjs";
+import { SqliteError, SqliteVfs, SqliteVfsPool } from "../index.mjs";
 import { createTestKv } from "./helpers/kv.mjs";
-import { open, rows, snapshot } from "./helpers/db.mjs";
+import { BACKEND, open, rows, snapshot } from "./helpers/db.mjs";
 
 const RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
 /** A finite query that runs long enough (tens of ms or more) to leave the JS thread. */
@@ -154,6 +154,58 @@ describe("timeoutMs", () => {
 			assert.deepEqual(await rows(db, SLOW(20_000)), [[20_000, 200_010_000]]);
 			await db.close();
 		}
+	});
+
+	test("timeoutMs works through SqliteVfs#open and the pool's handles too", async () => {
+		const vfs = new SqliteVfs();
+		const viaVfs = await vfs.open("actor-vfs", createTestKv(), { backend: BACKEND, timeoutMs: 100 });
+		// Stopped by this timeout, not the default (30 s).
+		let started = performance.now();
+		await assert.rejects(viaVfs.query(RUNAWAY), (error) => isInterrupt(error) && /timeout/.test(error.message));
+		assert.ok(performance.now() - started < 10_000, `stopped after ${performance.now() - started} ms`);
+		assert.deepEqual(await rows(viaVfs, "SELECT 1"), [[1]]);
+		await vfs.destroy();
+		const pool = new SqliteVfsPool({ actorsPerInstance: 2, idleDestroyMs: 10 });
+		const handle = await pool.acquire("actor-pool");
+		const viaPool = await handle.open("actor-pool", createTestKv(), { backend: BACKEND, timeoutMs: 100 });
+		started = performance.now();
+		await assert.rejects(viaPool.query(RUNAWAY), (error) => isInterrupt(error) && /timeout/.test(error.message));
+		assert.ok(performance.now() - started < 10_000, `stopped after ${performance.now() - started} ms`);
+		assert.deepEqual(await rows(viaPool, "SELECT 1"), [[1]]);
+		await pool.release("actor-pool");
+		assert.equal(viaPool.closed, true);
+		await pool.shutdown();
+	});
+
+	test("a KV write that has not settled holds its call and those behind it: neither timeoutMs nor interrupt() gives up on it", async () => {
+		const kv = createTestKv();
+		const db = await open(kv, { timeoutMs: 50 });
+		await db.exec("CREATE TABLE t(v)");
+		// The next putBatch settles when the test says so.
+		let release;
+		const held = new Promise((resolve) => {
+			release = resolve;
+		});
+		const putBatch = kv.putBatch;
+		kv.putBatch = async (entries) => {
+			await held;
+			return putBatch.call(kv, entries);
+		};
+		const settled = [];
+		const write = db.run("INSERT INTO t VALUES (1)").then(() => settled.push("write"));
+		const read = db.query("SELECT count(*) FROM t").then(({ rows }) => settled.push(`read ${rows[0][0]}`));
+		const closing = db.close().then(() => settled.push("close"));
+		await new Promise((resolve) => setTimeout(resolve, 100));
+		db.interrupt();
+		await new Promise((resolve) => setTimeout(resolve, 100));
+		assert.deepEqual(settled, [], "nothing settled while the write was in flight, 200 ms past the timeout");
+		release();
+		await Promise.all([write, read, closing]);
+		assert.deepEqual(settled, ["write", "read 1", "close"]);
+		kv.putBatch = putBatch;
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT v FROM t"), [[1]]);
+		await again.close();
 	});
 
 	test("RIVETKIT_SQLITE_TIMEOUT_MS sets the default (rivetkit opens without options); the option wins", async () => {

@@ -214,6 +214,70 @@ describe("lazy paging", () => {
 		await db.close();
 	});
 
+	test("a database of up to 64 KiB opens with one KV call; preload: false pages even a small one lazily", async (t) => {
+		const small = createTestKv();
+		let db = await open(small);
+		await db.exec("CREATE TABLE s(v); INSERT INTO s VALUES ('x')");
+		await db.close();
+		small.resetCounts();
+		db = await open(small);
+		assert.equal(small.count(), 1, "open: one KV call");
+		assert.deepEqual(await rows(db, "SELECT v FROM s"), [["x"]]);
+		await db.close();
+		// About 1 MiB: read whole by default, paged lazily with preload: false.
+		const kv = createTestKv();
+		db = await open(kv);
+		await db.exec(`CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+			WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+			INSERT INTO t(v) SELECT randomblob(4000) FROM n;`);
+		await db.close();
+		kv.resetCounts();
+		db = await open(kv, { preload: false });
+		if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads the whole database at open");
+		assert.equal(kv.count(), 1, "open: one KV call");
+		assert.ok(keysRead(kv) < chunkCount(kv) / 4, `${keysRead(kv)} of ${chunkCount(kv)} chunks read at open`);
+		assert.deepEqual(await rows(db, "SELECT count(*), sum(length(v)) FROM t"), [[250, 1_000_000]]);
+		assert.ok(kv.count("getBatch") > 1, "the scan read the rest from the KV");
+		await db.close();
+	});
+
+	test("export() reads the chunks not yet local for itself: they do not stay local", async (t) => {
+		const kv = await bigKv();
+		const db = await open(kv);
+		if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads the whole database at open");
+		await db.export();
+		assert.ok(keysRead(kv) >= chunkCount(kv), "export() read every chunk");
+		kv.resetCounts();
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[ROWS]]);
+		assert.ok(kv.count("getBatch") > 1, `a scan after export() made ${kv.count("getBatch")} getBatch calls`);
+		await db.close();
+	});
+
+	test("export() is stopped neither by timeoutMs nor by interrupt(): it takes as long as its KV reads", async () => {
+		const kv = await bigKv();
+		const eager = await open(kv.clone(), { preload: true });
+		const expected = await eager.export();
+		await eager.close();
+		const db = await open(kv, { timeoutMs: 50 });
+		// From now on every read takes 150 ms, three times the timeout.
+		const getBatch = kv.getBatch;
+		kv.getBatch = async (keys) => {
+			await new Promise((resolve) => setTimeout(resolve, 150));
+			return getBatch.call(kv, keys);
+		};
+		const started = performance.now();
+		const exporting = db.export();
+		db.interrupt();
+		setTimeout(() => db.interrupt(), 20);
+		assert.deepEqual(await exporting, expected);
+		// (The WASM engine holds the whole file: its export reads nothing.)
+		const took = performance.now() - started;
+		if (db.backend === "native") assert.ok(took > 100, `export() took ${took} ms: longer than timeoutMs, as it should here`);
+		kv.getBatch = getBatch;
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[ROWS]]);
+		await db.close();
+	});
+
 	test("export() of a database paged lazily is the whole file", async () => {
 		const kv = await bigKv();
 		const eager = await open(kv.clone(), { preload: true });
@@ -300,8 +364,12 @@ describe("KV failures and interrupts while reading pages", () => {
 		kv.failWhen((call) => call.method === "getBatch");
 		await assert.rejects(db.query("SELECT v FROM t WHERE id = ?", [9000]), isReadFailure);
 		assert.ok(kv.errors.length > 0, "onError heard of it");
+		// integrity_check goes on past a page it cannot read, reporting it as
+		// a row: the query rejects instead of returning that row.
+		await assert.rejects(db.query("PRAGMA integrity_check"), isReadFailure);
 		kv.clearFaults();
 		assert.deepEqual(await rows(db, "SELECT length(v) FROM t WHERE id = ?", [9000]), [[300]]);
+		assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
 		await db.close();
 	});
 

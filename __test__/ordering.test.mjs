@@ -182,12 +182,17 @@ describe("call order and group commit", () => {
 	test("when a failing call makes SQLite roll back its transaction, the calls made for it reject; calls made after run", async () => {
 		const kv = createTestKv();
 		const db = await open(kv);
-		await db.exec("CREATE TABLE t(v); CREATE TABLE u(id INTEGER PRIMARY KEY)");
+		await db.exec(`CREATE TABLE t(v); CREATE TABLE u(id INTEGER PRIMARY KEY); CREATE TABLE w(v);
+			CREATE TRIGGER w_refused BEFORE INSERT ON w BEGIN SELECT RAISE(ROLLBACK, 'refused'); END`);
 		const isRefused = (outcome, failed) =>
 			outcome.reason instanceof SqliteError && outcome.reason.code === "SQLITE_ABORT_ROLLBACK" && outcome.reason.cause === failed.reason;
-		// OR ROLLBACK: a constraint failure rolls the whole transaction back.
-		const failing = "INSERT OR ROLLBACK INTO u VALUES (1), (1)";
-		for (const queued of [false, true]) {
+		// OR ROLLBACK: a constraint failure rolls the whole transaction back;
+		// so does RAISE(ROLLBACK) in a trigger.
+		const cases = [
+			["INSERT OR ROLLBACK INTO u VALUES (1), (1)", "SQLITE_CONSTRAINT_PRIMARYKEY"],
+			["INSERT INTO w VALUES (1)", "SQLITE_CONSTRAINT_TRIGGER"],
+		];
+		for (const [[failing, code], queued] of cases.flatMap((c) => [false, true].map((queued) => [c, queued]))) {
 			// Made while the database is idle, the calls run at once, one by
 			// one; behind a write in autocommit, they wait in its group.
 			const before = queued ? [db.run("INSERT INTO t VALUES ('before')")] : [];
@@ -202,7 +207,7 @@ describe("call order and group commit", () => {
 			];
 			const outcomes = await Promise.allSettled([...before, ...transaction]);
 			const at = queued ? 3 : 1;
-			assert.equal(outcomes[at].reason?.code, "SQLITE_CONSTRAINT_PRIMARYKEY", `queued: ${queued}`);
+			assert.equal(outcomes[at].reason?.code, code, `queued: ${queued}`);
 			assert.ok(
 				outcomes.slice(0, at).every((o) => o.status === "fulfilled"),
 				`queued: ${queued}: ${outcomes.map((o) => o.reason?.code ?? o.status)}`,
@@ -211,7 +216,7 @@ describe("call order and group commit", () => {
 			assert.match(outcomes[at + 1].reason.message, /the transaction this call was made in was rolled back/);
 			assert.equal(db.inTransaction, false);
 			// Calls made once the failure is seen run.
-			await db.run("INSERT INTO t VALUES (?)", [`after ${queued}`]);
+			await db.run("INSERT INTO t VALUES (?)", [`after ${code} ${queued}`]);
 		}
 		// A COMMIT or ROLLBACK that fails does not refuse what follows it.
 		const ended = await Promise.allSettled([db.exec("COMMIT"), db.run("INSERT INTO t VALUES ('after COMMIT')")]);
@@ -219,7 +224,8 @@ describe("call order and group commit", () => {
 		assert.equal(ended[1].status, "fulfilled");
 		await db.close();
 		const again = await open(kv);
-		assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY rowid"), [["after false"], ["before"], ["after true"], ["after COMMIT"]]);
+		const kept = cases.flatMap(([, code]) => [[`after ${code} false`], ["before"], [`after ${code} true`]]);
+		assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY rowid"), [...kept, ["after COMMIT"]]);
 		await again.close();
 	});
 

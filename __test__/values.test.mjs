@@ -48,6 +48,14 @@ describe("values and parameters", () => {
 		assert.deepEqual(await roundTrip(false), { back: 0, type: "integer" });
 	});
 
+	test("NaN binds as NULL; a lone surrogate in a text value becomes U+FFFD", async () => {
+		assert.deepEqual(await roundTrip(Number.NaN), { back: null, type: "null" });
+		assert.deepEqual(await roundTrip("a\ud800b"), { back: "a\ufffdb", type: "text" });
+		assert.deepEqual(await roundTrip("\udc00"), { back: "\ufffd", type: "text" });
+		// The bytes SQLite holds: U+FFFD in UTF-8.
+		assert.deepEqual(await rows(db, "SELECT hex(?)", ["a\ud800b"]), [["61EFBFBD62"]]);
+	});
+
 	test("text with a NUL byte keeps every character", async () => {
 		assert.deepEqual(await roundTrip("a\0b\0"), { back: "a\0b\0", type: "text" });
 	});
@@ -355,6 +363,13 @@ describe("values and parameters", () => {
 	test("query returns column names, even with no rows", async () => {
 		const result = await db.query("SELECT id, x AS value FROM v WHERE 0");
 		assert.deepEqual(result, { rows: [], columns: ["id", "value"] });
+		// No statement with columns: none.
+		assert.deepEqual(await db.query("CREATE TABLE cols(a, b)"), { rows: [], columns: [] });
+		// Several statements: the first one's that has columns.
+		assert.deepEqual(await db.query("INSERT INTO cols VALUES (1, 2); SELECT b FROM cols; SELECT a, b FROM cols"), {
+			rows: [[2], [1, 2]],
+			columns: ["b"],
+		});
 	});
 
 	test("run reports changes and lastInsertRowid", async () => {
@@ -407,5 +422,21 @@ describe("values and parameters", () => {
 		);
 		assert.deepEqual(passed, [1, 2]);
 		assert.deepEqual(await rows(db, "SELECT b FROM e WHERE a = 4"), [["four"]]);
+	});
+
+	test("an exec callback runs once the call's writes are durable", async () => {
+		// Each KV call takes 20 ms: the rows are read long before the write is in.
+		const kv = createTestKv({ latencyMs: 20 });
+		const db = await open(kv);
+		await db.exec("CREATE TABLE d(v)");
+		let written = 0;
+		kv.onMutation = () => written++;
+		const seen = [];
+		await db.exec("INSERT INTO d VALUES ('x'); SELECT v FROM d", ([v]) => seen.push([v, written]));
+		assert.deepEqual(seen, [["x", 1]]);
+		await db.close();
+		const again = await open(kv.clone());
+		assert.deepEqual(await rows(again, "SELECT v FROM d"), [["x"]]);
+		await again.close();
 	});
 });
