@@ -101,6 +101,51 @@ describe("resource hygiene", () => {
 		assert.equal(fs.existsSync(missing), false);
 	});
 
+	test("1,000 idle open databases start no thread; 40 long queries at once run on at most 16 engine threads", {
+		skip: !fs.existsSync("/proc/self/task") && "no /proc/self/task to count threads",
+	}, () => {
+		const script = `
+			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
+			const fs = require("fs");
+			const threads = () => fs.readdirSync("/proc/self/task").length;
+			const backend = ${JSON.stringify(BACKEND ?? null)};
+			const SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT count(*) FROM c";
+			const life = async (name) => {
+				const db = await open(name, createMemoryKv(), { backend });
+				await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+				await db.query("SELECT v FROM t");
+				return db;
+			};
+			(async () => {
+				// The runtime's own threads that start on first use (a file
+				// system thread pool, say) start here.
+				await (await life("probe")).close();
+				await new Promise((resolve) => setTimeout(resolve, 50));
+				const before = threads();
+				const dbs = [];
+				for (let i = 0; i < 1000; i++) dbs.push(await life("idle-" + i));
+				const idle = threads();
+				let busy = idle;
+				const sample = setInterval(() => { busy = Math.max(busy, threads()); }, 2);
+				const counts = await Promise.all(dbs.slice(0, 40).map((db) => db.query(SLOW)));
+				clearInterval(sample);
+				for (const db of dbs) await db.close();
+				console.log(JSON.stringify({ backend: dbs[0].backend, before, idle, busy, counts: new Set(counts.map((c) => c.rows[0][0])).size }));
+			})();
+		`;
+		const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8" });
+		assert.equal(child.status, 0, child.stderr);
+		const { backend, before, idle, busy, counts } = JSON.parse(child.stdout.trim().split("\n").at(-1));
+		assert.equal(counts, 1, "every query gave the same count");
+		// A few threads of the runtime's own may start meanwhile; a thread per
+		// database would be a thousand.
+		assert.ok(idle - before <= 4, `1,000 idle databases: ${before} → ${idle} threads`);
+		const engine = backend === "native" ? 16 : 0;
+		assert.ok(busy - idle <= engine + 4, `40 long queries at once: ${idle} → ${busy} threads`);
+		// (And the count saw them: the queries left the JS thread.)
+		if (backend === "native") assert.ok(busy > idle, `40 long queries at once: ${idle} → ${busy} threads`);
+	});
+
 	test("close() removes a database's local files, small or large, and the next open works", () => {
 		const script = `${CHILD_PRELUDE}
 			(async () => {
