@@ -78,6 +78,23 @@ describe("values and parameters", () => {
 			// (The WASM engine's memory may run out first.)
 			return error instanceof SqliteError && ["SQLITE_TOOBIG", "SQLITE_NOMEM"].includes(error.code);
 		});
+		// Inside a transaction SQLite rolls the transaction back for it, and
+		// the calls made to run in it are refused. (The WASM engine's memory
+		// may run out first: SQLITE_NOMEM, the transaction open or not.)
+		await db.exec("BEGIN; INSERT INTO big VALUES ('in the transaction')");
+		const [failed, queued] = await Promise.allSettled([
+			db.query(`INSERT INTO big VALUES ('kept?') RETURNING ${long}`),
+			db.run("INSERT INTO big VALUES ('queued')"),
+		]);
+		if (db.backend === "native" || failed.reason?.code === "SQLITE_TOOBIG") {
+			assert.equal(failed.reason?.code, "SQLITE_TOOBIG", String(failed.reason));
+			assert.match(failed.reason.message, /the transaction was rolled back$/);
+			assert.equal(queued.reason?.code, "SQLITE_ABORT_ROLLBACK", String(queued.reason));
+			assert.equal(db.inTransaction, false);
+		} else {
+			assert.equal(failed.reason?.code, "SQLITE_NOMEM", String(failed.reason));
+			if (db.inTransaction) await db.exec("ROLLBACK");
+		}
 		await db.run("INSERT INTO big VALUES ('next')");
 		assert.deepEqual(await rows(db, "SELECT v FROM big"), [["next"]]);
 		const copy = await open(kv.clone());
