@@ -6,10 +6,13 @@
 
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 import { SqliteError } from "../index.mjs";
 import { createTestKv, kvDump } from "./helpers/kv.mjs";
-import { open, rows, snapshot } from "./helpers/db.mjs";
+import { BACKEND, open, rows, snapshot } from "./helpers/db.mjs";
 import { createGenerator, SETUP } from "./helpers/differential.mjs";
 import { prng } from "./helpers/random.mjs";
 
@@ -354,6 +357,48 @@ describe("lazy and eager give the same results and the same KV bytes", () => {
 });
 
 describe("KV failures and interrupts while reading pages", () => {
+	test("with no timeout, a call waiting for a page read keeps the process alive until the KV answers", () => {
+		// In a child process whose KV answers reads on an unref'd timer: the
+		// call waiting for the read is all that keeps the process alive.
+		const index = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "index.js");
+		const script = `
+			const { open, createMemoryKv } = require(${JSON.stringify(index)});
+			const backend = ${JSON.stringify(BACKEND ?? null)};
+			(async () => {
+				const store = createMemoryKv();
+				let db = await open("a", store, { backend });
+				await db.exec(\`CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+					WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+					INSERT INTO t(v) SELECT randomblob(4000) FROM n;\`);
+				await db.close();
+				let slow = false;
+				const kv = {
+					get: (key) => store.get(key),
+					getBatch: (keys) =>
+						slow ? new Promise((resolve) => setTimeout(() => resolve(store.getBatch(keys)), 300).unref()) : store.getBatch(keys),
+					put: (key, value) => store.put(key, value),
+					putBatch: (entries) => store.putBatch(entries),
+					deleteBatch: (keys) => store.deleteBatch(keys),
+				};
+				db = await open("a", kv, { backend, preload: false, timeoutMs: 0 });
+				if (db.backend !== "native") {
+					console.log(JSON.stringify({ backend: db.backend }));
+					return db.close();
+				}
+				slow = true;
+				db.query("SELECT count(*) FROM t").then(async ({ rows }) => {
+					console.log(JSON.stringify({ backend: db.backend, answered: rows[0][0] }));
+					await db.close();
+				});
+			})();
+		`;
+		const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 60_000 });
+		assert.equal(child.status, 0, child.stderr);
+		const outcome = JSON.parse(child.stdout.trim().split("\n").at(-1) || "{}");
+		if (outcome.backend === "wasm") return;
+		assert.deepEqual(outcome, { backend: "native", answered: 250 }, child.stdout);
+	});
+
 	const isReadFailure = (error) =>
 		error instanceof SqliteError && error.code === "SQLITE_IOERR_READ" && /injected getBatch failure/.test(error.cause?.message);
 
