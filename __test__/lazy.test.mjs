@@ -37,6 +37,11 @@ async function bigKv() {
 	return kv;
 }
 
+/** A table t of 250 rows of 4,000 random bytes: a database of about 1 MiB, under the preload size. */
+const MIB_TABLE = `CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+	WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+	INSERT INTO t(v) SELECT randomblob(4000) FROM n;`;
+
 const AV_ROWS = 3000;
 
 /** A KV holding a database of about 12 MB (a row a page) with auto_vacuum = FULL: its commits move pages. */
@@ -230,9 +235,7 @@ describe("lazy paging", () => {
 		// About 1 MiB: read whole by default, paged lazily with preload: false.
 		const kv = createTestKv();
 		db = await open(kv);
-		await db.exec(`CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
-			WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
-			INSERT INTO t(v) SELECT randomblob(4000) FROM n;`);
+		await db.exec(MIB_TABLE);
 		await db.close();
 		kv.resetCounts();
 		db = await open(kv, { preload: false });
@@ -367,9 +370,7 @@ describe("KV failures and interrupts while reading pages", () => {
 			(async () => {
 				const store = createMemoryKv();
 				let db = await open("a", store, { backend });
-				await db.exec(\`CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
-					WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
-					INSERT INTO t(v) SELECT randomblob(4000) FROM n;\`);
+				await db.exec(${JSON.stringify(MIB_TABLE)});
 				await db.close();
 				let slow = false;
 				const kv = {
