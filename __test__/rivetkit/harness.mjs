@@ -50,11 +50,30 @@ export function removeTempDir(dir) {
 
 const live = new Set();
 
+/** Servers started before one gets a port (see startServer). */
+const PORT_ATTEMPTS = 3;
+
+/** A server that exited because another process took its port first. */
+class PortTaken extends Error {}
+
 /**
  * Starts a server on `storage` with rivetkit pointed at `vfs` ("this" or
  * "2.2.1"). Resolves to { port, info, client, kill, exited, output }.
+ * rivetkit listens on the first port it finds free, but another process can
+ * take that port before rivetkit listens on it: such a server exits
+ * (EADDRINUSE), and another is started.
  */
-export async function startServer({ storage, vfs = "this", env = {} }) {
+export async function startServer(options) {
+	for (let attempt = 1; ; attempt++) {
+		try {
+			return await startOnce(options);
+		} catch (error) {
+			if (!(error instanceof PortTaken) || attempt === PORT_ATTEMPTS) throw error;
+		}
+	}
+}
+
+async function startOnce({ storage, vfs = "this", env = {} }) {
 	const child = spawn(process.execPath, [SERVER], {
 		cwd: storage,
 		env: {
@@ -97,7 +116,8 @@ export async function startServer({ storage, vfs = "this", env = {} }) {
 		child.stdout.on("data", onData);
 		exited.then(({ code, signal }) => {
 			clearTimeout(timer);
-			reject(new Error(`server exited (${code ?? signal}) before it was ready\n${output()}`));
+			const message = `server exited (${code ?? signal}) before it was ready\n${output()}`;
+			reject(stderr.includes("EADDRINUSE") ? new PortTaken(message) : new Error(message));
 		});
 	});
 

@@ -3,12 +3,13 @@
 //
 // Environment:
 //   RIVETKIT_E2E_STORAGE  the file-system driver's storage directory (required)
-//   RIVETKIT_E2E_PORT     the port (default: a free one)
+//   RIVETKIT_E2E_PORT     the port (default: a free one); rivetkit takes the next free one if it is taken
 //   RIVETKIT_SQLITE_VFS   which @rivetkit/sqlite-vfs rivetkit gets: "this" or "2.2.1"
 //                         (see scripts/rivetkit-sqlite-vfs-hook.mjs)
 //
 // Prints one line `READY {"port":…,…}` on stdout once it accepts requests.
 
+import http from "node:http";
 import net from "node:net";
 
 // The hook goes first, before anything can load rivetkit.
@@ -58,7 +59,20 @@ async function freePort() {
 	await new Promise((resolve) => server.close(resolve));
 	return port;
 }
-const port = Number(process.env.RIVETKIT_E2E_PORT) || (await freePort());
+const wanted = Number(process.env.RIVETKIT_E2E_PORT) || (await freePort());
+
+// The port rivetkit's manager listens on: that of the first HTTP server this
+// process starts. It is `wanted` unless another process took that port
+// since freePort() saw it free: rivetkit then takes the next free one (its
+// findFreePort, whose probes are plain net servers).
+const listening = new Promise((resolve) => {
+	const listen = http.Server.prototype.listen;
+	http.Server.prototype.listen = function (...args) {
+		http.Server.prototype.listen = listen;
+		this.once("listening", () => resolve(this.address().port));
+		return listen.apply(this, args);
+	};
+});
 
 const { setup, createFileSystemDriver } = await import("rivetkit");
 const { notebook, planner } = await import("./actors.mjs");
@@ -67,20 +81,26 @@ const registry = setup({
 	use: { notebook, planner },
 	driver: createFileSystemDriver({ path: storage }),
 	managerHost: "127.0.0.1",
-	managerPort: port,
+	managerPort: wanted,
 	noWelcome: true,
 	logging: { level: process.env.RIVETKIT_E2E_LOG_LEVEL || "warn" },
 });
 registry.start();
 
-// Ready once the manager answers on the port.
 const deadline = Date.now() + 30_000;
+const port = await Promise.race([
+	listening,
+	new Promise((_, reject) => setTimeout(() => reject(new Error("rivetkit's manager did not listen in 30 s")), 30_000).unref()),
+]);
+// Ready once rivetkit's manager answers on that port.
 for (;;) {
 	try {
-		await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
+		const response = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
+		const body = await response.text();
+		if (!body.startsWith("This is a RivetKit server.")) throw new Error(`not rivetkit's manager: ${JSON.stringify(body.slice(0, 80))}`);
 		break;
 	} catch (error) {
-		if (Date.now() > deadline) throw new Error(`rivetkit did not listen on 127.0.0.1:${port}: ${error.message}`);
+		if (Date.now() > deadline) throw new Error(`rivetkit did not answer on 127.0.0.1:${port}: ${error.message}`);
 		await new Promise((r) => setTimeout(r, 50));
 	}
 }
