@@ -120,6 +120,44 @@ describe("lazy paging", () => {
 		await db.close();
 	});
 
+	test("read-ahead: a cold scan doubles its reads up to calls of 128 keys, sends 8 at once, never more than 16 (1,024 chunks and as many read ahead)", async (t) => {
+		// About 18 MB (4,600 chunks): a scan long enough to reach requests of 1,024 chunks and read ahead of them.
+		const written = createTestKv();
+		const setup = await open(written);
+		await setup.exec(`CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+			WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${3 * ROWS})
+			INSERT INTO t(v) SELECT randomblob(300) FROM n;`);
+		await setup.close();
+		// Each getBatch answers 2 ms later, so the calls the engine sends at once overlap.
+		const kv = createTestKv({ inner: written.inner, latencyMs: 2 });
+		const getBatch = kv.getBatch;
+		let inFlight = 0;
+		let most = 0;
+		kv.getBatch = async (keys) => {
+			most = Math.max(most, ++inFlight);
+			try {
+				return await getBatch.call(kv, keys);
+			} finally {
+				inFlight--;
+			}
+		};
+		const db = await open(kv);
+		if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads the whole database at open");
+		kv.resetCounts();
+		assert.deepEqual(await rows(db, "SELECT count(*), sum(length(v)) FROM t"), [[3 * ROWS, 3 * ROWS * 300]]);
+		const sizes = kv.calls.filter((c) => c.method === "getBatch").map((c) => c.keys.length);
+		const read = kv.calls.filter((c) => c.method === "getBatch").flatMap((c) => c.keys);
+		assert.equal(new Set(read).size, read.length, "no chunk read twice");
+		assert.ok(Math.max(...sizes) <= 128, `getBatch sizes ${sizes}`);
+		// Misses near the previous one: 1, 2, 4, … 128 chunks, then several calls of 128 at once.
+		assert.match(sizes.join(","), /(^|,)1,2,4,8,16,32,64,128,128,/, `getBatch sizes ${sizes}`);
+		// A request of up to 1,024 chunks goes as calls sent at once (8 at
+		// most), and one of 512 or more also reads as many after it: never
+		// more than 16 calls in flight.
+		assert.ok(most >= 8 && most <= 16, `${most} getBatch calls at once`);
+		await db.close();
+	});
+
 	test("a scan going backwards (a descending scan, integrity_check) reads many chunks per getBatch too", async (t) => {
 		for (const sql of ["SELECT sum(length(v)) FROM (SELECT v FROM t ORDER BY id DESC)", "PRAGMA integrity_check"]) {
 			const kv = await bigKv();
