@@ -325,6 +325,65 @@ mod tests {
     }
 
     #[test]
+    fn at_most_max_all_threads_wait_for_the_kv_and_those_beyond_max_threads_end_after() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        wait_for_extra_threads_to_end();
+        // More jobs than MAX_ALL_THREADS wait for a KV that does not answer.
+        let jobs = MAX_ALL_THREADS + 20;
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = std::sync::Arc::new(Mutex::new(release_rx));
+        let entered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (done_tx, done_rx) = mpsc::channel();
+        for _ in 0..jobs {
+            let (release_rx, entered, done_tx) =
+                (release_rx.clone(), entered.clone(), done_tx.clone());
+            spawn(move || {
+                waiting(|| {
+                    entered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    release_rx.lock().unwrap().recv().unwrap();
+                });
+                done_tx.send(()).unwrap();
+            });
+        }
+        let entered_now = || entered.load(std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..1000 {
+            if entered_now() >= MAX_ALL_THREADS {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The jobs beyond the limit, and one queued now, wait for a thread,
+        // and none can be started for it (`interrupt()` cannot expedite it).
+        let (other_tx, other_rx) = mpsc::channel();
+        let other = spawn(move || other_tx.send("ran").unwrap());
+        assert!(!expedite(other));
+        assert!(other_rx.recv_timeout(Duration::from_millis(200)).is_err());
+        assert_eq!(entered_now(), MAX_ALL_THREADS);
+        assert_eq!(threads(), MAX_ALL_THREADS);
+        // One wait ends: its thread takes the next job in the queue.
+        release_tx.send(()).unwrap();
+        done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        for _ in 0..1000 {
+            if entered_now() > MAX_ALL_THREADS {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(entered_now(), MAX_ALL_THREADS + 1);
+        // Every wait ends: every job runs, and the threads beyond
+        // MAX_THREADS end once they find no work.
+        for _ in 1..jobs {
+            release_tx.send(()).unwrap();
+        }
+        for _ in 1..jobs {
+            done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+        assert_eq!(other_rx.recv_timeout(Duration::from_secs(10)), Ok("ran"));
+        assert_eq!(entered_now(), jobs);
+        wait_for_extra_threads_to_end();
+    }
+
+    #[test]
     fn an_expedited_job_runs_without_waiting_for_a_free_thread() {
         let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         wait_for_extra_threads_to_end();
