@@ -89,6 +89,22 @@ function reusingReads(kv) {
 	};
 }
 
+/** Counts `kv`'s getBatch calls in flight at once: returns a function giving the most so far. */
+function countInFlight(kv) {
+	const getBatch = kv.getBatch;
+	let inFlight = 0;
+	let most = 0;
+	kv.getBatch = async (keys) => {
+		most = Math.max(most, ++inFlight);
+		try {
+			return await getBatch.call(kv, keys);
+		} finally {
+			inFlight--;
+		}
+	};
+	return () => most;
+}
+
 const chunkCount = (kv) => Object.keys(kvDump(kv)).filter((key) => key.startsWith("08010100")).length;
 const keysRead = (kv) => kv.calls.filter((c) => c.method === "getBatch").reduce((n, c) => n + c.keys.length, 0);
 
@@ -130,17 +146,7 @@ describe("lazy paging", () => {
 		await setup.close();
 		// Each getBatch answers 2 ms later, so the calls the engine sends at once overlap.
 		const kv = createTestKv({ inner: written.inner, latencyMs: 2 });
-		const getBatch = kv.getBatch;
-		let inFlight = 0;
-		let most = 0;
-		kv.getBatch = async (keys) => {
-			most = Math.max(most, ++inFlight);
-			try {
-				return await getBatch.call(kv, keys);
-			} finally {
-				inFlight--;
-			}
-		};
+		const mostInFlight = countInFlight(kv);
 		const db = await open(kv);
 		if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads the whole database at open");
 		kv.resetCounts();
@@ -154,7 +160,7 @@ describe("lazy paging", () => {
 		// A request of up to 1,024 chunks goes as calls sent at once (8 at
 		// most), and one of 512 or more also reads as many after it: never
 		// more than 16 calls in flight.
-		assert.ok(most >= 8 && most <= 16, `${most} getBatch calls at once`);
+		assert.ok(mostInFlight() >= 8 && mostInFlight() <= 16, `${mostInFlight()} getBatch calls at once`);
 		await db.close();
 	});
 
@@ -186,17 +192,7 @@ describe("lazy paging", () => {
 			assert.equal(size > 4 * 2 ** 20, lazy, `${size} bytes`);
 			// getBatch calls in flight at once, each taking 5 ms.
 			const kv = createTestKv({ inner: written.inner.clone(), latencyMs: 5 });
-			const getBatch = kv.getBatch;
-			let inFlight = 0;
-			let most = 0;
-			kv.getBatch = async (keys) => {
-				most = Math.max(most, ++inFlight);
-				try {
-					return await getBatch.call(kv, keys);
-				} finally {
-					inFlight--;
-				}
-			};
+			const mostInFlight = countInFlight(kv);
 			const reopened = await open(kv);
 			if (reopened.backend === "wasm") return skipWasm(t, reopened, "the WASM engine reads the whole database at open");
 			const chunks = Math.ceil(size / 4096);
@@ -208,7 +204,7 @@ describe("lazy paging", () => {
 				assert.ok(keysRead(kv) >= chunks, `${keysRead(kv)} keys read for ${chunks} chunks`);
 				// The first call (metadata and first chunks), then the rest at once.
 				assert.ok(batches.length >= 1 + Math.ceil((chunks - 16) / 128));
-				assert.ok(most > 1, `${most} getBatch calls at once`);
+				assert.ok(mostInFlight() > 1, `${mostInFlight()} getBatch calls at once`);
 			}
 			kv.resetCounts();
 			assert.deepEqual(await rows(reopened, "SELECT count(*), sum(length(v)) FROM t"), [[rowCount, rowCount * 3000]]);
