@@ -188,7 +188,7 @@ describe("values and parameters", () => {
 			{ a: 1, ":a": 2, b: 2, c: 3 },
 			{ ":a": 2, $a: 1, b: 2, c: 3 },
 		]) {
-			await assert.rejects(db.query(sql, twice), { name: "TypeError", message: /"a" is given twice/ });
+			await assert.rejects(db.query(sql, twice), { name: "TypeError", message: /"a" is given twice, as keys "(a|:a)" and "(:a|\$a)"/ });
 		}
 		// A key loses one sigil: a name that starts with a sigil character
 		// itself (SQLite allows `:$x`) is given with its own sigil.
@@ -205,6 +205,12 @@ describe("values and parameters", () => {
 		assert.deepEqual(await rows(db, "SELECT :\ud800x", { "\ud800x": 1 }), [[1]]);
 		assert.deepEqual(await rows(db, "SELECT :\ufffdx", { ":\ud800x": 2 }), [[2]]);
 		assert.deepEqual(await rows(db, "SELECT :a", { a: 4, "unused\udc00": 5 }), [[4]]);
+		// So two keys with different lone surrogates name one parameter: the message names both keys.
+		await assert.rejects(db.query("SELECT :\ufffd", { "\ud800": 1, "\udc00": 2 }), {
+			name: "TypeError",
+			message:
+				'Parameter "\ufffd" is given twice, as keys "\\ud800" and "\\udc00" (a key\'s sigil is taken off, and a lone surrogate stands for U+FFFD)',
+		});
 		// A class instance is not a plain object.
 		class Params {
 			a = 1;

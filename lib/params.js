@@ -63,6 +63,12 @@ function normalizeValue(value, name) {
 	}
 }
 
+/** The parameter a named key binds: the key without its sigil, if it has one; a lone surrogate stands for U+FFFD, as in SQL text. */
+function parameterName(key) {
+	const bare = /^[:@$]/.test(key) ? key.slice(1) : key;
+	return bare.isWellFormed() ? bare : bare.toWellFormed();
+}
+
 /**
  * The parameters for the engine: null (none), an array (positional) or a
  * null-prototype object (named, keys without their sigil). Named keys may
@@ -89,11 +95,15 @@ function normalizeParams(params) {
 		// that realm's Object.prototype, whose own is null.
 		if (proto === null || Object.getPrototypeOf(proto) === null) {
 			const named = Object.create(null);
-			for (const key of Object.keys(params)) {
-				let bare = /^[:@$]/.test(key) ? key.slice(1) : key;
-				// As in SQL text, a lone surrogate stands for U+FFFD.
-				if (!bare.isWellFormed()) bare = bare.toWellFormed();
-				if (bare in named) throw new TypeError(`Parameter "${bare}" is given twice (with and without a sigil, or with two)`);
+			const keys = Object.keys(params);
+			for (const key of keys) {
+				const bare = parameterName(key);
+				if (bare in named) {
+					const first = keys.find((other) => parameterName(other) === bare);
+					throw new TypeError(
+						`Parameter "${bare}" is given twice, as keys ${JSON.stringify(first)} and ${JSON.stringify(key)} (a key's sigil is taken off, and a lone surrogate stands for U+FFFD)`,
+					);
+				}
 				named[bare] = normalizeValue(params[key], `"${key}"`);
 			}
 			return named;
