@@ -232,7 +232,8 @@ fn work() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::mpsc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc};
     use std::time::Duration;
 
     // The pool is process-wide: its tests run one at a time.
@@ -273,13 +274,22 @@ mod tests {
     /// (while others waited for the KV) to end: they do once they find no
     /// work, which may be after they took some of the next test's jobs.
     fn wait_for_extra_threads_to_end() {
+        assert!(
+            eventually(|| threads() <= MAX_THREADS),
+            "{} engine threads after 10 s",
+            threads()
+        );
+    }
+
+    /// Whether `condition` holds within 10 s (checked every 10 ms).
+    fn eventually(condition: impl Fn() -> bool) -> bool {
         for _ in 0..1000 {
-            if threads() <= MAX_THREADS {
-                return;
+            if condition() {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("{} engine threads after 10 s", threads());
+        condition()
     }
 
     #[test]
@@ -303,7 +313,7 @@ mod tests {
         // More jobs wait for an answer than MAX_THREADS; a job queued after
         // them still runs.
         let (release_tx, release_rx) = mpsc::channel::<()>();
-        let release_rx = std::sync::Arc::new(Mutex::new(release_rx));
+        let release_rx = Arc::new(Mutex::new(release_rx));
         let (done_tx, done_rx) = mpsc::channel();
         for _ in 0..MAX_THREADS + 4 {
             let (release_rx, done_tx) = (release_rx.clone(), done_tx.clone());
@@ -331,27 +341,22 @@ mod tests {
         // More jobs than MAX_ALL_THREADS wait for a KV that does not answer.
         let jobs = MAX_ALL_THREADS + 20;
         let (release_tx, release_rx) = mpsc::channel::<()>();
-        let release_rx = std::sync::Arc::new(Mutex::new(release_rx));
-        let entered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        let entered = Arc::new(AtomicUsize::new(0));
         let (done_tx, done_rx) = mpsc::channel();
         for _ in 0..jobs {
             let (release_rx, entered, done_tx) =
                 (release_rx.clone(), entered.clone(), done_tx.clone());
             spawn(move || {
                 waiting(|| {
-                    entered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    entered.fetch_add(1, Ordering::SeqCst);
                     release_rx.lock().unwrap().recv().unwrap();
                 });
                 done_tx.send(()).unwrap();
             });
         }
-        let entered_now = || entered.load(std::sync::atomic::Ordering::SeqCst);
-        for _ in 0..1000 {
-            if entered_now() >= MAX_ALL_THREADS {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let entered_now = || entered.load(Ordering::SeqCst);
+        eventually(|| entered_now() >= MAX_ALL_THREADS);
         // The jobs beyond the limit, and one queued now, wait for a thread,
         // and none can be started for it (`interrupt()` cannot expedite it).
         let (other_tx, other_rx) = mpsc::channel();
@@ -363,12 +368,7 @@ mod tests {
         // One wait ends: its thread takes the next job in the queue.
         release_tx.send(()).unwrap();
         done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        for _ in 0..1000 {
-            if entered_now() > MAX_ALL_THREADS {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        eventually(|| entered_now() > MAX_ALL_THREADS);
         assert_eq!(entered_now(), MAX_ALL_THREADS + 1);
         // Every wait ends: every job runs, and the threads beyond
         // MAX_THREADS end once they find no work.
@@ -389,7 +389,7 @@ mod tests {
         wait_for_extra_threads_to_end();
         // Every running thread is busy (not waiting for the KV).
         let (release_tx, release_rx) = mpsc::channel::<()>();
-        let release_rx = std::sync::Arc::new(Mutex::new(release_rx));
+        let release_rx = Arc::new(Mutex::new(release_rx));
         let (started_tx, started_rx) = mpsc::channel();
         for _ in 0..MAX_THREADS {
             let (release_rx, started_tx) = (release_rx.clone(), started_tx.clone());
