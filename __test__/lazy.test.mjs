@@ -151,8 +151,9 @@ describe("lazy paging", () => {
 		if (db.backend === "wasm") return skipWasm(t, db, "the WASM engine reads the whole database at open");
 		kv.resetCounts();
 		assert.deepEqual(await rows(db, "SELECT count(*), sum(length(v)) FROM t"), [[3 * ROWS, 3 * ROWS * 300]]);
-		const sizes = kv.calls.filter((c) => c.method === "getBatch").map((c) => c.keys.length);
-		const read = kv.calls.filter((c) => c.method === "getBatch").flatMap((c) => c.keys);
+		const batches = kv.calls.filter((c) => c.method === "getBatch");
+		const sizes = batches.map((c) => c.keys.length);
+		const read = batches.flatMap((c) => c.keys);
 		assert.equal(new Set(read).size, read.length, "no chunk read twice");
 		assert.ok(Math.max(...sizes) <= 128, `getBatch sizes ${sizes}`);
 		// Misses near the previous one: 1, 2, 4, … 128 chunks, then several calls of 128 at once.
