@@ -627,3 +627,88 @@ fn a_packed_delta_is_taken_only_while_it_is_the_pending_delta() {
     write(&mut tracker, &mut file, 0, &[4; CHUNK]);
     assert!(tracker.take_packed(copy).is_none());
 }
+
+#[test]
+fn a_seal_of_up_to_8_chunks_holds_them_back_and_no_more_than_8_stay_held() {
+    let (_dir, mut file, mut tracker) = setup(20);
+    // 8 whole chunks, sealed and acknowledged: none reaches the file.
+    for index in 0..8u64 {
+        assert!(write_held(
+            &mut tracker,
+            &mut file,
+            index * CHUNK_SIZE,
+            &[50; CHUNK]
+        ));
+    }
+    assert_eq!(seal(&mut tracker).chunks.len(), 8);
+    tracker.ack();
+    let now = contents(&mut file);
+    for index in 0..8 {
+        assert_eq!(now[index * CHUNK], index as u8 + 1, "chunk {index}");
+    }
+    // The next commit writes 1 other chunk: the 8 it does not write leave
+    // the tracker's memory (to the file), the 1 stays held back.
+    assert!(write_held(
+        &mut tracker,
+        &mut file,
+        10 * CHUNK_SIZE,
+        &[60; CHUNK]
+    ));
+    seal(&mut tracker);
+    tracker.ack();
+    let now = contents(&mut file);
+    for index in 0..8 {
+        assert_eq!(now[index * CHUNK..(index + 1) * CHUNK], [50; CHUNK]);
+    }
+    assert_eq!(now[10 * CHUNK], 11);
+    // 9 chunks (the held one among them): all reach the file at the seal.
+    for index in 10..19u64 {
+        assert!(write_held(
+            &mut tracker,
+            &mut file,
+            index * CHUNK_SIZE,
+            &[70; CHUNK]
+        ));
+    }
+    assert_eq!(seal(&mut tracker).chunks.len(), 9);
+    let now = contents(&mut file);
+    for index in 10..19 {
+        assert_eq!(now[index * CHUNK..(index + 1) * CHUNK], [70; CHUNK]);
+    }
+}
+
+/// Write calls this thread has made so far (Linux's per-thread I/O count).
+#[cfg(target_os = "linux")]
+fn write_calls() -> u64 {
+    let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+    io.lines()
+        .find_map(|line| line.strip_prefix("syscw: "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn held_back_neighbours_reach_the_file_in_writes_of_up_to_64_chunks() {
+    let (_dir, mut file, mut tracker) = setup(1);
+    // Chunks 0..200 but 100: two runs, of 100 and 99 chunks.
+    for index in (0..200u64).filter(|&index| index != 100) {
+        assert!(write_held(
+            &mut tracker,
+            &mut file,
+            index * CHUNK_SIZE,
+            &[index as u8; CHUNK]
+        ));
+    }
+    let before = write_calls();
+    assert_eq!(seal(&mut tracker).chunks.len(), 200);
+    // 64 + 36 and 64 + 35 chunks: 4 writes.
+    assert_eq!(write_calls() - before, 4);
+    let now = contents(&mut file);
+    assert_eq!(now.len(), 200 * CHUNK);
+    for index in 0..200 {
+        let expected = if index == 100 { 0 } else { index as u8 };
+        assert_eq!(now[index * CHUNK..(index + 1) * CHUNK], [expected; CHUNK]);
+    }
+}
