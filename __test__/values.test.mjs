@@ -179,6 +179,52 @@ describe("values and parameters", () => {
 		await reader.close();
 	});
 
+	test("a Uint8Array whose length or subarray lies binds its own bytes, as a parameter and as a KV value", async () => {
+		// Another database leaves its bytes in memory (on the WASM engine, the
+		// heap all databases share) for a lying length to reach.
+		const other = await open(createTestKv());
+		await other.exec(
+			`CREATE TABLE s(v); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) INSERT INTO s SELECT printf('%.2000c', 'S') FROM n`,
+		);
+		await other.close();
+		class Lying extends Uint8Array {
+			static claimed = 100_000;
+			get length() {
+				return Lying.claimed;
+			}
+			subarray() {
+				return new Uint8Array(Lying.claimed);
+			}
+		}
+		for (const claimed of [100_000, 64, 0, -1, 1.5, 2 ** 31]) {
+			Lying.claimed = claimed;
+			const blob = Lying.of(1, 2);
+			const expected = [["0102", 2]];
+			assert.deepEqual(await rows(db, "SELECT hex(?), length(?2)", [blob, blob]), expected, `length ${claimed}`);
+			assert.deepEqual(await rows(db, "SELECT hex(:b), length(:b)", { b: blob }), expected, `named, length ${claimed}`);
+			// A call that waits its turn (behind one not awaited) copies it first.
+			const [, queued] = await Promise.all([db.query("SELECT 1"), rows(db, "SELECT hex(?), length(?1)", [blob])]);
+			assert.deepEqual(queued, expected, `queued, length ${claimed}`);
+		}
+		// A KV whose chunks lie about their length.
+		const inner = createTestKv();
+		const writer = await open(inner);
+		await writer.exec("CREATE TABLE f(v); INSERT INTO f VALUES (x'0102')");
+		await writer.close();
+		Lying.claimed = 10;
+		const kv = {
+			get: (key) => inner.get(key),
+			getBatch: async (keys) => (await inner.getBatch(keys)).map((value) => (value?.length === 4096 ? new Lying(value) : value)),
+			put: (key, value) => inner.put(key, value),
+			putBatch: (entries) => inner.putBatch(entries),
+			deleteBatch: (keys) => inner.deleteBatch(keys),
+		};
+		const reader = await open(kv);
+		assert.deepEqual(await rows(reader, "SELECT hex(v) FROM f"), [["0102"]]);
+		assert.deepEqual(await rows(reader, "PRAGMA integrity_check"), [["ok"]]);
+		await reader.close();
+	});
+
 	test("named parameters with and without the sigil", async () => {
 		const sql = "SELECT :a, @b, $c";
 		assert.deepEqual(await rows(db, sql, { a: 1, b: 2, c: 3 }), [[1, 2, 3]]);

@@ -25,6 +25,32 @@ function isBytes(value) {
 	return typedArrayKind.call(value) === "Uint8Array";
 }
 
+// The built-in getters of a typed array's memory, which no subclass, own
+// property or prototype swap can change.
+const typedArrayGetter = (name) => Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), name).get;
+const bufferOf = typedArrayGetter("buffer");
+const byteOffsetOf = typedArrayGetter("byteOffset");
+const byteLengthOf = typedArrayGetter("byteLength");
+
+/** The number of bytes of `bytes` (see isBytes), whatever its `length` says. */
+function byteLength(bytes) {
+	return byteLengthOf.call(bytes);
+}
+
+/**
+ * `bytes` (see isBytes) as a plain Uint8Array of this realm: itself, or a
+ * view of the same memory for any other (a subclass, whose `length` or
+ * `subarray` may say what they like; another realm's). What the engines
+ * read of it is then what it holds.
+ */
+function plainBytes(bytes) {
+	const proto = Object.getPrototypeOf(bytes);
+	if (proto === Uint8Array.prototype || proto === Buffer.prototype) return bytes;
+	const length = byteLengthOf.call(bytes);
+	// (A detached buffer has no memory to view: its bytes are none.)
+	return length === 0 ? new Uint8Array(0) : new Uint8Array(bufferOf.call(bytes), byteOffsetOf.call(bytes), length);
+}
+
 function normalizeValue(value, name) {
 	switch (typeof value) {
 		case "number":
@@ -39,7 +65,7 @@ function normalizeValue(value, name) {
 			return value;
 		case "object":
 			if (value === null) return null;
-			if (isBytes(value)) return value;
+			if (isBytes(value)) return plainBytes(value);
 			// An array of byte values is a BLOB, as in 2.2.1 (rivetkit accepts it).
 			if (Array.isArray(value)) {
 				// Every index, holes included (every() would skip them).
@@ -85,7 +111,7 @@ function normalizeParams(params) {
 		for (let i = 0; i < length; i++) {
 			const value = params[i];
 			const type = typeof value;
-			values[i] = type === "number" || type === "string" || value === null || isBytes(value) ? value : normalizeValue(value, `${i + 1}`);
+			values[i] = type === "number" || type === "string" || value === null ? value : normalizeValue(value, `${i + 1}`);
 		}
 		return values;
 	}
@@ -151,4 +177,4 @@ function checkSql(sql) {
 	return sql;
 }
 
-module.exports = { normalizeParams, snapshotParams, checkSql, isBytes };
+module.exports = { normalizeParams, snapshotParams, checkSql, isBytes, byteLength, plainBytes };

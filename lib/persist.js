@@ -20,7 +20,7 @@ const {
 } = require("./format");
 const { SqliteError, kvFailure, corrupt } = require("./errors");
 const { buildJournal, newJournal, writeRecords, readHeader } = require("./journal");
-const { isBytes } = require("./params");
+const { isBytes, byteLength, plainBytes } = require("./params");
 const { NOTHING_PENDING, TOO_SMALL } = require("./engines");
 
 // What commit() returns when there is nothing to write.
@@ -194,15 +194,17 @@ function checkChunk(value, index) {
 	if (!isBytes(value)) {
 		throw corrupt(`corrupt chunk ${index} in the KV: expected a Uint8Array, got ${describe(value)}`);
 	}
-	if (value.length > CHUNK_SIZE) {
-		throw corrupt(`corrupt chunk ${index} in the KV: ${value.length} bytes, at most ${CHUNK_SIZE} expected`);
+	// Its bytes' own length, whatever its `length` getter says.
+	const length = byteLength(value);
+	if (length > CHUNK_SIZE) {
+		throw corrupt(`corrupt chunk ${index} in the KV: ${length} bytes, at most ${CHUNK_SIZE} expected`);
 	}
 	// A view of a buffer the store transferred away reads as empty, and
 	// copying it throws a TypeError.
-	if (value.length === 0 && isDetached(value)) {
+	if (length === 0 && isDetached(value)) {
 		throw corrupt(`corrupt chunk ${index} in the KV: its buffer was detached (transferred) before it was read`);
 	}
-	return value;
+	return plainBytes(value);
 }
 
 /** Whether `bytes`, of length 0, views a detached buffer (ArrayBuffer#detached is Node 22's). */
