@@ -240,6 +240,12 @@ describe("values and parameters", () => {
 		// itself (SQLite allows `:$x`) is given with its own sigil.
 		assert.deepEqual(await rows(db, "SELECT :$x, $$y", { ":$x": 1, $$y: 2 }), [[1, 2]]);
 		await assert.rejects(db.query("SELECT :$x", { $x: 1 }), { name: "RangeError", message: 'Missing named parameter ":$x"' });
+		// A key with a NUL character names no parameter (SQL names have none):
+		// it binds nothing, as any key without a parameter, run now or queued.
+		assert.deepEqual(await rows(db, "SELECT :a", { a: 1, "x\0y": 2 }), [[1]]);
+		const [, queued] = await Promise.all([db.query("SELECT 1"), rows(db, "SELECT :a; SELECT :a", { ":a\0": 0, a: 3 })]);
+		assert.deepEqual(queued, [[3], [3]]);
+		await assert.rejects(db.query("SELECT :a", { "a\0": 1 }), { name: "RangeError", message: 'Missing named parameter ":a"' });
 	});
 
 	test("named parameters of another realm's plain object, and keys with a lone surrogate, bind", async () => {

@@ -88,6 +88,12 @@ pub(crate) fn params(
     let keys = Object::keys(&values).map_err(napi_err)?;
     let mut params = HashMap::with_capacity(keys.len());
     for key in keys {
+        // No parameter of SQL text has a NUL in its name (SQLite gives the
+        // names as C strings): such a key binds nothing, as any other key
+        // without a parameter, and N-API could not look it up by name.
+        if key.contains('\0') {
+            continue;
+        }
         let value = values
             .get_named_property::<Unknown>(&key)
             .map_err(napi_err)?;
