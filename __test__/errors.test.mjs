@@ -323,6 +323,18 @@ describe("errors", () => {
 		const headless = base.clone();
 		await headless.inner.deleteBatch([new Uint8Array([8, 1, 1, 0, 0, 0, 0, 0])]);
 		await assert.rejects(open(headless), SqliteError);
+		// A size within the first page: not a database, and nothing is written.
+		for (const size of [1, 2, 100, 511]) {
+			const short = base.clone();
+			await short.inner.put(new Uint8Array([8, 1, 0, 0]), new Uint8Array([1, 0, size, size >> 8, 0, 0, 0, 0, 0, 0]));
+			const before = kvDump(short);
+			await assert.rejects(
+				open(short),
+				(error) => error instanceof SqliteError && /SQLITE_(NOTADB|CORRUPT)/.test(error.code),
+				`size ${size}`,
+			);
+			assert.deepEqual(kvDump(short), before, `size ${size}`);
+		}
 	});
 
 	test("metadata claiming a huge file over a small database opens at once, with the real rows", async () => {

@@ -549,6 +549,11 @@ class Persistence {
 		let loadSize = mainSize;
 		let loaded = 0;
 		let lazy = false;
+		// SQLite's unix VFS reports a file of 1 byte as empty (an old OS X
+		// workaround): the native engine would open it as a new database, and
+		// its first write would replace what the KV holds. A size of 2 to 511
+		// is refused by SQLite itself.
+		if (mainSize === 1) throw new SqliteError("file is not a database", "SQLITE_NOTADB");
 		if (mainSize > 0) {
 			const first = checkChunk(chunks[0], 0);
 			if (journalSize === null) {
