@@ -179,6 +179,66 @@ describe("call order and group commit", () => {
 		await again.close();
 	});
 
+	test("a call that failed with the caller's own error in a group whose write failed settles, whatever that error's class does", async () => {
+		// A class whose constructor takes details, not a message, and one whose
+		// message getter throws: the failed write's report must not make them again blindly.
+		class DetailsError extends Error {
+			constructor(details) {
+				super(details.message);
+				this.code = details.code.toUpperCase();
+			}
+		}
+		class Unreadable extends Error {
+			get message() {
+				throw new Error("no message");
+			}
+			get code() {
+				throw new Error("no code");
+			}
+		}
+		for (const thrown of [
+			() => new DetailsError({ message: "bad value", code: "e_bad" }),
+			() => new Unreadable(),
+			() => new TypeError("bad value"),
+		]) {
+			const kv = createTestKv();
+			const db = await open(kv);
+			await db.exec("CREATE TABLE t(v)");
+			kv.failWhen((call) => call.method === "putBatch");
+			const params = {};
+			Object.defineProperty(params, "v", {
+				enumerable: true,
+				get() {
+					throw thrown();
+				},
+			});
+			// The first call runs at once; the others wait in its group, the
+			// third failing on its own (its parameter's getter) inside the transaction.
+			const outcomes = await Promise.allSettled([
+				db.run("INSERT INTO t VALUES (1)"),
+				db.exec("BEGIN"),
+				db.run("INSERT INTO t VALUES (:v)", params),
+				db.exec("COMMIT"),
+			]);
+			assert.deepEqual(
+				outcomes.map((o) => o.status),
+				["rejected", "rejected", "rejected", "rejected"],
+			);
+			const own = outcomes[2].reason;
+			assert.ok(own instanceof Error && /undid what it did/.test(own.message), String(own));
+			assert.equal(own.cause, outcomes[0].reason);
+			if (thrown().constructor === TypeError) assert.ok(own instanceof TypeError);
+			kv.clearFaults();
+			assert.equal(db.inTransaction, false);
+			assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[0]]);
+			await db.run("INSERT INTO t VALUES (2)");
+			await db.close();
+			const again = await open(kv);
+			assert.deepEqual(await rows(again, "SELECT v FROM t"), [[2]]);
+			await again.close();
+		}
+	});
+
 	test("when a failing call makes SQLite roll back its transaction, the calls made for it reject; calls made after run", async () => {
 		const kv = createTestKv();
 		const db = await open(kv);

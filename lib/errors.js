@@ -23,12 +23,17 @@ class SqliteError extends Error {
  */
 function fromEngine(error) {
 	if (error instanceof SqliteError || !(error instanceof Error)) return error;
-	const code = error.code;
-	if (typeof code === "string" && code.startsWith("SQLITE_")) {
-		return new SqliteError(error.message, code, error.cause === undefined ? undefined : { cause: error.cause });
+	try {
+		const code = error.code;
+		if (typeof code === "string" && code.startsWith("SQLITE_")) {
+			return new SqliteError(error.message, code, error.cause === undefined ? undefined : { cause: error.cause });
+		}
+		if (code === "ERR_SQLITE_RANGE") return new RangeError(error.message);
+		if (code === "ERR_SQLITE_CLOSED") return new SqliteError(error.message, "SQLITE_MISUSE");
+	} catch {
+		// A caller's own error (thrown by a parameter's getter) whose getters
+		// throw: it is the call's error as it is.
 	}
-	if (code === "ERR_SQLITE_RANGE") return new RangeError(error.message);
-	if (code === "ERR_SQLITE_CLOSED") return new SqliteError(error.message, "SQLITE_MISUSE");
 	return error;
 }
 
@@ -62,12 +67,16 @@ function describeCause(cause) {
  */
 function lostEffects(error, kvError) {
 	if (!(error instanceof Error)) return kvError;
-	const message = `${error.message} (and the failed KV write of its group undid what it did, and any transaction it ran in: ${kvError.message})`;
-	const wrapped =
-		error instanceof SqliteError
-			? new SqliteError(message, error.code, { cause: kvError })
-			: new error.constructor(message, { cause: kvError });
-	return wrapped;
+	const message = `${describeCause(error)} (and the failed KV write of its group undid what it did, and any transaction it ran in: ${kvError.message})`;
+	if (error instanceof SqliteError) return new SqliteError(message, error.code, { cause: kvError });
+	// The same class, made again: a caller's own (thrown by a parameter's
+	// getter) may not take these arguments, and must not keep the other
+	// calls of the group from settling.
+	try {
+		return new error.constructor(message, { cause: kvError });
+	} catch {
+		return new Error(message, { cause: kvError });
+	}
 }
 
 function corrupt(message) {
