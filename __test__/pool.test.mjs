@@ -187,6 +187,41 @@ describe("SqliteVfsPool (the surface rivetkit uses)", () => {
 		assert.ok([true, "rejected"].includes(await Promise.race([settled, "pending"])));
 	});
 
+	test("SqliteVfs: closeFile(), forceCloseByFileName() and forceCloseAll() close an open that waits for the name's last database to close", async () => {
+		for (const how of ["closeFile", "forceCloseByFileName", "forceCloseAll"]) {
+			const vfs = new SqliteVfs();
+			const inner = createMemoryKv();
+			// Writes answer 50 ms late once the table is made.
+			let slow = false;
+			const kv = {
+				get: (key) => inner.get(key),
+				getBatch: (keys) => inner.getBatch(keys),
+				put: (key, value) => inner.put(key, value),
+				putBatch: async (entries) => {
+					if (slow) await sleep(50);
+					return inner.putBatch(entries);
+				},
+				deleteBatch: (keys) => inner.deleteBatch(keys),
+			};
+			const first = await vfs.open("a", kv, { backend: BACKEND });
+			await first.exec("CREATE TABLE t(v)");
+			slow = true;
+			const write = first.run("INSERT INTO t VALUES (1)");
+			const closing = first.close();
+			// The name's database is closing: this open waits for it.
+			const second = vfs.open("a", kv, { backend: BACKEND });
+			await sleep(10);
+			if (how === "forceCloseByFileName") assert.deepEqual(await vfs.forceCloseByFileName("a"), { allSucceeded: true });
+			else await vfs[how]("a");
+			assert.equal((await second).closed, true, how);
+			await Promise.all([write, closing]);
+			// The name is free again, and the write is there.
+			const again = await vfs.open("a", kv, { backend: BACKEND });
+			assert.deepEqual((await again.query("SELECT v FROM t")).rows, [[1]], how);
+			await vfs.destroy();
+		}
+	});
+
 	test("SqliteVfs: closeFile() and forceCloseAll() made in the same turn as the open close it", async () => {
 		const vfs = new SqliteVfs();
 		const a = vfs.open("a", createMemoryKv(), { backend: BACKEND });

@@ -195,10 +195,12 @@ class SqliteVfs {
 
 	open(fileName, kv, options) {
 		const opening = this.#open(fileName, kv, options);
-		// The name is claimed at once when it is free: from here on,
-		// closeFile() waits for this open (and a second open of the name,
-		// refused, leaves this entry alone).
-		if (this.#databases.get(fileName) === null && !this.#opening.has(fileName)) {
+		// The name is claimed at once when it is free, or this open waits for
+		// the database closing under it: from here on, closeFile() waits for
+		// this open (and a second open of the name, refused, leaves this entry
+		// alone; of two waiting for one close, the first made gets the name).
+		const holder = this.#databases.get(fileName);
+		if ((holder === null || holder?.closed === true) && !this.#opening.has(fileName)) {
 			const entry = opening.catch(() => null);
 			this.#opening.set(fileName, entry);
 			entry.then(() => {
@@ -237,8 +239,15 @@ class SqliteVfs {
 
 	/** Closes the database named `fileName`, if this instance has it open or opening. */
 	async closeFile(fileName) {
-		const db = this.#databases.get(fileName) ?? (await this.#opening.get(fileName));
-		await db?.close();
+		// The database of that name, and an open of it still under way (which
+		// may be waiting for that database to close).
+		const db = this.#databases.get(fileName);
+		const opening = this.#opening.get(fileName);
+		try {
+			await db?.close();
+		} finally {
+			await (await opening)?.close();
+		}
 	}
 
 	/**
