@@ -23,6 +23,20 @@ function slowReads(store) {
 	};
 }
 
+/** A KV over `store` whose putBatch calls answer `ms` later while `slow()` says so. */
+function slowWrites(store, ms, slow) {
+	return {
+		get: (key) => store.get(key),
+		getBatch: (keys) => store.getBatch(keys),
+		put: (key, value) => store.put(key, value),
+		putBatch: async (entries) => {
+			if (slow()) await sleep(ms);
+			return store.putBatch(entries);
+		},
+		deleteBatch: (keys) => store.deleteBatch(keys),
+	};
+}
+
 describe("SqliteVfsPool (the surface rivetkit uses)", () => {
 	test("ESM and CommonJS expose the full 2.2.1 surface", () => {
 		const cjs = createRequire(import.meta.url)("../index.js");
@@ -118,16 +132,7 @@ describe("SqliteVfsPool (the surface rivetkit uses)", () => {
 	test("an actor's handle that opened nothing, released meanwhile, does not let the next open skip the old close", async () => {
 		const store = createMemoryKv();
 		let slow = false;
-		const kvOf = () => ({
-			get: (key) => store.get(key),
-			getBatch: (keys) => store.getBatch(keys),
-			put: (key, value) => store.put(key, value),
-			putBatch: async (entries) => {
-				if (slow) await sleep(200);
-				return store.putBatch(entries);
-			},
-			deleteBatch: (keys) => store.deleteBatch(keys),
-		});
+		const kvOf = () => slowWrites(store, 200, () => slow);
 		const pool = new SqliteVfsPool({ actorsPerInstance: 1, idleDestroyMs: 0 });
 		const first = await pool.acquire("x");
 		const db = await first.open("x", kvOf(), { backend: BACKEND });
@@ -193,16 +198,7 @@ describe("SqliteVfsPool (the surface rivetkit uses)", () => {
 			const inner = createMemoryKv();
 			// Writes answer 50 ms late once the table is made.
 			let slow = false;
-			const kv = {
-				get: (key) => inner.get(key),
-				getBatch: (keys) => inner.getBatch(keys),
-				put: (key, value) => inner.put(key, value),
-				putBatch: async (entries) => {
-					if (slow) await sleep(50);
-					return inner.putBatch(entries);
-				},
-				deleteBatch: (keys) => inner.deleteBatch(keys),
-			};
+			const kv = slowWrites(inner, 50, () => slow);
 			const first = await vfs.open("a", kv, { backend: BACKEND });
 			await first.exec("CREATE TABLE t(v)");
 			slow = true;

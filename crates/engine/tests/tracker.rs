@@ -628,18 +628,27 @@ fn a_packed_delta_is_taken_only_while_it_is_the_pending_delta() {
     assert!(tracker.take_packed(copy).is_none());
 }
 
+/// Writes whole chunks `indices`, chunk `i` filled with `byte(i)`: each is
+/// held back.
+fn hold_all(
+    tracker: &mut Tracker,
+    file: &mut File,
+    indices: impl IntoIterator<Item = u64>,
+    byte: impl Fn(u64) -> u8,
+) {
+    for index in indices {
+        assert!(
+            write_held(tracker, file, index * CHUNK_SIZE, &[byte(index); CHUNK]),
+            "chunk {index}"
+        );
+    }
+}
+
 #[test]
 fn a_seal_of_up_to_8_chunks_holds_them_back_and_no_more_than_8_stay_held() {
     let (_dir, mut file, mut tracker) = setup(20);
     // 8 whole chunks, sealed and acknowledged: none reaches the file.
-    for index in 0..8u64 {
-        assert!(write_held(
-            &mut tracker,
-            &mut file,
-            index * CHUNK_SIZE,
-            &[50; CHUNK]
-        ));
-    }
+    hold_all(&mut tracker, &mut file, 0..8, |_| 50);
     assert_eq!(seal(&mut tracker).chunks.len(), 8);
     tracker.ack();
     let now = contents(&mut file);
@@ -662,14 +671,7 @@ fn a_seal_of_up_to_8_chunks_holds_them_back_and_no_more_than_8_stay_held() {
     }
     assert_eq!(now[10 * CHUNK], 11);
     // 9 chunks (the held one among them): all reach the file at the seal.
-    for index in 10..19u64 {
-        assert!(write_held(
-            &mut tracker,
-            &mut file,
-            index * CHUNK_SIZE,
-            &[70; CHUNK]
-        ));
-    }
+    hold_all(&mut tracker, &mut file, 10..19, |_| 70);
     assert_eq!(seal(&mut tracker).chunks.len(), 9);
     let now = contents(&mut file);
     for index in 10..19 {
@@ -693,14 +695,12 @@ fn write_calls() -> u64 {
 fn held_back_neighbours_reach_the_file_in_writes_of_up_to_64_chunks() {
     let (_dir, mut file, mut tracker) = setup(1);
     // Chunks 0..200 but 100: two runs, of 100 and 99 chunks.
-    for index in (0..200u64).filter(|&index| index != 100) {
-        assert!(write_held(
-            &mut tracker,
-            &mut file,
-            index * CHUNK_SIZE,
-            &[index as u8; CHUNK]
-        ));
-    }
+    hold_all(
+        &mut tracker,
+        &mut file,
+        (0..200).filter(|&index| index != 100),
+        |index| index as u8,
+    );
     let before = write_calls();
     assert_eq!(seal(&mut tracker).chunks.len(), 200);
     // 64 + 36 and 64 + 35 chunks: 4 writes.
