@@ -123,81 +123,96 @@ pub const MAX_WINDOW: u32 = 1024;
 /// (`READ_AHEAD_MIN` in lib/persist.js, 512), which reads ahead forwards.
 pub const MAX_BACKWARD_WINDOW: u32 = 256;
 
-/// Which chunks are remote: a bit per chunk of the file as the KV held it.
+/// Which chunks are remote: those of the file as the KV held it (below
+/// `end`) not marked local since. The marks are a bit per chunk up to the
+/// highest one marked: a file that metadata claims to be huge (a damaged KV
+/// can claim terabytes) costs memory for the chunks read, not for its size.
 #[derive(Default)]
 struct Remote {
-    bits: Vec<u64>,
+    /// Bit `i % 64` of word `i / 64`: chunk `i` is local.
+    local: Vec<u64>,
+    end: u32,
+    /// How many chunks are remote.
     count: usize,
 }
 
 impl Remote {
     /// Chunks `from..end` remote.
     fn new(from: u32, end: u32) -> Self {
-        let words = (end as usize).div_ceil(64);
-        let mut remote = Remote {
-            bits: vec![u64::MAX; words],
-            count: words * 64,
-        };
-        remote.clear_from(end);
-        remote.clear_range(0, from);
-        remote
+        let from = from.min(end);
+        let mut local = vec![u64::MAX; from as usize / 64];
+        if !from.is_multiple_of(64) {
+            local.push((1 << (from % 64)) - 1);
+        }
+        Remote {
+            local,
+            end,
+            count: (end - from) as usize,
+        }
+    }
+
+    fn is_local(&self, index: u32) -> bool {
+        let (word, bit) = (index as usize / 64, index % 64);
+        self.local.get(word).is_some_and(|w| w & (1 << bit) != 0)
     }
 
     fn get(&self, index: u32) -> bool {
-        let (word, bit) = (index as usize / 64, index % 64);
-        self.bits.get(word).is_some_and(|w| w & (1 << bit) != 0)
+        index < self.end && !self.is_local(index)
     }
 
     fn set(&mut self, index: u32, remote: bool) {
-        let (word, bit) = (index as usize / 64, index % 64);
-        let Some(w) = self.bits.get_mut(word) else {
-            // Past the file as the KV held it: never remote.
+        // Past the file as the KV held it: never remote.
+        if index >= self.end || self.get(index) == remote {
             return;
-        };
-        if (*w & (1 << bit) != 0) != remote {
-            *w ^= 1 << bit;
-            if remote {
-                self.count += 1;
-            } else {
-                self.count -= 1;
+        }
+        let (word, bit) = (index as usize / 64, index % 64);
+        if remote {
+            self.local[word] &= !(1 << bit);
+            self.count += 1;
+        } else {
+            if word >= self.local.len() {
+                self.local.resize(word + 1, 0);
             }
+            self.local[word] |= 1 << bit;
+            self.count -= 1;
         }
     }
 
-    /// No chunk `from..` is remote (a word at a time: the file may be huge).
+    /// No chunk `from..` is remote.
     fn clear_from(&mut self, from: u32) {
-        self.clear_range(from, self.len());
-    }
-
-    fn clear_range(&mut self, from: u32, end: u32) {
-        let mut index = from;
-        while index < end {
-            let (word, bit) = (index as usize / 64, index % 64);
-            if bit == 0 && end - index >= 64 {
-                self.count -= self.bits[word].count_ones() as usize;
-                self.bits[word] = 0;
-                index += 64;
-            } else {
-                self.set(index, false);
-                index += 1;
-            }
+        if from >= self.end {
+            return;
         }
+        self.end = from;
+        self.local.truncate(from.div_ceil(64) as usize);
+        if let Some(last) = self.local.last_mut().filter(|_| !from.is_multiple_of(64)) {
+            *last &= (1 << (from % 64)) - 1;
+        }
+        let local: usize = self.local.iter().map(|w| w.count_ones() as usize).sum();
+        self.count = from as usize - local;
     }
 
+    /// The chunks below which some may be remote.
     fn len(&self) -> u32 {
-        (self.bits.len() * 64).min(u32::MAX as usize) as u32
+        self.end
     }
 
     /// The remote chunks, in order.
     fn indices(&self) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.count);
-        for (w, &word) in self.bits.iter().enumerate() {
-            let mut bits = word;
+        for (w, &word) in self.local.iter().enumerate() {
+            let mut bits = !word;
             while bits != 0 {
-                out.push((w * 64) as u32 + bits.trailing_zeros());
+                let index = (w * 64) as u32 + bits.trailing_zeros();
+                if index >= self.end {
+                    return out;
+                }
+                out.push(index);
                 bits &= bits - 1;
             }
         }
+        let marked = (self.local.len() * 64).min(u32::MAX as usize) as u32;
+        out.extend(marked..self.end);
         out
     }
 }

@@ -712,3 +712,50 @@ fn held_back_neighbours_reach_the_file_in_writes_of_up_to_64_chunks() {
         assert_eq!(now[index * CHUNK..(index + 1) * CHUNK], [expected; CHUNK]);
     }
 }
+
+/// This process's resident memory, in bytes (Linux).
+#[cfg(target_os = "linux")]
+fn resident() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_claimed_huge_costs_memory_for_the_chunks_read_not_for_its_size() {
+    // A sparse file of 4 TiB (2^30 chunks), as metadata and a header that
+    // lie make it: only chunk 0 is local.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let file = File::options()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let chunks: u32 = 1 << 30;
+    file.set_len(u64::from(chunks) * CHUNK_SIZE).unwrap();
+    let before = resident();
+    let mut tracker = Tracker::new(file, Some(1)).unwrap();
+    // A bit per chunk would be 128 MiB.
+    let grown = resident().saturating_sub(before);
+    assert!(grown < 32 << 20, "{grown} bytes for the tracker");
+    assert!(tracker.has_remote());
+    // Chunks read are marked local; the claimed end is still remote.
+    for index in [5, 1000] {
+        let wanted = tracker
+            .plan_fetch(u64::from(index) * CHUNK_SIZE, CHUNK_SIZE)
+            .unwrap();
+        assert_eq!(wanted, vec![index]);
+        tracker.fill(&wanted, &[Some(&[9u8; CHUNK][..])]).unwrap();
+        assert!(tracker
+            .plan_fetch(u64::from(index) * CHUNK_SIZE, CHUNK_SIZE)
+            .is_none());
+    }
+    let last = u64::from(chunks - 1) * CHUNK_SIZE;
+    assert_eq!(tracker.plan_fetch(last, CHUNK_SIZE), Some(vec![chunks - 1]));
+    let grown = resident().saturating_sub(before);
+    assert!(grown < 32 << 20, "{grown} bytes for the tracker");
+}
