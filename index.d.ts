@@ -140,7 +140,7 @@ export declare class SqliteVfs implements ISqliteVfs {
 export interface SqliteVfsPoolConfig {
 	/** Actors per pool instance (a group of actors; see README). */
 	actorsPerInstance: number;
-	/** How long an instance with no actors lives on. Default (and null): 30000; negative: not at all. */
+	/** How long an instance with no actors lives on. Default (and null): 30000; negative: not at all; Infinity, or over 2^31 - 1 ms: for good. */
 	idleDestroyMs?: number | null;
 }
 

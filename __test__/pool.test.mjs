@@ -239,11 +239,14 @@ describe("SqliteVfsPool (the surface rivetkit uses)", () => {
 		assert.throws(() => new SqliteVfsPool({ actorsPerInstance: 0 }), /positive integer/);
 		assert.throws(() => new SqliteVfsPool({ actorsPerInstance: 1, idleDestroyMs: "10" }), /idleDestroyMs/);
 		assert.throws(() => new SqliteVfsPool({ actorsPerInstance: 1, idleDestroyMs: Number.NaN }), /idleDestroyMs/);
-		// null: the default; a negative delay: none; Infinity: idle instances stay.
+		// null: the default; a negative delay: none; Infinity, or longer than a
+		// timer can wait: idle instances stay.
 		for (const [idleDestroyMs, left] of [
 			[null, 1],
 			[-1, 0],
 			[Number.POSITIVE_INFINITY, 1],
+			[2 ** 31, 1],
+			[40 * 24 * 3600 * 1000, 1],
 		]) {
 			const pool = new SqliteVfsPool({ actorsPerInstance: 1, idleDestroyMs });
 			await pool.acquire("a");

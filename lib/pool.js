@@ -17,6 +17,8 @@ const { SqliteVfs } = require("./open");
 // How the pool and its handles talk to each other; not part of their public surface.
 const releaseHandle = Symbol("releaseHandle");
 const closeHandle = Symbol("closeHandle");
+// The longest delay setTimeout keeps (a longer one fires after 1 ms).
+const MAX_TIMER_DELAY = 2 ** 31 - 1;
 
 class SqliteVfsPool {
 	#config;
@@ -35,12 +37,15 @@ class SqliteVfsPool {
 			throw new Error(`actorsPerInstance must be a positive integer, got ${config.actorsPerInstance}`);
 		}
 		// As in 2.2.1: null or undefined is the default, a negative delay none;
-		// Infinity keeps an idle instance (2.2.1's timer fired at once).
+		// Infinity keeps an idle instance (2.2.1's timer fired at once), and so
+		// does a delay longer than a timer can wait (2^31 - 1 ms, about 24.8
+		// days), which setTimeout would cut to 1 ms.
 		const idle = config.idleDestroyMs ?? 30_000;
 		if (typeof idle !== "number" || Number.isNaN(idle)) {
 			throw new TypeError(`idleDestroyMs must be a number of milliseconds, got ${config.idleDestroyMs}`);
 		}
-		this.#config = { actorsPerInstance: config.actorsPerInstance, idleDestroyMs: Math.max(0, idle) };
+		const delay = idle > MAX_TIMER_DELAY ? Number.POSITIVE_INFINITY : Math.max(0, idle);
+		this.#config = { actorsPerInstance: config.actorsPerInstance, idleDestroyMs: delay };
 	}
 
 	/** Number of live pool instances (groups of at most actorsPerInstance actors). */
