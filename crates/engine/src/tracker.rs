@@ -124,14 +124,19 @@ pub const MAX_WINDOW: u32 = 1024;
 pub const MAX_BACKWARD_WINDOW: u32 = 256;
 
 /// Which chunks are remote: those of the file as the KV held it (below
-/// `end`) not marked local since. The marks are a bit per chunk up to the
-/// highest one marked: a file that metadata claims to be huge (a damaged KV
-/// can claim terabytes) costs memory for the chunks read, not for its size.
+/// `end`) not marked local since, and those a restore made remote again
+/// after a truncation had cut them away (`cut`). The marks are a bit per
+/// chunk up to the highest one marked: a file that metadata claims to be
+/// huge (a damaged KV can claim terabytes) costs memory for the chunks read,
+/// not for its size.
 #[derive(Default)]
 struct Remote {
     /// Bit `i % 64` of word `i / 64`: chunk `i` is local.
     local: Vec<u64>,
     end: u32,
+    /// Remote chunks at or past `end` (as many as a restore put back: no
+    /// more than the before-images it had).
+    cut: BTreeSet<u32>,
     /// How many chunks are remote.
     count: usize,
 }
@@ -147,6 +152,7 @@ impl Remote {
         Remote {
             local,
             end,
+            cut: BTreeSet::new(),
             count: (end - from) as usize,
         }
     }
@@ -157,55 +163,75 @@ impl Remote {
     }
 
     fn get(&self, index: u32) -> bool {
-        index < self.end && !self.is_local(index)
+        if index < self.end {
+            !self.is_local(index)
+        } else {
+            self.cut.contains(&index)
+        }
     }
 
+    /// Marks chunk `index` remote or local. Only a chunk the KV holds may be
+    /// made remote: one of the file as the KV held it, or one a truncation
+    /// cut away, made remote again as the file is restored.
     fn set(&mut self, index: u32, remote: bool) {
-        // Past the file as the KV held it: never remote.
-        if index >= self.end || self.get(index) == remote {
+        if self.get(index) == remote {
+            return;
+        }
+        if remote {
+            self.count += 1;
+        } else {
+            self.count -= 1;
+        }
+        if index >= self.end {
+            if remote {
+                self.cut.insert(index);
+            } else {
+                self.cut.remove(&index);
+            }
             return;
         }
         let (word, bit) = (index as usize / 64, index % 64);
         if remote {
             self.local[word] &= !(1 << bit);
-            self.count += 1;
         } else {
             if word >= self.local.len() {
                 self.local.resize(word + 1, 0);
             }
             self.local[word] |= 1 << bit;
-            self.count -= 1;
         }
     }
 
     /// No chunk `from..` is remote.
     fn clear_from(&mut self, from: u32) {
-        if from >= self.end {
-            return;
-        }
-        self.end = from;
-        self.local.truncate(from.div_ceil(64) as usize);
-        if let Some(last) = self.local.last_mut().filter(|_| !from.is_multiple_of(64)) {
-            *last &= (1 << (from % 64)) - 1;
+        // (split_off keeps the chunks below `from`.)
+        self.cut.split_off(&from);
+        if from < self.end {
+            self.end = from;
+            self.local.truncate(from.div_ceil(64) as usize);
+            if let Some(last) = self.local.last_mut().filter(|_| !from.is_multiple_of(64)) {
+                *last &= (1 << (from % 64)) - 1;
+            }
         }
         let local: usize = self.local.iter().map(|w| w.count_ones() as usize).sum();
-        self.count = from as usize - local;
+        self.count = self.end as usize - local + self.cut.len();
     }
 
     /// The chunks below which some may be remote.
     fn len(&self) -> u32 {
-        self.end
+        self.cut
+            .last()
+            .map_or(self.end, |&last| self.end.max(last + 1))
     }
 
     /// The remote chunks, in order.
     fn indices(&self) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.count);
-        for (w, &word) in self.local.iter().enumerate() {
+        'marks: for (w, &word) in self.local.iter().enumerate() {
             let mut bits = !word;
             while bits != 0 {
                 let index = (w * 64) as u32 + bits.trailing_zeros();
                 if index >= self.end {
-                    return out;
+                    break 'marks;
                 }
                 out.push(index);
                 bits &= bits - 1;
@@ -213,6 +239,7 @@ impl Remote {
         }
         let marked = (self.local.len() * 64).min(u32::MAX as usize) as u32;
         out.extend(marked..self.end);
+        out.extend(&self.cut);
         out
     }
 }

@@ -758,4 +758,14 @@ fn a_file_claimed_huge_costs_memory_for_the_chunks_read_not_for_its_size() {
     assert_eq!(tracker.plan_fetch(last, CHUNK_SIZE), Some(vec![chunks - 1]));
     let grown = resident().saturating_sub(before);
     assert!(grown < 32 << 20, "{grown} bytes for the tracker");
+    // Truncated, then restored: the chunks cut away are remote again.
+    let size = u64::from(chunks) * CHUNK_SIZE;
+    let writer = File::options().write(true).open(&path).unwrap();
+    let new_size = size - (1 << 20) * CHUNK_SIZE;
+    truncate(&mut tracker, &writer, new_size);
+    assert!(tracker.has_changes());
+    assert_eq!(tracker.plan_fetch(last, CHUNK_SIZE), None);
+    tracker.restore().unwrap();
+    assert_eq!(writer.metadata().unwrap().len(), size);
+    assert_eq!(tracker.plan_fetch(last, CHUNK_SIZE), Some(vec![chunks - 1]));
 }
