@@ -398,6 +398,43 @@ describe("errors", () => {
 		}
 	});
 
+	test("a VACUUM that would cut a huge claimed size down to the real pages fails with SQLITE_IOERR_TRUNCATE, changes nothing, and the database goes on", async () => {
+		// As above: 1 TiB claimed, and a header SQLite does not trust, so
+		// SQLite takes the file for 2^28 pages. VACUUM would cut 2^28 - 2 of
+		// them away, each to be kept until the commit is durable: past the
+		// bound of lib/policy.txt (cut_chunks), the truncation fails.
+		const base = createTestKv();
+		const db = await open(base);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('x')");
+		await db.close();
+		const size = new Uint8Array(10);
+		new DataView(size.buffer).setUint16(0, 1, true);
+		new DataView(size.buffer).setBigUint64(2, 2n ** 40n, true);
+		const pageOne = new Uint8Array([8, 1, 1, 0, 0, 0, 0, 0]);
+		const [first] = await base.inner.getBatch([pageOne]);
+		const header = first.slice();
+		header[27] ^= 1;
+		for (const preload of [undefined, true]) {
+			const lying = base.clone();
+			await lying.inner.putBatch([
+				[new Uint8Array([8, 1, 0, 0]), size],
+				[pageOne, header],
+			]);
+			const opened = await open(lying, { preload });
+			const before = kvDump(lying);
+			await assert.rejects(opened.exec("VACUUM"), { name: "SqliteError", code: "SQLITE_IOERR_TRUNCATE" });
+			// SQLite truncates after its commit point: the VACUUM's writes are
+			// undone all the same, in the KV and in the live database.
+			assert.deepEqual(kvDump(lying), before, `preload ${preload}`);
+			assert.deepEqual(await rows(opened, "SELECT v FROM t"), [["x"]]);
+			await opened.run("INSERT INTO t VALUES ('y')");
+			await opened.close();
+			const again = await open(lying, { preload });
+			assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY v"), [["x"], ["y"]]);
+			await again.close();
+		}
+	});
+
 	test("a rollback journal claiming a huge size, or a huge database before its transaction, settles in seconds", async () => {
 		const base = createTestKv();
 		const db = await open(base);

@@ -22,4 +22,12 @@ function limitValue(name) {
 	return rule === undefined ? undefined : Number(rule[2]);
 }
 
-module.exports = { RULES, limitValue };
+/** The value of this package's bound `name` (a `bound` rule); throws if no rule sets it. */
+function boundValue(name) {
+	const rule = RULES.find(([kind, ruleName]) => kind === "bound" && ruleName === name);
+	const value = rule === undefined ? Number.NaN : Number(rule[2]);
+	if (!Number.isSafeInteger(value) || value < 0) throw new Error(`lib/policy.txt: no bound "${name}"`);
+	return value;
+}
+
+module.exports = { RULES, limitValue, boundValue };

@@ -355,8 +355,21 @@ class WasmDatabase {
 		return false;
 	}
 
+	/**
+	 * Seals the changes made so far, when no transaction is open. Changes
+	 * that cannot be sealed (a write to the file failed) are discarded:
+	 * SQLite is connected again (its page cache is stale), over the file put
+	 * back to the last seal. The call that made them fails, and has no effects.
+	 */
 	#sealIfAutocommit() {
-		if (this.#x.sqlite3_get_autocommit(this.#conn()) !== 0) this.#trackerOrThrow().seal();
+		if (this.#x.sqlite3_get_autocommit(this.#conn()) === 0) return;
+		const tracker = this.#trackerOrThrow();
+		try {
+			tracker.seal();
+		} catch (error) {
+			this.#putBack(() => tracker.discardUnsealed());
+			throw error;
+		}
 	}
 
 	#connect() {
@@ -925,16 +938,27 @@ class WasmDatabase {
 	 * transaction), restores the file from its before-images and reopens.
 	 */
 	restore() {
+		this.#putBack(() => this.#trackerOrThrow().restore());
+	}
+
+	/**
+	 * Closes SQLite, puts the file back with `putBack` (the tracker's restore
+	 * or discard), and connects SQLite again. No deadline or stop of the
+	 * running call applies to reconnecting; the call's stay as they were.
+	 */
+	#putBack(putBack) {
+		const control = this.#s.control;
+		const { deadline, interrupted, stopped, ended } = control;
 		this.#kept = this.#keptSettings(this.#conn());
 		try {
 			this.#closeConnection();
-			this.#trackerOrThrow().restore();
-			// Not part of a call: no deadline or stop of the last one applies
-			// to the reads of reconnecting.
-			this.#s.control.startCall(null);
+			putBack();
+			control.startCall(null);
 			this.#connect();
 		} catch (error) {
 			throw this.#fault(error);
+		} finally {
+			Object.assign(control, { deadline, interrupted, stopped, ended });
 		}
 	}
 

@@ -5,6 +5,10 @@
 // instead of a local file.
 
 const { NOTHING_PENDING, TOO_SMALL } = require("../engines");
+const { boundValue } = require("../policy");
+
+// The most chunks one truncation may cut away or add (see lib/policy.txt).
+const MAX_CUT = boundValue("cut_chunks");
 
 const CHUNK_SIZE = 4096;
 
@@ -115,6 +119,12 @@ class Tracker {
 		this.pendingSize = null;
 		/** Seals that added to the pending delta, ever. */
 		this.seals = 0;
+		/**
+		 * A write or truncate of the file failed since the last seal: the next
+		 * seal refuses, and the changes since the last seal are discarded
+		 * (see discardUnsealed).
+		 */
+		this.damaged = false;
 	}
 
 	/** Whether anything changed since the last seal. */
@@ -157,6 +167,7 @@ class Tracker {
 	beforeTruncate(newSize) {
 		const [low, high] = newSize < this.size ? [newSize, this.size] : [this.size, newSize];
 		const [from, to] = chunkRange(low, high);
+		if (to - from > MAX_CUT) throw new Error(`a truncation of ${to - from} chunks is past the bound of ${MAX_CUT}`);
 		for (let index = from; index < to; index++) this.capture(index);
 	}
 
@@ -166,6 +177,7 @@ class Tracker {
 
 	/** Adds what changed since the last seal to the pending delta (no transaction open). */
 	seal() {
+		if (this.damaged) throw new Error("a write to the file failed: the changes since the last seal are discarded");
 		if (!this.hasChanges()) return;
 		const sealed = this.sealed;
 		this.sealed = new Map();
@@ -232,17 +244,32 @@ class Tracker {
 
 	/** Puts the file back to the last durable state (SQLite must not hold it open). */
 	restore() {
-		for (const [index, bytes] of this.durable) {
-			const start = index * CHUNK_SIZE;
-			if (start < this.durableSize) this.file.write(bytes, 0, bytes.length, start);
-		}
-		this.file.truncate(this.durableSize);
+		this.#putBack(this.durable, this.durableSize);
 		this.durable.clear();
-		this.sealed.clear();
 		this.pending.clear();
 		this.pendingSize = null;
-		this.size = this.durableSize;
 		this.sealedSize = this.durableSize;
+	}
+
+	/**
+	 * Puts the file back to its state at the last seal, dropping every change
+	 * since (a call whose changes cannot be sealed has no effects). SQLite
+	 * must not hold the file open.
+	 */
+	discardUnsealed() {
+		this.#putBack(this.sealed, this.sealedSize);
+	}
+
+	/** Puts the file back to `size`, from `images`, the images of the chunks changed since. */
+	#putBack(images, size) {
+		for (const [index, bytes] of images) {
+			const start = index * CHUNK_SIZE;
+			if (start < size) this.file.write(bytes, 0, bytes.length, start);
+		}
+		this.file.truncate(size);
+		this.sealed.clear();
+		this.size = size;
+		this.damaged = false;
 	}
 
 	/**

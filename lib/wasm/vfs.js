@@ -157,6 +157,8 @@ function installVfs(sqlite3) {
 				h.tracker?.afterWrite(at, n);
 				return SQLITE_OK;
 			} catch {
+				const tracker = handles.get(pFile)?.tracker;
+				if (tracker) tracker.damaged = true;
 				return SQLITE_IOERR_WRITE;
 			}
 		},
@@ -169,6 +171,11 @@ function installVfs(sqlite3) {
 				h.tracker?.afterTruncate(newSize);
 				return SQLITE_OK;
 			} catch {
+				// SQLite may go on as if the file had its new size (a commit's
+				// truncation comes after its commit point): the call's changes
+				// are discarded (see Tracker#damaged).
+				const tracker = handles.get(pFile)?.tracker;
+				if (tracker) tracker.damaged = true;
 				return SQLITE_IOERR_TRUNCATE;
 			}
 		},

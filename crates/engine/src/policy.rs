@@ -72,6 +72,15 @@ pub fn kept() -> impl Iterator<Item = (&'static str, Vec<&'static str>)> {
     })
 }
 
+/// The value of this package's bound `name` (a `bound NAME VALUE` rule), or
+/// `None` if no rule sets it.
+pub fn bound(name: &str) -> Option<u64> {
+    rules().find_map(|mut words| match (words.next(), words.next()) {
+        (Some("bound"), Some(rule)) if rule == name => words.next()?.parse().ok(),
+        _ => None,
+    })
+}
+
 /// The limits every connection gets: `(limit, value)`, or the rule that
 /// names no limit or no value.
 pub fn limits() -> impl Iterator<Item = Result<(Limit, i32), String>> {

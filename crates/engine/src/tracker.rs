@@ -312,6 +312,13 @@ pub struct Tracker {
     window: u32,
 }
 
+/// The most chunks one truncation may cut away or add: the `cut_chunks`
+/// bound of lib/policy.txt (each needs its before-image kept, and a damaged
+/// KV can claim a file of terabytes). None without the rule.
+pub fn max_cut() -> u64 {
+    crate::policy::bound("cut_chunks").unwrap_or(0)
+}
+
 fn chunk_range(start: u64, end: u64) -> std::ops::Range<u32> {
     if end <= start {
         return 0..0;
@@ -588,13 +595,22 @@ impl Tracker {
     }
 
     /// Called before SQLite truncates (or extends) the file to `new_size`.
+    /// Fails, changing nothing, if that cuts away (or adds) more chunks than
+    /// [`max_cut`] allows.
     pub fn before_truncate(&mut self, new_size: u64) -> io::Result<()> {
-        self.flush()?;
         let (low, high) = if new_size < self.size {
             (new_size, self.size)
         } else {
             (self.size, new_size)
         };
+        let cut = chunk_range(low, high).len() as u64;
+        if cut > max_cut() {
+            return Err(io::Error::other(format!(
+                "a truncation of {cut} chunks is past the bound of {}",
+                max_cut()
+            )));
+        }
+        self.flush()?;
         for index in chunk_range(low, high) {
             self.capture(index)?;
         }

@@ -1,6 +1,6 @@
 //! The authorizer's rules (lib/policy.txt and the attach / extension rules).
 
-use rivetkit_sqlite_engine::policy::{authorize, kept, limits};
+use rivetkit_sqlite_engine::policy::{authorize, bound, kept, limits};
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
 
@@ -53,7 +53,7 @@ fn the_rule_file_is_well_formed_and_names_real_pragmas() {
         .collect();
     let lines: Vec<_> = rule_lines()
         .into_iter()
-        .filter(|(kind, _, _)| *kind != "limit")
+        .filter(|(kind, _, _)| *kind != "limit" && *kind != "bound")
         .collect();
     for (kind, name, values) in &lines {
         assert!(
@@ -109,6 +109,18 @@ fn every_kept_setting_reads_and_sets_back_the_same() {
             .unwrap();
         assert_eq!(read(&fresh), value, "{name} set back as {set}");
     }
+}
+
+/// Each `bound` rule names a number, which `bound()` reads.
+#[test]
+fn every_bound_rule_has_a_value() {
+    let rules = rules("bound");
+    assert!(rules.contains(&"cut_chunks"));
+    for name in rules {
+        assert!(bound(name).is_some(), "bound {name:?} has no value");
+    }
+    assert_eq!(bound("cut_chunks"), Some(1 << 20));
+    assert_eq!(bound("no_such_bound"), None);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 
-use rivetkit_sqlite_engine::tracker::{Delta, Tracker, CHUNK_SIZE};
+use rivetkit_sqlite_engine::tracker::{max_cut, Delta, Tracker, CHUNK_SIZE};
 
 const CHUNK: usize = CHUNK_SIZE as usize;
 
@@ -756,12 +756,19 @@ fn a_file_claimed_huge_costs_memory_for_the_chunks_read_not_for_its_size() {
     }
     let last = u64::from(chunks - 1) * CHUNK_SIZE;
     assert_eq!(tracker.plan_fetch(last, CHUNK_SIZE), Some(vec![chunks - 1]));
+    // Shrinking it to 70 chunks would cut away 2^30 - 70: past the bound
+    // (lib/policy.txt), it fails and changes nothing.
+    assert_eq!(max_cut(), 1 << 20);
+    assert!(tracker.before_truncate(70 * CHUNK_SIZE).is_err());
+    assert!(!tracker.has_changes());
+    assert_eq!(tracker.plan_fetch(last, CHUNK_SIZE), Some(vec![chunks - 1]));
     let grown = resident().saturating_sub(before);
     assert!(grown < 32 << 20, "{grown} bytes for the tracker");
-    // Truncated, then restored: the chunks cut away are remote again.
+    // Within the bound a truncation is made as ever: the chunks cut away
+    // stay remote until the commit is durable (restored, they are remote).
     let size = u64::from(chunks) * CHUNK_SIZE;
     let writer = File::options().write(true).open(&path).unwrap();
-    let new_size = size - (1 << 20) * CHUNK_SIZE;
+    let new_size = size - max_cut() * CHUNK_SIZE;
     truncate(&mut tracker, &writer, new_size);
     assert!(tracker.has_changes());
     assert_eq!(tracker.plan_fetch(last, CHUNK_SIZE), None);
