@@ -84,7 +84,15 @@ where
     let (deferred, promise) = env.create_deferred::<Done<T>, Settle<T>>()?;
     let db = db.clone();
     pool::spawn(move || {
-        let done = work(&mut db.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        // A panic must still settle the promise (as resume() does for a call).
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            work(&mut db.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        }))
+        .unwrap_or_else(|_| {
+            Err(EngineError::internal(
+                "the engine thread doing this panicked",
+            ))
+        });
         deferred.resolve(Box::new(move |_| Ok(Done(done))));
     });
     Ok(promise)
