@@ -5,6 +5,44 @@ import { SqliteError, SqliteVfs, open as openPublic, createMemoryKv } from "../i
 import { createTestKv, kvDump } from "./helpers/kv.mjs";
 import { open, rows } from "./helpers/db.mjs";
 
+/**
+ * A database of one row ('x' in table t) whose KV claims 1 TiB, with a
+ * header whose page count SQLite does not trust (its change counter differs
+ * from its version-valid-for number): SQLite takes the file's size, 2^28
+ * pages. Returns a function that makes a new such KV.
+ */
+async function untrustedTebibyte() {
+	const base = createTestKv();
+	const db = await open(base);
+	await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('x')");
+	await db.close();
+	const size = new Uint8Array(10);
+	new DataView(size.buffer).setUint16(0, 1, true);
+	new DataView(size.buffer).setBigUint64(2, 2n ** 40n, true);
+	const pageOne = new Uint8Array([8, 1, 1, 0, 0, 0, 0, 0]);
+	const [first] = await base.inner.getBatch([pageOne]);
+	const header = first.slice();
+	header[27] ^= 1;
+	return async () => {
+		const lying = base.clone();
+		await lying.inner.putBatch([
+			[new Uint8Array([8, 1, 0, 0]), size],
+			[pageOne, header],
+		]);
+		return lying;
+	};
+}
+
+/** `opened`, on `kv` (see untrustedTebibyte), reads its row and takes another, which `kv` holds once it is closed. */
+async function readsWritesAndReopens(opened, kv, options) {
+	assert.deepEqual(await rows(opened, "SELECT v FROM t"), [["x"]]);
+	await opened.run("INSERT INTO t VALUES ('y')");
+	await opened.close();
+	const again = await open(kv, options);
+	assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY v"), [["x"], ["y"]]);
+	await again.close();
+}
+
 describe("errors", () => {
 	test("SQLite failures reject with SqliteError and the extended code name", async () => {
 		const kv = createTestKv();
@@ -366,72 +404,31 @@ describe("errors", () => {
 	});
 
 	test("metadata claiming a huge file opens in seconds with the real rows when page 1 does not give the size either, read whole or not", async () => {
-		const base = createTestKv();
-		const db = await open(base);
-		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('x')");
-		await db.close();
-		// 1 TiB, and a header whose page count SQLite does not trust (its
-		// change counter differs from its version-valid-for number).
-		const size = new Uint8Array(10);
-		new DataView(size.buffer).setUint16(0, 1, true);
-		new DataView(size.buffer).setBigUint64(2, 2n ** 40n, true);
-		const pageOne = new Uint8Array([8, 1, 1, 0, 0, 0, 0, 0]);
-		const [first] = await base.inner.getBatch([pageOne]);
-		const header = first.slice();
-		header[27] ^= 1;
+		const lyingKv = await untrustedTebibyte();
 		for (const preload of [undefined, true]) {
-			const lying = base.clone();
-			await lying.inner.putBatch([
-				[new Uint8Array([8, 1, 0, 0]), size],
-				[pageOne, header],
-			]);
+			const lying = await lyingKv();
 			const started = performance.now();
 			const opened = await open(lying, { preload });
 			assert.ok(performance.now() - started < 5_000, "open settled in seconds");
 			assert.ok(lying.count() <= 64, `${lying.count()} KV calls`);
-			assert.deepEqual(await rows(opened, "SELECT v FROM t"), [["x"]]);
-			await opened.run("INSERT INTO t VALUES ('y')");
-			await opened.close();
-			const again = await open(lying, { preload });
-			assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY v"), [["x"], ["y"]]);
-			await again.close();
+			await readsWritesAndReopens(opened, lying, { preload });
 		}
 	});
 
 	test("a VACUUM that would cut a huge claimed size down to the real pages fails with SQLITE_IOERR_TRUNCATE, changes nothing, and the database goes on", async () => {
-		// As above: 1 TiB claimed, and a header SQLite does not trust, so
-		// SQLite takes the file for 2^28 pages. VACUUM would cut 2^28 - 2 of
-		// them away, each to be kept until the commit is durable: past the
+		// SQLite takes the file for 2^28 pages: VACUUM would cut 2^28 - 2 of
+		// them away, each to be kept until the commit is durable. Past the
 		// bound of lib/policy.txt (cut_chunks), the truncation fails.
-		const base = createTestKv();
-		const db = await open(base);
-		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('x')");
-		await db.close();
-		const size = new Uint8Array(10);
-		new DataView(size.buffer).setUint16(0, 1, true);
-		new DataView(size.buffer).setBigUint64(2, 2n ** 40n, true);
-		const pageOne = new Uint8Array([8, 1, 1, 0, 0, 0, 0, 0]);
-		const [first] = await base.inner.getBatch([pageOne]);
-		const header = first.slice();
-		header[27] ^= 1;
+		const lyingKv = await untrustedTebibyte();
 		for (const preload of [undefined, true]) {
-			const lying = base.clone();
-			await lying.inner.putBatch([
-				[new Uint8Array([8, 1, 0, 0]), size],
-				[pageOne, header],
-			]);
+			const lying = await lyingKv();
 			const opened = await open(lying, { preload });
 			const before = kvDump(lying);
 			await assert.rejects(opened.exec("VACUUM"), { name: "SqliteError", code: "SQLITE_IOERR_TRUNCATE" });
 			// SQLite truncates after its commit point: the VACUUM's writes are
 			// undone all the same, in the KV and in the live database.
 			assert.deepEqual(kvDump(lying), before, `preload ${preload}`);
-			assert.deepEqual(await rows(opened, "SELECT v FROM t"), [["x"]]);
-			await opened.run("INSERT INTO t VALUES ('y')");
-			await opened.close();
-			const again = await open(lying, { preload });
-			assert.deepEqual(await rows(again, "SELECT v FROM t ORDER BY v"), [["x"], ["y"]]);
-			await again.close();
+			await readsWritesAndReopens(opened, lying, { preload });
 		}
 	});
 

@@ -205,11 +205,11 @@ fn restore_puts_the_file_back_to_the_durable_state() {
     assert_eq!(delta.chunks.iter().map(|c| c.0).collect::<Vec<_>>(), [0]);
 }
 
-#[test]
-fn remote_chunks_are_fetched_marked_local_and_restored_as_remote() {
+/// A file of `chunks` chunks of zeros, none written (sparse), in a new
+/// directory, and its path.
+fn sparse_file(chunks: u64) -> (tempfile::TempDir, std::path::PathBuf, File) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db");
-    // A sparse file of 200 chunks, of which only chunk 0 is local.
     let file = File::options()
         .create(true)
         .truncate(true)
@@ -217,7 +217,14 @@ fn remote_chunks_are_fetched_marked_local_and_restored_as_remote() {
         .write(true)
         .open(&path)
         .unwrap();
-    file.set_len(200 * CHUNK_SIZE).unwrap();
+    file.set_len(chunks * CHUNK_SIZE).unwrap();
+    (dir, path, file)
+}
+
+#[test]
+fn remote_chunks_are_fetched_marked_local_and_restored_as_remote() {
+    // A sparse file of 200 chunks, of which only chunk 0 is local.
+    let (_dir, path, file) = sparse_file(200);
     let mut writer = File::options().write(true).open(&path).unwrap();
     let mut tracker = Tracker::new(file, Some(1)).unwrap();
     assert_eq!(tracker.remote_chunks(), (1..200).collect::<Vec<u32>>());
@@ -726,17 +733,8 @@ fn resident() -> u64 {
 fn a_file_claimed_huge_costs_memory_for_the_chunks_read_not_for_its_size() {
     // A sparse file of 4 TiB (2^30 chunks), as metadata and a header that
     // lie make it: only chunk 0 is local.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("db");
-    let file = File::options()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
     let chunks: u32 = 1 << 30;
-    file.set_len(u64::from(chunks) * CHUNK_SIZE).unwrap();
+    let (_dir, path, file) = sparse_file(chunks.into());
     let before = resident();
     let mut tracker = Tracker::new(file, Some(1)).unwrap();
     // A bit per chunk would be 128 MiB.
