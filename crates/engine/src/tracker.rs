@@ -316,7 +316,8 @@ pub struct Tracker {
 /// bound of lib/policy.txt (each needs its before-image kept, and a damaged
 /// KV can claim a file of terabytes). None without the rule.
 pub fn max_cut() -> u64 {
-    crate::policy::bound("cut_chunks").unwrap_or(0)
+    static MAX_CUT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MAX_CUT.get_or_init(|| crate::policy::bound("cut_chunks").unwrap_or(0))
 }
 
 fn chunk_range(start: u64, end: u64) -> std::ops::Range<u32> {
@@ -603,15 +604,15 @@ impl Tracker {
         } else {
             (self.size, new_size)
         };
-        let cut = chunk_range(low, high).len() as u64;
-        if cut > max_cut() {
+        let range = chunk_range(low, high);
+        let (cut, bound) = (range.len() as u64, max_cut());
+        if cut > bound {
             return Err(io::Error::other(format!(
-                "a truncation of {cut} chunks is past the bound of {}",
-                max_cut()
+                "a truncation of {cut} chunks is past the bound of {bound}"
             )));
         }
         self.flush()?;
-        for index in chunk_range(low, high) {
+        for index in range {
             self.capture(index)?;
         }
         Ok(())
