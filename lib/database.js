@@ -187,18 +187,30 @@ class Database {
 		return columns.slice();
 	}
 
+	/**
+	 * The result set of an engine's `out` (see #execute) that starts at
+	 * `at`: `{ rows, columns }`. The next starts at 2 + rows × columns on.
+	 * A single row (a point query's) is an array literal: an empty array
+	 * grows its room for 16 rows at the first push.
+	 */
+	#resultSet(out, at) {
+		const columns = this.#columns(out[at]);
+		const count = out[at + 1];
+		const width = columns.length;
+		at += 2;
+		if (count === 1) return { rows: [out.slice(at, at + width)], columns };
+		const rows = [];
+		for (let end = at + count * width; at < end; at += width) rows.push(out.slice(at, at + width));
+		return { rows, columns };
+	}
+
 	/** The result sets of an engine's `out` (see #execute): `[{ rows, columns }, …]`. */
 	#resultSets(out) {
 		const sets = [];
-		let at = 3;
-		while (at < out.length) {
-			const columns = this.#columns(out[at]);
-			const count = out[at + 1];
-			const width = columns.length;
-			at += 2;
-			const rows = [];
-			for (let end = at + count * width; at < end; at += width) rows.push(out.slice(at, at + width));
-			sets.push({ rows, columns });
+		for (let at = 3; at < out.length; ) {
+			const set = this.#resultSet(out, at);
+			sets.push(set);
+			at += 2 + set.rows.length * set.columns.length;
 		}
 		return sets;
 	}
@@ -216,8 +228,10 @@ class Database {
 				return out === null ? { changes: STATUS[0], lastInsertRowid: STATUS[1] } : { changes: out[0], lastInsertRowid: out[1] };
 			case QUERY: {
 				if (out === null || out.length === 3) return { rows: [], columns: [] };
+				// One statement's rows, without the array of sets.
+				const first = this.#resultSet(out, 3);
+				if (5 + first.rows.length * first.columns.length === out.length) return first;
 				const sets = this.#resultSets(out);
-				if (sets.length === 1) return sets[0];
 				// Several statements: their rows concatenated, the first's columns.
 				return { rows: sets.flatMap((set) => set.rows), columns: sets[0].columns };
 			}
