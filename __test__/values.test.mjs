@@ -447,6 +447,41 @@ describe("values and parameters", () => {
 		});
 	});
 
+	test("results of every size come back whole and in order, mixed types included", async () => {
+		// Row counts around the sizes the engine makes results in (a few
+		// values, one call's worth of 4,096, several calls' worth).
+		const kinds = ["integer", "real", "text", "blob", "null"];
+		for (const count of [0, 1, 2, 3, 1363, 1364, 1365, 2000, 5000]) {
+			const { rows: got, columns } = await db.query(
+				`WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?)
+				 SELECT i, CASE i % 5 WHEN 0 THEN i WHEN 1 THEN i + 0.5 WHEN 2 THEN 't' || i WHEN 3 THEN zeroblob(i % 3) END AS v, ? AS k FROM s WHERE ? > 0`,
+				[count, "k", count],
+			);
+			assert.deepEqual(columns, ["i", "v", "k"]);
+			assert.equal(got.length, count);
+			for (const [index, row] of got.entries()) {
+				const i = index + 1;
+				const kind = kinds[i % 5];
+				assert.equal(row.length, 3);
+				assert.equal(row[0], i);
+				assert.equal(row[2], "k");
+				if (kind === "integer") assert.equal(row[1], i);
+				else if (kind === "real") assert.equal(row[1], i + 0.5);
+				else if (kind === "text") assert.equal(row[1], `t${i}`);
+				else if (kind === "blob") assert.deepEqual(row[1], new Uint8Array(i % 3));
+				else assert.equal(row[1], null);
+			}
+		}
+		// Several statements, each past one call's worth, and an empty one between.
+		const { rows: both } = await db.query(
+			"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 3000) SELECT i, -i FROM s; SELECT 1 WHERE 0; WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 2500) SELECT i * 2, 'x' FROM s",
+		);
+		assert.equal(both.length, 5500);
+		assert.deepEqual(both[2999], [3000, -3000]);
+		assert.deepEqual(both[3000], [2, "x"]);
+		assert.deepEqual(both[5499], [5000, "x"]);
+	});
+
 	test("run reports changes and lastInsertRowid", async () => {
 		await db.exec("CREATE TABLE r(id INTEGER PRIMARY KEY, v)");
 		assert.deepEqual(await db.run("INSERT INTO r(id, v) VALUES (10, 'a')"), { changes: 1, lastInsertRowid: 10 });

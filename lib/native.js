@@ -26,7 +26,7 @@ const ACK_FIRST = 2;
 const CLOSE_INLINE_BYTES = 1024 * 1024;
 
 /** The addon interface this file drives: the addon's ENGINE_INTERFACE (see src/lib.rs). */
-const ENGINE_INTERFACE = 5;
+const ENGINE_INTERFACE = 6;
 
 /**
  * Throws unless `binding` is an addon this file can drive: what loaded may
@@ -44,6 +44,12 @@ function checkBinding(binding) {
 	);
 }
 
+/**
+ * What the addon makes a result of more than a few values with: the array
+ * of a rest parameter has room for its values only (see src/values.rs).
+ */
+const pack = (...values) => values;
+
 class NativeEngine {
 	#db;
 	#calls;
@@ -56,7 +62,7 @@ class NativeEngine {
 
 	constructor(binding) {
 		this.#db = new binding.NativeDatabase(MAX_STRING_LENGTH);
-		this.#calls = this.#db.calls();
+		this.#calls = this.#db.calls(pack);
 	}
 
 	get backend() {

@@ -28,7 +28,7 @@ use rivetkit_sqlite_engine::values::Params;
 
 use crate::errors::{napi_err, to_js};
 use crate::values::{
-    optional, output, param, params, sql_text, PushCache, DIRECT_PARAMS, MAX_SAFE,
+    optional, output, param, params, sql_text, ArrayMethods, DIRECT_PARAMS, MAX_SAFE,
 };
 use crate::{ACK_FIRST, COLLECT, NOTHING_PENDING, SUSPENDED, TOO_SMALL};
 
@@ -40,9 +40,9 @@ pub(crate) struct Calls {
     /// that repeats it passes null instead (copying the SQL across N-API
     /// cost about 500 instructions a call). No JS runs while it is taken.
     sql: RefCell<Option<String>>,
-    /// `Array.prototype.push`, for results (see `Packer::new`), from the
-    /// first result that needed it.
-    push: PushCache,
+    /// The functions results are made with (see `Packer`), from the first
+    /// result that needed each.
+    methods: ArrayMethods,
     /// The array `execute` reports `[changes, lastInsertRowid, state]` in
     /// (see [`set_status`]).
     status: RefCell<Option<Float64Array>>,
@@ -56,7 +56,7 @@ impl Calls {
     }
 
     /// Lets go of the JS values kept between calls (the status array,
-    /// `push`), while the environment can still delete references to them:
+    /// `Array.of`, `push`), while the environment can still delete references to them:
     /// from the teardown hook (see teardown.rs), which runs before napi-rs's
     /// own. Dropped later, when the functions are finalized, napi-rs no
     /// longer deletes them, and each would be lost. One in use (no JS runs
@@ -65,9 +65,7 @@ impl Calls {
         if let Ok(mut status) = self.status.try_borrow_mut() {
             status.take();
         }
-        if let Ok(mut push) = self.push.try_borrow_mut() {
-            push.take();
-        }
+        self.methods.release();
     }
 }
 
@@ -95,11 +93,15 @@ struct Bound {
 }
 
 /// The functions of `db`, as one object (see the top of this file).
-pub(crate) fn functions<'env>(env: &'env Env, db: Arc<Mutex<Database>>) -> Result<Object<'env>> {
+pub(crate) fn functions<'env>(
+    env: &'env Env,
+    db: Arc<Mutex<Database>>,
+    pack: Function<'env, (), ()>,
+) -> Result<Object<'env>> {
     let calls = Rc::new(Calls {
         db,
         sql: RefCell::new(None),
-        push: RefCell::new(None),
+        methods: ArrayMethods::new(pack)?,
         status: RefCell::new(None),
     });
     crate::teardown::register_calls(&calls);
@@ -328,7 +330,7 @@ fn execute(calls: &Calls, env: &Env, args: &[sys::napi_value]) -> Result<sys::na
         }
     }
     drop(kept);
-    let array = output(env, out, Some(&calls.push)).map_err(napi_err)?;
+    let array = output(env, out, Some(&calls.methods)).map_err(napi_err)?;
     to_napi(env, array)
 }
 

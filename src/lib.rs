@@ -57,7 +57,7 @@ pub(crate) const NOTHING_PENDING: i32 = -1;
 /// package of another version), or another napi-rs package's addon, is
 /// refused, not called. Raise it, there and here, with any such change.
 #[napi]
-pub const ENGINE_INTERFACE: u32 = 5;
+pub const ENGINE_INTERFACE: u32 = 6;
 
 /// What `takeDelta` (see calls.rs) returns when its arrays are too small.
 pub(crate) const TOO_SMALL: i32 = -2;
@@ -420,11 +420,18 @@ impl NativeDatabase {
     }
 
     /// The functions `execute`, `takeDelta`, `takePackedDelta`, `ack`
-    /// and `setStatus` of this database (see calls.rs).
+    /// and `setStatus` of this database (see calls.rs). `pack` is
+    /// `(...values) => values`: results of more than a few values are
+    /// made with it (see values.rs).
     #[napi(
+        ts_args_type = "pack: (...values: unknown[]) => unknown[]",
         ts_return_type = "{ execute(sql: string | null, named: Record<string, unknown> | null, flags: number, count: number, p0?: unknown, p1?: unknown, p2?: unknown, p3?: unknown, positional?: unknown[] | null): [changes: number, lastInsertRowid: number | bigint, state: number, ...columnsRowCountsAndCells: unknown[]] | null; takeDelta(slab: Uint8Array, at: number, meta: Float64Array): number; takePackedDelta(meta: Float64Array): Uint8Array | null; ack(): void; setStatus(status: Float64Array | null): void }"
     )]
-    pub fn calls<'env>(&self, env: &'env Env) -> Result<Object<'env>> {
-        calls::functions(env, self.db.clone())
+    pub fn calls<'env>(
+        &self,
+        env: &'env Env,
+        pack: Function<'env, (), ()>,
+    ) -> Result<Object<'env>> {
+        calls::functions(env, self.db.clone(), pack)
     }
 }

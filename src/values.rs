@@ -165,128 +165,203 @@ pub(crate) fn integer<'env>(env: &'env Env, value: i64) -> Result<Unknown<'env>>
     }
 }
 
-/// Where a [`crate::calls::Calls`] keeps `Array.prototype.push` (see [`Packer::new`]):
-/// empty until a result needs it, and again once teardown lets it go.
-pub(crate) type PushCache = RefCell<Option<FunctionRef<(), ()>>>;
+/// The JS functions a [`crate::calls::Calls`] makes results with (see
+/// [`Packer`]), kept between calls until teardown lets them go.
+pub(crate) struct ArrayMethods {
+    /// `(...values) => values`, given by the JS layer: makes a result whose
+    /// room is its length.
+    pack: RefCell<Option<FunctionRef<(), ()>>>,
+    /// `Array.prototype.push`, from the first result of more than
+    /// [`PUSH_CHUNK`] values (looking it up by name costs about 1,200
+    /// instructions).
+    push: RefCell<Option<FunctionRef<(), ()>>>,
+}
 
-/// Values pushed per `Array.prototype.push` call (well within the number of
+impl ArrayMethods {
+    /// Keeps `pack` (see [`ArrayMethods::pack`]).
+    pub(crate) fn new(pack: Function<'_, (), ()>) -> Result<Self> {
+        Ok(ArrayMethods {
+            pack: RefCell::new(Some(pack.create_ref()?)),
+            push: RefCell::new(None),
+        })
+    }
+
+    /// Lets go of the functions kept (see [`crate::calls::Calls::release`]);
+    /// one in use is left as it is.
+    pub(crate) fn release(&self) {
+        for kept in [&self.pack, &self.push] {
+            if let Ok(mut kept) = kept.try_borrow_mut() {
+                kept.take();
+            }
+        }
+    }
+}
+
+/// The function `kept` holds, if any.
+fn kept<'env>(
+    env: &'env Env,
+    kept: &RefCell<Option<FunctionRef<(), ()>>>,
+) -> Result<Option<Function<'env, (), ()>>> {
+    kept.borrow()
+        .as_ref()
+        .map(|kept| kept.borrow_back(env))
+        .transpose()
+}
+
+/// Values passed per call of `pack` or `push` (well within the number of
 /// arguments a call may take).
 const PUSH_CHUNK: usize = 4096;
 
 /// Up to this many values (a result without rows), an array is filled
-/// element by element: one `push` call costs about as much as setting a
-/// handful of elements.
+/// element by element: one call of `pack` costs about as much as setting
+/// a handful of elements.
 const SET_AT_MOST: usize = 4;
 
 /// Builds a JS array of a known length. Setting elements one by one costs a
 /// property store across N-API per element, the largest part of making a
-/// result; past [`SET_AT_MOST`] values, they are appended with
-/// `Array.prototype.push` calls that take many values each.
+/// result; past [`SET_AT_MOST`] values, they go across in calls that take
+/// many values each. The first call is the JS layer's `pack`, whose array
+/// has room for its values only (`push` onto an empty array makes room for
+/// half as many again and 16 more: a point query's 8 values took 28
+/// places, 240 bytes, which brings the next garbage collection closer);
+/// past [`PUSH_CHUNK`] values, `push` calls append the rest. Without
+/// `pack` (a result made on an engine thread's behalf), `push` calls
+/// fill an empty array.
 struct Packer<'env> {
     env: &'env Env,
-    array: Array<'env>,
-    /// The array's `push` method, when values are pushed.
-    push: Option<napi::sys::napi_value>,
-    values: Vec<napi::sys::napi_value>,
+    methods: Option<&'env ArrayMethods>,
+    /// The array, once made (at once, unless `pack` makes it).
+    array: Option<Array<'env>>,
+    /// Values gathered for the next call, or None when they are set one by one.
+    values: Option<Vec<napi::sys::napi_value>>,
     /// Values set so far, when they are set one by one.
     set: u32,
 }
 
 impl<'env> Packer<'env> {
-    /// `push`: where `Array.prototype.push` is kept between calls, if
-    /// anywhere (looking it up by name costs about 1,200 instructions).
-    fn new(env: &'env Env, len: usize, push: Option<&PushCache>) -> Result<Self> {
+    fn new(env: &'env Env, len: usize, methods: Option<&'env ArrayMethods>) -> Result<Self> {
         if len <= SET_AT_MOST {
             return Ok(Packer {
                 env,
-                array: env.create_array(len as u32)?,
-                push: None,
-                values: Vec::new(),
+                methods,
+                array: Some(env.create_array(len as u32)?),
+                values: None,
                 set: 0,
             });
         }
-        let array = env.create_array(0)?;
-        let kept = match push {
-            Some(cache) => cache
-                .borrow()
-                .as_ref()
-                .map(|kept| kept.borrow_back(env))
-                .transpose()?,
-            None => None,
-        };
-        let method = match kept {
-            Some(method) => method,
-            None => {
-                // (A getter of `push` may run JS, hence a call of its own:
-                // no borrow of the cache is held meanwhile.)
-                let method = array.get_named_property_unchecked::<Function<(), ()>>("push")?;
-                if let Some(cache) = push {
-                    let mut cache = cache.borrow_mut();
-                    if cache.is_none() {
-                        *cache = Some(method.create_ref()?);
-                    }
-                }
-                method
-            }
-        };
         Ok(Packer {
             env,
-            array,
-            push: Some(method.raw()),
-            values: Vec::with_capacity(len.min(PUSH_CHUNK)),
+            methods,
+            array: None,
+            values: Some(Vec::with_capacity(len.min(PUSH_CHUNK))),
             set: 0,
         })
     }
 
     fn add<T: ToNapiValue>(&mut self, value: T) -> Result<()> {
-        if self.push.is_none() {
-            self.array.set(self.set, value)?;
-            self.set += 1;
+        let Some(values) = self.values.as_mut() else {
+            if let Some(array) = self.array.as_mut() {
+                array.set(self.set, value)?;
+                self.set += 1;
+            }
             return Ok(());
-        }
+        };
         // SAFETY: `self.env` is the live env of the current call.
-        let value = unsafe { T::to_napi_value(self.env.raw(), value)? };
-        self.values.push(value);
-        if self.values.len() == PUSH_CHUNK {
+        values.push(unsafe { T::to_napi_value(self.env.raw(), value)? });
+        if values.len() == PUSH_CHUNK {
             self.flush()?;
         }
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<()> {
-        let Some(push) = self.push else {
-            return Ok(());
-        };
-        if self.values.is_empty() {
-            return Ok(());
-        }
-        let mut ignored = std::ptr::null_mut();
-        // SAFETY: the array, its `push` method and every value are handles
-        // made in the current call's scope on `self.env`; `values` holds
+    /// `function(...values)` with `this`, across N-API.
+    fn call(
+        &self,
+        function: &Function<'env, (), ()>,
+        this: napi::sys::napi_value,
+        values: &[napi::sys::napi_value],
+    ) -> Result<napi::sys::napi_value> {
+        let mut returned = std::ptr::null_mut();
+        // SAFETY: `this`, the function and every value are handles made in
+        // the current call's scope on `self.env`; `values` holds
         // `values.len()` of them.
         let status = unsafe {
             napi::sys::napi_call_function(
                 self.env.raw(),
-                self.array.raw(),
-                push,
-                self.values.len(),
-                self.values.as_ptr(),
-                &mut ignored,
+                this,
+                function.raw(),
+                values.len(),
+                values.as_ptr(),
+                &mut returned,
             )
         };
         if status != napi::sys::Status::napi_ok {
             return Err(Error::new(
                 Status::from(status),
-                "Array.prototype.push failed".to_owned(),
+                "making a result failed".to_owned(),
             ));
         }
-        self.values.clear();
+        Ok(returned)
+    }
+
+    /// Passes the values gathered to `pack` (the first time, if there is
+    /// one) or `push`.
+    fn flush(&mut self) -> Result<()> {
+        let Some(mut values) = self.values.take() else {
+            return Ok(());
+        };
+        if self.array.is_none() {
+            let pack = match self.methods {
+                Some(methods) => kept(self.env, &methods.pack)?,
+                None => None,
+            };
+            if let Some(pack) = pack {
+                // SAFETY: `self.env` is the live env of the current call.
+                let undefined = unsafe { <()>::to_napi_value(self.env.raw(), ())? };
+                let made = self.call(&pack, undefined, &values)?;
+                // SAFETY: `made` is a value returned in this call's scope.
+                let made = unsafe { Unknown::from_napi_value(self.env.raw(), made)? };
+                if !made.is_array()? {
+                    return Err(Error::new(
+                        Status::ArrayExpected,
+                        "pack returned no array".to_owned(),
+                    ));
+                }
+                // SAFETY: it is an array, just checked.
+                self.array = Some(unsafe { made.cast::<Array>()? });
+                values.clear();
+            } else {
+                self.array = Some(self.env.create_array(0)?);
+            }
+        }
+        if let Some(array) = self.array.as_ref().filter(|_| !values.is_empty()) {
+            let cache = self.methods.map(|methods| &methods.push);
+            let push = match cache.map(|cache| kept(self.env, cache)).transpose()? {
+                Some(Some(push)) => push,
+                _ => {
+                    // (A getter of `push` may run JS, hence a call of its
+                    // own: no borrow of the cache is held meanwhile.)
+                    let push = array.get_named_property_unchecked::<Function<(), ()>>("push")?;
+                    if let Some(cache) = cache {
+                        let mut cache = cache.borrow_mut();
+                        if cache.is_none() {
+                            *cache = Some(push.create_ref()?);
+                        }
+                    }
+                    push
+                }
+            };
+            self.call(&push, array.raw(), &values)?;
+            values.clear();
+        }
+        self.values = Some(values);
         Ok(())
     }
 
     fn finish(mut self) -> Result<Array<'env>> {
         self.flush()?;
-        Ok(self.array)
+        self.array
+            .ok_or_else(|| Error::new(Status::GenericFailure, "a result was never made".to_owned()))
     }
 }
 
@@ -302,10 +377,10 @@ impl<'env> Packer<'env> {
 pub(crate) fn output<'env>(
     env: &'env Env,
     out: Output,
-    push: Option<&PushCache>,
+    methods: Option<&'env ArrayMethods>,
 ) -> Result<Array<'env>> {
     let len: usize = out.sets.iter().map(|set| 2 + set.cells.len()).sum();
-    let mut result = Packer::new(env, 3 + len, push)?;
+    let mut result = Packer::new(env, 3 + len, methods)?;
     result.add(out.changes as f64)?;
     result.add(integer(env, out.last_insert_rowid)?)?;
     result.add(out.state)?;
