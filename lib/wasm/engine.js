@@ -17,6 +17,7 @@ const SQLITE_OK = 0;
 const SQLITE_INTERRUPT = 9;
 const SQLITE_CANTOPEN = 14;
 const SQLITE_MISUSE = 21;
+const SQLITE_IOERR_TRUNCATE = 1546;
 const SQLITE_ROW = 100;
 const SQLITE_DONE = 101;
 const SQLITE_INTEGER = 1;
@@ -517,12 +518,21 @@ class WasmDatabase {
 		return brokenError(error);
 	}
 
-	/** An SQLite failure as rusqlite reports it: SQLite's message when it is about `rc`. */
+	/**
+	 * An SQLite failure as rusqlite reports it: SQLite's message when it is
+	 * about `rc`; a failed truncation of the main file says why it failed.
+	 */
 	#error(rc, db = this.#s.db) {
 		const x = this.#x;
 		const api = this.#api;
-		const message = db && x.sqlite3_errcode(db) === rc ? api.cstr(x.sqlite3_errmsg(db)) : api.cstr(x.sqlite3_errstr(rc));
-		return engineError(codeName(rc), message ?? codeName(rc));
+		let message = db && x.sqlite3_errcode(db) === rc ? api.cstr(x.sqlite3_errmsg(db)) : api.cstr(x.sqlite3_errstr(rc));
+		message ??= codeName(rc);
+		const failure = this.#tracker?.truncationFailure;
+		if (rc === SQLITE_IOERR_TRUNCATE && failure) {
+			this.#tracker.truncationFailure = null;
+			message = `${message}: ${failure}`;
+		}
+		return engineError(codeName(rc), message);
 	}
 
 	/** sqlite3_prepare_v3 on `len` bytes at `p`: `{ rc, stmt, tail }`, tail as rusqlite computes it. */

@@ -125,6 +125,11 @@ class Tracker {
 		 * (see discardUnsealed).
 		 */
 		this.damaged = false;
+		/**
+		 * Why the last truncation failed, for the error of the statement that
+		 * made it (SQLite's own message for it is "disk I/O error"), or null.
+		 */
+		this.truncationFailure = null;
 	}
 
 	/** Whether anything changed since the last seal. */
@@ -167,7 +172,9 @@ class Tracker {
 	beforeTruncate(newSize) {
 		const [low, high] = newSize < this.size ? [newSize, this.size] : [this.size, newSize];
 		const [from, to] = chunkRange(low, high);
-		if (to - from > MAX_CUT) throw new Error(`a truncation of ${to - from} chunks is past the bound of ${MAX_CUT}`);
+		if (to - from > MAX_CUT) {
+			throw new Error(`a truncation of ${to - from} chunks of 4 KiB is past the bound of ${MAX_CUT} (bound cut_chunks of lib/policy.txt)`);
+		}
 		for (let index = from; index < to; index++) this.capture(index);
 	}
 

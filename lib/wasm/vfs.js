@@ -170,12 +170,15 @@ function installVfs(sqlite3) {
 				h.file.truncate(newSize);
 				h.tracker?.afterTruncate(newSize);
 				return SQLITE_OK;
-			} catch {
+			} catch (error) {
 				// SQLite may go on as if the file had its new size (a commit's
 				// truncation comes after its commit point): the call's changes
 				// are discarded (see Tracker#damaged).
 				const tracker = handles.get(pFile)?.tracker;
-				if (tracker) tracker.damaged = true;
+				if (tracker) {
+					tracker.damaged = true;
+					tracker.truncationFailure = error instanceof Error ? error.message : String(error);
+				}
 				return SQLITE_IOERR_TRUNCATE;
 			}
 		},

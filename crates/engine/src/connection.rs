@@ -914,7 +914,24 @@ impl Database {
                 rusqlite::ffi::SQLITE_INTERRUPT,
                 "interrupted: a page was not local".to_owned(),
             ),
-            Stop::None => return error,
+            Stop::None => return self.with_truncation_failure(error),
+        };
+        EngineError::Sqlite { code, message }
+    }
+
+    /// `error`, with why the truncation failed if it is a failed truncation
+    /// of the main file (see [`crate::paging::FileState::note_failed_truncation`]).
+    fn with_truncation_failure(&self, error: EngineError) -> EngineError {
+        let EngineError::Sqlite {
+            code: code @ rusqlite::ffi::SQLITE_IOERR_TRUNCATE,
+            message,
+        } = error
+        else {
+            return error;
+        };
+        let message = match self.file.as_ref().and_then(|file| file.take_failure()) {
+            Some(failure) => format!("{message}: {failure}"),
+            None => message,
         };
         EngineError::Sqlite { code, message }
     }

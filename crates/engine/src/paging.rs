@@ -73,7 +73,7 @@ pub struct FileState {
     pub tracker: Mutex<Tracker>,
     pub control: Arc<Control>,
     source: Mutex<Option<Arc<dyn PageSource>>>,
-    /// The message of the last failed page read.
+    /// The message of the last failed page read or truncation.
     failure: Mutex<Option<String>>,
 }
 
@@ -106,9 +106,15 @@ impl FileState {
         *lock(&self.source) = source;
     }
 
-    /// Takes the message of the last failed page read.
+    /// Takes the message of the last failed page read or truncation.
     pub fn take_failure(&self) -> Option<String> {
         lock(&self.failure).take()
+    }
+
+    /// Notes why a truncation failed, for the error of the statement that
+    /// made it (SQLite's own message for it is "disk I/O error").
+    pub fn note_failed_truncation(&self, message: String) {
+        *lock(&self.failure) = Some(message);
     }
 
     /// Makes the chunks SQLite is about to read local (for a write: those it

@@ -608,7 +608,7 @@ impl Tracker {
         let (cut, bound) = (range.len() as u64, max_cut());
         if cut > bound {
             return Err(io::Error::other(format!(
-                "a truncation of {cut} chunks is past the bound of {bound}"
+                "a truncation of {cut} chunks of 4 KiB is past the bound of {bound} (bound cut_chunks of lib/policy.txt)"
             )));
         }
         self.flush()?;

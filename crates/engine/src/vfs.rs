@@ -425,9 +425,10 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
         }
     }
     let mut guard = state.map(|state| state.tracker());
-    if let Some(tracker) = guard.as_mut() {
+    if let (Some(tracker), Some(state)) = (guard.as_mut(), state) {
         if let Err(error) = tracker.before_truncate(size) {
             tracker.truncate_failed();
+            state.note_failed_truncation(error.to_string());
             return io_code(&error, ffi::SQLITE_IOERR_TRUNCATE);
         }
     }
@@ -439,11 +440,15 @@ unsafe extern "C" fn x_truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3
                 truncate(inner, size as ffi::sqlite3_int64)
             })
     };
-    if let Some(tracker) = guard.as_mut() {
+    if let (Some(tracker), Some(state)) = (guard.as_mut(), state) {
         if rc == ffi::SQLITE_OK {
             tracker.after_truncate(size);
         } else {
             tracker.truncate_failed();
+            state.note_failed_truncation(format!(
+                "the local file could not be truncated ({})",
+                crate::errors::code_name(rc)
+            ));
         }
     }
     rc
