@@ -198,7 +198,17 @@ unsafe extern "C" fn callback(
         // `Bound` (see `bind` and `release`), only used on this, its JS
         // thread; the reference ends with this callback.
         let bound = unsafe { &*data.cast::<Bound>() };
-        (bound.body)(&bound.calls, &Env::from_raw(env), &args)
+        // A panic must not unwind out of this callback (that aborts the
+        // process, every actor of the host with it): the call fails
+        // instead, as one on an engine thread does (see `resume`).
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            (bound.body)(&bound.calls, &Env::from_raw(env), &args)
+        }))
+        .unwrap_or_else(|_| {
+            Err(to_js(EngineError::internal(
+                "the engine panicked running this call",
+            )))
+        })
     } else {
         Err(Error::new(
             Status::from(status).as_ref().to_owned(),
