@@ -338,13 +338,7 @@ impl Database {
             })?;
             conn.set_limit(limit, value)?;
         }
-        let programs_changed = self.programs_changed.clone();
-        conn.authorizer(Some(move |context: rusqlite::hooks::AuthContext<'_>| {
-            if policy::changes_programs(&context.action) {
-                programs_changed.store(true, Ordering::Relaxed);
-            }
-            policy::authorize(context)
-        }))?;
+        crate::authorizer::install(&conn, &self.programs_changed)?;
         let control = self.control.clone();
         conn.progress_handler(PROGRESS_OPS, Some(move || control.should_stop()))?;
         // What a statement that ended its transaction must not be stopped

@@ -7,12 +7,13 @@
 //! `connection` (one database), `control` (inline budget, deadline and
 //! interrupt of a call), `pool` (the engine threads), `script` (statement
 //! boundaries, and which statements may run long), `policy` (what SQL may
-//! do), `values` (parameters and cells), `errors`, `pos_io` (positional file
+//! do) and `authorizer` (its rules, on every connection), `values` (parameters and cells), `errors`, `pos_io` (positional file
 //! I/O on Unix and Windows), `scratch` (the local directories, and those
 //! of processes that died).
 
 #![deny(clippy::all)]
 
+pub mod authorizer;
 pub mod connection;
 pub mod control;
 pub mod errors;

@@ -6,7 +6,9 @@
 //! statements up front, with `SQLITE_AUTH` ("not authorized").
 
 use rusqlite::ffi;
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use std::ffi::c_int;
+
+use rusqlite::hooks::Authorization;
 use rusqlite::limits::Limit;
 
 /// The rules, shared with the WASM engine: `read-only NAME`, `denied NAME`
@@ -97,35 +99,38 @@ pub fn limits() -> impl Iterator<Item = Result<(Limit, i32), String>> {
     })
 }
 
-/// The authorizer of every connection.
-pub fn authorize(context: AuthContext<'_>) -> Authorization {
-    match context.action {
+/// An authorizer request as SQLite makes it (see `sqlite3_set_authorizer`):
+/// its action code and its first two arguments, whose meaning depends on
+/// the code (a pragma's name and value, an attached file's name; a
+/// function's name is the second).
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub code: c_int,
+    pub arg1: Option<&'a str>,
+    pub arg2: Option<&'a str>,
+}
+
+/// The rules of the authorizer of every connection (see authorizer.rs).
+pub fn authorize(request: Request<'_>) -> Authorization {
+    match (request.code, request.arg1) {
         // Only in-memory databases may be attached, named by a literal: a
         // name computed by an expression or bound as a parameter is not known
-        // when the statement is prepared, so it is refused.
-        AuthAction::Unknown {
-            code: ffi::SQLITE_ATTACH,
-            ..
-        } => Authorization::Deny,
-        AuthAction::Attach { filename } => {
-            if filename.is_empty() || filename == ":memory:" {
-                Authorization::Allow
-            } else {
-                Authorization::Deny
-            }
+        // when the statement is prepared (no argument), so it is refused.
+        (ffi::SQLITE_ATTACH, Some(filename)) if filename.is_empty() || filename == ":memory:" => {
+            Authorization::Allow
         }
-        AuthAction::Pragma {
-            pragma_name,
-            pragma_value,
-        } => {
-            if pragma_refused(&pragma_name.to_ascii_lowercase(), pragma_value) {
+        (ffi::SQLITE_ATTACH, _) => Authorization::Deny,
+        (ffi::SQLITE_PRAGMA, Some(pragma_name)) => {
+            if pragma_refused(&pragma_name.to_ascii_lowercase(), request.arg2) {
                 Authorization::Deny
             } else {
                 Authorization::Allow
             }
         }
-        AuthAction::Function { function_name }
-            if function_name.eq_ignore_ascii_case("load_extension") =>
+        (ffi::SQLITE_FUNCTION, _)
+            if request
+                .arg2
+                .is_some_and(|name| name.eq_ignore_ascii_case("load_extension")) =>
         {
             Authorization::Deny
         }
@@ -133,28 +138,25 @@ pub fn authorize(context: AuthContext<'_>) -> Authorization {
     }
 }
 
-/// Whether a statement doing `action` may change what other statements
+/// Whether a statement making `request` may change what other statements
 /// compile to: anything but reading and writing rows, calling a function,
 /// a transaction or savepoint, and reading a pragma. A trigger, table,
 /// view, index or virtual table created, dropped or altered, a database
 /// attached or detached (a name may then mean another table), `ANALYZE`,
 /// a pragma set (`foreign_keys` adds the cascades of a `DELETE`,
 /// `recursive_triggers` lets a trigger loop), or what SQLite does not name.
-pub fn changes_programs(action: &AuthAction<'_>) -> bool {
+pub fn changes_programs(request: Request<'_>) -> bool {
     !matches!(
-        action,
-        AuthAction::Read { .. }
-            | AuthAction::Select
-            | AuthAction::Insert { .. }
-            | AuthAction::Update { .. }
-            | AuthAction::Delete { .. }
-            | AuthAction::Function { .. }
-            | AuthAction::Transaction { .. }
-            | AuthAction::Savepoint { .. }
-            | AuthAction::Recursive
-            | AuthAction::Pragma {
-                pragma_value: None,
-                ..
-            }
+        (request.code, request.arg2),
+        (ffi::SQLITE_READ, _)
+            | (ffi::SQLITE_SELECT, _)
+            | (ffi::SQLITE_INSERT, _)
+            | (ffi::SQLITE_UPDATE, _)
+            | (ffi::SQLITE_DELETE, _)
+            | (ffi::SQLITE_FUNCTION, _)
+            | (ffi::SQLITE_TRANSACTION, _)
+            | (ffi::SQLITE_SAVEPOINT, _)
+            | (ffi::SQLITE_RECURSIVE, _)
+            | (ffi::SQLITE_PRAGMA, None)
     )
 }

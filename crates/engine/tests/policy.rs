@@ -1,22 +1,16 @@
 //! The authorizer's rules (lib/policy.txt and the attach / extension rules).
 
-use rivetkit_sqlite_engine::policy::{authorize, bound, kept, limits};
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rivetkit_sqlite_engine::policy::{authorize, bound, changes_programs, kept, limits, Request};
+use rusqlite::ffi;
+use rusqlite::hooks::Authorization;
 use rusqlite::limits::Limit;
 
-fn decide(action: AuthAction<'_>) -> Authorization {
-    authorize(AuthContext {
-        action,
-        database_name: Some("main"),
-        accessor: None,
-    })
+fn decide(code: i32, arg1: Option<&str>, arg2: Option<&str>) -> Authorization {
+    authorize(Request { code, arg1, arg2 })
 }
 
 fn pragma<'a>(name: &'a str, value: Option<&'a str>) -> Authorization {
-    decide(AuthAction::Pragma {
-        pragma_name: name,
-        pragma_value: value,
-    })
+    decide(ffi::SQLITE_PRAGMA, Some(name), value)
 }
 
 const RULES: &str = include_str!("../../../lib/policy.txt");
@@ -213,7 +207,7 @@ fn other_pragmas_are_allowed() {
 fn only_in_memory_databases_can_be_attached() {
     for filename in ["", ":memory:"] {
         assert_eq!(
-            decide(AuthAction::Attach { filename }),
+            decide(ffi::SQLITE_ATTACH, Some(filename), None),
             Authorization::Allow,
             "{filename:?}"
         );
@@ -225,39 +219,61 @@ fn only_in_memory_databases_can_be_attached() {
         "file::memory:",
     ] {
         assert_eq!(
-            decide(AuthAction::Attach { filename }),
+            decide(ffi::SQLITE_ATTACH, Some(filename), None),
             Authorization::Deny,
             "{filename:?}"
         );
     }
     // An ATTACH whose name is not known at prepare time.
-    let unknown = AuthAction::Unknown {
-        code: rusqlite::ffi::SQLITE_ATTACH,
-        arg1: None,
-        arg2: None,
-    };
-    assert_eq!(decide(unknown), Authorization::Deny);
+    assert_eq!(decide(ffi::SQLITE_ATTACH, None, None), Authorization::Deny);
 }
 
 #[test]
 fn load_extension_is_denied_other_functions_allowed() {
     for name in ["load_extension", "LOAD_EXTENSION"] {
+        // (A function's name is the second argument.)
         assert_eq!(
-            decide(AuthAction::Function {
-                function_name: name
-            }),
+            decide(ffi::SQLITE_FUNCTION, None, Some(name)),
             Authorization::Deny
         );
     }
     assert_eq!(
-        decide(AuthAction::Function {
-            function_name: "upper"
-        }),
+        decide(ffi::SQLITE_FUNCTION, None, Some("upper")),
         Authorization::Allow
     );
-    let read = AuthAction::Read {
-        table_name: "t",
-        column_name: "v",
-    };
-    assert_eq!(decide(read), Authorization::Allow);
+    assert_eq!(
+        decide(ffi::SQLITE_READ, Some("t"), Some("v")),
+        Authorization::Allow
+    );
+}
+
+#[test]
+fn what_may_change_how_other_statements_compile() {
+    let request = |code, arg1, arg2| Request { code, arg1, arg2 };
+    for unchanging in [
+        request(ffi::SQLITE_READ, Some("t"), Some("v")),
+        request(ffi::SQLITE_SELECT, None, None),
+        request(ffi::SQLITE_INSERT, Some("t"), None),
+        request(ffi::SQLITE_UPDATE, Some("t"), Some("v")),
+        request(ffi::SQLITE_DELETE, Some("t"), None),
+        request(ffi::SQLITE_FUNCTION, None, Some("upper")),
+        request(ffi::SQLITE_TRANSACTION, Some("BEGIN"), None),
+        request(ffi::SQLITE_SAVEPOINT, Some("BEGIN"), Some("s")),
+        request(ffi::SQLITE_RECURSIVE, None, None),
+        request(ffi::SQLITE_PRAGMA, Some("foreign_keys"), None),
+    ] {
+        assert!(!changes_programs(unchanging), "{unchanging:?}");
+    }
+    for changing in [
+        request(ffi::SQLITE_PRAGMA, Some("foreign_keys"), Some("ON")),
+        request(ffi::SQLITE_CREATE_TRIGGER, Some("g"), Some("t")),
+        request(ffi::SQLITE_DROP_TABLE, Some("t"), None),
+        request(ffi::SQLITE_ALTER_TABLE, Some("main"), Some("t")),
+        request(ffi::SQLITE_ATTACH, Some(""), None),
+        request(ffi::SQLITE_DETACH, Some("aux"), None),
+        request(ffi::SQLITE_ANALYZE, Some("t"), None),
+        request(ffi::SQLITE_CREATE_VTABLE, Some("v"), Some("fts5")),
+    ] {
+        assert!(changes_programs(changing), "{changing:?}");
+    }
 }
