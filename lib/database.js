@@ -189,7 +189,8 @@ class Database {
 
 	/**
 	 * The result set of an engine's `out` (see #execute) that starts at
-	 * `at`: `{ rows, columns }`. The next starts at 2 + rows × columns on.
+	 * `at`: `{ rows, columns }`. The next set starts 2 + rows × columns
+	 * entries after `at`.
 	 * A single row (a point query's) is an array literal: an empty array
 	 * grows its room for 16 rows at the first push.
 	 */

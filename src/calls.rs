@@ -40,8 +40,9 @@ pub(crate) struct Calls {
     /// that repeats it passes null instead (copying the SQL across N-API
     /// cost about 500 instructions a call). No JS runs while it is taken.
     sql: RefCell<Option<String>>,
-    /// The functions results are made with (see `Packer`), from the first
-    /// result that needed each.
+    /// The functions results are made with (see `Packer`): `pack`, given
+    /// when these functions were made, and `push`, from the first result
+    /// that needed it.
     methods: ArrayMethods,
     /// The array `execute` reports `[changes, lastInsertRowid, state]` in
     /// (see [`set_status`]).
@@ -56,9 +57,9 @@ impl Calls {
     }
 
     /// Lets go of the JS values kept between calls (the status array,
-    /// `Array.of`, `push`), while the environment can still delete references to them:
-    /// from the teardown hook (see teardown.rs), which runs before napi-rs's
-    /// own. Dropped later, when the functions are finalized, napi-rs no
+    /// `pack`, `push`), while the environment can still delete references
+    /// to them: from the teardown hook (see teardown.rs), which runs before
+    /// napi-rs's own. Dropped later, when the functions are finalized, napi-rs no
     /// longer deletes them, and each would be lost. One in use (no JS runs
     /// then, but a call may still be on the stack) is left as it is.
     pub(crate) fn release(&self) {
