@@ -147,6 +147,62 @@ describe("engines", () => {
 		}
 	});
 
+	test("a schema whose names are not UTF-8: a statement touching one fails with SQLITE_AUTH natively and reads U+FFFD in WASM; nothing is printed, and the rest of the database works", () => {
+		// Such a schema comes from another program or a damaged KV (SQL from
+		// JS is UTF-8): the names "zqzq" are patched to "zq\xffq" in the KV.
+		// In a child process, whose stderr shows whatever was printed.
+		const index = path.join(here, "..", "index.js");
+		const name = "zq\uFFFDq";
+		for (const backend of ["native", "wasm"]) {
+			const script = `
+				const { open, createMemoryKv } = require(${JSON.stringify(index)});
+				const backend = ${JSON.stringify(backend)};
+				(async () => {
+					const kv = createMemoryKv();
+					let db = await open("a", kv, { backend });
+					await db.exec('CREATE TABLE t("zqzq" INT, b); INSERT INTO t VALUES (1, 2); CREATE VIEW v AS SELECT 3 AS "zqzq"');
+					await db.close();
+					let patched = 0;
+					for (const [key, value] of [...kv.entries()]) {
+						const bytes = Buffer.from(value);
+						for (let at; (at = bytes.indexOf("zqzq")) >= 0; patched++) bytes[at + 2] = 0xff;
+						await kv.put(key, new Uint8Array(bytes));
+					}
+					db = await open("a", kv, { backend });
+					const outcomes = { backend: db.backend, patched };
+					for (const sql of ["SELECT * FROM t", "SELECT * FROM v", "SELECT b FROM t", "SELECT name FROM pragma_table_info('t')", "VACUUM INTO CAST(x'2f746d702f7aff' AS TEXT)"]) {
+						try {
+							outcomes[sql] = await db.query(sql);
+						} catch (error) {
+							outcomes[sql] = { code: error.code };
+						}
+					}
+					await db.run("INSERT INTO t(b) VALUES (5)");
+					outcomes.after = (await db.query("SELECT count(*) FROM t")).rows;
+					await db.close();
+					console.log(JSON.stringify(outcomes));
+				})();
+			`;
+			const child = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 60_000 });
+			assert.equal(child.status, 0, child.stderr);
+			assert.equal(child.stderr, "", `${backend}: nothing printed`);
+			const outcomes = JSON.parse(child.stdout);
+			assert.equal(outcomes.backend, backend);
+			assert.equal(outcomes.patched, 2, "each name in the schema's SQL");
+			assert.deepEqual(outcomes["SELECT b FROM t"], { rows: [[2]], columns: ["b"] });
+			assert.deepEqual(outcomes["SELECT name FROM pragma_table_info('t')"], { rows: [[name], ["b"]], columns: ["name"] });
+			assert.deepEqual(outcomes["VACUUM INTO CAST(x'2f746d702f7aff' AS TEXT)"], { code: "SQLITE_AUTH" });
+			if (backend === "native") {
+				assert.deepEqual(outcomes["SELECT * FROM t"], { code: "SQLITE_AUTH" });
+				assert.deepEqual(outcomes["SELECT * FROM v"], { code: "SQLITE_AUTH" });
+			} else {
+				assert.deepEqual(outcomes["SELECT * FROM t"], { rows: [[1, 2]], columns: [name, "b"] });
+				assert.deepEqual(outcomes["SELECT * FROM v"], { rows: [[3]], columns: [name] });
+			}
+			assert.deepEqual(outcomes.after, [[2]]);
+		}
+	});
+
 	test("without a loadable native binding: WASM by default, and forcing native fails clearly", () => {
 		const script = `
 			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});
