@@ -45,6 +45,12 @@ export interface OpenOptions {
 	 */
 	timeoutMs?: number | null;
 	/**
+	 * The most values (rows × columns, its statements together) the results of
+	 * one call may hold: a statement that would return more fails with
+	 * SQLITE_TOOBIG and has no effect. From 1 to 33554432 (2^25, the default).
+	 */
+	maxResultValues?: number;
+	/**
 	 * true: read the whole database at open; false: page it lazily, reading
 	 * each page from the KV when SQLite first needs it (native engine).
 	 * Default: databases of up to 4 MiB are read whole, larger ones paged lazily.

@@ -256,6 +256,23 @@ describe("engines", () => {
 		}
 	});
 
+	test("by default a call returns at most 2^25 values: a larger result is a SqliteError, not a call that never settles or a crashed process", async () => {
+		// A JS array holds about 2^27 elements: a result past that left the
+		// native engine's call unsettled and crashed the process on WASM.
+		// One value past the default bound, 2^25 (lib/policy.txt result_values).
+		const rows = 2 ** 23 + 1;
+		for (const backend of ["native", "wasm"]) {
+			const db = await openWith(backend, createTestKv());
+			await assert.rejects(
+				db.query(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ${rows}) SELECT x, x, x, x FROM c`),
+				(error) => error.code === "SQLITE_TOOBIG" && error.message.startsWith(`the call's results would hold more than ${2 ** 25} values`),
+				backend,
+			);
+			assert.deepEqual((await db.query("SELECT 1")).rows, [[1]], backend);
+			await db.close();
+		}
+	});
+
 	test("RIVETKIT_SQLITE_BACKEND forces an engine; the option wins over it", () => {
 		const script = `
 			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});

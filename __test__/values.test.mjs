@@ -103,6 +103,69 @@ describe("values and parameters", () => {
 		await db.close();
 	});
 
+	test("maxResultValues bounds what one call returns: a statement past it is a SqliteError and has no effect", async () => {
+		const tooMany = (error) =>
+			error instanceof SqliteError &&
+			error.code === "SQLITE_TOOBIG" &&
+			error.message.startsWith("the call's results would hold more than 10 values (rows × columns, its statements together");
+		const store = createTestKv();
+		const small = await open(store, { maxResultValues: 10 });
+		await small.exec("CREATE TABLE t(a, b); INSERT INTO t VALUES (1, 2), (3, 4), (5, 6), (7, 8), (9, 10)");
+		// Up to the bound, all of it.
+		assert.equal((await rows(small, "SELECT a, b FROM t")).length, 5);
+		// (The rows of several statements come concatenated.)
+		assert.deepEqual(await rows(small, "SELECT a, b FROM t WHERE a < 5; SELECT a, b, a FROM t WHERE a > 7"), [
+			[1, 2],
+			[3, 4],
+			[9, 10, 9],
+		]);
+		// One value more: in one statement, over the statements of a call, in exec's rows.
+		await assert.rejects(small.query("SELECT a, b, 0 FROM t"), tooMany);
+		await assert.rejects(small.query("SELECT a, b FROM t WHERE a < 5; SELECT a, b, a, b FROM t WHERE a > 5"), tooMany);
+		await assert.rejects(
+			small.exec("SELECT a, b FROM t; SELECT 1", () => {}),
+			tooMany,
+		);
+		// A write that would return too many rows is undone; run() returns no rows, so its write stands.
+		await assert.rejects(small.query("INSERT INTO t SELECT a + 10, b FROM t RETURNING a, b, 0"), tooMany);
+		assert.deepEqual(await rows(small, "SELECT count(*) FROM t"), [[5]]);
+		assert.equal((await small.run("INSERT INTO t SELECT a + 10, b FROM t RETURNING a, b, 0")).changes, 5);
+		// Inside a transaction SQLite rolls the transaction back for it, as for a TEXT value too long.
+		await small.exec("BEGIN; INSERT INTO t VALUES (0, 0)");
+		const [failed, queued] = await Promise.allSettled([
+			small.query("UPDATE t SET b = b + 1 RETURNING a"),
+			small.run("INSERT INTO t VALUES (-1, -1)"),
+		]);
+		assert.ok(tooMany(failed.reason), String(failed.reason));
+		assert.match(failed.reason.message, /the transaction was rolled back$/);
+		assert.equal(queued.reason?.code, "SQLITE_ABORT_ROLLBACK", String(queued.reason));
+		assert.equal(small.inTransaction, false);
+		// A call long enough to go on on an engine thread (native) is held to it too.
+		await assert.rejects(
+			small.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 2000000) SELECT x FROM c WHERE x % 100000 = 0"),
+			tooMany,
+		);
+		assert.deepEqual(await rows(small, "SELECT count(*), sum(b) FROM t"), [[10, 60]]);
+		await small.close();
+		const copy = await open(store.clone());
+		assert.deepEqual(await rows(copy, "SELECT count(*), sum(b) FROM t"), [[10, 60]]);
+		await copy.close();
+		// The bound is from 1 to 2^25 values, the default.
+		for (const bad of [0, -1, 2 ** 25 + 1]) {
+			await assert.rejects(open(createTestKv(), { maxResultValues: bad }), RangeError);
+		}
+		for (const bad of [1.5, "10", null, Number.NaN]) {
+			await assert.rejects(open(createTestKv(), { maxResultValues: bad }), TypeError);
+		}
+		const one = await open(createTestKv(), { maxResultValues: 1 });
+		assert.deepEqual(await rows(one, "SELECT 1"), [[1]]);
+		await assert.rejects(one.query("SELECT 1, 2"), (error) => error.code === "SQLITE_TOOBIG");
+		await one.close();
+		const most = await open(createTestKv(), { maxResultValues: 2 ** 25 });
+		assert.deepEqual(await rows(most, "SELECT 1, 2"), [[1, 2]]);
+		await most.close();
+	});
+
 	test("text and column names that start with U+FEFF keep it (it is no byte-order mark here)", async () => {
 		assert.deepEqual(await roundTrip("\uFEFFid"), { back: "\uFEFFid", type: "text" });
 		assert.deepEqual(await db.query('SELECT 1 AS "\uFEFFcol", ? AS p', ["\uFEFF"]), { rows: [[1, "\uFEFF"]], columns: ["\uFEFFcol", "p"] });

@@ -10,7 +10,9 @@
 // lastInsertRowid and state in the Float64Array `status`), resume()
 // (native: finishes on an engine thread what open() or execute() handed
 // over; resolves with the result, or with a page request `{ id, chunks }`
-// that next() and supply() answer), setTimeout(ms), interrupt(),
+// that next() and supply() answer), setTimeout(ms), setMaxValues(values)
+// (the most values one call's results may hold: see lib/policy.txt's
+// result_values), interrupt(),
 // isAutocommit(), lastCallChanged(), lastCallRolledBack() (a statement of the
 // last call failed and SQLite rolled back the transaction it ran in; read
 // once),

@@ -26,7 +26,7 @@ const ACK_FIRST = 2;
 const CLOSE_INLINE_BYTES = 1024 * 1024;
 
 /** The addon interface this file drives: the addon's ENGINE_INTERFACE (see src/lib.rs). */
-const ENGINE_INTERFACE = 6;
+const ENGINE_INTERFACE = 7;
 
 /**
  * Throws unless `binding` is an addon this file can drive: what loaded may
@@ -159,6 +159,10 @@ class NativeEngine {
 
 	supply(id, bytes, lengths, error) {
 		this.#db.supply(id, bytes, lengths, error);
+	}
+
+	setMaxValues(values) {
+		this.#db.setMaxValues(values);
 	}
 
 	setTimeout(ms) {

@@ -8,6 +8,7 @@ const { Database } = require("./database");
 const { Persistence, resolveLimits } = require("./persist");
 const { SqliteError, fromEngine } = require("./errors");
 const { createEngine } = require("./engines");
+const { boundValue } = require("./policy");
 
 const KV_METHODS = ["get", "getBatch", "put", "putBatch", "deleteBatch"];
 
@@ -134,6 +135,23 @@ function resolveTimeout(timeoutMs) {
 	return timeoutMs;
 }
 
+/** The most values one call's results may hold, and the default: lib/policy.txt's `result_values`. */
+const MAX_RESULT_VALUES = boundValue("result_values");
+
+/** `options.maxResultValues` checked, or the default. */
+function resolveMaxValues(maxResultValues) {
+	if (maxResultValues === undefined) return MAX_RESULT_VALUES;
+	if (typeof maxResultValues !== "number" || !Number.isInteger(maxResultValues)) {
+		throw new TypeError(
+			`maxResultValues must be an integer, got ${typeof maxResultValues === "number" ? maxResultValues : typeof maxResultValues}`,
+		);
+	}
+	if (maxResultValues < 1 || maxResultValues > MAX_RESULT_VALUES) {
+		throw new RangeError(`maxResultValues must be from 1 to ${MAX_RESULT_VALUES}, got ${maxResultValues}`);
+	}
+	return maxResultValues;
+}
+
 /**
  * Opens the database `fileName` stored in `kv` (created empty if the KV holds
  * none). Resolves to a Database once the whole file is loaded.
@@ -142,6 +160,7 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 	checkArguments(fileName, kv, options);
 	const limits = resolveLimits(options.limits);
 	const timeoutMs = resolveTimeout(options.timeoutMs);
+	const maxValues = resolveMaxValues(options.maxResultValues);
 	const preload = options.preload;
 	if (preload !== undefined && typeof preload !== "boolean") {
 		throw new TypeError(`preload must be a boolean, got ${typeof preload}`);
@@ -153,6 +172,7 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 		engine = await createEngine(options.backend);
 		untrack = track(engine);
 		engine.setTimeout(timeoutMs);
+		engine.setMaxValues(maxValues);
 		const persistence = new Persistence(kv, limits, engine, { preload });
 		await persistence.open();
 		const claim = openClaim();

@@ -57,7 +57,7 @@ pub(crate) const NOTHING_PENDING: i32 = -1;
 /// package of another version), or another napi-rs package's addon, is
 /// refused, not called. Raise it, there and here, with any such change.
 #[napi]
-pub const ENGINE_INTERFACE: u32 = 6;
+pub const ENGINE_INTERFACE: u32 = 7;
 
 /// What `takeDelta` (see calls.rs) returns when its arrays are too small.
 pub(crate) const TOO_SMALL: i32 = -2;
@@ -183,6 +183,16 @@ impl NativeDatabase {
             .filter(|ms| ms.is_finite() && *ms >= 0.0)
             .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok());
         self.lock().set_timeout(timeout);
+    }
+
+    /// The most values (rows × columns, its statements together) the results
+    /// of one call may hold, at most lib/policy.txt's `result_values` (the
+    /// default): a statement that would return more fails with
+    /// `SQLITE_TOOBIG`, and has no effect.
+    #[napi]
+    pub fn set_max_values(&self, values: f64) {
+        // JS checks the value first; a negative or NaN one allows nothing.
+        self.lock().set_max_values(values.max(0.0) as usize);
     }
 
     /// Stops the call that is running on an engine thread, if any: it fails

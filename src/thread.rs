@@ -33,9 +33,11 @@ impl ToNapiValue for Event {
     unsafe fn to_napi_value(raw: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         let env = Env::from_raw(raw);
         match val {
-            // SAFETY: `raw` is the live env napi-rs handed to this conversion.
-            Event::Finished(Ok(out)) => unsafe {
-                Array::to_napi_value(raw, output(&env, out, None)?)
+            Event::Finished(Ok(out)) => match output(&env, out, None) {
+                // SAFETY: `raw` is the live env napi-rs handed to this conversion.
+                Ok(array) => unsafe { Array::to_napi_value(raw, array) },
+                // SAFETY: as above.
+                Err(error) => Ok(unsafe { thrown(raw, error) }),
             },
             // SAFETY: as above.
             Event::Finished(Err(error)) => {
@@ -50,6 +52,31 @@ impl ToNapiValue for Event {
             }
         }
     }
+}
+
+/// The error value a result that could not be made resolves with: the JS
+/// exception that stopped it (cleared: one left pending here is lost, and
+/// the call's promise never settled), or else `error`'s.
+///
+/// # Safety
+/// `raw` must be the live env of the current conversion.
+unsafe fn thrown(raw: napi::sys::napi_env, error: Error) -> napi::sys::napi_value {
+    let mut pending = false;
+    let mut exception = std::ptr::null_mut();
+    // SAFETY: `raw` is live (the caller's contract); both calls only read
+    // and clear the env's pending exception.
+    let caught = unsafe {
+        napi::sys::napi_is_exception_pending(raw, &mut pending) == napi::sys::Status::napi_ok
+            && pending
+            && napi::sys::napi_get_and_clear_last_exception(raw, &mut exception)
+                == napi::sys::Status::napi_ok
+            && !exception.is_null()
+    };
+    if caught {
+        return exception;
+    }
+    // SAFETY: as above.
+    unsafe { JsError::from(error).into_value(raw) }
 }
 
 /// What a promise of work done on an engine thread ([`on_engine_thread`])

@@ -11,4 +11,6 @@ export async function cjs(): Promise<void> {
 	void [result, lmdb.createLmdbKv, postgres.createPostgresKv];
 	// @ts-expect-error: timeoutMs is a number of milliseconds.
 	await sqliteVfs.open("x", sqliteVfs.createMemoryKv(), { timeoutMs: "1s" });
+	// @ts-expect-error: maxResultValues is a number.
+	await sqliteVfs.open("x", sqliteVfs.createMemoryKv(), { maxResultValues: "1e6" });
 }

@@ -12,6 +12,7 @@ const { MemFile, Tracker, CHUNK_SIZE } = require("./files");
 
 const { TAG_MAIN, TAG_JOURNAL } = require("../format");
 const { isBytes } = require("../params");
+const { boundValue } = require("../policy");
 
 const SQLITE_OK = 0;
 const SQLITE_INTERRUPT = 9;
@@ -74,8 +75,14 @@ function utf16Units(bytes) {
 	return units;
 }
 
-/** Thrown by #readRow for a TEXT value longer than a string can be. */
-class TextTooLong extends Error {}
+/**
+ * Thrown by #readRow for a TEXT value longer than a string can be, and by
+ * #runStatement for more values than a call's results may hold.
+ */
+class TooBig extends Error {}
+
+// The most values one call's results may hold (lib/policy.txt).
+const MAX_RESULT_VALUES = boundValue("result_values");
 
 const closedError = () => engineError("ERR_SQLITE_CLOSED", "The database is closed");
 const rangeError = (message) => engineError("ERR_SQLITE_RANGE", message);
@@ -629,7 +636,7 @@ class WasmDatabase {
 		this.#wrote = false;
 		const control = this.#s.control;
 		control.startCall(this.#timeoutMs);
-		const out = { sets: [], changes: 0, lastInsertRowid: 0 };
+		const out = { sets: [], changes: 0, lastInsertRowid: 0, values: 0 };
 		try {
 			// The common case, one statement, goes through the statement cache;
 			// anything else runs one statement at a time, each prepared after the
@@ -701,6 +708,18 @@ class WasmDatabase {
 	#rolledBack = false;
 	/** The longest a call may run, in milliseconds (null: no limit). */
 	#timeoutMs = null;
+	/** The most values one call's results may hold (see setMaxValues). */
+	#maxValues = MAX_RESULT_VALUES;
+
+	/**
+	 * The most values (rows × columns, its statements together) the results
+	 * of one call may hold, at most lib/policy.txt's `result_values` (the
+	 * default): a statement that would return more fails with SQLITE_TOOBIG,
+	 * and has no effect (src/connection.rs run_statement).
+	 */
+	setMaxValues(values) {
+		this.#maxValues = values >= 0 ? Math.min(values, MAX_RESULT_VALUES) : 0;
+	}
 
 	/** The longest a call may run from now on, in milliseconds (null: no limit). */
 	setTimeout(timeoutMs) {
@@ -821,6 +840,8 @@ class WasmDatabase {
 		let columnCount = -1;
 		const cells = [];
 		let count = 0;
+		// The values this statement may add to the call's results.
+		const room = this.#maxValues - out.values;
 		try {
 			for (;;) {
 				const rc = x.sqlite3_step(stmt);
@@ -828,9 +849,14 @@ class WasmDatabase {
 					if (collect) {
 						if (columnCount === -1) columnCount = x.sqlite3_column_count(stmt);
 						try {
+							if (cells.length + columnCount > room) {
+								throw new TooBig(
+									`the call's results would hold more than ${this.#maxValues} values (rows × columns, its statements together; see maxResultValues)`,
+								);
+							}
 							this.#readRow(stmt, columnCount, cells);
 						} catch (error) {
-							if (!(error instanceof TextTooLong)) throw error;
+							if (!(error instanceof TooBig)) throw error;
 							// The statement fails, and what it did is undone, as for any
 							// failed statement (src/connection.rs run_statement).
 							x.sqlite3_interrupt(db);
@@ -859,7 +885,10 @@ class WasmDatabase {
 			set = { columns, count, cells };
 		}
 		if (x.sqlite3_total_changes64(db) !== before) out.changes += Number(x.sqlite3_changes64(db));
-		if (set !== null) out.sets.push(set);
+		if (set !== null) {
+			out.sets.push(set);
+			out.values += cells.length;
+		}
 		if (x.sqlite3_stmt_readonly(stmt) === 0) this.#wrote = true;
 	}
 
@@ -897,7 +926,7 @@ class WasmDatabase {
 					if (len > MAX_STRING_LENGTH) {
 						const units = utf16Units(api.heap().subarray(p, p + len));
 						if (units > MAX_STRING_LENGTH) {
-							throw new TextTooLong(
+							throw new TooBig(
 								`a TEXT value of ${units} UTF-16 code units is longer than the longest string this JS runtime holds (${MAX_STRING_LENGTH})`,
 							);
 						}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
@@ -53,6 +53,8 @@ pub struct Output {
     pub last_insert_rowid: i64,
     /// The state after the call: [`AUTOCOMMIT`] and [`PENDING`] bits.
     pub state: u32,
+    /// The cells of `sets`, all together.
+    pub values: usize,
 }
 
 /// [`Output::state`] bit: no transaction is open.
@@ -180,6 +182,10 @@ pub struct Database {
     /// The longest string the JS runtime holds, in UTF-16 code units: a
     /// longer TEXT value is `SQLITE_TOOBIG` (see [`Database::set_max_text`]).
     max_text: usize,
+    /// The most values (cells) the results of one call may hold: a statement
+    /// that would return more is `SQLITE_TOOBIG` (see
+    /// [`Database::set_max_values`]).
+    max_values: usize,
 }
 
 impl Database {
@@ -211,6 +217,7 @@ impl Database {
             schema_in_transaction: std::cell::Cell::new(false),
             kept: Vec::new(),
             max_text: usize::MAX,
+            max_values: max_result_values(),
         })
     }
 
@@ -651,7 +658,11 @@ impl Database {
     ) -> Result<bool, EngineError> {
         let sets = out.sets.len();
         let in_transaction = !conn.is_autocommit();
-        let ran = run_statement(conn, stmt, collect, out, self.max_text);
+        let bounds = Bounds {
+            text: self.max_text,
+            values: self.max_values,
+        };
+        let ran = run_statement(conn, stmt, collect, out, bounds);
         let ran = self.swallowed_stop(ran, stmt, out, sets);
         self.control.set_budget(false);
         self.note_rollback(conn, stmt, in_transaction, &ran);
@@ -838,6 +849,7 @@ impl Database {
             return ran;
         }
         out.sets.truncate(sets);
+        out.values = out.sets.iter().map(|set| set.cells.len()).sum();
         let conn = self.conn()?;
         if !stmt.readonly() && !conn.is_autocommit() {
             self.control.clear_stop();
@@ -985,6 +997,14 @@ impl Database {
     /// and has no effect.
     pub fn set_max_text(&mut self, units: usize) {
         self.max_text = units;
+    }
+
+    /// The most values (rows × columns, its statements together) the
+    /// results of one call may hold, at most the `result_values` bound of
+    /// lib/policy.txt (its default): a statement that would return more
+    /// fails with `SQLITE_TOOBIG`, and has no effect.
+    pub fn set_max_values(&mut self, values: usize) {
+        self.max_values = values.min(max_result_values());
     }
 
     /// Whether no transaction is open (none is while SQLite is disconnected).
@@ -1234,14 +1254,47 @@ fn configure(conn: &Connection) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// What one statement's results may hold: TEXT values of at most `text`
+/// UTF-16 code units, and at most `values` values in the call's results.
+#[derive(Clone, Copy)]
+struct Bounds {
+    text: usize,
+    values: usize,
+}
+
+/// The `result_values` bound of lib/policy.txt: the most values one call's
+/// results may hold (0, refusing every row, if the rule were missing).
+fn max_result_values() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        crate::policy::bound("result_values")
+            .and_then(|bound| usize::try_from(bound).ok())
+            .unwrap_or(0)
+    })
+}
+
+/// `SQLITE_TOOBIG` for a statement whose rows would take the call's
+/// results past `max` values.
+fn too_many_values(max: usize) -> EngineError {
+    EngineError::Sqlite {
+        code: rusqlite::ffi::SQLITE_TOOBIG,
+        message: format!(
+            "the call's results would hold more than {max} values \
+             (rows × columns, its statements together; see maxResultValues)"
+        ),
+    }
+}
+
 fn run_statement(
     conn: &Connection,
     stmt: &mut rusqlite::Statement<'_>,
     collect: bool,
     out: &mut Output,
-    max_text: usize,
+    bounds: Bounds,
 ) -> Result<(), EngineError> {
     let before = conn.total_changes();
+    // The values this statement may add to the call's results.
+    let room = bounds.values.saturating_sub(out.values);
     // The columns are read once the statement has stepped: if the schema
     // changed since it was prepared (a cached statement after ALTER TABLE),
     // SQLite prepares it again on its first step, and only then does it
@@ -1253,9 +1306,15 @@ fn run_statement(
         while let Some(row) = rows.next()? {
             if collect {
                 let count = *column_count.get_or_insert_with(|| row.as_ref().column_count());
-                if let Err(error) = read_row(row, count, &mut cells, max_text) {
-                    // A value JS cannot hold: the statement fails, and what it
-                    // did is undone, as for any failed statement (an INSERT
+                let read = if cells.len() + count > room {
+                    Err(too_many_values(bounds.values))
+                } else {
+                    read_row(row, count, &mut cells, bounds.text)
+                };
+                if let Err(error) = read {
+                    // A value JS cannot hold, or more values than a call
+                    // returns: the statement fails, and what it did is
+                    // undone, as for any failed statement (an INSERT
                     // … RETURNING made its changes by its first row): SQLite
                     // stops it at its next step, and rolls it back, with the
                     // transaction it ran in if it wrote, as for a stopped write.
@@ -1290,6 +1349,7 @@ fn run_statement(
             }
             columns.push_str(stmt.column_name(i)?);
         }
+        out.values += cells.len();
         out.sets.push(ResultSet {
             columns,
             width,

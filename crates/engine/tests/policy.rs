@@ -110,10 +110,12 @@ fn every_kept_setting_reads_and_sets_back_the_same() {
 fn every_bound_rule_has_a_value() {
     let rules = rules("bound");
     assert!(rules.contains(&"cut_chunks"));
+    assert!(rules.contains(&"result_values"));
     for name in rules {
         assert!(bound(name).is_some(), "bound {name:?} has no value");
     }
     assert_eq!(bound("cut_chunks"), Some(1 << 20));
+    assert_eq!(bound("result_values"), Some(1 << 25));
     assert_eq!(bound("no_such_bound"), None);
 }
 
