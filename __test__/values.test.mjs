@@ -103,6 +103,45 @@ describe("values and parameters", () => {
 		await db.close();
 	});
 
+	test("a large result comes whole and in order (native: in parts, made on turns of the event loop of their own)", async () => {
+		// Long enough to go on on an engine thread (native), where a result
+		// comes in parts of 16,384 values (whole rows) that the JS layer puts
+		// together: the first set fills the first part exactly (3 + 2 +
+		// 16,379), the next starts the second part, an empty set falls in
+		// between, and the last spans many parts, with every type. (How long
+		// a part holds the JS thread is measured by the benchmark, R.)
+		const first = 16_379;
+		const count = 200_000;
+		const script = `
+			WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ${first}) SELECT x FROM c;
+			SELECT 1 WHERE 0;
+			WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ${count})
+			SELECT x, x * 0.5, 'r' || x, CASE WHEN x % 7 = 0 THEN NULL ELSE zeroblob(x % 5) END AS b FROM c`;
+		const sets = [];
+		await db.exec(script, (row, columns) => {
+			if (sets.length === 0 || sets.at(-1).columns.join("\0") !== columns.join("\0")) sets.push({ columns, rows: [] });
+			sets.at(-1).rows.push(row);
+		});
+		const { rows: all, columns } = await db.query(script);
+		assert.deepEqual(
+			sets.map((set) => [set.columns, set.rows.length]),
+			[
+				[["x"], first],
+				[["x", "x * 0.5", "'r' || x", "b"], count],
+			],
+		);
+		assert.deepEqual(columns, ["x"]);
+		assert.equal(all.length, first + count);
+		for (let i = 0; i < first; i++) if (all[i][0] !== i + 1) assert.fail(`row ${i} of the first set: ${all[i]}`);
+		for (let x = 1; x <= count; x++) {
+			const row = all[first + x - 1];
+			const blob = x % 7 === 0 ? null : new Uint8Array(x % 5);
+			if (row.length !== 4 || row[0] !== x || row[1] !== x * 0.5 || row[2] !== `r${x}`) assert.fail(`row ${x}: ${row}`);
+			assert.deepEqual(row[3], blob, `row ${x}`);
+			assert.deepEqual(sets[1].rows[x - 1], row, `exec row ${x}`);
+		}
+	});
+
 	test("maxResultValues bounds what one call returns: a statement past it is a SqliteError and has no effect", async () => {
 		const tooMany = (error) =>
 			error instanceof SqliteError &&

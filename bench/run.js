@@ -89,6 +89,7 @@ function config(options) {
 			writers: 100,
 			databases: quick ? 100 : 1_000,
 			longQueryRows: 1_000_000,
+			resultRows: 1_000_000,
 			commitMiB: 64,
 		},
 		backends: options.backends,

@@ -447,6 +447,8 @@ WORKLOADS.L = async function L(ctx) {
 };
 
 const LONG_QUERY = (n) => `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) SELECT count(*), sum(x) FROM c`;
+const BIG_RESULT = (n) =>
+	`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) SELECT x, x * 0.5, 'r' || x FROM c`;
 const RUNAWAY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -564,6 +566,19 @@ WORKLOADS.R = async function R(ctx) {
 	const rewriteDelayMs = await eventLoopDelay(() => e.exec("COMMIT"));
 	await e.close();
 
+	// A query whose result is large (resultRows rows of 3 columns): how long
+	// making it holds the JS thread at a stretch.
+	const q = await openDb(ctx, "rq", ctx.newKv());
+	let resultRows;
+	const resultDelayMs = await eventLoopDelay(async () => {
+		resultRows = await q.query(BIG_RESULT(ctx.params.resultRows));
+	});
+	if (resultRows.length !== ctx.params.resultRows || resultRows.at(-1)[2] !== `r${ctx.params.resultRows}`) {
+		throw new Error(`R: the large result came with ${resultRows.length} rows`);
+	}
+	resultRows = null;
+	await q.close();
+
 	// A runaway query under timeoutMs: 200, and one stopped by interrupt().
 	let timeoutMs = null;
 	let interruptMs = null;
@@ -601,6 +616,7 @@ WORKLOADS.R = async function R(ctx) {
 		commitDelayMs,
 		exportDelayMs,
 		rewriteDelayMs,
+		resultDelayMs,
 		busyRatio: busyRate / idleRate,
 		crowdDelayMs,
 		crowdRatio,
@@ -657,6 +673,7 @@ const FIGURES = {
 		["commitDelayMs", "R event-loop delay, COMMIT of 64 MB", "ms", "lower"],
 		["exportDelayMs", "R event-loop delay, export() of it", "ms", "lower"],
 		["rewriteDelayMs", "R event-loop delay, COMMIT rewriting it", "ms", "lower"],
+		["resultDelayMs", "R event-loop delay, a 1M-row × 3 result", "ms", "lower"],
 		["busyRatio", "R point selects during it / idle", "×", "higher"],
 		["crowdDelayMs", "R event-loop delay, 16 other dbs' queries", "ms", "lower"],
 		["crowdRatio", "R point selects during those / idle", "×", "higher"],

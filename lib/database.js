@@ -13,6 +13,7 @@ const { normalizeParams, snapshotParams, checkSql } = require("./params");
 const AUTOCOMMIT = 1;
 const PENDING = 2;
 const SUSPENDED = 4;
+const MORE = 8;
 
 // Kinds of call.
 const EXEC = 0;
@@ -142,7 +143,8 @@ class Database {
 	 * goes on on an engine thread (the native engine suspends calls that
 	 * would hold the JS thread too long): `resume()` finishes it. An engine
 	 * may instead return null for a call that returns no columns, with
-	 * `[changes, lastInsertRowid, state]` in STATUS. Returns the call's
+	 * `[changes, lastInsertRowid, state]` in STATUS. A large result made on
+	 * an engine thread comes in parts: see #partedResult. Returns the call's
 	 * result (see #result), or a promise of it.
 	 */
 	#execute(kind, sql, params, callback) {
@@ -166,8 +168,47 @@ class Database {
 		if (((out === null ? STATUS[2] : out[2]) & SUSPENDED) === 0) return this.#result(kind, out);
 		return this.#persistence.finish(this.#engine.resume()).then((finished) => {
 			if (finished instanceof Error) throw finished;
+			if ((finished[2] & MORE) !== 0) return this.#partedResult(kind, finished);
 			return this.#result(kind, finished);
 		});
+	}
+
+	/**
+	 * What a call of `kind` resolves to when its result comes in parts (a
+	 * large one made on an engine thread's behalf: `first`, the first part,
+	 * as #execute describes it, has bit 8 set in its `state`). Each later
+	 * part is the engine's to make (moreResults()), and each part's rows are
+	 * made here, on a turn of the event loop of its own: other databases'
+	 * calls, timers and I/O go on in between. Parts hold whole rows; a part
+	 * after the first starts with the rest of the set under way, if any.
+	 */
+	async #partedResult(kind, first) {
+		// The rows of every set, for exec; those of all sets in one array, for query.
+		const sets = [];
+		const all = [];
+		let set = null;
+		let left = 0;
+		let part = first;
+		for (let at = 3; part !== null; at = 0) {
+			while (at < part.length) {
+				if (left === 0) {
+					set = { rows: kind === QUERY ? all : [], columns: this.#columns(part[at]) };
+					sets.push(set);
+					left = part[at + 1];
+					at += 2;
+					continue;
+				}
+				const width = set.columns.length;
+				const rows = set.rows;
+				const end = Math.min(part.length, at + left * width);
+				left -= (end - at) / width;
+				for (; at < end; at += width) rows.push(part.slice(at, at + width));
+			}
+			await new Promise((resolve) => setImmediate(resolve));
+			part = this.#engine.moreResults();
+		}
+		this.#noteState(first[2] & ~MORE);
+		return kind === QUERY ? { rows: all, columns: sets[0].columns } : sets;
 	}
 
 	/** Column lists by their names joined by "\0", as engines give them. */
@@ -216,14 +257,18 @@ class Database {
 		return sets;
 	}
 
+	/** The engine's `state` after a call (see #execute). */
+	#noteState(state) {
+		this.#state = state;
+		this.#autocommit = (state & AUTOCOMMIT) !== 0;
+	}
+
 	/**
 	 * What a call of `kind` resolves to (before #finish), from the engine's
 	 * `out` (null: read STATUS).
 	 */
 	#result(kind, out) {
-		const state = out === null ? STATUS[2] : out[2];
-		this.#state = state;
-		this.#autocommit = (state & AUTOCOMMIT) !== 0;
+		this.#noteState(out === null ? STATUS[2] : out[2]);
 		switch (kind) {
 			case RUN:
 				return out === null ? { changes: STATUS[0], lastInsertRowid: STATUS[1] } : { changes: out[0], lastInsertRowid: out[1] };

@@ -10,7 +10,9 @@
 // lastInsertRowid and state in the Float64Array `status`), resume()
 // (native: finishes on an engine thread what open() or execute() handed
 // over; resolves with the result, or with a page request `{ id, chunks }`
-// that next() and supply() answer), setTimeout(ms), setMaxValues(values)
+// that next() and supply() answer; a large result comes in parts: its state
+// has bit 8 set, and moreResults() returns each next part, then null: see
+// lib/database.js #partedResult), setTimeout(ms), setMaxValues(values)
 // (the most values one call's results may hold: see lib/policy.txt's
 // result_values), interrupt(),
 // isAutocommit(), lastCallChanged(), lastCallRolledBack() (a statement of the

@@ -157,6 +157,10 @@ class NativeEngine {
 		return this.#db.next();
 	}
 
+	moreResults() {
+		return this.#db.moreResults();
+	}
+
 	supply(id, bytes, lengths, error) {
 		this.#db.supply(id, bytes, lengths, error);
 	}

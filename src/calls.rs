@@ -341,7 +341,8 @@ fn execute(calls: &Calls, env: &Env, args: &[sys::napi_value]) -> Result<sys::na
         }
     }
     drop(kept);
-    let array = output(env, out, Some(&calls.methods)).map_err(napi_err)?;
+    // Inline: within the inline budget, the result is small enough to make at once.
+    let (array, _) = output(env, out, Some(&calls.methods), usize::MAX).map_err(napi_err)?;
     to_napi(env, array)
 }
 

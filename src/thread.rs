@@ -15,14 +15,19 @@ use rivetkit_sqlite_engine::paging::{FetchError, Fetched, PageSource};
 use rivetkit_sqlite_engine::pool;
 
 use crate::errors::to_js;
-use crate::values::output;
+use crate::values::{output, Unsent};
+use crate::PART_VALUES;
+
+/// Where the rest of a result made in parts waits (see `moreResults`).
+pub(crate) type UnsentSlot = Arc<Mutex<Option<Unsent>>>;
 
 /// What an engine thread tells the JS thread, made a JS value there.
 pub(crate) enum Event {
     /// The work is done: the flat array of [`output`], or the error as a JS
     /// `Error` value (the promise resolves with it: a rejection could not
-    /// carry the error's `code`).
-    Finished(std::result::Result<Output, EngineError>),
+    /// carry the error's `code`). What a large result leaves for later
+    /// parts goes to the slot (see `moreResults`).
+    Finished(std::result::Result<Output, EngineError>, UnsentSlot),
     /// The thread waits for these chunks of the main file: `{ id, chunks }`,
     /// `chunks` a `Uint32Array` of indices. Read them from the KV and hand
     /// them to `supply(id, …)`.
@@ -33,14 +38,17 @@ impl ToNapiValue for Event {
     unsafe fn to_napi_value(raw: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         let env = Env::from_raw(raw);
         match val {
-            Event::Finished(Ok(out)) => match output(&env, out, None) {
-                // SAFETY: `raw` is the live env napi-rs handed to this conversion.
-                Ok(array) => unsafe { Array::to_napi_value(raw, array) },
+            Event::Finished(Ok(out), slot) => match output(&env, out, None, PART_VALUES) {
+                Ok((array, unsent)) => {
+                    *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = unsent;
+                    // SAFETY: `raw` is the live env napi-rs handed to this conversion.
+                    unsafe { Array::to_napi_value(raw, array) }
+                }
                 // SAFETY: as above.
                 Err(error) => Ok(unsafe { thrown(raw, error) }),
             },
             // SAFETY: as above.
-            Event::Finished(Err(error)) => {
+            Event::Finished(Err(error), _) => {
                 Ok(unsafe { JsError::from(to_js(error)).into_value(raw) })
             }
             Event::Pages(id, indices) => {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use napi::bindgen_prelude::*;
 
-use rivetkit_sqlite_engine::connection::Output;
+use rivetkit_sqlite_engine::connection::{Output, ResultSet};
 use rivetkit_sqlite_engine::errors::EngineError;
 use rivetkit_sqlite_engine::values::{Cell, Param, Params};
 
@@ -374,31 +374,98 @@ impl<'env> Packer<'env> {
 /// `state` has bit 1 set when no transaction is open, bit 2 when a sealed
 /// delta waits to be taken, and bit 4 ([`crate::SUSPENDED`]) when the call goes on
 /// on an engine thread.
+///
+/// A result of more than `most` values comes in parts: this array holds
+/// whole rows of about the first `most`, its `state` has bit 8
+/// ([`crate::MORE`]) set, and the rest is returned as [`Unsent`], whose
+/// [`Unsent::next_part`] makes the next part (the JS thread does other work
+/// in between).
 pub(crate) fn output<'env>(
     env: &'env Env,
     out: Output,
     methods: Option<&'env ArrayMethods>,
-) -> Result<Array<'env>> {
-    let len: usize = out.sets.iter().map(|set| 2 + set.cells.len()).sum();
-    let mut result = Packer::new(env, 3 + len, methods)?;
+    most: usize,
+) -> Result<(Array<'env>, Option<Unsent>)> {
+    let len: usize = 3 + out.values + 2 * out.sets.len();
+    let parted = len > most;
+    let mut result = Packer::new(env, len.min(most), methods)?;
     result.add(out.changes as f64)?;
     result.add(integer(env, out.last_insert_rowid)?)?;
-    result.add(out.state)?;
-    for set in out.sets {
-        let rows = set.row_count() as u32;
-        result.add(set.columns)?;
-        result.add(rows)?;
-        for cell in set.cells {
-            match cell {
-                Cell::Null => result.add(Null)?,
-                Cell::Integer(v) => result.add(integer(env, v)?)?,
-                Cell::Real(v) => result.add(v)?,
-                Cell::Text(v) => result.add(v)?,
-                Cell::Blob(v) => result.add(Uint8ArraySlice::copy_from(env, v)?)?,
+    result.add(if parted {
+        out.state | crate::MORE
+    } else {
+        out.state
+    })?;
+    let mut unsent = Unsent {
+        sets: out.sets.into_iter(),
+        cells: Vec::new().into_iter(),
+        width: 0,
+    };
+    let done = unsent.add(env, &mut result, most.saturating_sub(3))?;
+    Ok((result.finish()?, (!done).then_some(unsent)))
+}
+
+/// What [`output`] left of a result for later parts: the rows of the set
+/// under way (`cells`, `width` each), then the sets after it.
+pub(crate) struct Unsent {
+    sets: std::vec::IntoIter<ResultSet>,
+    cells: std::vec::IntoIter<Cell>,
+    width: usize,
+}
+
+impl Unsent {
+    /// The next part, a new array: the rest of the set under way, then the
+    /// sets after it (each its columns, row count and cells, as in
+    /// [`output`]), whole rows of about `most` values in all; None if
+    /// nothing is left.
+    pub(crate) fn next_part<'env>(
+        &mut self,
+        env: &'env Env,
+        most: usize,
+    ) -> Result<Option<Array<'env>>> {
+        if self.cells.len() == 0 && self.sets.len() == 0 {
+            return Ok(None);
+        }
+        // (More than SET_AT_MOST: the values go across in calls of many.)
+        let mut part = Packer::new(env, most.max(SET_AT_MOST + 1), None)?;
+        self.add(env, &mut part, most)?;
+        part.finish().map(Some)
+    }
+
+    /// Adds whole rows of up to about `most` values (and the two of a set's
+    /// start) to `result`; returns whether none are left.
+    fn add(&mut self, env: &Env, result: &mut Packer<'_>, mut most: usize) -> Result<bool> {
+        loop {
+            while most > 0 && self.cells.len() > 0 {
+                for cell in self.cells.by_ref().take(self.width) {
+                    match cell {
+                        Cell::Null => result.add(Null)?,
+                        Cell::Integer(v) => result.add(integer(env, v)?)?,
+                        Cell::Real(v) => result.add(v)?,
+                        Cell::Text(v) => result.add(v)?,
+                        Cell::Blob(v) => result.add(Uint8ArraySlice::copy_from(env, v)?)?,
+                    }
+                }
+                most = most.saturating_sub(self.width);
             }
+            if self.cells.len() > 0 {
+                return Ok(false);
+            }
+            if most == 0 {
+                // The next part starts with the next set, if any.
+                return Ok(self.sets.len() == 0);
+            }
+            let Some(set) = self.sets.next() else {
+                return Ok(true);
+            };
+            let rows = set.row_count() as u32;
+            result.add(set.columns)?;
+            result.add(rows)?;
+            most = most.saturating_sub(2);
+            self.width = set.width;
+            self.cells = set.cells.into_iter();
         }
     }
-    result.finish()
 }
 
 /// `[[index, bytes], ...]` as a JS array of pairs.
