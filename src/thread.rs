@@ -96,7 +96,12 @@ impl<T: ToNapiValue> ToNapiValue for Done<T> {
     unsafe fn to_napi_value(raw: napi::sys::napi_env, val: Self) -> Result<napi::sys::napi_value> {
         match val.0 {
             // SAFETY: `raw` is the live env napi-rs handed to this conversion.
-            Ok(value) => unsafe { T::to_napi_value(raw, value) },
+            Ok(value) => match unsafe { T::to_napi_value(raw, value) } {
+                Ok(made) => Ok(made),
+                // (A value JS cannot hold, say: the promise resolves with why.)
+                // SAFETY: as above.
+                Err(error) => Ok(unsafe { thrown(raw, error) }),
+            },
             // SAFETY: as above.
             Err(error) => Ok(unsafe { JsError::from(to_js(error)).into_value(raw) }),
         }
