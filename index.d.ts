@@ -51,6 +51,12 @@ export interface OpenOptions {
 	 */
 	maxResultValues?: number;
 	/**
+	 * The most bytes of TEXT and BLOB values (UTF-8, as SQLite holds them) the
+	 * results of one call may hold: a statement that would return more fails
+	 * with SQLITE_TOOBIG and has no effect. From 1 to 1073741824 (2^30, the default).
+	 */
+	maxResultBytes?: number;
+	/**
 	 * true: read the whole database at open; false: page it lazily, reading
 	 * each page from the KV when SQLite first needs it (native engine).
 	 * Default: databases of up to 4 MiB are read whole, larger ones paged lazily.

@@ -273,6 +273,20 @@ describe("engines", () => {
 		}
 	});
 
+	test("by default a call returns at most 2^30 bytes of TEXT and BLOB values: more is a SqliteError, refused before it is copied", async () => {
+		// Four rows of 300,000,000 bytes each: the fourth is one too many.
+		for (const backend of ["native", "wasm"]) {
+			const db = await openWith(backend, createTestKv());
+			await assert.rejects(
+				db.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 4) SELECT zeroblob(300000000) FROM c"),
+				(error) => error.code === "SQLITE_TOOBIG" && error.message.startsWith(`the call's results would hold more than ${2 ** 30} bytes`),
+				backend,
+			);
+			assert.deepEqual((await db.query("SELECT length(zeroblob(300000000))")).rows, [[300000000]], backend);
+			await db.close();
+		}
+	});
+
 	test("RIVETKIT_SQLITE_BACKEND forces an engine; the option wins over it", () => {
 		const script = `
 			const { open, createMemoryKv } = require(${JSON.stringify(path.join(here, "..", "index.js"))});

@@ -205,6 +205,60 @@ describe("values and parameters", () => {
 		await most.close();
 	});
 
+	test("maxResultBytes bounds the TEXT and BLOB bytes one call returns: a statement past it is a SqliteError and has no effect", async () => {
+		const tooMany = (error) =>
+			error instanceof SqliteError &&
+			error.code === "SQLITE_TOOBIG" &&
+			error.message.startsWith("the call's results would hold more than 10 bytes of TEXT and BLOB values (its statements together");
+		const store = createTestKv();
+		const small = await open(store, { maxResultBytes: 10 });
+		await small.exec("CREATE TABLE t(v); INSERT INTO t VALUES ('ab'), (x'0102'), (12345678901), (1.5), (NULL)");
+		// Numbers and NULL take none; TEXT counts its UTF-8 bytes, BLOB its bytes.
+		assert.deepEqual(await rows(small, "SELECT v, 'é' FROM t WHERE typeof(v) IN ('integer', 'real', 'null')"), [
+			[12345678901, "é"],
+			[1.5, "é"],
+			[null, "é"],
+		]);
+		assert.deepEqual(await rows(small, "SELECT 'é€', 'é€'"), [["é€", "é€"]]);
+		assert.deepEqual(await rows(small, "SELECT v FROM t WHERE typeof(v) IN ('text', 'blob'); SELECT 'abcdef'"), [
+			["ab"],
+			[new Uint8Array([1, 2])],
+			["abcdef"],
+		]);
+		await assert.rejects(small.query("SELECT 'é€', 'é€', 'a'"), tooMany);
+		await assert.rejects(small.query("SELECT v FROM t; SELECT 'abcdefg'"), tooMany);
+		await assert.rejects(small.query("SELECT zeroblob(11)"), tooMany);
+		await assert.rejects(
+			small.exec("SELECT 'abcde'; SELECT 'abcdef'", () => {}),
+			tooMany,
+		);
+		// A write that would return too many bytes is undone.
+		await assert.rejects(small.query("INSERT INTO t VALUES ('a'), ('b') RETURNING v || 'xxxxx'"), tooMany);
+		assert.deepEqual(await rows(small, "SELECT count(*) FROM t"), [[5]]);
+		// A call long enough to go on on an engine thread (native) is held to it too.
+		await assert.rejects(
+			small.query(
+				"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 2000000) SELECT 'r' || x FROM c WHERE x % 400000 = 0",
+			),
+			tooMany,
+		);
+		await small.close();
+		const copy = await open(store.clone());
+		assert.deepEqual(await rows(copy, "SELECT count(*) FROM t"), [[5]]);
+		await copy.close();
+		// The bound is from 1 to 2^30 bytes, the default.
+		for (const bad of [0, -1, 2 ** 30 + 1]) {
+			await assert.rejects(open(createTestKv(), { maxResultBytes: bad }), RangeError);
+		}
+		for (const bad of [1.5, "10", null]) {
+			await assert.rejects(open(createTestKv(), { maxResultBytes: bad }), TypeError);
+		}
+		const one = await open(createTestKv(), { maxResultBytes: 1 });
+		assert.deepEqual(await rows(one, "SELECT 'a', 2"), [["a", 2]]);
+		await assert.rejects(one.query("SELECT 'ab'"), (error) => error.code === "SQLITE_TOOBIG");
+		await one.close();
+	});
+
 	test("text and column names that start with U+FEFF keep it (it is no byte-order mark here)", async () => {
 		assert.deepEqual(await roundTrip("\uFEFFid"), { back: "\uFEFFid", type: "text" });
 		assert.deepEqual(await db.query('SELECT 1 AS "\uFEFFcol", ? AS p', ["\uFEFF"]), { rows: [[1, "\uFEFF"]], columns: ["\uFEFFcol", "p"] });

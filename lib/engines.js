@@ -12,9 +12,10 @@
 // over; resolves with the result, or with a page request `{ id, chunks }`
 // that next() and supply() answer; a large result comes in parts: its state
 // has bit 8 set, and moreResults() returns each next part, then null: see
-// lib/database.js #partedResult), setTimeout(ms), setMaxValues(values)
-// (the most values one call's results may hold: see lib/policy.txt's
-// result_values), interrupt(),
+// lib/database.js #partedResult), setTimeout(ms), setResultBounds(values,
+// bytes) (the most values, and bytes of TEXT and BLOB values, one call's
+// results may hold: see lib/policy.txt's result_values and result_bytes),
+// interrupt(),
 // isAutocommit(), lastCallChanged(), lastCallRolledBack() (a statement of the
 // last call failed and SQLite rolled back the transaction it ran in; read
 // once),

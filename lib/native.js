@@ -165,8 +165,8 @@ class NativeEngine {
 		this.#db.supply(id, bytes, lengths, error);
 	}
 
-	setMaxValues(values) {
-		this.#db.setMaxValues(values);
+	setResultBounds(values, bytes) {
+		this.#db.setResultBounds(values, bytes);
 	}
 
 	setTimeout(ms) {

@@ -135,21 +135,18 @@ function resolveTimeout(timeoutMs) {
 	return timeoutMs;
 }
 
-/** The most values one call's results may hold, and the default: lib/policy.txt's `result_values`. */
+/** The most values, and bytes of TEXT and BLOB values, one call's results may hold, and the defaults (lib/policy.txt). */
 const MAX_RESULT_VALUES = boundValue("result_values");
+const MAX_RESULT_BYTES = boundValue("result_bytes");
 
-/** `options.maxResultValues` checked, or the default. */
-function resolveMaxValues(maxResultValues) {
-	if (maxResultValues === undefined) return MAX_RESULT_VALUES;
-	if (typeof maxResultValues !== "number" || !Number.isInteger(maxResultValues)) {
-		throw new TypeError(
-			`maxResultValues must be an integer, got ${typeof maxResultValues === "number" ? maxResultValues : typeof maxResultValues}`,
-		);
+/** Option `name` (a bound of one call's results), checked: an integer from 1 to `most`, the default. */
+function resolveResultBound(name, value, most) {
+	if (value === undefined) return most;
+	if (typeof value !== "number" || !Number.isInteger(value)) {
+		throw new TypeError(`${name} must be an integer, got ${typeof value === "number" ? value : typeof value}`);
 	}
-	if (maxResultValues < 1 || maxResultValues > MAX_RESULT_VALUES) {
-		throw new RangeError(`maxResultValues must be from 1 to ${MAX_RESULT_VALUES}, got ${maxResultValues}`);
-	}
-	return maxResultValues;
+	if (value < 1 || value > most) throw new RangeError(`${name} must be from 1 to ${most}, got ${value}`);
+	return value;
 }
 
 /**
@@ -160,7 +157,8 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 	checkArguments(fileName, kv, options);
 	const limits = resolveLimits(options.limits);
 	const timeoutMs = resolveTimeout(options.timeoutMs);
-	const maxValues = resolveMaxValues(options.maxResultValues);
+	const maxValues = resolveResultBound("maxResultValues", options.maxResultValues, MAX_RESULT_VALUES);
+	const maxBytes = resolveResultBound("maxResultBytes", options.maxResultBytes, MAX_RESULT_BYTES);
 	const preload = options.preload;
 	if (preload !== undefined && typeof preload !== "boolean") {
 		throw new TypeError(`preload must be a boolean, got ${typeof preload}`);
@@ -172,7 +170,7 @@ async function open(fileName, kv, options = {}, onClose = undefined) {
 		engine = await createEngine(options.backend);
 		untrack = track(engine);
 		engine.setTimeout(timeoutMs);
-		engine.setMaxValues(maxValues);
+		engine.setResultBounds(maxValues, maxBytes);
 		const persistence = new Persistence(kv, limits, engine, { preload });
 		await persistence.open();
 		const claim = openClaim();

@@ -198,14 +198,16 @@ impl NativeDatabase {
         self.lock().set_timeout(timeout);
     }
 
-    /// The most values (rows × columns, its statements together) the results
-    /// of one call may hold, at most lib/policy.txt's `result_values` (the
-    /// default): a statement that would return more fails with
+    /// The most values (rows × columns, its statements together), and the
+    /// most bytes of TEXT and BLOB values, the results of one call may hold,
+    /// at most lib/policy.txt's `result_values` and `result_bytes` (the
+    /// defaults): a statement that would return more fails with
     /// `SQLITE_TOOBIG`, and has no effect.
     #[napi]
-    pub fn set_max_values(&self, values: f64) {
-        // JS checks the value first; a negative or NaN one allows nothing.
-        self.lock().set_max_values(values.max(0.0) as usize);
+    pub fn set_result_bounds(&self, values: f64, bytes: f64) {
+        // JS checks the values first; a negative or NaN one allows nothing.
+        self.lock()
+            .set_result_bounds(values.max(0.0) as usize, bytes.max(0.0) as usize);
     }
 
     /// Stops the call that is running on an engine thread, if any: it fails

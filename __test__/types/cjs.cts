@@ -13,4 +13,6 @@ export async function cjs(): Promise<void> {
 	await sqliteVfs.open("x", sqliteVfs.createMemoryKv(), { timeoutMs: "1s" });
 	// @ts-expect-error: maxResultValues is a number.
 	await sqliteVfs.open("x", sqliteVfs.createMemoryKv(), { maxResultValues: "1e6" });
+	// @ts-expect-error: maxResultBytes is a number.
+	await sqliteVfs.open("x", sqliteVfs.createMemoryKv(), { maxResultBytes: "1e6" });
 }

@@ -23,7 +23,7 @@ import { createPostgresKv, migrate, type PostgresKv } from "@rivetkit/sqlite-vfs
 
 export async function esm(): Promise<void> {
 	const kv = createMemoryKv({ limits: { maxKeysPerCall: 64 } });
-	const db: Database = await open("actor.db", kv, { backend: "native", timeoutMs: 1_000, preload: false, maxResultValues: 1_000_000 });
+	const db: Database = await open("actor.db", kv, { backend: "native", timeoutMs: 1_000, preload: false, maxResultValues: 1_000_000, maxResultBytes: 1_000_000 });
 	const chosen: Database = await open("chosen.db", createMemoryKv(), { backend: null });
 	void chosen;
 	await db.exec("CREATE TABLE t (a, b)", (row: SqliteValue[], columns: string[]) => {

@@ -76,13 +76,16 @@ function utf16Units(bytes) {
 }
 
 /**
- * Thrown by #readRow for a TEXT value longer than a string can be, and by
- * #runStatement for more values than a call's results may hold.
+ * Thrown by #readRow for a TEXT value longer than a string can be or more
+ * bytes than a call's results may hold, and by #runStatement for more
+ * values than they may hold.
  */
 class TooBig extends Error {}
 
-// The most values one call's results may hold (lib/policy.txt).
+// The most values, and bytes of TEXT and BLOB values, one call's results
+// may hold (lib/policy.txt).
 const MAX_RESULT_VALUES = boundValue("result_values");
+const MAX_RESULT_BYTES = boundValue("result_bytes");
 
 const closedError = () => engineError("ERR_SQLITE_CLOSED", "The database is closed");
 const rangeError = (message) => engineError("ERR_SQLITE_RANGE", message);
@@ -636,7 +639,7 @@ class WasmDatabase {
 		this.#wrote = false;
 		const control = this.#s.control;
 		control.startCall(this.#timeoutMs);
-		const out = { sets: [], changes: 0, lastInsertRowid: 0, values: 0 };
+		const out = { sets: [], changes: 0, lastInsertRowid: 0, values: 0, bytes: 0 };
 		try {
 			// The common case, one statement, goes through the statement cache;
 			// anything else runs one statement at a time, each prepared after the
@@ -708,17 +711,22 @@ class WasmDatabase {
 	#rolledBack = false;
 	/** The longest a call may run, in milliseconds (null: no limit). */
 	#timeoutMs = null;
-	/** The most values one call's results may hold (see setMaxValues). */
+	/** The most values, and bytes of TEXT and BLOB values, one call's results may hold (see setResultBounds). */
 	#maxValues = MAX_RESULT_VALUES;
+	#maxBytes = MAX_RESULT_BYTES;
+	/** The bytes of TEXT and BLOB values the statement under way may still add to its call's results. */
+	#bytesLeft = 0;
 
 	/**
-	 * The most values (rows × columns, its statements together) the results
-	 * of one call may hold, at most lib/policy.txt's `result_values` (the
-	 * default): a statement that would return more fails with SQLITE_TOOBIG,
-	 * and has no effect (src/connection.rs run_statement).
+	 * The most values (rows × columns, its statements together), and the
+	 * most bytes of TEXT and BLOB values, the results of one call may hold,
+	 * at most lib/policy.txt's `result_values` and `result_bytes` (the
+	 * defaults): a statement that would return more fails with
+	 * SQLITE_TOOBIG, and has no effect (src/connection.rs run_statement).
 	 */
-	setMaxValues(values) {
+	setResultBounds(values, bytes) {
 		this.#maxValues = values >= 0 ? Math.min(values, MAX_RESULT_VALUES) : 0;
+		this.#maxBytes = bytes >= 0 ? Math.min(bytes, MAX_RESULT_BYTES) : 0;
 	}
 
 	/** The longest a call may run from now on, in milliseconds (null: no limit). */
@@ -840,8 +848,10 @@ class WasmDatabase {
 		let columnCount = -1;
 		const cells = [];
 		let count = 0;
-		// The values this statement may add to the call's results.
+		// The values, and bytes, this statement may add to the call's results.
 		const room = this.#maxValues - out.values;
+		this.#bytesLeft = this.#maxBytes - out.bytes;
+		const bytesBefore = this.#bytesLeft;
 		try {
 			for (;;) {
 				const rc = x.sqlite3_step(stmt);
@@ -888,6 +898,7 @@ class WasmDatabase {
 		if (set !== null) {
 			out.sets.push(set);
 			out.values += cells.length;
+			out.bytes += bytesBefore - this.#bytesLeft;
 		}
 		if (x.sqlite3_stmt_readonly(stmt) === 0) this.#wrote = true;
 	}
@@ -923,6 +934,7 @@ class WasmDatabase {
 				case SQLITE_TEXT: {
 					const p = x.sqlite3_column_text(stmt, i);
 					const len = x.sqlite3_column_bytes(stmt, i);
+					this.#takeBytes(len);
 					if (len > MAX_STRING_LENGTH) {
 						const units = utf16Units(api.heap().subarray(p, p + len));
 						if (units > MAX_STRING_LENGTH) {
@@ -938,6 +950,7 @@ class WasmDatabase {
 				case SQLITE_BLOB: {
 					const p = x.sqlite3_column_blob(stmt, i);
 					const len = x.sqlite3_column_bytes(stmt, i);
+					this.#takeBytes(len);
 					cell = len === 0 ? new Uint8Array(0) : api.heap().slice(p, p + len);
 					break;
 				}
@@ -946,6 +959,16 @@ class WasmDatabase {
 			}
 			cells.push(cell);
 		}
+	}
+
+	/** Counts `len` bytes of a TEXT or BLOB value against the call's bound, before the value is copied (src/values.rs read_row). */
+	#takeBytes(len) {
+		if (len > this.#bytesLeft) {
+			throw new TooBig(
+				`the call's results would hold more than ${this.#maxBytes} bytes of TEXT and BLOB values (its statements together; see maxResultBytes)`,
+			);
+		}
+		this.#bytesLeft -= len;
 	}
 
 	/** Whether no transaction is open. */

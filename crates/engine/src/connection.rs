@@ -20,7 +20,7 @@ use crate::pos_io;
 use crate::scratch::{LocalFile, JOURNAL_SUFFIX};
 use crate::script;
 use crate::tracker::{Chunks, Delta, Images, Packed, Tracker, CHUNK_SIZE};
-use crate::values::{bind_all, read_row, Cell, Params};
+use crate::values::{bind_all, read_row, ByteRoom, Cell, Params};
 use crate::vfs;
 
 /// File tags of the KV format: the main file and its rollback journal.
@@ -36,6 +36,8 @@ pub struct ResultSet {
     pub width: usize,
     /// Every cell of every row, row after row.
     pub cells: Vec<Cell>,
+    /// The bytes of its TEXT and BLOB values as SQLite gave them.
+    pub bytes: usize,
 }
 
 impl ResultSet {
@@ -55,6 +57,8 @@ pub struct Output {
     pub state: u32,
     /// The cells of `sets`, all together.
     pub values: usize,
+    /// The bytes of the TEXT and BLOB cells of `sets`, all together.
+    pub bytes: usize,
 }
 
 /// [`Output::state`] bit: no transaction is open.
@@ -182,10 +186,11 @@ pub struct Database {
     /// The longest string the JS runtime holds, in UTF-16 code units: a
     /// longer TEXT value is `SQLITE_TOOBIG` (see [`Database::set_max_text`]).
     max_text: usize,
-    /// The most values (cells) the results of one call may hold: a statement
-    /// that would return more is `SQLITE_TOOBIG` (see
-    /// [`Database::set_max_values`]).
+    /// The most values (cells), and bytes of TEXT and BLOB values, the
+    /// results of one call may hold: a statement that would return more is
+    /// `SQLITE_TOOBIG` (see [`Database::set_result_bounds`]).
     max_values: usize,
+    max_bytes: usize,
 }
 
 impl Database {
@@ -217,7 +222,8 @@ impl Database {
             schema_in_transaction: std::cell::Cell::new(false),
             kept: Vec::new(),
             max_text: usize::MAX,
-            max_values: max_result_values(),
+            max_values: result_bound(ResultBound::Values),
+            max_bytes: result_bound(ResultBound::Bytes),
         })
     }
 
@@ -661,6 +667,7 @@ impl Database {
         let bounds = Bounds {
             text: self.max_text,
             values: self.max_values,
+            bytes: self.max_bytes,
         };
         let ran = run_statement(conn, stmt, collect, out, bounds);
         let ran = self.swallowed_stop(ran, stmt, out, sets);
@@ -850,6 +857,7 @@ impl Database {
         }
         out.sets.truncate(sets);
         out.values = out.sets.iter().map(|set| set.cells.len()).sum();
+        out.bytes = out.sets.iter().map(|set| set.bytes).sum();
         let conn = self.conn()?;
         if !stmt.readonly() && !conn.is_autocommit() {
             self.control.clear_stop();
@@ -999,12 +1007,14 @@ impl Database {
         self.max_text = units;
     }
 
-    /// The most values (rows × columns, its statements together) the
-    /// results of one call may hold, at most the `result_values` bound of
-    /// lib/policy.txt (its default): a statement that would return more
+    /// The most values (rows × columns, its statements together), and the
+    /// most bytes of TEXT and BLOB values, the results of one call may hold,
+    /// at most the `result_values` and `result_bytes` bounds of
+    /// lib/policy.txt (the defaults): a statement that would return more
     /// fails with `SQLITE_TOOBIG`, and has no effect.
-    pub fn set_max_values(&mut self, values: usize) {
-        self.max_values = values.min(max_result_values());
+    pub fn set_result_bounds(&mut self, values: usize, bytes: usize) {
+        self.max_values = values.min(result_bound(ResultBound::Values));
+        self.max_bytes = bytes.min(result_bound(ResultBound::Bytes));
     }
 
     /// Whether no transaction is open (none is while SQLite is disconnected).
@@ -1255,22 +1265,34 @@ fn configure(conn: &Connection) -> Result<(), EngineError> {
 }
 
 /// What one statement's results may hold: TEXT values of at most `text`
-/// UTF-16 code units, and at most `values` values in the call's results.
+/// UTF-16 code units, and at most `values` values and `bytes` bytes of TEXT
+/// and BLOB values in the call's results.
 #[derive(Clone, Copy)]
 struct Bounds {
     text: usize,
     values: usize,
+    bytes: usize,
 }
 
-/// The `result_values` bound of lib/policy.txt: the most values one call's
-/// results may hold (0, refusing every row, if the rule were missing).
-fn max_result_values() -> usize {
-    static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| {
-        crate::policy::bound("result_values")
+/// A bound of lib/policy.txt on one call's results.
+#[derive(Clone, Copy)]
+enum ResultBound {
+    /// `result_values`: the most values.
+    Values,
+    /// `result_bytes`: the most bytes of TEXT and BLOB values.
+    Bytes,
+}
+
+/// The value of `bound` (0, refusing every row or value, if the rule were
+/// missing).
+fn result_bound(bound: ResultBound) -> usize {
+    static BOUNDS: OnceLock<[usize; 2]> = OnceLock::new();
+    let read = |name| {
+        crate::policy::bound(name)
             .and_then(|bound| usize::try_from(bound).ok())
             .unwrap_or(0)
-    })
+    };
+    BOUNDS.get_or_init(|| [read("result_values"), read("result_bytes")])[bound as usize]
 }
 
 /// `SQLITE_TOOBIG` for a statement whose rows would take the call's
@@ -1293,8 +1315,13 @@ fn run_statement(
     bounds: Bounds,
 ) -> Result<(), EngineError> {
     let before = conn.total_changes();
-    // The values this statement may add to the call's results.
+    // The values, and bytes, this statement may add to the call's results.
     let room = bounds.values.saturating_sub(out.values);
+    let mut bytes = ByteRoom {
+        left: bounds.bytes.saturating_sub(out.bytes),
+        max: bounds.bytes,
+    };
+    let bytes_before = bytes.left;
     // The columns are read once the statement has stepped: if the schema
     // changed since it was prepared (a cached statement after ALTER TABLE),
     // SQLite prepares it again on its first step, and only then does it
@@ -1309,7 +1336,7 @@ fn run_statement(
                 let read = if cells.len() + count > room {
                     Err(too_many_values(bounds.values))
                 } else {
-                    read_row(row, count, &mut cells, bounds.text)
+                    read_row(row, count, &mut cells, bounds.text, &mut bytes)
                 };
                 if let Err(error) = read {
                     // A value JS cannot hold, or more values than a call
@@ -1349,11 +1376,14 @@ fn run_statement(
             }
             columns.push_str(stmt.column_name(i)?);
         }
+        let set_bytes = bytes_before - bytes.left;
         out.values += cells.len();
+        out.bytes += set_bytes;
         out.sets.push(ResultSet {
             columns,
             width,
             cells,
+            bytes: set_bytes,
         });
     }
     Ok(())

@@ -146,18 +146,40 @@ fn utf16_units(bytes: &[u8]) -> usize {
     String::from_utf8_lossy(bytes).encode_utf16().count()
 }
 
+/// The bytes the TEXT and BLOB values of a call's results may still take
+/// (`left`), of `max` in all.
+pub struct ByteRoom {
+    pub left: usize,
+    pub max: usize,
+}
+
 /// Appends the `column_count` cells of `row` to `cells`. A TEXT value of
 /// more than `max_text` UTF-16 code units (what the JS runtime's strings
-/// hold at most) is `SQLITE_TOOBIG`.
+/// hold at most) is `SQLITE_TOOBIG`, and so is a TEXT or BLOB value that
+/// takes more bytes than `room` has left (checked before it is copied).
 pub fn read_row(
     row: &Row<'_>,
     column_count: usize,
     cells: &mut Vec<Cell>,
     max_text: usize,
+    room: &mut ByteRoom,
 ) -> Result<(), EngineError> {
     cells.reserve(column_count);
     for i in 0..column_count {
         let value = row.get_ref(i)?;
+        if let ValueRef::Text(bytes) | ValueRef::Blob(bytes) = value {
+            if bytes.len() > room.left {
+                return Err(EngineError::Sqlite {
+                    code: rusqlite::ffi::SQLITE_TOOBIG,
+                    message: format!(
+                        "the call's results would hold more than {} bytes of TEXT and BLOB \
+                         values (its statements together; see maxResultBytes)",
+                        room.max
+                    ),
+                });
+            }
+            room.left -= bytes.len();
+        }
         if let ValueRef::Text(bytes) = value {
             let units = if bytes.len() > max_text {
                 utf16_units(bytes)

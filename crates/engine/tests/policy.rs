@@ -111,11 +111,13 @@ fn every_bound_rule_has_a_value() {
     let rules = rules("bound");
     assert!(rules.contains(&"cut_chunks"));
     assert!(rules.contains(&"result_values"));
+    assert!(rules.contains(&"result_bytes"));
     for name in rules {
         assert!(bound(name).is_some(), "bound {name:?} has no value");
     }
     assert_eq!(bound("cut_chunks"), Some(1 << 20));
     assert_eq!(bound("result_values"), Some(1 << 25));
+    assert_eq!(bound("result_bytes"), Some(1 << 30));
     assert_eq!(bound("no_such_bound"), None);
 }
 
