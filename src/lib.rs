@@ -67,7 +67,7 @@ pub(crate) const TOO_SMALL: i32 = -2;
 pub(crate) const SUSPENDED: u32 = 4;
 
 /// [`values::output`]'s `state` bit of a result that comes in parts:
-/// `moreResults(array)` appends the next.
+/// `moreResults()` returns each next one.
 pub(crate) const MORE: u32 = 8;
 
 /// Values per part of a result made on an engine thread's behalf (see
