@@ -8,7 +8,7 @@ use napi::bindgen_prelude::*;
 
 use rivetkit_sqlite_engine::connection::{Output, ResultSet};
 use rivetkit_sqlite_engine::errors::EngineError;
-use rivetkit_sqlite_engine::values::{Cell, Param, Params};
+use rivetkit_sqlite_engine::values::{Cell, Cells, CellsIter, Param, Params};
 
 use crate::errors::{napi_err, to_js};
 
@@ -398,7 +398,7 @@ pub(crate) fn output<'env>(
     })?;
     let mut unsent = Unsent {
         sets: out.sets.into_iter(),
-        cells: Vec::new().into_iter(),
+        cells: Cells::default().into_iter(),
         width: 0,
     };
     let done = unsent.add(env, &mut result, most.saturating_sub(3))?;
@@ -409,7 +409,7 @@ pub(crate) fn output<'env>(
 /// under way (`cells`, `width` each), then the sets after it.
 pub(crate) struct Unsent {
     sets: std::vec::IntoIter<ResultSet>,
-    cells: std::vec::IntoIter<Cell>,
+    cells: CellsIter,
     width: usize,
 }
 

@@ -20,7 +20,7 @@ use crate::pos_io;
 use crate::scratch::{LocalFile, JOURNAL_SUFFIX};
 use crate::script;
 use crate::tracker::{Chunks, Delta, Images, Packed, Tracker, CHUNK_SIZE};
-use crate::values::{bind_all, read_row, ByteRoom, Cell, Params};
+use crate::values::{bind_all, read_row, ByteRoom, Cells, Params};
 use crate::vfs;
 
 /// File tags of the KV format: the main file and its rollback journal.
@@ -35,7 +35,7 @@ pub struct ResultSet {
     /// How many columns.
     pub width: usize,
     /// Every cell of every row, row after row.
-    pub cells: Vec<Cell>,
+    pub cells: Cells,
     /// The bytes of its TEXT and BLOB values as SQLite gave them.
     pub bytes: usize,
 }
@@ -1326,7 +1326,7 @@ fn run_statement(
     // changed since it was prepared (a cached statement after ALTER TABLE),
     // SQLite prepares it again on its first step, and only then does it
     // have the new columns.
-    let mut cells = Vec::new();
+    let mut cells = Cells::default();
     {
         let mut rows = stmt.raw_query();
         let mut column_count = None;

@@ -140,6 +140,101 @@ pub enum Cell {
     Blob(Vec<u8>),
 }
 
+/// Cells per segment of [`Cells`]: 32 MiB of them, the size from which the
+/// C allocator always maps memory of its own for a block (glibc's largest
+/// mmap threshold) and gives it back to the system when it is freed. Freed
+/// smaller blocks stay with the allocator, out of reach of the JS heap,
+/// which the freed cells of a result make room for.
+const SEGMENT_CELLS: usize = 1 << 20;
+
+/// The cells of a result set, row after row (a row may span two segments),
+/// kept in segments of [`SEGMENT_CELLS`]: a large result grows without
+/// copying what it holds, and as it is consumed ([`Cells::into_iter`]) each
+/// segment is freed once its cells are taken, so that a result going to JS
+/// in parts is not held whole until its last part is made.
+#[derive(Default)]
+pub struct Cells {
+    /// Full segments, in order.
+    full: Vec<Vec<Cell>>,
+    /// The segment being filled.
+    last: Vec<Cell>,
+}
+
+impl Cells {
+    /// How many cells.
+    pub fn len(&self) -> usize {
+        self.full.len() * SEGMENT_CELLS + self.last.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Room for `additional` more cells in the segment being filled, as far
+    /// as it goes: the first segment grows as a vector does (a point
+    /// query's result stays small), up to [`SEGMENT_CELLS`].
+    fn reserve(&mut self, additional: usize) {
+        let wanted = (self.last.len() + additional).min(SEGMENT_CELLS);
+        if wanted > self.last.capacity() {
+            let grown = (self.last.capacity() * 2).clamp(wanted, SEGMENT_CELLS);
+            self.last.reserve_exact(grown - self.last.len());
+        }
+    }
+
+    fn push(&mut self, cell: Cell) {
+        if self.last.len() == SEGMENT_CELLS {
+            let full = std::mem::replace(&mut self.last, Vec::with_capacity(SEGMENT_CELLS));
+            self.full.push(full);
+        }
+        self.last.push(cell);
+    }
+}
+
+impl IntoIterator for Cells {
+    type Item = Cell;
+    type IntoIter = CellsIter;
+
+    /// The cells in order, each segment freed as soon as its last is taken.
+    fn into_iter(self) -> CellsIter {
+        let left = self.len();
+        let mut segments = self.full;
+        segments.push(self.last);
+        CellsIter {
+            segments: segments.into_iter(),
+            current: Vec::new().into_iter(),
+            left,
+        }
+    }
+}
+
+/// [`Cells`] consumed in order (see [`Cells::into_iter`]).
+pub struct CellsIter {
+    segments: std::vec::IntoIter<Vec<Cell>>,
+    current: std::vec::IntoIter<Cell>,
+    left: usize,
+}
+
+impl Iterator for CellsIter {
+    type Item = Cell;
+
+    fn next(&mut self) -> Option<Cell> {
+        loop {
+            if let Some(cell) = self.current.next() {
+                self.left -= 1;
+                return Some(cell);
+            }
+            // (The segment taken last is dropped here, with its buffer.)
+            self.current = self.segments.next()?.into_iter();
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for CellsIter {}
+
 /// The UTF-16 code units of the text `bytes` becomes (as read_row makes it:
 /// bytes that are not UTF-8 become U+FFFD).
 fn utf16_units(bytes: &[u8]) -> usize {
@@ -160,7 +255,7 @@ pub struct ByteRoom {
 pub fn read_row(
     row: &Row<'_>,
     column_count: usize,
-    cells: &mut Vec<Cell>,
+    cells: &mut Cells,
     max_text: usize,
     room: &mut ByteRoom,
 ) -> Result<(), EngineError> {
@@ -212,4 +307,76 @@ pub fn read_row(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn integers(cells: CellsIter) -> Vec<i64> {
+        cells
+            .map(|cell| match cell {
+                Cell::Integer(v) => v,
+                _ => panic!("not an integer"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn cells_keep_their_order_across_segments() {
+        let mut cells = Cells::default();
+        let count = 2 * SEGMENT_CELLS + 3;
+        for i in 0..count {
+            // Rows of 3: some span two segments.
+            if i % 3 == 0 {
+                cells.reserve(3);
+            }
+            cells.push(Cell::Integer(i as i64));
+        }
+        assert_eq!(cells.len(), count);
+        assert_eq!(cells.full.len(), 2);
+        let iter = cells.into_iter();
+        assert_eq!(iter.len(), count);
+        let expected: Vec<i64> = (0..count as i64).collect();
+        assert_eq!(integers(iter), expected);
+    }
+
+    #[test]
+    fn a_segment_is_freed_once_its_cells_are_taken() {
+        let mut cells = Cells::default();
+        for i in 0..3 * SEGMENT_CELLS {
+            cells.push(Cell::Integer(i as i64));
+        }
+        let mut iter = cells.into_iter();
+        assert_eq!(iter.segments.len(), 3);
+        iter.by_ref().take(SEGMENT_CELLS).for_each(drop);
+        // The first segment is still the current one, exhausted.
+        assert_eq!(iter.segments.len(), 2);
+        assert!(iter.next().is_some());
+        // The first is gone: the second is current, the third left.
+        assert_eq!(iter.segments.len(), 1);
+        assert_eq!(iter.current.len(), SEGMENT_CELLS - 1);
+        assert_eq!(iter.len(), 2 * SEGMENT_CELLS - 1);
+    }
+
+    #[test]
+    fn a_small_result_takes_little_room() {
+        let mut cells = Cells::default();
+        cells.reserve(3);
+        for i in 0..3 {
+            cells.push(Cell::Integer(i));
+        }
+        assert!(cells.last.capacity() < 8);
+        assert!(cells.full.is_empty());
+        // Rows added one by one grow the segment as a vector grows.
+        for i in 0..SEGMENT_CELLS as i64 {
+            cells.reserve(1);
+            cells.push(Cell::Integer(i));
+        }
+        assert!(cells.full.len() == 1 && cells.full[0].capacity() == SEGMENT_CELLS);
+        assert_eq!(cells.len(), SEGMENT_CELLS + 3);
+        let empty = Cells::default();
+        assert!(empty.is_empty());
+        assert_eq!(empty.into_iter().next().map(|_| ()), None);
+    }
 }
