@@ -304,8 +304,9 @@ pub struct Tracker {
     /// `latest`, and before anything reads or changes the file there.
     unwritten: BTreeSet<u32>,
     /// Buffers of one chunk no image uses any more, for the next copies
-    /// (see [`Tracker::copy_chunk`]).
-    spare: Vec<Vec<u8>>,
+    /// (see [`Tracker::copy_chunk`]), each still in its `Arc`, which only
+    /// the tracker holds.
+    spare: Vec<Arc<Vec<u8>>>,
     /// Read-ahead: the span of the last fetch, and its window's length.
     window_start: u32,
     window_end: u32,
@@ -360,22 +361,26 @@ impl Tracker {
     /// A copy of `bytes` (one whole chunk), in a spare buffer if there is
     /// one: each small commit copies the pages it writes and drops the
     /// images of the one before, and a buffer of 4 KiB is above what the
-    /// allocator serves from its per-thread cache.
+    /// allocator serves from its per-thread cache. The buffer's `Arc` is
+    /// reused too.
     fn copy_chunk(&mut self, bytes: &[u8]) -> Arc<Vec<u8>> {
-        match self.spare.pop() {
-            Some(mut buffer) => {
+        if let Some(mut spare) = self.spare.pop() {
+            if let Some(buffer) = Arc::get_mut(&mut spare) {
                 buffer.copy_from_slice(bytes);
-                Arc::new(buffer)
+                return spare;
             }
-            None => Arc::new(bytes.to_vec()),
         }
+        Arc::new(bytes.to_vec())
     }
 
-    /// Keeps the buffer of `image` for reuse if nothing else holds it.
+    /// Keeps the buffer of `image`, in its `Arc`, for reuse if nothing else
+    /// holds it.
     fn recycle(&mut self, image: Image) {
-        if let Some(Ok(buffer)) = image.map(Arc::try_unwrap) {
-            if buffer.len() == CHUNK_SIZE as usize && self.spare.len() < SPARE_BUFFERS {
-                self.spare.push(buffer);
+        if let Some(mut image) = image {
+            let whole =
+                Arc::get_mut(&mut image).is_some_and(|buffer| buffer.len() == CHUNK_SIZE as usize);
+            if whole && self.spare.len() < SPARE_BUFFERS {
+                self.spare.push(image);
             }
         }
     }
@@ -800,9 +805,14 @@ impl Tracker {
         if !changed && self.size == self.sealed_size {
             return Ok(());
         }
-        // Chunks past the new end are not part of the file any more.
+        // Chunks past the new end are not part of the file any more. (Split
+        // only if some are: a split makes a new map, even when empty.)
         let end = self.size.div_ceil(CHUNK_SIZE);
-        if end <= u32::MAX as u64 {
+        let past_end = self
+            .pending
+            .last_key_value()
+            .is_some_and(|(&last, _)| last as u64 >= end);
+        if past_end {
             self.pending.split_off(&(end as u32));
         }
         // The size before the first of these seals counts too: the KV may hold
