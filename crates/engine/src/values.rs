@@ -148,7 +148,7 @@ pub enum Cell {
 const SEGMENT_CELLS: usize = 1 << 20;
 
 /// The cells of a result set, row after row (a row may span two segments),
-/// kept in segments of [`SEGMENT_CELLS`]: a large result grows without
+/// kept in segments of 2^20 cells (32 MiB): a large result grows without
 /// copying what it holds, and as it is consumed ([`Cells::into_iter`]) each
 /// segment is freed once its cells are taken, so that a result going to JS
 /// in parts is not held whole until its last part is made.
