@@ -195,13 +195,18 @@ impl IntoIterator for Cells {
     type IntoIter = CellsIter;
 
     /// The cells in order, each segment freed as soon as its last is taken.
+    /// (Allocates nothing: a small result is one segment.)
     fn into_iter(self) -> CellsIter {
         let left = self.len();
-        let mut segments = self.full;
-        segments.push(self.last);
+        let mut full = self.full.into_iter();
+        let (current, last) = match full.next() {
+            Some(first) => (first.into_iter(), Some(self.last)),
+            None => (self.last.into_iter(), None),
+        };
         CellsIter {
-            segments: segments.into_iter(),
-            current: Vec::new().into_iter(),
+            current,
+            full,
+            last,
             left,
         }
     }
@@ -209,8 +214,11 @@ impl IntoIterator for Cells {
 
 /// [`Cells`] consumed in order (see [`Cells::into_iter`]).
 pub struct CellsIter {
-    segments: std::vec::IntoIter<Vec<Cell>>,
+    /// The segment under way.
     current: std::vec::IntoIter<Cell>,
+    /// The full segments after it, then the last one, if not under way.
+    full: std::vec::IntoIter<Vec<Cell>>,
+    last: Option<Vec<Cell>>,
     left: usize,
 }
 
@@ -224,7 +232,11 @@ impl Iterator for CellsIter {
                 return Some(cell);
             }
             // (The segment taken last is dropped here, with its buffer.)
-            self.current = self.segments.next()?.into_iter();
+            let next = match self.full.next() {
+                Some(segment) => segment,
+                None => self.last.take()?,
+            };
+            self.current = next.into_iter();
         }
     }
 
@@ -347,16 +359,21 @@ mod tests {
         for i in 0..3 * SEGMENT_CELLS {
             cells.push(Cell::Integer(i as i64));
         }
+        // Three segments: the first under way, the second full, the last.
         let mut iter = cells.into_iter();
-        assert_eq!(iter.segments.len(), 3);
+        assert_eq!(iter.full.len(), 1);
+        assert!(iter.last.is_some());
         iter.by_ref().take(SEGMENT_CELLS).for_each(drop);
         // The first segment is still the current one, exhausted.
-        assert_eq!(iter.segments.len(), 2);
+        assert_eq!((iter.current.len(), iter.full.len()), (0, 1));
         assert!(iter.next().is_some());
-        // The first is gone: the second is current, the third left.
-        assert_eq!(iter.segments.len(), 1);
+        // The first is gone: the second is current, the last next.
+        assert_eq!(iter.full.len(), 0);
         assert_eq!(iter.current.len(), SEGMENT_CELLS - 1);
         assert_eq!(iter.len(), 2 * SEGMENT_CELLS - 1);
+        iter.by_ref().take(2 * SEGMENT_CELLS - 1).for_each(drop);
+        assert_eq!(iter.len(), 0);
+        assert!(iter.next().is_none() && iter.last.is_none());
     }
 
     #[test]
