@@ -186,6 +186,37 @@ describe("persistence", () => {
 		await again.close();
 	});
 
+	test("pages of a large commit read back at once, while the local file is still being written", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+		const value = (id, round) => new Uint8Array(3000).fill((id * 7 + round) % 251);
+		const model = new Map();
+		for (let round = 0; round < 6; round++) {
+			// About 200 pages, in one transaction: their local writes may
+			// still be under way as the next calls run.
+			await db.exec("BEGIN");
+			for (let i = 0; i < 200; i++) {
+				const id = round * 100 + i;
+				await db.run("INSERT OR REPLACE INTO t VALUES (?, ?)", [id, value(id, round)]);
+				model.set(id, value(id, round));
+			}
+			await db.exec("COMMIT");
+			// At once, not awaited one by one: a write to pages that commit
+			// wrote, and reads of all of it.
+			const id = round * 100 + 50;
+			const update = db.run("UPDATE t SET v = ? WHERE id = ?", [value(id, 99), id]);
+			model.set(id, value(id, 99));
+			const [all, check] = await Promise.all([rows(db, "SELECT id, v FROM t ORDER BY id"), rows(db, "PRAGMA integrity_check"), update]);
+			assert.deepEqual(check, [["ok"]]);
+			assert.deepEqual(
+				all.map(([k, v]) => [Number(k), Buffer.from(v).toString("hex")]),
+				[...model].sort((a, b) => a[0] - b[0]).map(([k, v]) => [k, Buffer.from(v).toString("hex")]),
+			);
+		}
+		await reopensWhole(db, kv);
+	});
+
 	test("a commit of many putBatch calls lets other work run between them", async () => {
 		const kv = createTestKv();
 		const db = await open(kv);

@@ -36,7 +36,10 @@
 // returns, read off the JS thread, as `{ size, indices, lengths, bytes }`:
 // each chunk's index and length, and their bytes end to end; and
 // journal(maxBytes), null (nothing read) if the journal's page images are
-// more than `maxBytes`.
+// more than `maxBytes`. Engines that may hold back a large seal's writes of
+// their local file (native) also have writeBackLater(): writes them on an
+// engine thread; called once a delta's bytes and before-images are taken,
+// as its write to the KV starts.
 //
 // The native engine (napi-rs addon, see lib/native.js) comes first; when its binding is not
 // installed or fails to load, the WASM engine (lib/wasm/) takes over. The

@@ -119,6 +119,11 @@ class NativeEngine {
 		return this.#calls.takeDelta(slab, at, meta);
 	}
 
+	/** Writes on an engine thread what a large seal held back of the local file (see lib/engines.js). */
+	writeBackLater() {
+		this.#db.writeBackLater();
+	}
+
 	/** The pending delta packed on an engine thread, in a buffer of its own, or null (see lib/engines.js). */
 	takePackedDelta(meta) {
 		this.#sendAck();

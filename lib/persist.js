@@ -840,7 +840,10 @@ class Persistence {
 	 * of the durable bytes of the pages it replaces: the journal goes to the
 	 * KV first (its metadata last), then the main chunks and metadata, then
 	 * the journal's metadata is deleted: the commit point. A crash before it
-	 * leaves a hot journal that the next open rolls back.
+	 * leaves a hot journal that the next open rolls back. As the first KV
+	 * write starts, once the engine has given the delta and the before-images
+	 * it needs, the engine may write its local file on an engine thread
+	 * meanwhile (writeBackLater: what a large seal held back).
 	 *
 	 * The common case, one putBatch with no repair pending and no page image
 	 * to read first (an autocommit write), takes one promise reaction and no
@@ -864,6 +867,7 @@ class Persistence {
 		this.#writing = delta;
 		this.#done = done;
 		this.#failed = failed;
+		this.#engine.writeBackLater?.();
 		let result;
 		try {
 			result = this.#kv.putBatch(batch);
@@ -925,10 +929,12 @@ class Persistence {
 			sent = true;
 			if (batches.length > 1) {
 				journal = await buildJournalInSteps(await this.#journalImages());
+				this.#engine.writeBackLater?.();
 				await this.#putFile(TAG_JOURNAL, journal);
 				await this.#putBatches(batches);
 				await this.#removeFile(TAG_JOURNAL, journal.length);
 			} else if (batches.length === 1) {
+				this.#engine.writeBackLater?.();
 				await this.#putBatch(batches[0]);
 			}
 		} catch (error) {

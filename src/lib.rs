@@ -422,6 +422,25 @@ impl NativeDatabase {
             .map_err(to_js)
     }
 
+    /// Writes the local file's chunks that a large seal left held back (see
+    /// the engine's `Tracker::write_back`) on an engine thread: called as
+    /// the JS thread starts writing the delta to the KV, while it waits. The
+    /// job lets the database be if a call holds it: the chunks stay held
+    /// back, and the next seal writes them.
+    #[napi]
+    pub fn write_back_later(&self) {
+        if !self.lock().has_later_writes() {
+            return;
+        }
+        let db = self.db.clone();
+        pool::spawn(move || {
+            if let Ok(db) = db.try_lock() {
+                // A failed write leaves the chunks held back, for the next seal.
+                let _ = db.write_back();
+            }
+        });
+    }
+
     /// Returns to the last durable state (after a failed persist).
     #[napi]
     pub fn restore(&self) -> Result<(), String> {

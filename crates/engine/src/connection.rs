@@ -1143,6 +1143,18 @@ impl Database {
         self.put_back(Tracker::restore)
     }
 
+    /// Writes the local file's chunks that the last large seal left held
+    /// back: see [`Tracker::write_back`].
+    pub fn write_back(&self) -> Result<(), EngineError> {
+        Ok(self.tracker()?.write_back()?)
+    }
+
+    /// Whether the last seal left chunks for [`Database::write_back`].
+    pub fn has_later_writes(&self) -> bool {
+        self.tracker()
+            .is_ok_and(|tracker| tracker.has_later_writes())
+    }
+
     /// The whole database file (chunks still remote read as whatever the
     /// local file holds there: see [`Database::remote_chunks`]).
     pub fn export(&self) -> Result<Vec<u8>, EngineError> {

@@ -479,10 +479,15 @@ fn held_back_runs_of_chunks_reach_the_file_with_every_byte_in_place() {
     }
     assert_eq!(now[1..CHUNK], [1; CHUNK - 1][..]);
     assert_eq!(now[CHUNK..60 * CHUNK], vec![0; 59 * CHUNK][..]);
-    // The seal writes the rest; the gaps read as zeros (and changed: the
-    // file grew over them).
+    // The seal sends them all, the gaps as zeros (they changed: the file
+    // grew over them). It leaves the rest held back, and write_back writes
+    // them.
     let delta = seal(&mut tracker);
     assert_eq!(delta.chunks.len(), 200);
+    assert_eq!(contents(&mut file).len(), 70 * CHUNK);
+    assert!(tracker.has_later_writes());
+    tracker.write_back().unwrap();
+    assert!(!tracker.has_later_writes());
     let now = contents(&mut file);
     assert_eq!(now.len(), 200 * CHUNK);
     for i in 0..200u32 {
@@ -686,6 +691,73 @@ fn a_seal_of_up_to_8_chunks_holds_them_back_and_no_more_than_8_stay_held() {
     }
 }
 
+#[test]
+fn a_large_seal_leaves_its_chunks_held_back_for_write_back() {
+    let (_dir, mut file, mut tracker) = setup(1);
+    let read = |tracker: &Tracker, index: u64| {
+        let mut buf = [0u8; 16];
+        tracker
+            .read_held_back(index * CHUNK_SIZE + 7, &mut buf)
+            .then_some(buf[0])
+    };
+    // 40 chunks: the seal sends them and writes none of them yet.
+    hold_all(&mut tracker, &mut file, 0..40, |index| 100 + index as u8);
+    assert_eq!(seal(&mut tracker).chunks.len(), 40);
+    tracker.ack();
+    assert!(tracker.has_later_writes());
+    assert_eq!(contents(&mut file), [1; CHUNK]);
+    assert_eq!(tracker.size_with_unwritten(CHUNK_SIZE), 40 * CHUNK_SIZE);
+    assert_eq!(read(&tracker, 5), Some(105));
+    // The next transaction writes chunk 3 again before write_back runs:
+    // the file gets its latest bytes, which the next seal still has.
+    hold_all(&mut tracker, &mut file, [3], |_| 7);
+    tracker.write_back().unwrap();
+    assert!(!tracker.has_later_writes());
+    let now = contents(&mut file);
+    assert_eq!(now.len(), 40 * CHUNK);
+    for index in 0..40 {
+        let expected = if index == 3 { 7 } else { 100 + index as u8 };
+        assert_eq!(now[index * CHUNK..(index + 1) * CHUNK], [expected; CHUNK]);
+        assert_eq!(read(&tracker, index as u64), None, "chunk {index}");
+    }
+    let delta = seal(&mut tracker);
+    assert_eq!(delta.chunks.len(), 1);
+    assert_eq!(*delta.chunks[0].1, vec![7; CHUNK]);
+    tracker.ack();
+    // A seal before write_back (a call held the database) writes them
+    // itself, and a restore after a large seal (its KV write failed) puts
+    // back the durable bytes, which a late write_back does not undo.
+    hold_all(&mut tracker, &mut file, 40..80, |_| 9);
+    seal(&mut tracker);
+    tracker.ack();
+    hold_all(&mut tracker, &mut file, [0], |_| 8);
+    seal(&mut tracker);
+    tracker.ack();
+    assert!(!tracker.has_later_writes());
+    assert_eq!(contents(&mut file)[40 * CHUNK..], vec![9; 40 * CHUNK][..]);
+    hold_all(&mut tracker, &mut file, (0..80).step_by(2), |_| 5);
+    seal(&mut tracker);
+    assert!(tracker.has_later_writes());
+    tracker.restore().unwrap();
+    tracker.write_back().unwrap();
+    tracker.flush().unwrap();
+    let now = contents(&mut file);
+    assert_eq!(now.len(), 80 * CHUNK);
+    for index in 0..80 {
+        let expected = match index {
+            0 => 8,
+            3 => 7,
+            40.. => 9,
+            _ => 100 + index as u8,
+        };
+        assert_eq!(
+            now[index * CHUNK..(index + 1) * CHUNK],
+            [expected; CHUNK],
+            "chunk {index}"
+        );
+    }
+}
+
 /// Write calls this thread has made so far (Linux's per-thread I/O count).
 #[cfg(target_os = "linux")]
 fn write_calls() -> u64 {
@@ -710,6 +782,8 @@ fn held_back_neighbours_reach_the_file_in_writes_of_up_to_64_chunks() {
     );
     let before = write_calls();
     assert_eq!(seal(&mut tracker).chunks.len(), 200);
+    assert_eq!(write_calls(), before, "a large seal writes later");
+    tracker.write_back().unwrap();
     // 64 + 36 and 64 + 35 chunks: 4 writes.
     assert_eq!(write_calls() - before, 4);
     let now = contents(&mut file);
