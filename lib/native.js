@@ -25,8 +25,16 @@ const ACK_FIRST = 2;
 // more); a larger file (64 MB took 40 ms) is removed on an engine thread.
 const CLOSE_INLINE_BYTES = 1024 * 1024;
 
+// A delta of at least this many chunks may have left chunks of the local
+// file held back for writeBackLater() (WRITE_BACK_LATER in
+// crates/engine/src/tracker.rs: a seal that leaves that many); after a
+// smaller one, writeBackLater() makes no call to the addon, whose cost a
+// small commit would feel. (A delta whose seal left that many but which
+// has fewer is not handed over: the next seal writes them.)
+const WRITE_BACK_CHUNKS = 32;
+
 /** The addon interface this file drives: the addon's ENGINE_INTERFACE (see src/lib.rs). */
-const ENGINE_INTERFACE = 7;
+const ENGINE_INTERFACE = 8;
 
 /**
  * Throws unless `binding` is an addon this file can drive: what loaded may
@@ -59,6 +67,8 @@ class NativeEngine {
 	#status = null;
 	/** Whether the delta taken last is durable and the addon has not heard yet (see ack). */
 	#acked = false;
+	/** Whether the delta taken last was large enough for writeBackLater() to have work. */
+	#large = false;
 
 	constructor(binding) {
 		this.#db = new binding.NativeDatabase(MAX_STRING_LENGTH);
@@ -116,18 +126,24 @@ class NativeEngine {
 
 	takeDelta(slab, at, meta) {
 		this.#sendAck();
-		return this.#calls.takeDelta(slab, at, meta);
+		const count = this.#calls.takeDelta(slab, at, meta);
+		this.#large = count >= WRITE_BACK_CHUNKS;
+		return count;
 	}
 
 	/** Writes on an engine thread what a large seal held back of the local file (see lib/engines.js). */
 	writeBackLater() {
+		if (!this.#large) return;
+		this.#large = false;
 		this.#db.writeBackLater();
 	}
 
 	/** The pending delta packed on an engine thread, in a buffer of its own, or null (see lib/engines.js). */
 	takePackedDelta(meta) {
 		this.#sendAck();
-		return this.#calls.takePackedDelta(meta);
+		const packed = this.#calls.takePackedDelta(meta);
+		this.#large = packed !== null;
+		return packed;
 	}
 
 	/**

@@ -57,7 +57,7 @@ pub(crate) const NOTHING_PENDING: i32 = -1;
 /// package of another version), or another napi-rs package's addon, is
 /// refused, not called. Raise it, there and here, with any such change.
 #[napi]
-pub const ENGINE_INTERFACE: u32 = 7;
+pub const ENGINE_INTERFACE: u32 = 8;
 
 /// What `takeDelta` (see calls.rs) returns when its arrays are too small.
 pub(crate) const TOO_SMALL: i32 = -2;

@@ -197,7 +197,6 @@ impl IntoIterator for Cells {
     /// The cells in order, each segment freed as soon as its last is taken.
     /// (Allocates nothing: a small result is one segment.)
     fn into_iter(self) -> CellsIter {
-        let left = self.len();
         let mut full = self.full.into_iter();
         let (current, last) = match full.next() {
             Some(first) => (first.into_iter(), Some(self.last)),
@@ -207,7 +206,6 @@ impl IntoIterator for Cells {
             current,
             full,
             last,
-            left,
         }
     }
 }
@@ -219,7 +217,6 @@ pub struct CellsIter {
     /// The full segments after it, then the last one, if not under way.
     full: std::vec::IntoIter<Vec<Cell>>,
     last: Option<Vec<Cell>>,
-    left: usize,
 }
 
 impl Iterator for CellsIter {
@@ -228,7 +225,6 @@ impl Iterator for CellsIter {
     fn next(&mut self) -> Option<Cell> {
         loop {
             if let Some(cell) = self.current.next() {
-                self.left -= 1;
                 return Some(cell);
             }
             // (The segment taken last is dropped here, with its buffer.)
@@ -241,7 +237,11 @@ impl Iterator for CellsIter {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+        // (Full segments hold SEGMENT_CELLS each.)
+        let left = self.current.len()
+            + self.full.len() * SEGMENT_CELLS
+            + self.last.as_ref().map_or(0, Vec::len);
+        (left, Some(left))
     }
 }
 
