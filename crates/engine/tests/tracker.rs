@@ -758,6 +758,41 @@ fn a_large_seal_leaves_its_chunks_held_back_for_write_back() {
     }
 }
 
+#[test]
+fn a_failed_write_back_leaves_the_chunks_held_back_for_the_next_seal() {
+    // A file that refuses every write, as a full disk would.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    std::fs::write(&path, [1u8; CHUNK]).unwrap();
+    let mut tracker = Tracker::new(File::open(&path).unwrap(), None).unwrap();
+    let read = |tracker: &Tracker, index: u64| {
+        let mut buf = [0u8; 16];
+        tracker
+            .read_held_back(index * CHUNK_SIZE, &mut buf)
+            .then_some(buf[0])
+    };
+    // A large seal needs no write: it succeeds, and its delta is the KV's.
+    for index in 0..40u64 {
+        assert!(tracker.write(index * CHUNK_SIZE, &[9; CHUNK]).unwrap());
+    }
+    tracker.seal().unwrap();
+    assert_eq!(tracker.take().unwrap().chunks.len(), 40);
+    tracker.ack();
+    // Its write-back fails: the chunks stay held back, readable.
+    assert!(tracker.write_back().is_err());
+    assert_eq!(read(&tracker, 0), Some(9));
+    assert_eq!(read(&tracker, 39), Some(9));
+    assert_eq!(tracker.size_with_unwritten(CHUNK_SIZE), 40 * CHUNK_SIZE);
+    // The next seal must write them, and cannot: it refuses, and its own
+    // change is discarded; what the large seal made stays.
+    assert!(tracker.write(45 * CHUNK_SIZE, &[5; CHUNK]).unwrap());
+    assert!(tracker.seal().is_err());
+    tracker.discard_unsealed().unwrap();
+    assert_eq!(read(&tracker, 45), None);
+    assert_eq!(read(&tracker, 20), Some(9));
+    assert_eq!(tracker.size_with_unwritten(CHUNK_SIZE), 40 * CHUNK_SIZE);
+}
+
 /// Write calls this thread has made so far (Linux's per-thread I/O count).
 #[cfg(target_os = "linux")]
 fn write_calls() -> u64 {
