@@ -951,7 +951,7 @@ class Persistence {
 	#committed(delta) {
 		this.#kvSize = delta.size;
 		this.#engine.ack();
-		if (chunkCount(delta.maxSize) > chunkCount(delta.size)) return this.#deleteStale(delta);
+		if (delta.maxSize > delta.size && chunkCount(delta.maxSize) > chunkCount(delta.size)) return this.#deleteStale(delta);
 		return undefined;
 	}
 
