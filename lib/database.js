@@ -186,11 +186,12 @@ class Database {
 		this.#persistence.ready();
 		this.#reachedEngine = true;
 		const out = this.#engine.execute(sql, positional, named, collect, STATUS);
-		if (((out === null ? STATUS[2] : out[2]) & SUSPENDED) === 0) return this.#result(kind, out);
+		const state = out === null ? STATUS[2] : out[2];
+		if ((state & SUSPENDED) === 0) return this.#result(kind, out, state);
 		return this.#persistence.finish(this.#engine.resume()).then((finished) => {
 			if (finished instanceof Error) throw finished;
 			if ((finished[2] & MORE) !== 0) return this.#partedResult(kind, finished);
-			return this.#result(kind, finished);
+			return this.#result(kind, finished, finished[2]);
 		});
 	}
 
@@ -286,10 +287,10 @@ class Database {
 
 	/**
 	 * What a call of `kind` resolves to (before #finish), from the engine's
-	 * `out` (null: read STATUS).
+	 * `out` (null: read STATUS) and the `state` it gave.
 	 */
-	#result(kind, out) {
-		this.#noteState(out === null ? STATUS[2] : out[2]);
+	#result(kind, out, state) {
+		this.#noteState(state);
 		switch (kind) {
 			case RUN:
 				return out === null ? { changes: STATUS[0], lastInsertRowid: STATUS[1] } : { changes: out[0], lastInsertRowid: out[1] };
