@@ -25,16 +25,8 @@ const ACK_FIRST = 2;
 // more); a larger file (64 MB took 40 ms) is removed on an engine thread.
 const CLOSE_INLINE_BYTES = 1024 * 1024;
 
-// A delta of at least this many chunks may have left chunks of the local
-// file held back for writeBackLater() (WRITE_BACK_LATER in
-// crates/engine/src/tracker.rs: a seal that leaves that many); after a
-// smaller one, writeBackLater() makes no call to the addon, whose cost a
-// small commit would feel. (A delta whose seal left that many but which
-// has fewer is not handed over: the next seal writes them.)
-const WRITE_BACK_CHUNKS = 32;
-
 /** The addon interface this file drives: the addon's ENGINE_INTERFACE (see src/lib.rs). */
-const ENGINE_INTERFACE = 8;
+const ENGINE_INTERFACE = 9;
 
 /**
  * Throws unless `binding` is an addon this file can drive: what loaded may
@@ -69,10 +61,20 @@ class NativeEngine {
 	#acked = false;
 	/** Whether the delta taken last was large enough for writeBackLater() to have work. */
 	#large = false;
+	/**
+	 * The addon's WRITE_BACK_CHUNKS: a delta of at least this many chunks
+	 * may have left chunks of the local file held back for
+	 * writeBackLater(); after a smaller one, writeBackLater() makes no call
+	 * to the addon, whose cost a small commit would feel. (A delta whose
+	 * seal left that many but which has fewer is not handed over: the next
+	 * seal writes them.)
+	 */
+	#writeBackChunks;
 
 	constructor(binding) {
 		this.#db = new binding.NativeDatabase(MAX_STRING_LENGTH);
 		this.#calls = this.#db.calls(pack);
+		this.#writeBackChunks = binding.WRITE_BACK_CHUNKS;
 	}
 
 	get backend() {
@@ -127,7 +129,7 @@ class NativeEngine {
 	takeDelta(slab, at, meta) {
 		this.#sendAck();
 		const count = this.#calls.takeDelta(slab, at, meta);
-		this.#large = count >= WRITE_BACK_CHUNKS;
+		this.#large = count >= this.#writeBackChunks;
 		return count;
 	}
 

@@ -57,7 +57,14 @@ pub(crate) const NOTHING_PENDING: i32 = -1;
 /// package of another version), or another napi-rs package's addon, is
 /// refused, not called. Raise it, there and here, with any such change.
 #[napi]
-pub const ENGINE_INTERFACE: u32 = 8;
+pub const ENGINE_INTERFACE: u32 = 9;
+
+/// A delta of at least this many chunks may have left chunks of the local
+/// file held back for `writeBackLater()` (the tracker's `WRITE_BACK_LATER`:
+/// a seal that leaves that many): after a smaller one, `lib/native.js`
+/// makes no such call, whose cost a small commit would feel.
+#[napi]
+pub const WRITE_BACK_CHUNKS: u32 = rivetkit_sqlite_engine::tracker::WRITE_BACK_LATER as u32;
 
 /// What `takeDelta` (see calls.rs) returns when its arrays are too small.
 pub(crate) const TOO_SMALL: i32 = -2;

@@ -112,7 +112,7 @@ const KEEP_AFTER_SEAL: usize = 8;
 /// KV (writing 1 MiB to a file that grows took about 0.5 ms on ext4 in a
 /// VM, a tenth of a 1 MiB transaction's time). Fewer are written at the
 /// seal: a few writes cost less than handing them to another thread.
-const WRITE_BACK_LATER: usize = 32;
+pub const WRITE_BACK_LATER: usize = 32;
 
 /// Most buffers of one chunk the tracker keeps for reuse (see
 /// [`Tracker::copy_chunk`]): a small commit (one row) frees about as many
