@@ -46,12 +46,12 @@ function rolledBackError(why, cause) {
 }
 
 /** The job whose promise promiseOf() is making (see there). */
-let binding = null;
+let promised = null;
 
-/** Gives `binding` the resolving functions of the promise being made. Made once. */
+/** Gives `promised` the resolving functions of the promise being made. Made once. */
 function bind(resolve, reject) {
-	binding.resolve = resolve;
-	binding.reject = reject;
+	promised.resolve = resolve;
+	promised.reject = reject;
 }
 
 /**
@@ -60,9 +60,9 @@ function bind(resolve, reject) {
  * in a fresh process's tier a noticeable part of a write's JS.
  */
 function promiseOf(job) {
-	binding = job;
+	promised = job;
 	const settled = new Promise(bind);
-	binding = null;
+	promised = null;
 	return settled;
 }
 
