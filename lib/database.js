@@ -413,14 +413,13 @@ class Database {
 				return this.#ran(job, this.#settled(job, value, autocommitBefore));
 			}
 			if ((this.#state & PENDING) !== 0) {
-				// A write that ran at once: #ran of a call that succeeded and
-				// left a sealed delta, in one step.
+				// A write that ran at once and succeeded (what #ran and
+				// #settled make of it, without their other cases).
 				const job = new Job(kind, sql, params, undefined, null, null);
 				job.ok = true;
 				job.value = value;
 				const settled = promiseOf(job);
-				this.#joining = job;
-				RAN.then(this.#joined);
+				this.#joinBatch(job, true);
 				return settled;
 			}
 			// Calls made meanwhile (by a getter of the parameters, say).
