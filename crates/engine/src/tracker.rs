@@ -318,10 +318,35 @@ pub struct Tracker {
     /// (see [`Tracker::copy_chunk`]), each still in its `Arc`, which only
     /// the tracker holds.
     spare: Vec<Arc<Vec<u8>>>,
+    /// The vectors each seal fills and empties again (see
+    /// [`Tracker::seal_changes`]), kept with their room: a small commit
+    /// would otherwise allocate and free both.
+    seal_before: Vec<(u32, Image)>,
+    seal_now: Vec<SealedChunk>,
     /// Read-ahead: the span of the last fetch, and its window's length.
     window_start: u32,
     window_end: u32,
     window: u32,
+}
+
+/// A chunk a seal looks at: its index, its bytes at the last seal, its
+/// bytes now, and whether those are the ones `latest` keeps.
+type SealedChunk = (u32, Image, Arc<Vec<u8>>, bool);
+
+/// Most entries a vector the tracker keeps for its next seal has room for
+/// (see [`small`]).
+const SCRATCH_CAPACITY: usize = 64;
+
+/// `scratch` (empty) to keep for the next seal, or a vector without room if
+/// it has room for more than [`SCRATCH_CAPACITY`] entries: a large
+/// transaction's room is not kept by an idle database.
+fn small<T>(scratch: Vec<T>) -> Vec<T> {
+    debug_assert!(scratch.is_empty());
+    if scratch.capacity() > SCRATCH_CAPACITY {
+        Vec::new()
+    } else {
+        scratch
+    }
 }
 
 /// The most chunks one truncation may cut away or add: the `cut_chunks`
@@ -351,6 +376,8 @@ impl Tracker {
             unwritten: BTreeSet::new(),
             later: Vec::new(),
             spare: Vec::new(),
+            seal_before: Vec::new(),
+            seal_now: Vec::new(),
             remote,
             // No fetch yet: no miss is near it.
             window_start: u32::MAX,
@@ -811,14 +838,17 @@ impl Tracker {
             self.write_out_sorted(&leaving)?;
         }
         // Every chunk's bytes now, before anything changes: a failed read
-        // leaves the tracker as it was.
-        let entries: Vec<(u32, Image)> = self
-            .sealed
-            .iter()
-            .map(|(&index, before)| (index, before.clone()))
-            .collect();
-        let mut now = Vec::with_capacity(entries.len());
-        for (index, before) in entries {
+        // leaves the tracker as it was. (Both vectors are left empty, to
+        // hold no image: an image's buffer is reused only when nothing else
+        // holds it.)
+        let mut entries = std::mem::take(&mut self.seal_before);
+        entries.extend(
+            self.sealed
+                .iter()
+                .map(|(&index, before)| (index, before.clone())),
+        );
+        let mut now = std::mem::take(&mut self.seal_now);
+        for (index, before) in entries.drain(..) {
             let start = index as u64 * CHUNK_SIZE;
             if start >= self.size {
                 continue;
@@ -831,6 +861,7 @@ impl Tracker {
             };
             now.push((index, before, bytes, kept));
         }
+        self.seal_before = small(entries);
         self.sealed.clear();
         if later {
             // (Every held-back chunk is `leaving`: none is kept.)
@@ -842,7 +873,7 @@ impl Tracker {
             self.later.clear();
         }
         let mut changed = false;
-        for (index, before, bytes, kept) in now {
+        for (index, before, bytes, kept) in now.drain(..) {
             if keep && kept {
                 self.latest.insert(index, bytes.clone());
             }
@@ -852,6 +883,7 @@ impl Tracker {
                 changed = true;
             }
         }
+        self.seal_now = small(now);
         if !changed && self.size == self.sealed_size {
             return Ok(());
         }
@@ -935,10 +967,16 @@ impl Tracker {
     pub fn take(&mut self) -> Option<Delta> {
         let (size, max_size) = self.pending_size.take()?;
         self.pending_version += 1;
+        // Emptied in place: the map keeps its node for the next seal's
+        // chunks (a small commit's one or two).
+        let mut chunks = Vec::with_capacity(self.pending.len());
+        while let Some(chunk) = self.pending.pop_first() {
+            chunks.push(chunk);
+        }
         Some(Delta {
             size,
             max_size,
-            chunks: std::mem::take(&mut self.pending).into_iter().collect(),
+            chunks,
         })
     }
 
