@@ -21,7 +21,9 @@
 // once),
 // takeDelta(slab, at, meta) (the sealed
 // delta into the caller's arrays: see persist.js; returns the number of
-// chunks, NOTHING_PENDING or TOO_SMALL), journal(), ack(), restore(),
+// chunks, NOTHING_PENDING or TOO_SMALL; an engine may keep a reference to
+// `meta`, and write it in later takeDelta calls only: persistence never
+// hands it out), journal(), ack(), restore(),
 // export() (the file's bytes, or a promise of them: native reads the file on
 // an engine thread), close() (or a promise of it: native closes at once when
 // its local files are small, else on an engine thread), and the `backend`

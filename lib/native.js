@@ -26,7 +26,7 @@ const ACK_FIRST = 2;
 const CLOSE_INLINE_BYTES = 1024 * 1024;
 
 /** The addon interface this file drives: the addon's ENGINE_INTERFACE (see src/lib.rs). */
-const ENGINE_INTERFACE = 9;
+const ENGINE_INTERFACE = 10;
 
 /**
  * Throws unless `binding` is an addon this file can drive: what loaded may
@@ -57,6 +57,12 @@ class NativeEngine {
 	#lastSql = null;
 	/** The status array the addon keeps, once given. */
 	#status = null;
+	/**
+	 * The `meta` array the addon keeps (setMeta), once given: the first
+	 * one takeDelta() gets, the one persistence shares between databases.
+	 * A larger one, which a large delta needs, goes as an argument.
+	 */
+	#meta = null;
 	/** Whether the delta taken last is durable and the addon has not heard yet (see ack). */
 	#acked = false;
 	/** Whether the delta taken last was large enough for writeBackLater() to have work. */
@@ -126,9 +132,18 @@ class NativeEngine {
 		return out;
 	}
 
+	/**
+	 * The `meta` array goes across only when it is not the one the addon
+	 * keeps (reading a typed array across N-API costs about as much as the
+	 * take of a small delta).
+	 */
 	takeDelta(slab, at, meta) {
 		this.#sendAck();
-		const count = this.#calls.takeDelta(slab, at, meta);
+		if (this.#meta === null) {
+			this.#calls.setMeta(meta);
+			this.#meta = meta;
+		}
+		const count = this.#calls.takeDelta(slab, at, meta === this.#meta ? null : meta);
 		this.#large = count >= this.#writeBackChunks;
 		return count;
 	}

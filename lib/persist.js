@@ -230,7 +230,8 @@ function checkChunks(values, first) {
 // only, never another's. A slab's bytes are never written again once handed
 // out. The delta's sizes, indices and lengths come in `meta`, shared by every
 // database (read before takeDelta returns): an array made across N-API costs
-// a call per element.
+// a call per element. It never leaves this file (an engine may keep it: see
+// lib/engines.js).
 const SLAB_SIZE = 64 * 1024;
 // Entries of the shared `meta`: a delta of up to 64 chunks.
 const META_SIZE = 2 + 2 * 64;

@@ -1,5 +1,6 @@
 //! The calls JS makes most often on a database (`execute`, `takeDelta`) and
-//! the few that go with them (`takePackedDelta`, `ack`, `setStatus`), as
+//! the few that go with them (`takePackedDelta`, `ack`, `setStatus`,
+//! `setMeta`), as
 //! plain N-API functions bound to that database, which
 //! `NativeDatabase#calls()` gives out as one object.
 //!
@@ -47,6 +48,9 @@ pub(crate) struct Calls {
     /// The array `execute` reports `[changes, lastInsertRowid, state]` in
     /// (see [`set_status`]).
     status: RefCell<Option<Float64Array>>,
+    /// The array `takeDelta` describes a delta in when it is given none
+    /// (see [`set_meta`]).
+    meta: RefCell<Option<Float64Array>>,
 }
 
 impl Calls {
@@ -66,6 +70,9 @@ impl Calls {
         if let Ok(mut status) = self.status.try_borrow_mut() {
             status.take();
         }
+        if let Ok(mut meta) = self.meta.try_borrow_mut() {
+            meta.take();
+        }
         self.methods.release();
     }
 }
@@ -78,12 +85,13 @@ type Body = fn(&Calls, &Env, &[sys::napi_value]) -> Result<sys::napi_value, Stri
 const MAX_ARGS: usize = 9;
 
 /// The functions, by name.
-const FUNCTIONS: [(&str, Body); 5] = [
+const FUNCTIONS: [(&str, Body); 6] = [
     ("execute", execute),
     ("takeDelta", take_delta),
     ("takePackedDelta", take_packed_delta),
     ("ack", ack),
     ("setStatus", set_status),
+    ("setMeta", set_meta),
 ];
 
 /// What a function made by [`bind`] holds: its body and its database's
@@ -104,6 +112,7 @@ pub(crate) fn functions<'env>(
         sql: RefCell::new(None),
         methods: ArrayMethods::new(pack)?,
         status: RefCell::new(None),
+        meta: RefCell::new(None),
     });
     crate::teardown::register_calls(&calls);
     let mut object = Object::new(env)?;
@@ -359,11 +368,21 @@ fn set_status(
     to_napi(env, ())
 }
 
+/// `setMeta(meta)`: gives the array [`take_delta`] describes a delta in
+/// when it is given none (null takes it back). A reference to it is kept,
+/// and its memory written to: the caller must never detach its buffer.
+/// Reading a typed array argument costs about 1,000 instructions, which a
+/// small delta's `takeDelta` would otherwise pay each time.
+fn set_meta(calls: &Calls, env: &Env, args: &[sys::napi_value]) -> Result<sys::napi_value, String> {
+    *calls.meta.borrow_mut() = arg::<Option<Float64Array>>(env, args, 0)?;
+    to_napi(env, ())
+}
+
 /// `takeDelta(slab, at, meta)`: takes the pending delta: its bytes end to
-/// end into `slab` from byte `at`, and into `meta` the file size at its
-/// last seal, the largest size at any of its seals, then each changed
-/// chunk's index and length, in index order: `[size, maxSize, index₀,
-/// length₀, index₁, …]`. Returns the number of chunks, or
+/// end into `slab` from byte `at`, and into `meta` (null: the array given
+/// to [`set_meta`]) the file size at its last seal, the largest size at
+/// any of its seals, then each changed chunk's index and length, in index
+/// order: `[size, maxSize, index₀, length₀, index₁, …]`. Returns the number of chunks, or
 /// `NOTHING_PENDING`, or `TOO_SMALL`: then `meta[0]` holds the bytes and
 /// `meta[1]` the `meta` length the delta needs, and it stays pending.
 /// Filling arrays the caller owns (a slab shared between deltas) spares an
@@ -376,7 +395,24 @@ fn take_delta(
 ) -> Result<sys::napi_value, String> {
     let mut slab: Uint8ArraySlice = arg(env, args, 0)?;
     let at: u32 = arg(env, args, 1)?;
-    let mut meta: Float64ArraySlice = arg(env, args, 2)?;
+    let mut given: Option<Float64ArraySlice> = arg(env, args, 2)?;
+    let mut kept = calls.meta.borrow_mut();
+    let meta = match (given.as_mut(), kept.as_mut()) {
+        // SAFETY: no N-API call, hence no JS, runs while this slice lives:
+        // the memory of the array read from the argument is live and
+        // nothing else reads or writes it meanwhile.
+        (Some(given), _) => unsafe { given.as_mut() },
+        // SAFETY: the kept reference keeps the array, hence its buffer,
+        // alive, and the caller never detaches that buffer (see
+        // `set_meta`), so its memory is live; no N-API call, hence no JS,
+        // runs while this slice lives, so nothing else reads or writes it.
+        (None, Some(kept)) => unsafe { kept.as_mut() },
+        (None, None) => {
+            return Err(to_js(EngineError::Range(
+                "takeDelta: no meta given, and none kept (see setMeta)".into(),
+            )))
+        }
+    };
     if meta.len() < 2 {
         return Err(to_js(EngineError::Range(
             "takeDelta: meta must have at least 2 entries".into(),
@@ -400,10 +436,10 @@ fn take_delta(
             "takeDelta: slab and meta must not share memory".into(),
         )));
     }
-    // SAFETY (both): no N-API call, hence no JS, runs while these
-    // slices live: the memory of the arrays read from the arguments is
-    // live and nothing else reads or writes it meanwhile.
-    let (target, meta) = unsafe { (slab.as_mut(), meta.as_mut()) };
+    // SAFETY: no N-API call, hence no JS, runs while this slice lives: the
+    // memory of the array read from the argument is live and nothing else
+    // reads or writes it meanwhile (`meta` is other memory: see above).
+    let target = unsafe { slab.as_mut() };
     let fits = at.checked_add(bytes).is_some_and(|end| end <= target.len());
     if !fits || meta.len() < entries {
         meta[..2].copy_from_slice(&[bytes as f64, entries as f64]);

@@ -57,7 +57,7 @@ pub(crate) const NOTHING_PENDING: i32 = -1;
 /// package of another version), or another napi-rs package's addon, is
 /// refused, not called. Raise it, there and here, with any such change.
 #[napi]
-pub const ENGINE_INTERFACE: u32 = 9;
+pub const ENGINE_INTERFACE: u32 = 10;
 
 /// A delta of at least this many chunks may have left chunks of the local
 /// file held back for `writeBackLater()` (the tracker's `WRITE_BACK_LATER`:
