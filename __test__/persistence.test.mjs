@@ -256,6 +256,27 @@ describe("persistence", () => {
 		await again.close();
 	});
 
+	test("commits of every size, one after another, each leave the KV holding the file", async () => {
+		// Deltas of one chunk and of more than a small one's description or
+		// a slab holds (64 chunks, 16 chunks), in turn: each is described and
+		// copied right whatever the one before was.
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)");
+		let id = 0;
+		for (const pages of [1, 100, 1, 3, 70, 2, 20, 1, 200, 1]) {
+			await db.exec("BEGIN");
+			// A row of 3,000 bytes takes a page of its own.
+			for (let i = 0; i < pages; i++) await db.run("INSERT INTO t(v) VALUES (?)", [`${++id}:`.padEnd(3000, "x")]);
+			await db.exec("COMMIT");
+			await db.run("UPDATE t SET v = ? WHERE id = ?", [`updated ${id}`, 1 + (id % 7)]);
+			const copy = await open(kv.clone());
+			assert.deepEqual(Buffer.from(await copy.export()), Buffer.from(await db.export()));
+			await copy.close();
+		}
+		await reopensWhole(db, kv);
+	});
+
 	test("a delta that fits one putBatch is written in exactly one", async () => {
 		const kv = createTestKv();
 		const db = await open(kv);
