@@ -87,6 +87,24 @@ describe("timeoutMs", () => {
 		await db.close();
 	});
 
+	test("a script of statements too short for the progress handler stops before its next statement; those before stay, durably", async () => {
+		const kv = createTestKv();
+		const db = await open(kv, { timeoutMs: 200 });
+		await db.exec("CREATE TABLE t(v)");
+		// SQLite asks the progress handler every 100 instructions of one
+		// statement: each of these is a few, one of which makes an 8 MB blob
+		// (milliseconds to tens of them). 2,000 of them run for half a minute
+		// and more.
+		const script = `INSERT INTO t VALUES ('before'); ${"SELECT length(randomblob(8000000)); ".repeat(2_000)}`;
+		const started = performance.now();
+		await assert.rejects(db.exec(script), (error) => isInterrupt(error) && /timeout/.test(error.message));
+		const elapsed = performance.now() - started;
+		assert.ok(elapsed < 10_000, `stopped after ${Math.round(elapsed)} ms`);
+		assert.deepEqual(await rows(db, "SELECT v FROM t"), [["before"]]);
+		assert.deepEqual(await reopened(kv), { t: [["before"]] });
+		await db.close();
+	});
+
 	test("inside a transaction, a stopped read keeps the transaction; a stopped write rolls it back", async () => {
 		const kv = createTestKv();
 		const db = await open(kv, { timeoutMs: 200 });
@@ -364,6 +382,23 @@ describe("interrupt()", () => {
 		// An interrupt with nothing running stops nothing later.
 		db.interrupt();
 		assert.deepEqual(await rows(db, SLOW(20_000)), [[20_000, 200_010_000]]);
+		await db.close();
+	});
+
+	test("stops a script of statements too short for the progress handler, before its next statement", async (t) => {
+		const kv = createTestKv();
+		const db = await openNative(t, kv, { timeoutMs: 0 });
+		if (db === null) return;
+		await db.exec("CREATE TABLE t(v)");
+		const script = `INSERT INTO t VALUES ('before'); ${"SELECT length(randomblob(8000000)); ".repeat(2_000)}`;
+		const running = db.exec(script);
+		const started = performance.now();
+		setTimeout(() => db.interrupt(), 100);
+		await assert.rejects(running, (error) => isInterrupt(error) && error.message === "interrupted");
+		const elapsed = performance.now() - started;
+		assert.ok(elapsed < 10_000, `stopped after ${Math.round(elapsed)} ms`);
+		assert.deepEqual(await rows(db, "SELECT v FROM t"), [["before"]]);
+		assert.deepEqual(await reopened(kv), { t: [["before"]] });
 		await db.close();
 	});
 

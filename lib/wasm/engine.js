@@ -236,6 +236,18 @@ class Control {
 		this.ended = true;
 	}
 
+	/**
+	 * Whether the call must stop before the next statement of its script:
+	 * interrupted, or past its deadline (src/control.rs
+	 * stop_before_statement). SQLite asks the progress handler every
+	 * PROGRESS_OPS instructions of one statement: a script of shorter
+	 * statements would otherwise run to its end.
+	 */
+	stopBeforeStatement() {
+		this.ended = false;
+		return this.shouldStop();
+	}
+
 	shouldStop() {
 		if (this.ended) return false;
 		if (this.interrupted) this.stopped = "interrupt";
@@ -665,6 +677,8 @@ class WasmDatabase {
 					at = next.tail === 0 ? len : at + next.tail;
 					if (!next.stmt) continue;
 					try {
+						// The statements before keep their effects.
+						if (seen && control.stopBeforeStatement()) throw stoppedError(control.stopped);
 						this.#sealIfAutocommit();
 						// As src/connection.rs run: SQL that is one statement (a `;` in
 						// a literal, a comment after it) takes its values exactly; what

@@ -619,6 +619,12 @@ impl Database {
                 at += len;
                 continue;
             }
+            // The statements before this one may each have been too short
+            // for the progress handler to be asked (see
+            // Control::stop_before_statement): they keep their effects.
+            if at > offset && self.control.stop_before_statement() {
+                return Err(self.stop_error(interrupted()));
+            }
             self.seal_between_statements()?;
             let conn = self.conn()?;
             let mut stmt = match conn.prepare(text) {
@@ -875,10 +881,7 @@ impl Database {
                 });
             }
         }
-        Err(EngineError::Sqlite {
-            code: rusqlite::ffi::SQLITE_INTERRUPT,
-            message: "interrupted".into(),
-        })
+        Err(interrupted())
     }
 
     /// Whether a statement's result is a stop that the engine thread makes
@@ -1305,6 +1308,15 @@ fn result_bound(bound: ResultBound) -> usize {
             .unwrap_or(0)
     };
     BOUNDS.get_or_init(|| [read("result_values"), read("result_bytes")])[bound as usize]
+}
+
+/// SQLite's error for a stopped statement (see [`Database::stop_error`]
+/// for the one a call reports).
+fn interrupted() -> EngineError {
+    EngineError::Sqlite {
+        code: rusqlite::ffi::SQLITE_INTERRUPT,
+        message: "interrupted".into(),
+    }
 }
 
 /// `SQLITE_TOOBIG` for a statement whose rows would take the call's

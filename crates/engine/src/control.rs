@@ -233,12 +233,33 @@ impl Control {
     /// back, so stopping it is safe, and a KV that never answers cannot
     /// hold the call.
     pub fn should_stop_waiting(&self) -> bool {
+        self.stop_if_asked(true)
+    }
+
+    /// Whether the call must stop before the next statement of its script:
+    /// it was interrupted or passed its deadline (the stop is recorded).
+    /// SQLite asks the progress handler every [`PROGRESS_OPS`]
+    /// instructions of one statement, so a script of statements shorter
+    /// than that, or each held by one long instruction, would otherwise run
+    /// to its end. The inline budget does not count here: the engine moves
+    /// such a script to an engine thread between statements itself.
+    pub fn stop_before_statement(&self) -> bool {
+        self.stop_if_asked(false)
+    }
+
+    /// Records and reports a stop the call was asked for: `interrupt()`,
+    /// its deadline, or (`with_budget`) its inline budget.
+    fn stop_if_asked(&self, with_budget: bool) -> bool {
         let stop = if self.interrupted.load(Ordering::Relaxed) {
             Stop::Interrupt
         } else {
             let (deadline, budget) = (
                 self.deadline.load(Ordering::Relaxed),
-                self.budget_until.load(Ordering::Relaxed),
+                if with_budget {
+                    self.budget_until.load(Ordering::Relaxed)
+                } else {
+                    0
+                },
             );
             if deadline == 0 && budget == 0 {
                 return false;
@@ -346,6 +367,22 @@ mod tests {
         control.transaction_ended();
         assert!(!control.should_stop() && control.should_stop_waiting());
         assert_eq!(control.stopped(), Stop::Deadline);
+        // Before a statement of a script: the deadline and interrupt()
+        // count, the inline budget does not.
+        control.start_call(None);
+        control.start_inline(Duration::ZERO);
+        control.set_budget(true);
+        assert!(!control.stop_before_statement());
+        assert_eq!(control.stopped(), Stop::None);
+        control.set_budget(false);
+        control.start_call(Some(Duration::ZERO));
+        assert!(control.stop_before_statement());
+        assert_eq!(control.stopped(), Stop::Deadline);
+        control.start_call(None);
+        control.interrupt();
+        control.transaction_ended();
+        assert!(control.stop_before_statement());
+        assert_eq!(control.stopped(), Stop::Interrupt);
         // A statement whose page read was stopped is stopped at the next
         // check, whatever its budget.
         control.start_call(None);
