@@ -557,10 +557,17 @@ class WasmDatabase {
 		return engineError(codeName(rc), message);
 	}
 
-	/** sqlite3_prepare_v3 on `len` bytes at `p`: `{ rc, stmt, tail }`, tail as rusqlite computes it. */
+	/**
+	 * sqlite3_prepare_v3 on `len` bytes at `p`: `{ rc, stmt, tail }`, tail as
+	 * rusqlite computes it. The text ends where api.encodeInto's does, with
+	 * a NUL after it, and SQLite is given the NUL too: text that does not
+	 * end with one it copies first, and each statement of a script would
+	 * copy the rest of the script (200,000 statements took 9 s, as in
+	 * crates/engine/src/script.rs).
+	 */
 	#prepare(db, p, len, flags) {
 		const api = this.#api;
-		const rc = this.#x.sqlite3_prepare_v3(db, p, len, flags, api.out, api.out + 4);
+		const rc = this.#x.sqlite3_prepare_v3(db, p, len + 1, flags, api.out, api.out + 4);
 		const stmt = rc === SQLITE_OK ? api.peek32(api.out) : 0;
 		const tailPointer = api.peek32(api.out + 4);
 		let tail = tailPointer ? tailPointer - p : 0;
