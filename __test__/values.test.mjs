@@ -517,6 +517,23 @@ describe("values and parameters", () => {
 		]);
 	});
 
+	test("a Uint8Array whose memory is gone (its buffer detached, or shrunk past it) binds as an empty BLOB, whether its call runs at once or waits its turn", async () => {
+		await db.exec("CREATE TABLE gone(x)");
+		const detached = new Uint8Array(16);
+		structuredClone(detached.buffer, { transfer: [detached.buffer] });
+		const resizable = new ArrayBuffer(64, { maxByteLength: 64 });
+		const shrunk = new Uint8Array(resizable, 32, 16);
+		resizable.resize(8);
+		for (const value of [detached, shrunk]) {
+			assert.deepEqual(await rows(db, "SELECT typeof(?1), length(?1)", [value]), [["blob", 0]]);
+			// A write first: the query waits for it, with a copy of its parameters.
+			const write = db.run("INSERT INTO gone VALUES (1)");
+			const waited = db.query("SELECT typeof(?1), length(?1)", [value]);
+			await write;
+			assert.deepEqual((await waited).rows, [["blob", 0]]);
+		}
+	});
+
 	test("each parameter value is read once, and what is read is what binds", async () => {
 		// A getter (or a Proxy) that answers differently each time: the value
 		// checked must be the one bound, for a call made at once or queued.

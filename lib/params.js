@@ -153,9 +153,14 @@ function snapshotParams(params) {
 	return values;
 }
 
-/** `value`, or a copy of its bytes if it is a blob. */
+/**
+ * `value`, or a copy of its bytes if it is a blob: none for one whose memory
+ * is gone (its buffer detached, or shrunk past it), which binds as an empty
+ * BLOB, as it does when its call runs at once.
+ */
 function ownBytes(value) {
-	return isBytes(value) ? new Uint8Array(value) : value;
+	if (!isBytes(value)) return value;
+	return byteLengthOf.call(value) === 0 ? new Uint8Array(0) : new Uint8Array(value);
 }
 
 // The longest SQL text of one call, in UTF-8 bytes (lib/policy.txt's
