@@ -69,6 +69,9 @@ describe("statements cannot reach host files", () => {
 			"PRAGMA temp_store_directory = '/tmp'",
 			"PRAGMA temp_store_directory",
 			"PRAGMA data_store_directory = '/tmp'",
+			// Deprecated: a cache size in the file's header, for every open.
+			"PRAGMA default_cache_size = 123456",
+			"PRAGMA default_cache_size",
 			"PRAGMA writable_schema = ON",
 			"PRAGMA trusted_schema = ON",
 			"PRAGMA schema_version = 12345",
@@ -95,6 +98,23 @@ describe("statements cannot reach host files", () => {
 		const again = await open(kv);
 		assert.deepEqual(await rows(again, "PRAGMA user_version"), [[7]]);
 		assert.deepEqual(await rows(again, "PRAGMA integrity_check"), [["ok"]]);
+		await again.close();
+	});
+
+	test("a cache size the file's header suggests is not used: every open starts at cache_size -2000", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
+		await db.close();
+		// Header bytes 48-51: the suggested cache size (the deprecated
+		// default_cache_size writes it), here 123,456 pages (482 MiB).
+		const key = new Uint8Array([0x08, 0x01, 0x01, 0x00, 0, 0, 0, 0]);
+		const page1 = new Uint8Array(await kv.get(key));
+		new DataView(page1.buffer).setUint32(48, 123_456);
+		await kv.put(key, page1);
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "PRAGMA cache_size"), [[-2000]]);
+		assert.deepEqual(await rows(again, "SELECT v FROM t"), [[1]]);
 		await again.close();
 	});
 

@@ -1276,6 +1276,10 @@ fn configure(conn: &Connection) -> Result<(), EngineError> {
     // brought from the KV; only then may the journal live in memory.
     conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
     conn.query_row("PRAGMA journal_mode = MEMORY", [], |_| Ok(()))?;
+    // Not the cache size the file's header may suggest (see
+    // `default_cache_size` in lib/policy.txt): SQLite's default, as on the
+    // WASM engine.
+    conn.execute_batch("PRAGMA cache_size = -2000")?;
     Ok(())
 }
 
