@@ -705,6 +705,20 @@ describe("values and parameters", () => {
 		);
 		assert.deepEqual(passed, [1, 2]);
 		assert.deepEqual(await rows(db, "SELECT b FROM e WHERE a = 4"), [["four"]]);
+		// What the callback returns is ignored: exec() waits for no promise
+		// of an async callback, whose rejection is its own.
+		const later = [];
+		let callbackDone = null;
+		await db.exec("SELECT a FROM e WHERE a = 1", async ([a]) => {
+			callbackDone = (async () => {
+				await new Promise((resolve) => setTimeout(resolve, 20));
+				later.push(a);
+			})();
+			await callbackDone;
+		});
+		assert.deepEqual(later, []);
+		await callbackDone;
+		assert.deepEqual(later, [1]);
 	});
 
 	test("an exec callback runs once the call's writes are durable", async () => {
