@@ -295,6 +295,35 @@ describe("errors", () => {
 		await again.close();
 	});
 
+	test("a failed deleteBatch of a large commit's journal (its commit point) rejects with SQLITE_IOERR_DELETE, the KV's error as cause", async () => {
+		const kv = createTestKv();
+		const db = await open(kv);
+		await db.exec("CREATE TABLE t(b); INSERT INTO t VALUES (1)");
+		const refused = new Error("delete refused");
+		kv.failWhen((call) => call.method === "deleteBatch", { error: refused });
+		// 1.2 MB: more than one putBatch takes, so it goes through a journal.
+		const large = "INSERT INTO t SELECT randomblob(3000) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400) SELECT x FROM c)";
+		await assert.rejects(db.run(large), (error) => {
+			assert.ok(error instanceof SqliteError);
+			assert.equal(error.code, "SQLITE_IOERR_DELETE");
+			assert.equal(error.cause, refused);
+			return true;
+		});
+		assert.ok(kv.errors.includes(refused));
+		// The journal is still in the KV: the commit counts as not made.
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[1]]);
+		const copy = await open(kv.clone());
+		assert.deepEqual(await rows(copy, "SELECT count(*) FROM t"), [[1]]);
+		await copy.close();
+		kv.clearFaults();
+		await db.run(large);
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[401]]);
+		await db.close();
+		const again = await open(kv);
+		assert.deepEqual(await rows(again, "SELECT count(*) FROM t"), [[401]]);
+		await again.close();
+	});
+
 	test("corrupt KV contents make open reject with SQLITE_CORRUPT, never hang", async () => {
 		const meta = new Uint8Array([8, 1, 0, 0]);
 		const cases = [
