@@ -302,7 +302,8 @@ describe("errors", () => {
 		const refused = new Error("delete refused");
 		kv.failWhen((call) => call.method === "deleteBatch", { error: refused });
 		// 1.2 MB: more than one putBatch takes, so it goes through a journal.
-		const large = "INSERT INTO t SELECT randomblob(3000) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400) SELECT x FROM c)";
+		const large =
+			"INSERT INTO t SELECT randomblob(3000) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400) SELECT x FROM c)";
 		await assert.rejects(db.run(large), (error) => {
 			assert.ok(error instanceof SqliteError);
 			assert.equal(error.code, "SQLITE_IOERR_DELETE");
@@ -321,6 +322,40 @@ describe("errors", () => {
 		await db.close();
 		const again = await open(kv);
 		assert.deepEqual(await rows(again, "SELECT count(*) FROM t"), [[401]]);
+		await again.close();
+	});
+
+	test("what a failed cleanup leaves in the KV (a removed journal's chunks, chunks past the end) is deleted once the next commit is made", async () => {
+		// Small limits: a journal takes several deleteBatch calls to remove.
+		const limits = { maxKeysPerCall: 8, maxBatchBytes: 64 * 1024 };
+		const kv = createTestKv({ limits });
+		const db = await open(kv, { limits });
+		await db.exec(
+			"CREATE TABLE t(v); INSERT INTO t SELECT randomblob(600) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400) SELECT x FROM c)",
+		);
+		const keys = () => Object.keys(kvDump(kv)).sort();
+		const journalKeys = () => keys().filter((key) => key.startsWith("08010001") || key.startsWith("08010101"));
+		// The file's keys: the metadata and a chunk per 4 KiB.
+		const fileKeys = async () => {
+			const chunks = Math.ceil((await db.export()).length / 4096);
+			return ["08010000", ...Array.from({ length: chunks }, (_, i) => `08010100${i.toString(16).padStart(8, "0")}`)].sort();
+		};
+		// Every deleteBatch fails but the commit points (those with the
+		// journal's metadata, 08010001): the calls resolve, onError hears.
+		kv.failWhen((call) => call.method === "deleteBatch" && !call.keys.includes("08010001"));
+		await db.run("UPDATE t SET v = randomblob(600)");
+		assert.ok(journalKeys().length > 0, "a journal's chunks are left");
+		await db.exec("DELETE FROM t WHERE rowid > 10; VACUUM");
+		assert.ok(keys().length - journalKeys().length > (await fileKeys()).length, "chunks past the end are left");
+		assert.ok(kv.errors.length >= 2);
+		kv.clearFaults();
+		await db.run("INSERT INTO t VALUES (1)");
+		assert.deepEqual(keys(), await fileKeys());
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[11]]);
+		await db.close();
+		const again = await open(kv, { limits });
+		assert.deepEqual(await rows(again, "SELECT count(*) FROM t"), [[11]]);
+		assert.deepEqual(await rows(again, "PRAGMA integrity_check"), [["ok"]]);
 		await again.close();
 	});
 

@@ -457,6 +457,13 @@ class Persistence {
 	#ahead = [];
 	/** Whether putting the engine back to the durable state failed (see #restore). */
 	#unrestored = false;
+	/**
+	 * What cleanups failed to delete (see #deleteQuietly), or null: `{ mainTo,
+	 * journalTo }`, main chunks from the file's end up to `mainTo` and journal
+	 * chunks up to `journalTo`. Deleted again once the next commit is made
+	 * (see #committed): no reader sees them, and then no journal is in the KV.
+	 */
+	#leftovers = null;
 	/** Where the engine puts the bytes of small deltas (see takeDelta). */
 	#slab = new Slab();
 
@@ -824,7 +831,7 @@ class Persistence {
 	async #recover(journalSize) {
 		const delta = takeDelta(this.#engine, this.#slab);
 		if (delta !== null) await this.#putMain(delta);
-		await this.#removeFile(TAG_JOURNAL, journalSize);
+		await this.#removeJournal(journalSize);
 		this.#engine.ack();
 		if (delta !== null) await this.#deleteStale(delta);
 	}
@@ -933,7 +940,7 @@ class Persistence {
 				this.#engine.writeBackLater?.();
 				await this.#putFile(TAG_JOURNAL, journal);
 				await this.#putBatches(batches);
-				await this.#removeFile(TAG_JOURNAL, journal.length);
+				await this.#removeJournal(journal.length);
 			} else if (batches.length === 1) {
 				this.#engine.writeBackLater?.();
 				await this.#putBatch(batches[0]);
@@ -948,12 +955,36 @@ class Persistence {
 		await this.#committed(delta);
 	}
 
-	/** `delta` is durable: the engine hears so, and stale chunks past its end go. */
+	/**
+	 * `delta` is durable: the engine hears so, and stale chunks past its end
+	 * go, and what earlier cleanups failed to delete.
+	 */
 	#committed(delta) {
 		this.#kvSize = delta.size;
 		this.#engine.ack();
+		if (this.#leftovers !== null) return this.#deleteLeftovers(delta);
 		if (delta.maxSize > delta.size && chunkCount(delta.maxSize) > chunkCount(delta.size)) return this.#deleteStale(delta);
 		return undefined;
+	}
+
+	/**
+	 * #deleteStale, and what earlier cleanups left over, once `delta` is
+	 * committed. No journal is in the KV then: a commit removes its own
+	 * before it counts as made, and finishes a repair's first; main chunks
+	 * from the file's end on are past what any reader reads, whichever were
+	 * written again meanwhile.
+	 */
+	async #deleteLeftovers(delta) {
+		const { mainTo, journalTo } = this.#leftovers;
+		this.#leftovers = null;
+		await this.#deleteMain(chunkCount(delta.size), Math.max(mainTo, chunkCount(delta.maxSize)));
+		if (journalTo > 0) await this.#deleteJournalChunks(0, journalTo);
+	}
+
+	/** Notes that a cleanup failed to delete main chunks up to `mainTo` or journal chunks up to `journalTo`. */
+	#leaveOver(mainTo, journalTo) {
+		const left = this.#leftovers ?? { mainTo: 0, journalTo: 0 };
+		this.#leftovers = { mainTo: Math.max(left.mainTo, mainTo), journalTo: Math.max(left.journalTo, journalTo) };
 	}
 
 	/**
@@ -1066,7 +1097,7 @@ class Persistence {
 			repair.journal ??= buildJournal(repair.size, repair.pages);
 			await this.#putFile(TAG_JOURNAL, repair.journal);
 			await this.#putBatches(batches);
-			await this.#removeFile(TAG_JOURNAL, repair.journal.length);
+			await this.#removeJournal(repair.journal.length);
 		}
 		this.#repair = null;
 		this.#kvSize = repair.size;
@@ -1118,21 +1149,37 @@ class Persistence {
 	 * or rolled back). The first call removes the metadata: after it the file
 	 * no longer exists, so only that call's failure is thrown.
 	 */
-	async #removeFile(tag, size) {
-		const keys = [metaKey(tag), ...range(0, chunkCount(size)).map((i) => chunkKey(tag, i))];
-		const max = this.#limits.maxKeysPerCall;
-		await this.#call("deleteBatch", keys.slice(0, max), "SQLITE_IOERR_DELETE");
-		await this.#deleteQuietly(keys.slice(max));
+	/**
+	 * Removes the journal of `size` bytes: its metadata (with its first
+	 * chunks) first, the commit point, which throws if it fails; then the
+	 * rest of its chunks, quietly.
+	 */
+	async #removeJournal(size) {
+		const count = chunkCount(size);
+		const first = Math.min(count, this.#limits.maxKeysPerCall - 1);
+		const keys = [metaKey(TAG_JOURNAL), ...range(0, first).map((i) => chunkKey(TAG_JOURNAL, i))];
+		await this.#call("deleteBatch", keys, "SQLITE_IOERR_DELETE");
+		await this.#deleteJournalChunks(first, count);
+	}
+
+	/** Deletes journal chunks `from..end` (no journal metadata is in the KV), quietly: what fails is left over. */
+	async #deleteJournalChunks(from, end) {
+		if (!(await this.#deleteQuietly(range(from, end).map((i) => chunkKey(TAG_JOURNAL, i))))) this.#leaveOver(0, end);
 	}
 
 	/**
 	 * Chunks past the new end are invisible (readers stop at the size in the
 	 * metadata, and a file that grows again rewrites them): removing them
-	 * only frees space, so a failure here is reported, not thrown.
+	 * only frees space, so a failure here is reported, not thrown, and they
+	 * are deleted again after the next commit.
 	 */
 	async #deleteStale(delta) {
-		const stale = range(chunkCount(delta.size), chunkCount(delta.maxSize));
-		await this.#deleteQuietly(stale.map((i) => chunkKey(TAG_MAIN, i)));
+		await this.#deleteMain(chunkCount(delta.size), chunkCount(delta.maxSize));
+	}
+
+	/** Deletes main chunks `from..end`, all past the file's end, quietly: what fails is left over. */
+	async #deleteMain(from, end) {
+		if (!(await this.#deleteQuietly(range(from, end).map((i) => chunkKey(TAG_MAIN, i))))) this.#leaveOver(end, 0);
 	}
 
 	/**
@@ -1140,7 +1187,7 @@ class Persistence {
 	 * #putBatches writes), each deleteBatch reported through onError if it
 	 * fails, none thrown: the data is durable either way. Awaited all the
 	 * same: a delete still in flight must not land on what a later write puts
-	 * under the same key.
+	 * under the same key. Returns whether every call succeeded.
 	 */
 	async #deleteQuietly(keys) {
 		const max = this.#limits.maxKeysPerCall;
@@ -1148,8 +1195,10 @@ class Persistence {
 			await forEachInTurns(range(0, keys.length, max), WRITE_CONCURRENCY, (first) =>
 				this.#call("deleteBatch", keys.slice(first, first + max), "SQLITE_IOERR_DELETE"),
 			);
+			return true;
 		} catch {
 			// Already reported through onError.
+			return false;
 		}
 	}
 }
