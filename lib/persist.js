@@ -1145,14 +1145,10 @@ class Persistence {
 	}
 
 	/**
-	 * Removes a file's metadata and chunks (a journal, once its commit is done
-	 * or rolled back). The first call removes the metadata: after it the file
-	 * no longer exists, so only that call's failure is thrown.
-	 */
-	/**
-	 * Removes the journal of `size` bytes: its metadata (with its first
-	 * chunks) first, the commit point, which throws if it fails; then the
-	 * rest of its chunks, quietly.
+	 * Removes the journal of `size` bytes, once its commit is done or rolled
+	 * back. The first call removes its metadata (and its first chunks): after
+	 * it the journal no longer exists (the commit point), so only that call's
+	 * failure is thrown; the rest of its chunks go quietly.
 	 */
 	async #removeJournal(size) {
 		const count = chunkCount(size);
