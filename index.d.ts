@@ -186,6 +186,8 @@ export declare class SqliteError extends Error {
 	readonly name: "SqliteError";
 	/** SQLite's extended result code name, e.g. "SQLITE_CONSTRAINT_UNIQUE". */
 	readonly code: string;
+	/** The KV's own error, when a KV call failed; what failed first, for an error that wraps another. */
+	readonly cause?: unknown;
 }
 
 /** Opens the database stored in `kv` (an empty one if the KV holds none). */

@@ -10,6 +10,9 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
+import fs from "node:fs";
+
+import { DEFAULT_KV_LIMITS } from "../index.mjs";
 import { tempDir } from "./helpers/stores.mjs";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -31,22 +34,32 @@ test("the core entry loads neither lmdb nor pg", () => {
 
 test("each subpath gives require() and import the same functions", async () => {
 	for (const [subpath, names] of [
-		["@rivetkit/sqlite-vfs/kv/lmdb", ["createLmdbKv"]],
-		["@rivetkit/sqlite-vfs/kv/postgres", ["createPostgresKv", "migrate"]],
+		["@rivetkit/sqlite-vfs/kv/lmdb", ["createLmdbKv", "LMDB_MAX_KEY_SIZE"]],
+		["@rivetkit/sqlite-vfs/kv/postgres", ["createPostgresKv", "migrate", "DEFAULT_TABLE"]],
 	]) {
 		const cjs = require(subpath);
 		const esm = await import(subpath);
 		for (const name of names) {
-			assert.equal(typeof cjs[name], "function", `${subpath} ${name}`);
+			assert.notEqual(cjs[name], undefined, `${subpath} ${name}`);
 			assert.equal(esm[name], cjs[name], `${subpath} ${name}`);
 		}
 	}
+	assert.equal(require("@rivetkit/sqlite-vfs/kv/lmdb").LMDB_MAX_KEY_SIZE, 1978);
+	assert.equal(require("@rivetkit/sqlite-vfs/kv/postgres").DEFAULT_TABLE, "sqlite_vfs_kv");
+});
+
+test("DEFAULT_KV_LIMITS are the actor KV's, frozen", () => {
+	assert.deepEqual({ ...DEFAULT_KV_LIMITS }, { maxKeysPerCall: 128, maxValueSize: 131072, maxBatchBytes: 999424, maxKeySize: 2048 });
+	assert.ok(Object.isFrozen(DEFAULT_KV_LIMITS));
 });
 
 test("the LMDB store loads and works under this runtime (lmdb's prebuilt binary, no install script)", async () => {
 	const { createLmdbKv } = require("@rivetkit/sqlite-vfs/kv/lmdb");
 	const folder = tempDir("sqlite-vfs-lmdb-load-");
-	const kv = createLmdbKv(folder, { actor: "load" });
+	const kv = createLmdbKv(folder, { actor: "load", limits: { maxKeysPerCall: 64 } });
+	assert.equal(kv.actor, "load");
+	assert.equal(kv.path, fs.realpathSync(folder));
+	assert.deepEqual(kv.limits, { ...DEFAULT_KV_LIMITS, maxKeysPerCall: 64 });
 	await kv.putBatch([[Uint8Array.of(1), Uint8Array.of(2, 3)]]);
 	assert.deepEqual(
 		(await kv.getBatch([Uint8Array.of(1), Uint8Array.of(2)])).map((v) => v && [...v]),

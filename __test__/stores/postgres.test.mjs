@@ -50,6 +50,8 @@ describe("PostgreSQL KV store", { skip: SKIP ?? false }, () => {
 			},
 		};
 		const kv = createPostgresKv(counting, "counted", { table: "public.counted_kv" });
+		assert.equal(kv.actorId, "counted");
+		assert.equal(kv.limits.maxKeysPerCall, 128);
 		await kv.putBatch([
 			[Uint8Array.of(1), Uint8Array.of(1)],
 			[Uint8Array.of(2), Uint8Array.of(2)],
