@@ -414,6 +414,51 @@ describe("interrupt()", () => {
 		await db.close();
 	});
 
+	test("a write inside a transaction that rejects with SQLITE_INTERRUPT had no effect, and took its transaction with it, even when stopped as it ended", async (t) => {
+		const base = createTestKv();
+		const setup = await open(base);
+		await setup.exec(
+			`CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER, pad BLOB); CREATE INDEX tv ON t(v); CREATE TABLE log(i);
+			 WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 6000) INSERT INTO t SELECT x, x * 7, zeroblob(1000) FROM c`,
+		);
+		await setup.close();
+		// Paged lazily over a KV that answers after 2 ms: a write waits for
+		// pages on an engine thread, where an interrupt finds it anywhere,
+		// its very end included (SQLite asks the progress handler once more
+		// after a statement's last instruction).
+		const kv = createTestKv({ inner: base.inner.clone(), latencyMs: 2 });
+		const db = await openNative(t, kv, { preload: false, timeoutMs: 0 });
+		if (db === null) return;
+		let stopped = 0;
+		for (let i = 0; i < 200; i++) {
+			const id = 1 + ((i * 397) % 6000);
+			const v = 1_000_000 + i;
+			const calls = [
+				db.exec("BEGIN"),
+				db.run("UPDATE t SET v = ? WHERE id = ?", [v, id]),
+				db.run("INSERT INTO log VALUES (?)", [i]),
+				db.exec("COMMIT"),
+			];
+			const timer = setTimeout(() => db.interrupt(), i % 8);
+			const [, update, insert, commit] = await Promise.allSettled(calls);
+			clearTimeout(timer);
+			if (db.inTransaction) await db.exec("ROLLBACK");
+			if (update.status === "fulfilled") continue;
+			stopped++;
+			assert.equal(update.reason.code, "SQLITE_INTERRUPT");
+			assert.equal(insert.reason?.code, "SQLITE_ABORT_ROLLBACK", `iteration ${i}`);
+			assert.equal(commit.reason?.code, "SQLITE_ABORT_ROLLBACK", `iteration ${i}`);
+			assert.deepEqual(await rows(db, "SELECT v = ? FROM t WHERE id = ?", [v, id]), [[0]], `iteration ${i}`);
+			assert.deepEqual(await rows(db, "SELECT count(*) FROM log WHERE i = ?", [i]), [[0]], `iteration ${i}`);
+		}
+		assert.ok(stopped > 0, "no write was stopped");
+		await db.close();
+		const again = await open(kv.clone());
+		assert.deepEqual(await rows(again, "PRAGMA integrity_check"), [["ok"]]);
+		assert.deepEqual(await rows(again, "SELECT count(*) FROM t WHERE v >= 1000000"), await rows(again, "SELECT count(*) FROM log"));
+		await again.close();
+	});
+
 	test("made in an exec() callback, it cannot stop that exec, whose statements have all run (both engines)", async () => {
 		const db = await open(createTestKv());
 		await db.exec("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3)");

@@ -676,7 +676,7 @@ impl Database {
             bytes: self.max_bytes,
         };
         let ran = run_statement(conn, stmt, collect, out, bounds);
-        let ran = self.swallowed_stop(ran, stmt, out, sets);
+        let ran = self.swallowed_stop(ran, stmt, in_transaction, out, sets);
         self.control.set_budget(false);
         self.note_rollback(conn, stmt, in_transaction, &ran);
         self.note_programs(conn, text);
@@ -850,16 +850,36 @@ impl Database {
     /// undone alone), as SQLite does for a write that fails. Outside a
     /// transaction nothing was committed, and a statement stopped for a miss
     /// or for its inline budget runs again on an engine thread.
+    ///
+    /// So does a write inside a transaction (`in_transaction`: when it
+    /// started) that SQLite reports stopped while its transaction is still
+    /// open. SQLite asks the progress handler once more as a statement
+    /// returns, after its last instruction, and a stop there reports
+    /// `SQLITE_INTERRUPT` with the statement's effects kept; a write it stops
+    /// midway takes its transaction with it. (A statement that ended its
+    /// transaction is not stopped there: see [`Control::transaction_ended`].)
     fn swallowed_stop(
         &self,
         ran: Result<(), EngineError>,
         stmt: &rusqlite::Statement<'_>,
+        in_transaction: bool,
         out: &mut Output,
         sets: usize,
     ) -> Result<(), EngineError> {
         let stop = self.control.stopped();
-        if ran.is_err() || stop == Stop::None {
+        if stop == Stop::None {
             return ran;
+        }
+        if let Err(error) = &ran {
+            let stopped_at_end = matches!(
+                error,
+                EngineError::Sqlite { code, .. } if code & 0xff == rusqlite::ffi::SQLITE_INTERRUPT
+            ) && in_transaction
+                && !stmt.readonly()
+                && !self.conn()?.is_autocommit();
+            if !stopped_at_end {
+                return ran;
+            }
         }
         out.sets.truncate(sets);
         out.values = out.sets.iter().map(|set| set.cells.len()).sum();
