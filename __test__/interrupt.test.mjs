@@ -135,6 +135,31 @@ describe("timeoutMs", () => {
 		await db.close();
 	});
 
+	test("inside a transaction, a write stopped after its last instruction rolls the transaction back too; the calls queued after it reject", async () => {
+		// A statement of straight-line code (no jumps, where SQLite asks the
+		// progress handler) over 100 instructions, ending with a slow one: the
+		// only check is the one SQLite makes as the statement returns, after
+		// its row was inserted. A stop there reports SQLITE_INTERRUPT with the
+		// row kept and the transaction open; the COMMIT queued after it
+		// committed the row on the WASM engine.
+		const terms = Array.from({ length: 60 }, () => "length(randomblob(1))").join(" + ");
+		const write = `INSERT INTO t VALUES (${terms} + length(randomblob(5000000)))`;
+		const kv = createTestKv();
+		const db = await open(kv, { timeoutMs: 1 });
+		await db.exec("CREATE TABLE t(v)");
+		for (let i = 0; i < 3; i++) {
+			const calls = [db.exec("BEGIN"), db.run(write), db.exec("COMMIT")];
+			const [begin, insert, commit] = await Promise.allSettled(calls);
+			assert.equal(begin.status, "fulfilled", `iteration ${i}`);
+			assert.ok(isInterrupt(insert.reason), `iteration ${i}: ${insert.reason ?? "resolved"}`);
+			assert.equal(commit.reason?.code, "SQLITE_ABORT_ROLLBACK", `iteration ${i}`);
+			assert.equal(db.inTransaction, false);
+		}
+		assert.deepEqual(await rows(db, "SELECT count(*) FROM t"), [[0]]);
+		assert.deepEqual(await reopened(kv), { t: [] });
+		await db.close();
+	});
+
 	test("a write that resolves took effect once; one stopped has no effect, even when stopped as it commits", async () => {
 		// A write of one long instruction (randomblob) through one cached
 		// statement: SQLite asks the progress handler every 100 instructions

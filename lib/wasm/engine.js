@@ -901,8 +901,10 @@ class WasmDatabase {
 				} else if (rc === SQLITE_DONE) {
 					break;
 				} else {
+					const error = this.#error(rc, db);
+					this.#rollBackStoppedWrite(db, stmt, rc, inTransaction);
 					this.#noteRollback(stmt, inTransaction);
-					throw this.#error(rc, db);
+					throw error;
 				}
 			}
 		} finally {
@@ -922,6 +924,31 @@ class WasmDatabase {
 			out.bytes += bytesBefore - this.#bytesLeft;
 		}
 		if (x.sqlite3_stmt_readonly(stmt) === 0) this.#wrote = true;
+	}
+
+	/**
+	 * src/connection.rs swallowed_stop, for this engine's stops: SQLite asks
+	 * the progress handler once more as a statement returns, after its last
+	 * instruction, and a stop there reports SQLITE_INTERRUPT with the
+	 * statement's effects kept and its transaction open. A write inside a
+	 * transaction (`inTransaction`: when it started) stopped there is treated
+	 * as one stopped midway, which takes its transaction with it: the
+	 * transaction is rolled back, so that a write whose call rejected never
+	 * commits with the calls after it.
+	 */
+	#rollBackStoppedWrite(db, stmt, rc, inTransaction) {
+		const x = this.#x;
+		if ((rc & 0xff) !== SQLITE_INTERRUPT || !inTransaction) return;
+		if (x.sqlite3_stmt_readonly(stmt) !== 0 || x.sqlite3_get_autocommit(db) !== 0) return;
+		x.sqlite3_reset(stmt);
+		const control = this.#s.control;
+		const { deadline, interrupted, stopped, ended } = control;
+		control.startCall(null);
+		try {
+			this.#run(db, "ROLLBACK");
+		} finally {
+			Object.assign(control, { deadline, interrupted, stopped, ended });
+		}
 	}
 
 	/**
