@@ -101,6 +101,16 @@ describe("errors", () => {
 	});
 
 	test("bad SQL input: not a string, NUL bytes, empty SQL", async () => {
+		// null and undefined as a database's very first SQL, on each method,
+		// too (null once skipped the check there, and reached the engine).
+		for (const method of ["exec", "run", "query"]) {
+			for (const sql of [null, undefined]) {
+				const first = await open(createTestKv());
+				await assert.rejects(first[method](sql), { name: "TypeError", message: `SQL must be a string, got ${typeof sql}` });
+				assert.deepEqual(await rows(first, "SELECT 1"), [[1]]);
+				await first.close();
+			}
+		}
 		const db = await open(createTestKv());
 		await assert.rejects(db.exec(42), TypeError);
 		await assert.rejects(db.run("SELECT 1\0; DROP TABLE x"), { name: "TypeError", message: /NUL/ });

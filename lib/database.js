@@ -236,9 +236,12 @@ class Database {
 	/**
 	 * The SQL text that passed checkSql last: calls run the same text again
 	 * and again, and scanning it for a NUL costs more than comparing it
-	 * (the same string, most often, which compares at once).
+	 * (the same string, most often, which compares at once). It starts as
+	 * "", which passes: no other value may skip the check (a first call
+	 * with null once reached the engine, which takes null for the last
+	 * call's SQL).
 	 */
-	#checkedSql = null;
+	#checkedSql = "";
 
 	/** Column lists by their names joined by "\0", as engines give them. */
 	#columnLists = new Map();
