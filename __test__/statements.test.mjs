@@ -158,6 +158,26 @@ describe("the same SQL text across calls", () => {
 		assert.deepEqual(await rows(db, b, [9]), [["b", 9]]);
 		await db.close();
 	});
+
+	test("SQLite sees the whole text: whitespace it does not know is part of a name, or an error, at either end", async () => {
+		// The statement cache once trimmed any Unicode whitespace from both
+		// ends (as Rust's trim does), so "t\u3000" named table t.
+		const db = await open(createTestKv());
+		await db.exec(`CREATE TABLE t(v); INSERT INTO t VALUES ('t'); CREATE TABLE "t\u3000"(v); INSERT INTO "t\u3000" VALUES ('t+U+3000')`);
+		for (let i = 0; i < 2; i++) {
+			assert.deepEqual(await rows(db, "SELECT v FROM t\u3000"), [["t+U+3000"]]);
+			assert.deepEqual(await rows(db, "SELECT v FROM t\u3000;"), [["t+U+3000"]]);
+			assert.deepEqual(await rows(db, "SELECT v FROM t"), [["t"]]);
+			assert.deepEqual((await db.query("SELECT 1 AS x\u00a0")).columns, ["x\u00a0"]);
+			await assert.rejects(db.query("SELECT 1\u000b"), (e) => isCode("SQLITE_ERROR")(e) && /unrecognized token/.test(e.message));
+			await assert.rejects(db.query("\u3000SELECT 1"), (e) => isCode("SQLITE_ERROR")(e) && /syntax error/.test(e.message));
+			await assert.rejects(db.query("SELECT 1;\u2028"), (e) => isCode("SQLITE_ERROR")(e) && /syntax error/.test(e.message));
+			// SQLite's own whitespace, at both ends, is nothing.
+			assert.deepEqual(await rows(db, " \t\r\n\f SELECT v FROM t \t\r\n\f"), [["t"]]);
+			assert.deepEqual(await rows(db, "\nSELECT v FROM t; \f\n"), [["t"]]);
+		}
+		await db.close();
+	});
 });
 
 describe("scripts", () => {

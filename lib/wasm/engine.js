@@ -136,35 +136,28 @@ function integer(value) {
 	return value >= -MAX_SAFE_BIG && value <= MAX_SAFE_BIG ? Number(value) : value;
 }
 
-// Rust's str::trim: Unicode White_Space at both ends (rusqlite trims the SQL
-// of a cached statement).
-function isRustWhitespace(c) {
-	return (
-		(c >= 0x09 && c <= 0x0d) ||
-		c === 0x20 ||
-		c === 0x85 ||
-		c === 0xa0 ||
-		c === 0x1680 ||
-		(c >= 0x2000 && c <= 0x200a) ||
-		c === 0x2028 ||
-		c === 0x2029 ||
-		c === 0x202f ||
-		c === 0x205f ||
-		c === 0x3000
-	);
+/** Whitespace to SQLite's tokenizer (src/script.rs is_sqlite_space). */
+function isSqliteSpace(c) {
+	return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d;
 }
 
 /** src/script.rs may_be_single: no `;` but at the end (whitespace aside). */
 function mayBeSingle(sql) {
 	const at = sql.indexOf(";");
-	return at === -1 || rustTrim(sql.slice(at + 1)) === "";
+	return at === -1 || sqliteTrim(sql.slice(at + 1)) === "";
 }
 
-function rustTrim(s) {
+/**
+ * `s` without SQLite's whitespace at either end: the key, and the text, of
+ * a cached statement. (rusqlite trims any Unicode whitespace; src/script.rs
+ * may_be_single sends SQL with other whitespace at an end, which SQLite
+ * reads as part of a name, to be run as a script instead.)
+ */
+function sqliteTrim(s) {
 	let start = 0;
 	let end = s.length;
-	while (start < end && isRustWhitespace(s.charCodeAt(start))) start++;
-	while (end > start && isRustWhitespace(s.charCodeAt(end - 1))) end--;
+	while (start < end && isSqliteSpace(s.charCodeAt(start))) start++;
+	while (end > start && isSqliteSpace(s.charCodeAt(end - 1))) end--;
 	return start === 0 && end === s.length ? s : s.slice(start, end);
 }
 
@@ -663,7 +656,7 @@ class WasmDatabase {
 			// The common case, one statement, goes through the statement cache;
 			// anything else runs one statement at a time, each prepared after the
 			// previous one ran.
-			const trimmed = rustTrim(sql);
+			const trimmed = sqliteTrim(sql);
 			const stmt = this.#prepareCached(db, trimmed);
 			if (stmt) {
 				try {

@@ -71,9 +71,21 @@ impl Script {
 /// followed by nothing but whitespace. A script never passes; a statement
 /// with a `;` inside a literal or a trigger body does not either (it runs as
 /// a script of one statement).
+///
+/// Nor does SQL with other Unicode whitespace at either end: rusqlite's
+/// statement cache prepares `sql.trim()`, and SQLite reads such characters
+/// (U+00A0, U+3000, …) as part of a name, or refuses them (U+000B). That SQL
+/// runs as a script, so SQLite sees all of it.
 pub fn may_be_single(sql: &str) -> bool {
-    sql.find(';')
-        .is_none_or(|at| sql[at + 1..].trim_start().is_empty())
+    sql.trim().len() == sql.trim_matches(is_sqlite_space).len()
+        && sql
+            .find(';')
+            .is_none_or(|at| sql[at + 1..].trim_start_matches(is_sqlite_space).is_empty())
+}
+
+/// Whitespace to SQLite's tokenizer.
+fn is_sqlite_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\x0c' | '\r')
 }
 
 /// The first word of `sql`, after whitespace and comments (empty if none):
@@ -167,7 +179,14 @@ mod tests {
 
     #[test]
     fn tells_scripts_from_single_statements() {
-        for sql in ["SELECT 1", "SELECT 1;", "SELECT 1; \n", "", "  "] {
+        for sql in [
+            "SELECT 1",
+            "SELECT 1;",
+            "SELECT 1; \n",
+            "",
+            "  ",
+            "\t\r\n\x0c SELECT 1 \x0c",
+        ] {
             assert!(may_be_single(sql), "{sql:?}");
         }
         for sql in [
@@ -175,6 +194,11 @@ mod tests {
             "SELECT 1;;",
             "SELECT 1; -- done",
             "INSERT INTO t VALUES ('a;b')",
+            // Whitespace to Rust, not to SQLite: rusqlite's cache would trim it.
+            "SELECT v FROM t\u{3000}",
+            "\u{a0}SELECT 1",
+            "SELECT 1\x0b",
+            "SELECT 1;\u{2028}",
         ] {
             assert!(!may_be_single(sql), "{sql:?}");
         }
