@@ -49,6 +49,27 @@ describe("interop with @rivetkit/sqlite-vfs 2.2.1", () => {
 		await db.close();
 	});
 
+	test("a 2.2.1 schema that calls sqrt(), floor() and exp() works here, and median() does, on either engine", async () => {
+		const kv = createTestKv();
+		// (2.2.1's functions are not marked deterministic: no index or
+		// generated column may call them there.)
+		const schema = `CREATE TABLE p(x REAL CHECK (coalesce(sqrt(x), -1) >= 0));
+			CREATE VIEW m AS SELECT floor(avg(x)) + 0 AS f, group_concat(round(exp(x / 10), 6)) AS r FROM p;
+			INSERT INTO p(x) VALUES (1), (4), (9)`;
+		const read = "SELECT (SELECT median(x) FROM p), f, r FROM m";
+		const expected = await withOld(kv, async (db) => {
+			await db.exec(schema);
+			return oldRows(db, read);
+		});
+		assert.deepEqual(expected, [[4, 4, "1.105171,1.491825,2.459603"]]);
+		const db = await open(kv);
+		assert.deepEqual(await rows(db, read), expected);
+		await db.run("INSERT INTO p(x) VALUES (16)");
+		await assert.rejects(db.run("INSERT INTO p(x) VALUES (-1)"), { name: "SqliteError", code: "SQLITE_CONSTRAINT_CHECK" });
+		assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
+		await db.close();
+	});
+
 	test("a UTF-16 database written by 2.2.1 opens on the native engine; the WASM engine refuses it", async () => {
 		// Databases made here are UTF-8 (lib/policy.txt); 2.2.1 could make
 		// UTF-16 ones, which the WASM engine's SQLite cannot read.
@@ -99,6 +120,7 @@ describe("interop with @rivetkit/sqlite-vfs 2.2.1", () => {
 		const byName = "SELECT id FROM t WHERE name = :name";
 		const blobType = "SELECT typeof(?)";
 		const empty = new Uint8Array(0);
+		const functions = "SELECT log(100), typeof(floor(2.5)), ceil(2.5), reverse('abc')";
 		await withOld(createTestKv(), async (old) => {
 			await old.exec(SCHEMA);
 			// Errors: an Error whose code is the primary result code, a number.
@@ -117,6 +139,8 @@ describe("interop with @rivetkit/sqlite-vfs 2.2.1", () => {
 			assert.deepEqual((await old.query(byName, { ":name": "x" })).rows, [[1]]);
 			// An empty Uint8Array binds as NULL.
 			assert.deepEqual((await old.query(blobType, [empty])).rows, [["null"]]);
+			// extension-functions.c: log() is natural, floor() an integer, reverse() there.
+			assert.deepEqual(await oldRows(old, functions), [[Math.log(100), "integer", 3, "cba"]]);
 		});
 		const db = await open(createTestKv());
 		await db.exec(SCHEMA);
@@ -128,6 +152,8 @@ describe("interop with @rivetkit/sqlite-vfs 2.2.1", () => {
 		assert.deepEqual((await db.query(byName, { name: "x" })).rows, [[1]]);
 		assert.deepEqual((await db.query(byName, { ":name": "x" })).rows, [[1]]);
 		assert.deepEqual((await db.query(blobType, [empty])).rows, [["blob"]]);
+		await assert.rejects(db.query(functions), { code: "SQLITE_ERROR", message: /no such function: reverse/ });
+		assert.deepEqual(await rows(db, "SELECT log(100), ln(100), typeof(floor(2.5)), ceil(2.5)"), [[2, Math.log(100), "real", 3]]);
 		await db.close();
 	});
 
