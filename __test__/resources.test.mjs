@@ -65,6 +65,22 @@ describe("resource hygiene", () => {
 		assert.ok(after <= before + 3, `after the GC and an event-loop turn: ${before} → ${after} descriptors`);
 	});
 
+	test("a closed database keeps nothing for its next writes, and a pool handle keeps only the databases still open", () => {
+		const flags = process.versions.bun ? [] : ["--expose-gc"];
+		const child = spawnSync(process.execPath, [...flags, path.join(here, "helpers", "closed-held.mjs")], { encoding: "utf8" });
+		assert.equal(child.status, 0, child.stderr);
+		const { alive, heldGrowth } = JSON.parse(child.stdout.trim().split("\n").at(-1));
+		// An actor that reopened its database 200 times through one handle
+		// once kept all 200 (the last may still be held).
+		assert.ok(alive <= 2, `${alive} of 200 closed databases still alive`);
+		// 100 closed databases still referenced: each once kept its 64 KiB
+		// slab; what stays is the KV's own copy of its 2 pages (8 KiB).
+		// (Bun reports no ArrayBuffer memory.)
+		if (!process.versions.bun && heldGrowth !== null) {
+			assert.ok(heldGrowth < 100 * 24 * 1024, `100 closed databases: ${Math.round(heldGrowth / 1024)} KiB of ArrayBuffers`);
+		}
+	});
+
 	test("a database dropped without close() frees its KV for another once the GC collects it, not while its write is in flight", () => {
 		const flags = process.versions.bun ? [] : ["--expose-gc"];
 		const child = spawnSync(process.execPath, [...flags, path.join(here, "helpers", "dropped-kv.mjs")], { encoding: "utf8" });

@@ -855,6 +855,7 @@ class Database {
 		} catch (error) {
 			failure ??= fromEngine(error);
 		}
+		this.#persistence.closed();
 		try {
 			if (failure === null) job.resolve();
 			else job.reject(failure);

@@ -1035,6 +1035,15 @@ class Persistence {
 		await this.#finishRepair();
 	}
 
+	/**
+	 * The database is closed: nothing more is written, and its slab goes
+	 * (64 KiB a closed database would keep for as long as something holds
+	 * it).
+	 */
+	closed() {
+		this.#slab = new Slab();
+	}
+
 	/** Whether pages written without being read need their durable bytes before a commit (see #loadImages). */
 	#needsImages() {
 		return this.#lazy && this.#engine.unknownImages().length > 0;

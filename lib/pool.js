@@ -154,7 +154,7 @@ class PooledSqliteHandle {
 	#actorId;
 	#vfs;
 	#released = false;
-	/** Databases opened through this handle and not yet closed. */
+	/** Databases opened through this handle (those closed since are dropped at the next open). */
 	#databases = new Set();
 	/** Opens under way (each closes its database and rejects if the handle is released meanwhile). */
 	#opening = new Set();
@@ -195,6 +195,9 @@ class PooledSqliteHandle {
 			await db.close();
 			throw new Error("PooledSqliteHandle has been released");
 		}
+		// An actor that reopens its database through one handle keeps only
+		// the databases still open, not every one it closed.
+		for (const old of this.#databases) if (old.closed) this.#databases.delete(old);
 		this.#databases.add(db);
 		return db;
 	}
