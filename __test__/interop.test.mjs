@@ -3,11 +3,15 @@
 
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { SqliteVfs as OldVfs } from "sqlite-vfs-2.2.1";
 
 import { createTestKv, kvFromMutations, hex } from "./helpers/kv.mjs";
 import { SqliteError } from "../index.mjs";
 import { BACKEND, open, rows } from "./helpers/db.mjs";
+import { betterSqlite3Files } from "./helpers/reference.mjs";
 
 const JOURNAL_META = "08010001";
 
@@ -68,6 +72,123 @@ describe("interop with @rivetkit/sqlite-vfs 2.2.1", () => {
 		await assert.rejects(db.run("INSERT INTO p(x) VALUES (-1)"), { name: "SqliteError", code: "SQLITE_CONSTRAINT_CHECK" });
 		assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
 		await db.close();
+	});
+
+	test("the write-ahead log 2.2.1 kept in WAL mode is checkpointed at open: its committed transactions stay, even if the checkpoint is cut short", async () => {
+		// 2.2.1 let PRAGMA journal_mode=WAL through and kept the log in the
+		// KV (tag 2): its transactions since the last checkpoint were there
+		// only, and opening here once dropped them (2.2.1 itself could not
+		// open such a database again).
+		const isWal = (key) => hex(key).startsWith("08010102") || hex(key) === "08010002";
+		const kv = createTestKv();
+		// (A 2.2.1 database in WAL mode is never closed: its close fails.)
+		const old = await new OldVfs().open("actor", kv);
+		await old.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('before the log')");
+		await old.query("PRAGMA journal_mode=WAL");
+		for (let i = 1; i <= 3; i++) await old.exec(`INSERT INTO t(v) VALUES ('tx ${i}')`);
+		await old.exec(BULK(5).replace("t(v, b)", "t(v)").replace(", randomblob(100)", ""));
+		await old.exec("DELETE FROM t WHERE v = 'tx 2'; CREATE TABLE u(x); INSERT INTO u VALUES (1)");
+		const expected = await oldRows(old, "SELECT id, v FROM t ORDER BY id");
+		assert.equal(expected.length, 8);
+		const base = kv.inner.clone();
+		assert.ok(
+			base.entries().some(([key]) => isWal(key)),
+			"2.2.1 wrote no WAL",
+		);
+
+		// The log's last frame (the INSERT INTO u) damaged: the transaction
+		// it ends is not committed (SQLite's recovery stops there); those
+		// before are.
+		const damaged = base.clone();
+		const lastChunk = damaged
+			.entries()
+			.filter(([key]) => hex(key).startsWith("08010102"))
+			.sort(([a], [b]) => (hex(a) < hex(b) ? -1 : 1))
+			.at(-1);
+		const broken = lastChunk[1].slice();
+		broken[broken.length - 10] ^= 0xff;
+		await damaged.putBatch([[lastChunk[0], broken]]);
+		const partial = await open(createTestKv({ inner: damaged }));
+		assert.deepEqual(await rows(partial, "SELECT id, v FROM t ORDER BY id"), expected);
+		assert.deepEqual(await rows(partial, "SELECT count(*) FROM u"), [[0]], "the last transaction (its one frame damaged) is not there");
+		assert.deepEqual(await rows(partial, "PRAGMA integrity_check"), [["ok"]]);
+		await partial.close();
+
+		// Every KV call of the checkpoint: a crash after any of them opens all of it.
+		const recorder = createTestKv({ inner: base.clone() });
+		const applied = [];
+		recorder.onMutation = (m) => applied.push(m);
+		const first = await open(recorder);
+		recorder.onMutation = null;
+		assert.deepEqual(await rows(first, "SELECT id, v FROM t ORDER BY id"), expected);
+		await first.close();
+		assert.ok(!recorder.inner.entries().some(([key]) => isWal(key)), "the log is still in the KV");
+		assert.ok(applied.length >= 3);
+		for (let k = 0; k <= applied.length; k++) {
+			const state = await kvFromMutations(applied.slice(0, k), base);
+			const db = await open(createTestKv({ inner: state }));
+			assert.deepEqual(await rows(db, "SELECT id, v FROM t ORDER BY id"), expected, `after ${k} of ${applied.length} KV calls`);
+			assert.deepEqual(await rows(db, "SELECT x FROM u"), [[1]]);
+			assert.deepEqual(await rows(db, "PRAGMA integrity_check"), [["ok"]]);
+			await db.run("INSERT INTO t(v) VALUES ('here')");
+			await db.close();
+			// And 2.2.1 opens what is left, with the rows and the one added here.
+			const again = await withOld(state, (old) => oldRows(old, "SELECT count(*) FROM t"));
+			assert.deepEqual(again, [[expected.length + 1]]);
+		}
+	});
+
+	test("a write-ahead log of any page size is checkpointed as SQLite does (better-sqlite3's, on files)", async (t) => {
+		// 2.2.1 breaks its own databases of pages under 4 KiB: a log whose
+		// pages share a chunk comes from SQLite itself here.
+		const better = betterSqlite3Files();
+		if (!better.open) return t.skip(better.reason);
+		const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wal-"));
+		try {
+			for (const pageSize of [1024, 4096, 16384]) {
+				const file = path.join(dir, `db-${pageSize}`);
+				const db = better.open(file);
+				db.pragma(`page_size = ${pageSize}`);
+				db.pragma("journal_mode = WAL");
+				db.pragma("wal_autocheckpoint = 0");
+				db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX tv ON t(v)");
+				db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+				const insert = db.prepare("INSERT INTO t(v) VALUES (?)");
+				for (let i = 0; i < 300; i++) insert.run(`${i}`.padEnd(200, "x"));
+				db.exec("DELETE FROM t WHERE id % 4 = 0; UPDATE t SET v = 'changed' WHERE id % 7 = 0");
+				const expected = db.prepare("SELECT id, v FROM t ORDER BY id").raw().all();
+				// The files as a crash would leave them: the log not checkpointed.
+				const main = fs.readFileSync(file);
+				const wal = fs.readFileSync(`${file}-wal`);
+				db.close();
+				assert.ok(wal.length > 100 * pageSize, `a log of ${wal.length} bytes`);
+				const kv = createTestKv();
+				const entries = [];
+				for (const [tag, bytes] of [
+					[0, main],
+					[2, wal],
+				]) {
+					const meta = new Uint8Array(10);
+					new DataView(meta.buffer).setUint16(0, 1, true);
+					new DataView(meta.buffer).setBigUint64(2, BigInt(bytes.length), true);
+					entries.push([Uint8Array.of(8, 1, 0, tag), meta]);
+					for (let i = 0; i * 4096 < bytes.length; i++) {
+						const key = Uint8Array.of(8, 1, 1, tag, 0, 0, 0, 0);
+						new DataView(key.buffer).setUint32(4, i);
+						entries.push([key, new Uint8Array(bytes.subarray(i * 4096, (i + 1) * 4096))]);
+					}
+				}
+				for (let i = 0; i < entries.length; i += 100) await kv.inner.putBatch(entries.slice(i, i + 100));
+				const here = await open(kv);
+				assert.deepEqual(await rows(here, "SELECT id, v FROM t ORDER BY id"), expected, `page size ${pageSize}`);
+				assert.deepEqual(await rows(here, "PRAGMA page_size"), [[pageSize]]);
+				assert.deepEqual(await rows(here, "PRAGMA integrity_check"), [["ok"]]);
+				await here.close();
+				assert.ok(!kv.inner.entries().some(([key]) => key[3] === 2), "the log is still in the KV");
+			}
+		} finally {
+			fs.rmSync(dir, { recursive: true, force: true });
+		}
 	});
 
 	test("a UTF-16 database written by 2.2.1 opens on the native engine; the WASM engine refuses it", async () => {

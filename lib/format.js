@@ -13,6 +13,8 @@ const META_PREFIX = 0x00;
 const CHUNK_PREFIX = 0x01;
 const TAG_MAIN = 0;
 const TAG_JOURNAL = 1;
+// Written by 2.2.1 only, when it ran with journal_mode=WAL (see lib/wal.js).
+const TAG_WAL = 2;
 const META_VERSION = 1;
 const META_LENGTH = 10;
 // Chunk indices are u32: a file spans at most 2^32 chunks (16 TiB).
@@ -56,7 +58,7 @@ function encodeMeta(size) {
 
 /** Decodes and checks a metadata value; throws SQLITE_CORRUPT if invalid. */
 function decodeMeta(value, tag) {
-	const what = tag === TAG_MAIN ? "database" : "journal";
+	const what = tag === TAG_MAIN ? "database" : tag === TAG_JOURNAL ? "journal" : "WAL";
 	if (!isBytes(value)) {
 		throw corrupt(`corrupt ${what} metadata in the KV: expected a Uint8Array, got ${describe(value)}`);
 	}
@@ -119,6 +121,7 @@ module.exports = {
 	CHUNK_SIZE,
 	TAG_MAIN,
 	TAG_JOURNAL,
+	TAG_WAL,
 	DEFAULT_LIMITS,
 	MAX_FILE_SIZE,
 	metaKey,

@@ -7,6 +7,7 @@ const {
 	CHUNK_SIZE,
 	TAG_MAIN,
 	TAG_JOURNAL,
+	TAG_WAL,
 	DEFAULT_LIMITS,
 	metaKey,
 	chunkKey,
@@ -20,6 +21,7 @@ const {
 } = require("./format");
 const { SqliteError, kvFailure, corrupt } = require("./errors");
 const { buildJournal, newJournal, writeRecords, readHeader } = require("./journal");
+const { readWal } = require("./wal");
 const { isBytes, byteLength, plainBytes } = require("./params");
 const { NOTHING_PENDING, TOO_SMALL } = require("./engines");
 
@@ -510,6 +512,21 @@ class Persistence {
 		return values;
 	}
 
+	/**
+	 * The values of `keys` in one getBatch, or, for a KV whose limit takes
+	 * fewer keys, in as many as it needs, one after another, each answer's
+	 * bytes copied before the next call (a store may reuse them).
+	 */
+	async #getInCalls(keys) {
+		const max = this.#limits.maxKeysPerCall;
+		if (keys.length <= max) return this.#getBatch(keys);
+		const values = [];
+		for (let first = 0; first < keys.length; first += max) {
+			for (const value of await this.#getBatch(keys.slice(first, first + max))) values.push(isBytes(value) ? new Uint8Array(value) : value);
+		}
+		return values;
+	}
+
 	#putBatch(entries) {
 		return this.#call("putBatch", entries, "SQLITE_IOERR_WRITE");
 	}
@@ -542,17 +559,23 @@ class Persistence {
 	 * other chunks are read when SQLite first needs them, so opening costs
 	 * the same whatever the size, and the local file holds only what was read.
 	 */
-	async open() {
+	async open(walDone = false) {
 		const engine = this.#engine;
-		const head = Math.min(this.#limits.maxKeysPerCall - 2, FIRST_CHUNKS);
-		const keys = [metaKey(TAG_MAIN), metaKey(TAG_JOURNAL)];
+		const head = Math.max(1, Math.min(this.#limits.maxKeysPerCall - 3, FIRST_CHUNKS));
+		const keys = [metaKey(TAG_MAIN), metaKey(TAG_JOURNAL), metaKey(TAG_WAL)];
 		for (let i = 0; i < head; i++) keys.push(chunkKey(TAG_MAIN, i));
-		const [mainMeta, journalMeta, ...chunks] = await this.#getBatch(keys);
+		const [mainMeta, journalMeta, walMeta, ...chunks] = await this.#getInCalls(keys);
 		// Decoded before any other KV call, which may reuse the values' bytes.
 		const mainSize = mainMeta == null ? 0 : decodeMeta(mainMeta, TAG_MAIN);
 		const journalSize = journalMeta == null ? null : decodeMeta(journalMeta, TAG_JOURNAL);
-		// A KV that takes only two keys per call gets page 1 in a call of its own.
-		if (head === 0 && mainMeta != null) chunks.push(...(await this.#getBatch([chunkKey(TAG_MAIN, 0)])));
+		const walSize = walMeta == null ? null : decodeMeta(walMeta, TAG_WAL);
+		if (walSize !== null) {
+			// A log of 2.2.1's (see lib/wal.js): its transactions go into the
+			// main file first, then the database opens as if it had none.
+			if (walDone) throw corrupt("the WAL in the KV is still there after it was checkpointed");
+			await this.#checkpointWal(walSize, mainSize);
+			return this.open(true);
+		}
 		this.#kvSize = mainMeta == null ? null : mainSize;
 		let loadSize = mainSize;
 		let loaded = 0;
@@ -588,6 +611,83 @@ class Persistence {
 			if (opened instanceof Error) throw opened;
 		}
 		if (journal !== null) await this.#recover(journal);
+	}
+
+	/**
+	 * Copies the transactions of a write-ahead log 2.2.1 left in the KV
+	 * (`size` bytes, its metadata says) into the main file (`mainSize` bytes),
+	 * as SQLite's checkpoint does, then removes the log. Its pages are
+	 * written to the main chunks (reading first those a page smaller than a
+	 * chunk only partly covers), then the main file's new size, then the
+	 * log's metadata is deleted: the commit point. A crash before it leaves
+	 * the log in the KV, and the next open copies the same pages again. A log
+	 * with no committed transaction (or no valid header: SQLite ignores it)
+	 * is only removed. The log is read as far as the KV holds it: metadata
+	 * claiming more stops at the first call that finds none of its chunks.
+	 */
+	async #checkpointWal(size, mainSize) {
+		const step = this.#limits.maxKeysPerCall;
+		const count = chunkCount(size);
+		const parts = [];
+		let loaded = 0;
+		for (let first = 0; first < count; first += step) {
+			const chunks = await this.#getChunks(TAG_WAL, first, Math.min(first + step, count));
+			const last = chunks.findLastIndex((chunk) => chunk !== null);
+			if (last === -1) break;
+			// Copied as they come: a store may reuse the bytes it returned.
+			for (let i = 0; i <= last; i++) parts.push(chunks[i] === null ? null : chunks[i].slice());
+			loaded = Math.min(size, (first + last) * CHUNK_SIZE + chunks[last].length);
+			if (last < chunks.length - 1) break;
+		}
+		const log = new Uint8Array(loaded);
+		for (let i = 0; i < parts.length; i++)
+			if (parts[i] !== null) log.set(parts[i].subarray(0, Math.max(0, loaded - i * CHUNK_SIZE)), i * CHUNK_SIZE);
+		const wal = readWal(log);
+		let stale = [];
+		if (wal !== null) {
+			const { pageSize, pageCount, pages } = wal;
+			const newSize = pageCount * pageSize;
+			// The chunks each page lands in, and their bytes after the copy.
+			const touched = new Map();
+			for (const number of pages.keys()) {
+				const start = (number - 1) * pageSize;
+				for (let i = Math.floor(start / CHUNK_SIZE); i * CHUNK_SIZE < start + pageSize; i++) touched.set(i, null);
+			}
+			const indices = [...touched.keys()].sort((a, b) => a - b);
+			if (pageSize < CHUNK_SIZE) {
+				for (let k = 0; k < indices.length; k += step) {
+					const slice = indices.slice(k, k + step);
+					const values = await this.#getBatch(slice.map((i) => chunkKey(TAG_MAIN, i)));
+					slice.forEach((i, j) => {
+						const chunk = checkChunk(values[j], i);
+						if (chunk !== null && i * CHUNK_SIZE < mainSize)
+							touched.set(i, chunk.slice(0, Math.min(CHUNK_SIZE, mainSize - i * CHUNK_SIZE)));
+					});
+				}
+			}
+			for (const i of indices) {
+				const chunk = new Uint8Array(Math.min(CHUNK_SIZE, newSize - i * CHUNK_SIZE));
+				const before = touched.get(i);
+				if (before !== null) chunk.set(before.subarray(0, chunk.length));
+				touched.set(i, chunk);
+			}
+			for (const [number, image] of pages) {
+				const start = (number - 1) * pageSize;
+				for (let at = start; at < start + pageSize; ) {
+					const i = Math.floor(at / CHUNK_SIZE);
+					const into = at - i * CHUNK_SIZE;
+					const n = Math.min(CHUNK_SIZE - into, start + pageSize - at);
+					touched.get(i).set(image.subarray(at - start, at - start + n), into);
+					at += n;
+				}
+			}
+			const entries = indices.map((i) => [chunkKey(TAG_MAIN, i), touched.get(i)]);
+			await this.#putBatches(planBatches(entries, this.#limits));
+			await this.#putBatch([[metaKey(TAG_MAIN), encodeMeta(newSize)]]);
+			stale = range(chunkCount(newSize), chunkCount(mainSize)).map((i) => chunkKey(TAG_MAIN, i));
+		}
+		await this.#call("deleteBatch", [metaKey(TAG_WAL)], "SQLITE_IOERR_DELETE");
+		await this.#deleteQuietly([...stale, ...range(0, chunkCount(loaded)).map((i) => chunkKey(TAG_WAL, i))]);
 	}
 
 	/**

@@ -30,12 +30,21 @@ function loadBetterSqlite3() {
 		try {
 			const probe = new Database(":memory:", nativeBinding ? { nativeBinding } : {});
 			probe.close();
-			return { create: () => new Database(":memory:", nativeBinding ? { nativeBinding } : {}) };
+			return { create: (file = ":memory:") => new Database(file, nativeBinding ? { nativeBinding } : {}) };
 		} catch (error) {
 			reasons.push(error.message.split("\n")[0]);
 		}
 	}
 	return { reason: `better-sqlite3's addon does not load (${reasons.join("; ")}); \`node bench/setup.js\` builds it` };
+}
+
+/**
+ * better-sqlite3 on a file: `{ open(path) }` → its Database, or `{ reason }`
+ * it cannot load in this runtime (see loadBetterSqlite3).
+ */
+export function betterSqlite3Files() {
+	const better = loadBetterSqlite3();
+	return better.create ? { open: (file) => better.create(file) } : { reason: better.reason };
 }
 
 let sqlJs = null;
