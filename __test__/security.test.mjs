@@ -54,14 +54,12 @@ describe("statements cannot reach host files", () => {
 		fs.rmSync(dir, { recursive: true });
 	});
 
-	test("pragmas that would break persistence are refused; reading them works", async () => {
+	test("pragmas that would break persistence are refused, but for a journal mode (ignored) and a setting to the value in force (a no-op); reading them works", async () => {
 		const kv = createTestKv();
 		const db = await open(kv);
 		await db.exec("CREATE TABLE t(v); INSERT INTO t VALUES (1)");
 		const before = kvDump(kv);
 		const refused = [
-			"PRAGMA journal_mode = WAL",
-			"PRAGMA main.journal_mode = DELETE",
 			"PRAGMA locking_mode = NORMAL",
 			"PRAGMA page_size = 8192",
 			"PRAGMA mmap_size = 268435456",
@@ -85,7 +83,26 @@ describe("statements cannot reach host files", () => {
 		for (const sql of refused) {
 			await assert.rejects(db.exec(sql), { name: "SqliteError", code: "SQLITE_AUTH" }, sql);
 		}
+		// A journal mode other than the one in force does nothing, and
+		// answers nothing, as SQLite does where the mode cannot change (code
+		// written for other SQLite libraries sets WAL); 2.2.1's scripts may
+		// set the values this package keeps: those run, as no-ops.
+		for (const sql of ["PRAGMA journal_mode = WAL", "PRAGMA main.journal_mode = DELETE", "PRAGMA journal_mode = 'off'"]) {
+			assert.deepEqual(await db.query(sql), { rows: [], columns: [] }, sql);
+		}
+		const kept = {
+			"PRAGMA journal_mode = MEMORY": [["memory"]],
+			"PRAGMA locking_mode = EXCLUSIVE": [["exclusive"]],
+			"PRAGMA mmap_size = 0": [[0]],
+			"PRAGMA temp_store = MEMORY": [],
+			"PRAGMA temp_store = 2": [],
+			"PRAGMA trusted_schema = OFF": [],
+			"PRAGMA writable_schema = false": [],
+		};
+		for (const [sql, answer] of Object.entries(kept)) assert.deepEqual(await rows(db, sql), answer, sql);
+		await db.exec("PRAGMA journal_mode = WAL; PRAGMA temp_store = MEMORY; PRAGMA locking_mode = exclusive");
 		assert.deepEqual(kvDump(kv), before);
+		assert.deepEqual(await rows(db, "PRAGMA temp_store"), [[2]]);
 		assert.deepEqual(await rows(db, "PRAGMA journal_mode"), [["memory"]]);
 		assert.deepEqual(await rows(db, "PRAGMA page_size"), [[4096]]);
 		assert.deepEqual(await rows(db, "PRAGMA locking_mode"), [["exclusive"]]);

@@ -219,6 +219,7 @@ const SQLITE_PRAGMA = 19;
 const SQLITE_ATTACH = 24;
 const SQLITE_FUNCTION = 31;
 const SQLITE_DENY = 1;
+const SQLITE_IGNORE = 2;
 // The pragma rules: by pragma name, its rule's kind and values.
 const PRAGMA_RULES = new Map(
 	RULES.filter(([kind]) => kind !== "limit" && kind !== "kept").map(([kind, name, ...values]) => [
@@ -252,18 +253,25 @@ const LIMITS = RULES.filter(([kind]) => kind === "limit").map(([, name, value]) 
 const KEPT = RULES.filter(([kind]) => kind === "kept").map(([, name, ...words]) => ({ name, words }));
 const asciiLower = (s) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 
-/** Whether the rules refuse pragma `name` (lower case), set to `value` or read (null). */
-function pragmaRefused(name, value) {
+/**
+ * What the rules say of pragma `name` (lower case), set to `value` or read
+ * (null), as src/policy.rs pragma_rule: 0 (allowed), SQLITE_DENY, or
+ * SQLITE_IGNORE (a `fixed` one set to another value: it does nothing).
+ */
+function pragmaRule(name, value) {
 	const rule = PRAGMA_RULES.get(name);
+	const listed = value !== null && rule?.values.includes(asciiLower(value)) === true;
 	switch (rule?.kind) {
 		case "denied":
-			return true;
+			return SQLITE_DENY;
 		case "read-only":
-			return value !== null;
+			return value !== null ? SQLITE_DENY : 0;
 		case "only":
-			return value !== null && !rule.values.includes(asciiLower(value));
+			return value !== null && !listed ? SQLITE_DENY : 0;
+		case "fixed":
+			return value !== null && !listed ? SQLITE_IGNORE : 0;
 		default:
-			return false;
+			return 0;
 	}
 }
 
@@ -280,7 +288,7 @@ function installAuthorizer(wasm, cstr) {
 				}
 				case SQLITE_PRAGMA: {
 					if (!arg1) return 0;
-					return pragmaRefused(asciiLower(cstr(arg1)), arg2 ? cstr(arg2) : null) ? SQLITE_DENY : 0;
+					return pragmaRule(asciiLower(cstr(arg1)), arg2 ? cstr(arg2) : null);
 				}
 				case SQLITE_FUNCTION:
 					return arg2 && asciiLower(cstr(arg2)) === "load_extension" ? SQLITE_DENY : 0;

@@ -25,25 +25,31 @@ fn rules() -> impl Iterator<Item = std::str::SplitWhitespace<'static>> {
         .map(str::split_whitespace)
 }
 
-/// Whether the rules refuse pragma `name` (lower case), set to `value` or
-/// read (`None`).
-fn pragma_refused(name: &str, value: Option<&str>) -> bool {
-    rules().any(|mut words| {
+/// What the rules say of pragma `name` (lower case), set to `value` or read
+/// (`None`): allowed, refused, or ignored (a `fixed` one set to another
+/// value: it does nothing, with no error).
+fn pragma_rule(name: &str, value: Option<&str>) -> Authorization {
+    let mut decision = Authorization::Allow;
+    for mut words in rules() {
         let (Some(kind), Some(pragma)) = (words.next(), words.next()) else {
-            return false;
+            continue;
         };
-        pragma == name
-            && match kind {
-                "denied" => true,
-                "read-only" => value.is_some(),
-                "only" => value
-                    .is_some_and(|value| !words.any(|allowed| allowed.eq_ignore_ascii_case(value))),
-                _ => false,
+        if pragma != name {
+            continue;
+        }
+        // Set to one of the values the rule lists.
+        let listed = value.is_some_and(|value| words.any(|word| word.eq_ignore_ascii_case(value)));
+        decision = match (kind, value.is_some(), listed) {
+            ("denied", _, _) | ("read-only", true, _) | ("only", true, false) => {
+                Authorization::Deny
             }
-    })
+            ("fixed", true, false) => Authorization::Ignore,
+            _ => continue,
+        };
+    }
+    decision
 }
 
-/// The limit SQLite names `SQLITE_LIMIT_` + `name` in upper case.
 fn limit_named(name: &str) -> Option<Limit> {
     Some(match name {
         "length" => Limit::SQLITE_LIMIT_LENGTH,
@@ -121,11 +127,7 @@ pub fn authorize(request: Request<'_>) -> Authorization {
         }
         (ffi::SQLITE_ATTACH, _) => Authorization::Deny,
         (ffi::SQLITE_PRAGMA, Some(pragma_name)) => {
-            if pragma_refused(&pragma_name.to_ascii_lowercase(), request.arg2) {
-                Authorization::Deny
-            } else {
-                Authorization::Allow
-            }
+            pragma_rule(&pragma_name.to_ascii_lowercase(), request.arg2)
         }
         (ffi::SQLITE_FUNCTION, _)
             if request
