@@ -705,20 +705,32 @@ describe("values and parameters", () => {
 		);
 		assert.deepEqual(passed, [1, 2]);
 		assert.deepEqual(await rows(db, "SELECT b FROM e WHERE a = 4"), [["four"]]);
-		// What the callback returns is ignored: exec() waits for no promise
-		// of an async callback, whose rejection is its own.
+		// An async callback is awaited row after row, as 2.2.1 did: exec()
+		// resolves once it is done, and rejects with its rejection (never an
+		// unhandled one).
 		const later = [];
-		let callbackDone = null;
-		await db.exec("SELECT a FROM e WHERE a = 1", async ([a]) => {
-			callbackDone = (async () => {
-				await new Promise((resolve) => setTimeout(resolve, 20));
-				later.push(a);
-			})();
-			await callbackDone;
+		await db.exec("SELECT a FROM e WHERE a <= 3 ORDER BY a", async ([a]) => {
+			await new Promise((resolve) => setTimeout(resolve, 5));
+			later.push(a);
 		});
-		assert.deepEqual(later, []);
-		await callbackDone;
-		assert.deepEqual(later, [1]);
+		assert.deepEqual(later, [1, 2, 3]);
+		const failing = new Error("async stop");
+		const seenAsync = [];
+		await assert.rejects(
+			db.exec("SELECT a FROM e ORDER BY a", async ([a]) => {
+				await null;
+				seenAsync.push(a);
+				if (a === 2) throw failing;
+			}),
+			(error) => error === failing,
+		);
+		assert.deepEqual(seenAsync, [1, 2]);
+		// A callback that returns a promise for some rows only.
+		const mixed = [];
+		await db.exec("SELECT a FROM e ORDER BY a", ([a]) =>
+			a === 2 ? new Promise((resolve) => setTimeout(() => resolve(mixed.push(a)), 5)) : mixed.push(a),
+		);
+		assert.deepEqual(mixed, [1, 2, 3, 4]);
 	});
 
 	test("an exec callback runs once the call's writes are durable", async () => {

@@ -775,14 +775,15 @@ class Database {
 		else this.#pumping = false;
 	}
 
-	/** What a call resolves to; an exec callback runs here, once the call's writes are durable. */
+	/**
+	 * What a call resolves to; an exec callback runs here, once the call's
+	 * writes are durable (a promise, if the callback returned one: see
+	 * callRows).
+	 */
 	#finish(job) {
 		if (job.kind !== EXEC) return job.value;
 		const callback = job.callback;
-		if (callback !== undefined && job.value !== null) {
-			for (const { columns, rows } of job.value) for (const row of rows) callback(row, columns);
-		}
-		return undefined;
+		return callback !== undefined && job.value !== null ? callRows(callback, job.value) : undefined;
 	}
 
 	#settle(jobs) {
@@ -867,6 +868,34 @@ class Database {
 				// Bookkeeping only.
 			}
 		}
+	}
+}
+
+/**
+ * Calls `callback(row, columns)` for each row of the result `sets`, in
+ * order. A callback that returns a promise (an async one) is awaited before
+ * the next row, as 2.2.1 did: the promise of the rows left is returned
+ * then, and rejects with the callback's rejection (exec() rejects with it).
+ */
+function callRows(callback, sets) {
+	for (let s = 0; s < sets.length; s++) {
+		const { columns, rows } = sets[s];
+		for (let r = 0; r < rows.length; r++) {
+			const returned = callback(rows[r], columns);
+			if (returned !== null && (typeof returned === "object" || typeof returned === "function") && typeof returned.then === "function") {
+				return callRowsAfter(callback, sets, s, r, returned);
+			}
+		}
+	}
+	return undefined;
+}
+
+/** callRows from the row after `rows[r]` of `sets[s]`, once `pending` (its callback's promise) settles. */
+async function callRowsAfter(callback, sets, s, r, pending) {
+	await pending;
+	for (let next = r + 1; s < sets.length; s++, next = 0) {
+		const { columns, rows } = sets[s];
+		for (; next < rows.length; next++) await callback(rows[next], columns);
 	}
 }
 
