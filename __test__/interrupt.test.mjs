@@ -202,6 +202,9 @@ describe("timeoutMs", () => {
 		for (const bad of [-1, "100", Number.NaN, {}]) {
 			await assert.rejects(open(createTestKv(), { timeoutMs: bad }), TypeError);
 		}
+		// The message says what was given: a string is quoted.
+		await assert.rejects(open(createTestKv(), { timeoutMs: "100" }), { name: "TypeError", message: /got "100"$/ });
+		await assert.rejects(open(createTestKv(), { timeoutMs: {} }), { name: "TypeError", message: /got object$/ });
 		// The largest numbers once aborted the process (native: no Duration
 		// holds them) or wrapped to a short timeout (2 ** 64 ns and more).
 		for (const none of [0, Number.POSITIVE_INFINITY, null, 2 ** 64, 18_446_744_073_810, 1e300, Number.MAX_VALUE]) {

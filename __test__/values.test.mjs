@@ -575,6 +575,13 @@ describe("values and parameters", () => {
 	test("missing and surplus values are a RangeError", async () => {
 		await assert.rejects(db.query("SELECT ?, ?", [1]), { name: "RangeError", message: /Missing value for parameter/ });
 		await assert.rejects(db.query("SELECT ?"), RangeError);
+		// The parameter named is one the statement uses (not a number ?3 skipped).
+		await assert.rejects(db.query("SELECT ?3", [1]), {
+			name: "RangeError",
+			message: /parameter \?3: 1 value\(s\) given, the statement needs 3/,
+		});
+		await assert.rejects(db.query("SELECT ?3"), { name: "RangeError", message: /parameter \?3: the statement has 3/ });
+		assert.deepEqual((await db.query("SELECT ?3", [1, 2, 3])).rows, [[3]]);
 		await assert.rejects(db.query("SELECT :a", { b: 1 }), { name: "RangeError", message: /":a"/ });
 		await assert.rejects(db.query("SELECT ?", { a: 1 }), { name: "RangeError", message: /positional/ });
 		await assert.rejects(db.query("SELECT ?", [1, 2]), { name: "RangeError", message: /Too many/ });

@@ -120,7 +120,7 @@ const TIMEOUT_ENV_VAR = "RIVETKIT_SQLITE_TIMEOUT_MS";
  */
 function resolveTimeout(timeoutMs) {
 	let source = "timeoutMs";
-	let got = timeoutMs;
+	let got = typeof timeoutMs === "string" ? JSON.stringify(timeoutMs) : typeof timeoutMs === "number" ? timeoutMs : typeof timeoutMs;
 	if (timeoutMs === undefined) {
 		const fromEnv = process.env[TIMEOUT_ENV_VAR];
 		if (fromEnv === undefined || fromEnv.trim() === "") return DEFAULT_TIMEOUT_MS;

@@ -775,13 +775,23 @@ class WasmDatabase {
 		return this.#api.cstr(this.#x.sqlite3_bind_parameter_name(stmt, index));
 	}
 
+	/** src/values.rs first_named: the first parameter from `index` on that the statement uses. */
+	#firstNamed(stmt, index) {
+		const count = this.#x.sqlite3_bind_parameter_count(stmt);
+		for (let i = index; i <= count; i++) {
+			const name = this.#paramName(stmt, i);
+			if (name != null) return name;
+		}
+		return `?${index}`;
+	}
+
 	/** src/values.rs bind_all. */
 	#bindAll(stmt, params, exact) {
 		const count = this.#x.sqlite3_bind_parameter_count(stmt);
 		switch (params.kind) {
 			case "none":
 				if (count > 0) {
-					const name = this.#paramName(stmt, 1) ?? "?1";
+					const name = this.#firstNamed(stmt, 1);
 					throw rangeError(`Missing value for parameter ${name}: the statement has ${count} parameter(s) and none were given`);
 				}
 				return;
@@ -793,7 +803,7 @@ class WasmDatabase {
 					if (index - 1 < values.length) {
 						this.#bind(stmt, index, values[index - 1]);
 					} else {
-						const name = this.#paramName(stmt, index) ?? `?${index}`;
+						const name = this.#firstNamed(stmt, index);
 						throw rangeError(`Missing value for parameter ${name}: ${values.length} value(s) given, the statement needs ${count}`);
 					}
 				}

@@ -68,6 +68,15 @@ impl Params {
     }
 }
 
+/// The name of the first parameter of `stmt` from `index` on that the
+/// statement uses: `?NNN` leaves the numbers below it without a name, and
+/// unused (`SELECT ?3` uses the third only).
+fn first_named(stmt: &Statement<'_>, index: usize) -> String {
+    (index..=stmt.parameter_count())
+        .find_map(|i| stmt.parameter_name(i))
+        .map_or_else(|| format!("?{index}"), str::to_owned)
+}
+
 /// Binds `params` to every parameter of `stmt`.
 ///
 /// A missing value is an error. With `exact` (a single-statement call), so
@@ -77,7 +86,7 @@ pub fn bind_all(stmt: &mut Statement<'_>, params: &Params, exact: bool) -> Resul
     match params {
         Params::None => {
             if count > 0 {
-                let name = stmt.parameter_name(1).unwrap_or("?1").to_owned();
+                let name = first_named(stmt, 1);
                 return Err(EngineError::Range(format!(
                     "Missing value for parameter {name}: the statement has {count} parameter(s) and none were given"
                 )));
@@ -90,9 +99,7 @@ pub fn bind_all(stmt: &mut Statement<'_>, params: &Params, exact: bool) -> Resul
                 match values.get(index - 1) {
                     Some(value) => stmt.raw_bind_parameter(index, value)?,
                     None => {
-                        let name = stmt
-                            .parameter_name(index)
-                            .map_or_else(|| format!("?{index}"), str::to_owned);
+                        let name = first_named(stmt, index);
                         return Err(EngineError::Range(format!(
                             "Missing value for parameter {name}: {} value(s) given, the statement needs {count}",
                             values.len()
