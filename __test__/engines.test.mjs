@@ -116,18 +116,60 @@ describe("engines", () => {
 		const modules = native.modules.flat();
 		for (const name of ["fts5", "fts5vocab", "rtree", "dbstat"]) assert.ok(modules.includes(name), name);
 		for (const name of ["fts3", "fts4"]) assert.ok(!modules.includes(name), name);
-		// 2.2.1's extension-functions.c ones are not there yet (README).
+		// 2.2.1's extension-functions.c ones that SQLite lacks (README):
+		// there on both, with the same arities and flags (deterministic,
+		// innocuous; pragma_function_list leaves out the text encoding), and
+		// the same results.
+		const EXTENSION = {
+			reverse: [1],
+			proper: [1],
+			padl: [2],
+			padr: [2],
+			padc: [2],
+			leftstr: [2],
+			rightstr: [2],
+			replicate: [2],
+			charindex: [2, 3],
+			strfilter: [2],
+			difference: [2],
+			square: [1],
+			atn2: [2],
+			cot: [1],
+			coth: [1],
+			stdev: [1],
+			variance: [1],
+			mode: [1],
+			lower_quartile: [1],
+			upper_quartile: [1],
+		};
+		const FLAGS = 0x800 | 0x200000;
+		for (const [name, arities] of Object.entries(EXTENSION)) {
+			const listed = native.functions.filter(([fn]) => fn === name);
+			assert.deepEqual(
+				listed,
+				arities.map((narg) => [name, narg, FLAGS]),
+				name,
+			);
+		}
+		const SQL =
+			"SELECT reverse('añ€😀'), proper('hELLO wORLD'), padc('ab', 7), leftstr('héllo', 2), rightstr('héllo', 2), replicate('é', 3), " +
+			"charindex('😀', 'a😀b😀', 3), strfilter('a€b😀c€', '€c'), difference('Robert', 'Rupert'), square(3037000500), typeof(square(2.0)), " +
+			"atn2(1, 2), cot(1), coth(0.3), stdev(x), variance(x), mode(x), lower_quartile(x), upper_quartile(x) " +
+			"FROM (SELECT 1 AS x UNION ALL SELECT 2 UNION ALL SELECT 2 UNION ALL SELECT 3.5 UNION ALL SELECT 7)";
+		const results = {};
 		for (const backend of ["native", "wasm"]) {
 			const db = await openWith(backend, createTestKv());
-			for (const sql of ["SELECT reverse('ab')", "SELECT stdev(1)"]) {
-				await assert.rejects(
-					db.query(sql),
-					{ name: "SqliteError", code: "SQLITE_ERROR", message: /no such function/ },
-					`${backend}: ${sql}`,
-				);
-			}
+			results[backend] = (await db.query(SQL)).rows;
+			await assert.rejects(
+				db.query("SELECT padl('x', -1)"),
+				{ name: "SqliteError", code: "SQLITE_ERROR", message: "domain error" },
+				backend,
+			);
 			await db.close();
 		}
+		assert.deepEqual(results.wasm, results.native);
+		assert.equal(results.native[0][0], "😀€ña");
+		assert.equal(results.native[0][9], -9223372036709301616n);
 	});
 
 	test("the local file's settings are those the README gives; ANALYZE keeps the same statistics on both engines", async () => {

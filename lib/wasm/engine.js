@@ -468,6 +468,8 @@ class WasmDatabase {
 			);
 			if (rc !== SQLITE_OK) throw this.#error(rc, db);
 		}
+		const functions = api.registerFunctions(db);
+		if (functions !== SQLITE_OK) throw this.#error(functions, db);
 		// page_size before the first write: this build defaults to 8192.
 		// cache_size: this build defaults to -16384 (16 MiB per database), the
 		// native one to -2000.

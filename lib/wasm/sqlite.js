@@ -12,6 +12,7 @@
 const fs = require("node:fs");
 const { installVfs } = require("./vfs");
 const { TEXT, heapAccess } = require("./heap");
+const { installFunctions } = require("./functions");
 // The rules, shared with the native engine (lib/policy.txt), as words.
 const { RULES } = require("../policy");
 
@@ -195,6 +196,8 @@ function createApi(sqlite3, wasmPath) {
 		out,
 		staticEmpty,
 		loadExtension: { name: loadExtensionName, func: loadExtension },
+		/** Creates extension-functions.c's functions on a connection (see functions.js); returns a result code. */
+		registerFunctions: null,
 		authorize,
 		limits: LIMITS,
 		kept: KEPT,
@@ -210,6 +213,8 @@ function createApi(sqlite3, wasmPath) {
 			if (api.broken === null) api.broken = error;
 		},
 	};
+	// Its callbacks are installed once per module, like the others.
+	api.registerFunctions = installFunctions(api);
 	return api;
 }
 

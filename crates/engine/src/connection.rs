@@ -1285,6 +1285,7 @@ fn configure(conn: &Connection) -> Result<(), EngineError> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true)?;
+    crate::functions::register(conn)?;
     conn.execute_batch(
         "PRAGMA page_size = 4096;
          PRAGMA locking_mode = EXCLUSIVE;

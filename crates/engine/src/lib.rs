@@ -5,7 +5,7 @@
 //! Modules: `vfs` (the VFS shim), `tracker` (dirty chunks and before-images,
 //! and which chunks are still only in the KV), `paging` (reading those),
 //! `connection` (one database), `control` (inline budget, deadline and
-//! interrupt of a call), `pool` (the engine threads), `script` (statement
+//! interrupt of a call), `functions` (extension-functions.c's, as 2.2.1 had them), `pool` (the engine threads), `script` (statement
 //! boundaries, and which statements may run long), `policy` (what SQL may
 //! do) and `authorizer` (its rules, on every connection), `values` (parameters and cells), `errors`, `pos_io` (positional file
 //! I/O on Unix and Windows), `scratch` (the local directories, and those
@@ -17,6 +17,7 @@ pub mod authorizer;
 pub mod connection;
 pub mod control;
 pub mod errors;
+pub mod functions;
 pub mod paging;
 pub mod policy;
 pub mod pool;
