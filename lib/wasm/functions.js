@@ -271,6 +271,14 @@ function quartile(sample, upper) {
 	return taken === 1 ? int(sum) : real(Number(sum) / taken);
 }
 
+/** A statement the functions ran failed: their call fails with its error and code. */
+class StatementError extends Error {
+	constructor(code, message) {
+		super(message);
+		this.out = { kind: "failed", code, message };
+	}
+}
+
 // --- The C API ------------------------------------------------------------
 
 /**
@@ -311,6 +319,13 @@ function installFunctions(api) {
 			}
 			case "toobig":
 				return x.sqlite3_result_error_toobig(ctx);
+			case "failed": {
+				// The statement's error, with its code (SQLITE_INTERRUPT, say).
+				const p = api.allocCString(out.message);
+				x.sqlite3_result_error(ctx, p, -1);
+				x.sqlite3_free(p);
+				return x.sqlite3_result_error_code(ctx, out.code);
+			}
 			default: {
 				const p = api.allocCString(out.message);
 				x.sqlite3_result_error(ctx, p, -1);
@@ -322,8 +337,8 @@ function installFunctions(api) {
 		let out;
 		try {
 			out = f();
-		} catch {
-			out = error("internal error in a SQL function");
+		} catch (thrown) {
+			out = thrown instanceof StatementError ? thrown.out : error("internal error in a SQL function");
 		}
 		set(ctx, out);
 	};
@@ -360,12 +375,12 @@ function installFunctions(api) {
 	const libm = (ctx, name, ...args) => {
 		const db = x.sqlite3_context_db_handle(ctx);
 		let rc = x.sqlite3_prepare_v2(db, libmSql[name], -1, statement, 0);
-		if (rc !== SQLITE_OK) throw new Error(`${name}: ${rc}`);
+		if (rc !== SQLITE_OK) throw new StatementError(rc, api.cstr(x.sqlite3_errmsg(db)));
 		const stmt = api.peek32(statement);
 		try {
 			args.forEach((arg, i) => x.sqlite3_bind_double(stmt, i + 1, arg));
 			rc = x.sqlite3_step(stmt);
-			if (rc !== SQLITE_ROW) throw new Error(`${name}: ${rc}`);
+			if (rc !== SQLITE_ROW) throw new StatementError(rc, api.cstr(x.sqlite3_errmsg(db)));
 			return x.sqlite3_column_type(stmt, 0) === SQLITE_NULL ? Number.NaN : x.sqlite3_column_double(stmt, 0);
 		} finally {
 			x.sqlite3_finalize(stmt);

@@ -134,3 +134,55 @@ pub fn quartile(sample: Sample, which: Quartile) -> Out {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn real(out: Out) -> f64 {
+        match out {
+            Out::Real(r) => r,
+            _ => panic!("not a REAL"),
+        }
+    }
+
+    #[test]
+    fn mode_is_null_on_a_tie_and_reads_a_c_int() {
+        assert!(matches!(mode(Sample::Ints(vec![1, 2, 2, 3])), Out::Int(2)));
+        assert!(matches!(mode(Sample::Ints(vec![1, 1, 2, 2])), Out::Null));
+        assert!(matches!(
+            mode(Sample::Ints(vec![5_000_000_001, 5_000_000_001, 1])),
+            Out::Int(705_032_705)
+        ));
+        assert_eq!(real(mode(Sample::Reals(vec![1.5, 2.0, 2.0]))), 2.0);
+    }
+
+    #[test]
+    fn quartiles_average_the_values_on_the_boundary() {
+        assert_eq!(
+            real(quartile(Sample::Ints(vec![1, 2, 3, 4]), Quartile::Lower)),
+            1.5
+        );
+        assert!(matches!(
+            quartile(Sample::Ints(vec![2, 2, 3]), Quartile::Upper),
+            Out::Int(3)
+        ));
+        assert_eq!(
+            real(quartile(
+                Sample::Reals(vec![1.5, 2.0, 2.0, 3.0]),
+                Quartile::Lower
+            )),
+            1.75
+        );
+    }
+
+    #[test]
+    fn spread_is_the_sample_variance() {
+        let mut spread = Spread::default();
+        assert_eq!(spread.variance(), 0.0);
+        for x in [1.0, 2.0, 3.0, 4.0] {
+            spread.add(x);
+        }
+        assert!((spread.variance() - 5.0 / 3.0).abs() < 1e-15);
+    }
+}

@@ -203,3 +203,37 @@ pub fn difference(a: &[u8], b: &[u8]) -> i64 {
     let (a, b) = (soundex(a), soundex(b));
     a.iter().zip(&b).filter(|(x, y)| x == y).count() as i64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn characters_are_kept_whole() {
+        assert_eq!(reverse("añ€😀b".as_bytes()), "b😀€ña".as_bytes());
+        assert_eq!(leftstr("€😀ab".as_bytes(), 3), "€😀a".as_bytes());
+        assert_eq!(rightstr("€😀ab".as_bytes(), 3), "😀ab".as_bytes());
+        assert_eq!(rightstr(b"abc", 10), b"abc");
+        assert_eq!(
+            strfilter("a€b😀c€".as_bytes(), "€c".as_bytes()),
+            "€c€".as_bytes()
+        );
+        assert_eq!(charindex("😀".as_bytes(), "a😀b😀".as_bytes(), 2), 4);
+        assert_eq!(charindex(b"", b"abc", 0), 0);
+        assert_eq!(char_count("é😀".as_bytes()), 2);
+    }
+
+    #[test]
+    fn proper_and_difference_are_ascii_only() {
+        // A non-ASCII first letter stays as it is, and the rest are lowered.
+        assert_eq!(
+            proper("hELLO\twORLD éCOLE".as_bytes()),
+            "Hello\tWorld école".as_bytes()
+        );
+        // The first letter's own digit counts, and nothing is collapsed.
+        assert_eq!(soundex(b"Robert"), *b"R616");
+        assert_eq!(soundex(b"123"), *b"?000");
+        assert_eq!(difference(b"Robert", b"Rupert"), 4);
+        assert_eq!(c_str(b"a\0b"), b"a");
+    }
+}
