@@ -51,13 +51,14 @@ fn the_rule_file_is_well_formed_and_names_real_pragmas() {
         .collect();
     for (kind, name, values) in &lines {
         assert!(
-            ["read-only", "denied", "only", "kept"].contains(kind),
+            ["read-only", "denied", "only", "fixed", "kept"].contains(kind),
             "unknown kind {kind:?} for {name:?}"
         );
-        // `only` lists its values; `kept` may list the words of its values.
+        // `only` and `fixed` list their values; `kept` may list the words
+        // of its values.
         assert!(
-            *kind == "kept" || values.is_empty() == (*kind != "only"),
-            "values go with `only`, and only with it: {name:?}"
+            *kind == "kept" || values.is_empty() != ["only", "fixed"].contains(kind),
+            "values go with `only` and `fixed`, and only with them: {name:?}"
         );
         assert_eq!(
             lines.iter().filter(|(_, other, _)| other == name).count(),
@@ -73,7 +74,8 @@ fn the_rule_file_is_well_formed_and_names_real_pragmas() {
             );
         }
     }
-    assert!(rules("read-only").contains(&"journal_mode"));
+    assert!(rules("fixed").contains(&"journal_mode"));
+    assert!(rules("read-only").contains(&"page_size"));
     assert!(rules("denied").contains(&"temp_store_directory"));
     assert!(rules("only").contains(&"encoding"));
 }
@@ -193,6 +195,49 @@ fn only_pragmas_can_be_read_and_set_to_their_values() {
             Authorization::Deny,
             "{value}"
         );
+    }
+}
+
+#[test]
+fn a_fixed_pragma_set_to_another_value_is_ignored() {
+    assert_eq!(pragma("journal_mode", None), Authorization::Allow);
+    for value in ["memory", "MEMORY"] {
+        assert_eq!(
+            pragma("journal_mode", Some(value)),
+            Authorization::Allow,
+            "{value}"
+        );
+    }
+    for value in ["WAL", "delete", "off", "truncate", "persist", ""] {
+        assert_eq!(
+            pragma("JOURNAL_MODE", Some(value)),
+            Authorization::Ignore,
+            "{value}"
+        );
+    }
+}
+
+#[test]
+fn settings_in_force_may_be_set_to_their_value_only() {
+    for (name, same, other) in [
+        ("locking_mode", "EXCLUSIVE", "NORMAL"),
+        ("mmap_size", "0", "268435456"),
+        ("temp_store", "MEMORY", "FILE"),
+        ("temp_store", "2", "1"),
+        ("trusted_schema", "OFF", "ON"),
+        ("writable_schema", "false", "1"),
+    ] {
+        assert_eq!(
+            pragma(name, Some(same)),
+            Authorization::Allow,
+            "{name} = {same}"
+        );
+        assert_eq!(
+            pragma(name, Some(other)),
+            Authorization::Deny,
+            "{name} = {other}"
+        );
+        assert_eq!(pragma(name, None), Authorization::Allow, "{name}");
     }
 }
 
