@@ -12,15 +12,17 @@
 // (replicate(s, 0), rightstr(s, -1), huge counts), they answer an empty
 // string, a "domain error", or SQLITE_TOOBIG instead.
 
-const SQLITE_OK = 0;
-const SQLITE_ROW = 100;
-const SQLITE_INTEGER = 1;
-const SQLITE_NULL = 5;
-const SQLITE_UTF8 = 1;
-const SQLITE_DETERMINISTIC = 0x800;
-const SQLITE_INNOCUOUS = 0x200000;
-const SQLITE_TRANSIENT = -1;
-const SQLITE_LIMIT_LENGTH = 0;
+const {
+	SQLITE_OK,
+	SQLITE_ROW,
+	SQLITE_INTEGER,
+	SQLITE_NULL,
+	SQLITE_UTF8,
+	SQLITE_DETERMINISTIC,
+	SQLITE_INNOCUOUS,
+	SQLITE_TRANSIENT,
+	SQLITE_LIMIT_LENGTH,
+} = require("./constants");
 /** Every function's flags, as on the native engine. */
 const FLAGS = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
 

@@ -220,11 +220,7 @@ function createApi(sqlite3, wasmPath) {
 
 // The authorizer of every connection: src/policy.rs, as rusqlite's
 // AuthAction hands it the arguments.
-const SQLITE_PRAGMA = 19;
-const SQLITE_ATTACH = 24;
-const SQLITE_FUNCTION = 31;
-const SQLITE_DENY = 1;
-const SQLITE_IGNORE = 2;
+const { SQLITE_PRAGMA, SQLITE_ATTACH, SQLITE_FUNCTION, SQLITE_DENY, SQLITE_IGNORE } = require("./constants");
 // The pragma rules: by pragma name, its rule's kind and values.
 const PRAGMA_RULES = new Map(
 	RULES.filter(([kind]) => kind !== "limit" && kind !== "kept").map(([kind, name, ...values]) => [
